@@ -1,0 +1,466 @@
+"""Typed model of the ODCS v3 data contracts in this package, and their loader.
+
+A contract (``data_contracts/<dataset>.odcs.yaml``) follows the Open Data
+Contract Standard v3.0: one schema object whose properties carry
+``logicalType``, ``physicalType``, ``required``, ``unique`` and
+``logicalTypeOptions.pattern``, plus ``quality`` entries of type ``library``.
+
+Every check becomes a :class:`Rule` with a stable id, a severity and a
+description:
+
+- ``required: true`` gives ``<dataset>.<property>.required`` (not null),
+- ``unique: true`` gives ``<dataset>.<property>.unique``,
+- ``logicalTypeOptions.pattern`` gives ``<dataset>.<property>.pattern``,
+  all of severity ``error``;
+- each ``quality`` entry is one rule: its ``name`` is the rule id, ``rule``
+  the kind of check, ``severity`` ``error`` or ``warning``, and its arguments
+  sit in ``customProperties`` (the ODCS v3.0 slot for "additional properties
+  required for rule execution"). ``mustBe: 0`` with ``unit: rows`` states the
+  ODCS reading: the number of rows breaking the rule must be zero.
+
+The batch threshold is the contract-level custom property ``maxErrorShare``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+Severity = Literal["error", "warning"]
+
+RuleKind = Literal[
+    "not_null",
+    "unique",
+    "compound_unique",
+    "pattern",
+    "forbidden_pattern",
+    "valid_values",
+    "forbidden_values",
+    "range",
+    "greater_than",
+    "days_between",
+    "any_positive",
+]
+"""Engine-neutral kinds of row-level check the compiler knows how to express."""
+
+DATASETS = ("loans", "repayments", "pool_assets")
+"""Datasets with a packaged contract."""
+
+_RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+
+
+def _exact_number(value: object) -> Decimal | None:
+    # Bounds are held as Decimal so that a YAML float such as 0.36 keeps its
+    # written value rather than its binary approximation.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a bound must be a number, not a boolean")
+    return Decimal(str(value))
+
+
+ExactNumber = Annotated[Decimal | None, BeforeValidator(_exact_number)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- the ODCS subset as written in the YAML ---------------------------------------------------
+
+
+class CustomProperty(_Frozen):
+    """An ODCS ``customProperties`` entry."""
+
+    property: str = Field(min_length=1)
+    value: Any
+
+
+class LogicalTypeOptions(_Frozen):
+    """The ``logicalTypeOptions`` this project uses."""
+
+    pattern: str | None = None
+    min_length: int | None = Field(default=None, alias="minLength", ge=0)
+    max_length: int | None = Field(default=None, alias="maxLength", ge=0)
+    format: str | None = None
+
+
+class OdcsQuality(_Frozen):
+    """An ODCS v3.0 ``quality`` entry of type ``library``."""
+
+    name: str
+    type: Literal["library"] = "library"
+    rule: Literal[
+        "nullValues",
+        "duplicateValues",
+        "invalidValues",
+        "valueRange",
+        "propertyComparison",
+        "daysBetween",
+        "anyPositive",
+    ]
+    description: str = Field(min_length=1)
+    dimension: Literal[
+        "accuracy",
+        "completeness",
+        "conformity",
+        "consistency",
+        "coverage",
+        "timeliness",
+        "uniqueness",
+    ]
+    severity: Severity
+    must_be: Literal[0] = Field(default=0, alias="mustBe")
+    unit: Literal["rows"] = "rows"
+    custom_properties: tuple[CustomProperty, ...] = Field(default=(), alias="customProperties")
+
+    def arguments(self) -> dict[str, Any]:
+        """The custom properties as a mapping (names are unique)."""
+        names = [p.property for p in self.custom_properties]
+        if len(names) != len(set(names)):
+            raise ValueError(f"quality rule {self.name!r}: duplicate customProperties")
+        return {p.property: p.value for p in self.custom_properties}
+
+
+class OdcsProperty(_Frozen):
+    """An ODCS schema property (a column)."""
+
+    name: str = Field(min_length=1)
+    logical_type: Literal["string", "date", "number", "integer", "boolean"] = Field(
+        alias="logicalType"
+    )
+    physical_type: str = Field(alias="physicalType", min_length=1)
+    description: str = Field(min_length=1)
+    required: bool = False
+    unique: bool = False
+    primary_key: bool = Field(default=False, alias="primaryKey")
+    classification: str | None = None
+    logical_type_options: LogicalTypeOptions | None = Field(
+        default=None, alias="logicalTypeOptions"
+    )
+    examples: tuple[Any, ...] = ()
+    quality: tuple[OdcsQuality, ...] = ()
+
+
+class OdcsSchemaObject(_Frozen):
+    """An ODCS schema object (a table)."""
+
+    name: str = Field(min_length=1)
+    logical_type: Literal["object"] = Field(alias="logicalType")
+    physical_type: str = Field(alias="physicalType")
+    physical_name: str | None = Field(default=None, alias="physicalName")
+    description: str = Field(min_length=1)
+    data_granularity_description: str | None = Field(
+        default=None, alias="dataGranularityDescription"
+    )
+    properties: tuple[OdcsProperty, ...] = Field(min_length=1)
+    quality: tuple[OdcsQuality, ...] = ()
+
+
+class OdcsDescription(_Frozen):
+    """The ODCS v3.0 contract-level ``description`` object."""
+
+    purpose: str
+    usage: str | None = None
+    limitations: str | None = None
+
+
+class OdcsContract(_Frozen):
+    """The subset of an ODCS v3.0 document this project writes and reads."""
+
+    api_version: Literal["v3.0.0", "v3.0.1", "v3.0.2"] = Field(alias="apiVersion")
+    kind: Literal["DataContract"]
+    id: str = Field(min_length=1)
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    status: Literal["proposed", "draft", "active", "deprecated", "retired"]
+    name: str = Field(min_length=1)
+    domain: str | None = None
+    data_product: str | None = Field(default=None, alias="dataProduct")
+    tags: tuple[str, ...] = ()
+    description: OdcsDescription
+    schema_: tuple[OdcsSchemaObject] = Field(alias="schema")
+    custom_properties: tuple[CustomProperty, ...] = Field(default=(), alias="customProperties")
+
+
+# --- the typed contract the compiler and runner use -----------------------------------------
+
+
+class Condition(_Frozen):
+    """Restricts a rule to the rows where ``column`` equals ``equals``.
+
+    Written in the contract as ``{property: <column>, equals: <value>}``.
+    """
+
+    column: str = Field(alias="property")
+    equals: str
+
+
+class Rule(_Frozen):
+    """One row-level check with a stable id.
+
+    ``columns`` are the columns a failure is reported against (the checked
+    column first). Which parameters are set depends on ``kind``.
+    """
+
+    rule_id: str
+    kind: RuleKind
+    columns: tuple[str, ...] = Field(min_length=1)
+    severity: Severity
+    description: str
+    value_set: tuple[str, ...] | None = None
+    pattern: str | None = None
+    minimum: ExactNumber = None
+    maximum: ExactNumber = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    when: Condition | None = None
+
+    @property
+    def column(self) -> str:
+        """The checked column (the first of ``columns``)."""
+        return self.columns[0]
+
+    @model_validator(mode="after")
+    def _parameters_fit_kind(self) -> Rule:
+        if not _RULE_ID.match(self.rule_id):
+            raise ValueError(f"rule id {self.rule_id!r} is not of the form dataset.column.check")
+        needs: dict[str, bool] = {
+            "valid_values": self.value_set is not None,
+            "forbidden_values": self.value_set is not None,
+            "pattern": self.pattern is not None,
+            "forbidden_pattern": self.pattern is not None,
+            "range": self.minimum is not None or self.maximum is not None,
+            "days_between": self.minimum is not None or self.maximum is not None,
+            "greater_than": len(self.columns) == 2,
+            "compound_unique": len(self.columns) >= 2,
+            "any_positive": len(self.columns) >= 2,
+        }
+        if not needs.get(self.kind, True):
+            raise ValueError(f"rule {self.rule_id}: missing parameters for kind {self.kind}")
+        if self.kind == "days_between" and len(self.columns) != 2:
+            raise ValueError(f"rule {self.rule_id}: days_between needs a 'from' property")
+        return self
+
+
+class Column(_Frozen):
+    """A declared column of the dataset."""
+
+    name: str
+    logical_type: Literal["string", "date", "number", "integer", "boolean"]
+    physical_type: str
+    required: bool
+    description: str
+
+
+class Contract(_Frozen):
+    """A loaded data contract: identity, columns, rules and the batch threshold."""
+
+    contract_id: str
+    version: str
+    dataset: str
+    status: str
+    columns: tuple[Column, ...]
+    rules: tuple[Rule, ...]
+    max_error_share: float = Field(ge=0, le=1)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Declared column names in contract order."""
+        return tuple(c.name for c in self.columns)
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with id ``rule_id``.
+
+        Raises:
+            KeyError: if the contract has no such rule.
+        """
+        for rule in self.rules:
+            if rule.rule_id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        ids = [r.rule_id for r in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule ids: {duplicates}")
+        known = set(self.column_names)
+        for rule in self.rules:
+            unknown = [c for c in rule.columns if c not in known]
+            if rule.when is not None and rule.when.column not in known:
+                unknown.append(rule.when.column)
+            if unknown:
+                raise ValueError(f"rule {rule.rule_id} refers to undeclared columns {unknown}")
+            if not rule.rule_id.startswith(f"{self.dataset}."):
+                raise ValueError(f"rule {rule.rule_id} does not start with {self.dataset}.")
+        return self
+
+
+def _implicit_rules(dataset: str, prop: OdcsProperty) -> list[Rule]:
+    rules: list[Rule] = []
+    if prop.required:
+        rules.append(
+            Rule(
+                rule_id=f"{dataset}.{prop.name}.required",
+                kind="not_null",
+                columns=(prop.name,),
+                severity="error",
+                description=f"{prop.name} is present.",
+            )
+        )
+    if prop.unique:
+        rules.append(
+            Rule(
+                rule_id=f"{dataset}.{prop.name}.unique",
+                kind="unique",
+                columns=(prop.name,),
+                severity="error",
+                description=f"{prop.name} occurs at most once in the batch.",
+            )
+        )
+    options = prop.logical_type_options
+    if options is not None and options.pattern is not None:
+        rules.append(
+            Rule(
+                rule_id=f"{dataset}.{prop.name}.pattern",
+                kind="pattern",
+                columns=(prop.name,),
+                severity="error",
+                description=f"{prop.name} matches {options.pattern}.",
+                pattern=options.pattern,
+            )
+        )
+    return rules
+
+
+def _condition(args: dict[str, Any]) -> Condition | None:
+    when = args.pop("when", None)
+    return None if when is None else Condition.model_validate(when)
+
+
+def _quality_rule(quality: OdcsQuality, prop: str | None) -> Rule:
+    args = quality.arguments()
+    common: dict[str, Any] = {
+        "rule_id": quality.name,
+        "severity": quality.severity,
+        "description": quality.description,
+        "when": _condition(args),
+    }
+    kind: RuleKind
+    columns: tuple[str, ...]
+    if quality.rule in ("duplicateValues", "anyPositive") and prop is None:
+        columns = tuple(args.pop("properties"))
+        kind = "compound_unique" if quality.rule == "duplicateValues" else "any_positive"
+    elif prop is None:
+        raise ValueError(f"quality rule {quality.name}: {quality.rule} belongs on a property")
+    elif quality.rule == "nullValues":
+        kind, columns = "not_null", (prop,)
+    elif quality.rule == "duplicateValues":
+        kind, columns = "unique", (prop,)
+    elif quality.rule == "invalidValues":
+        columns = (prop,)
+        if "validValues" in args:
+            kind = "valid_values"
+            common["value_set"] = tuple(str(v) for v in args.pop("validValues"))
+        elif "forbiddenValues" in args:
+            kind = "forbidden_values"
+            common["value_set"] = tuple(str(v) for v in args.pop("forbiddenValues"))
+        elif "pattern" in args:
+            kind = "pattern"
+            common["pattern"] = args.pop("pattern")
+        else:
+            kind = "forbidden_pattern"
+            common["pattern"] = args.pop("forbiddenPattern")
+    elif quality.rule == "valueRange":
+        kind, columns = "range", (prop,)
+    elif quality.rule == "propertyComparison":
+        kind, columns = "greater_than", (prop, args.pop("greaterThan"))
+    elif quality.rule == "daysBetween":
+        kind, columns = "days_between", (prop, args.pop("from"))
+    else:
+        raise ValueError(f"quality rule {quality.name}: {quality.rule} needs schema level")
+    if kind in ("range", "days_between"):
+        common["minimum"] = args.pop("minimum", None)
+        common["maximum"] = args.pop("maximum", None)
+        common["exclusive_minimum"] = bool(args.pop("exclusiveMinimum", False))
+        common["exclusive_maximum"] = bool(args.pop("exclusiveMaximum", False))
+    if args:
+        raise ValueError(f"quality rule {quality.name}: unknown arguments {sorted(args)}")
+    return Rule(kind=kind, columns=columns, **common)
+
+
+def contract_from_odcs(document: OdcsContract) -> Contract:
+    """Build the typed contract from a parsed ODCS document.
+
+    Args:
+        document: the validated ODCS subset.
+
+    Returns:
+        The contract with implicit and explicit rules in declaration order.
+
+    Raises:
+        ValueError: if a rule is malformed or refers to an undeclared column.
+    """
+    (table,) = document.schema_
+    rules: list[Rule] = []
+    for prop in table.properties:
+        rules.extend(_implicit_rules(table.name, prop))
+        rules.extend(_quality_rule(q, prop.name) for q in prop.quality)
+    rules.extend(_quality_rule(q, None) for q in table.quality)
+    settings = {p.property: p.value for p in document.custom_properties}
+    if "maxErrorShare" not in settings:
+        raise ValueError(f"contract {document.id}: customProperties lacks maxErrorShare")
+    return Contract(
+        contract_id=document.id,
+        version=document.version,
+        dataset=table.name,
+        status=document.status,
+        columns=tuple(
+            Column(
+                name=p.name,
+                logical_type=p.logical_type,
+                physical_type=p.physical_type,
+                required=p.required,
+                description=p.description,
+            )
+            for p in table.properties
+        ),
+        rules=tuple(rules),
+        max_error_share=float(settings["maxErrorShare"]),
+    )
+
+
+def contract_path(dataset: str) -> Path:
+    """Path of the packaged contract for ``dataset``.
+
+    Raises:
+        ValueError: if no contract is packaged for ``dataset``.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"no packaged contract for {dataset!r}; known: {', '.join(DATASETS)}")
+    return Path(str(resources.files("data_contracts") / f"{dataset}.odcs.yaml"))
+
+
+def load_contract(name_or_path: str | Path) -> Contract:
+    """Load a contract by dataset name (``"loans"``) or from a YAML file path.
+
+    Args:
+        name_or_path: a packaged dataset name, or a path to an ``.odcs.yaml`` file.
+
+    Returns:
+        The typed contract.
+
+    Raises:
+        ValueError: if the name is unknown or the document is not a valid contract.
+    """
+    is_name = isinstance(name_or_path, str) and not name_or_path.endswith((".yaml", ".yml"))
+    path = contract_path(str(name_or_path)) if is_name else Path(name_or_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return contract_from_odcs(OdcsContract.model_validate(raw))

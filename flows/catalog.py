@@ -1,0 +1,190 @@
+"""The one place that knows where every dataset lives under the data root.
+
+Every other module asks the catalog for a path or a frame. Writes are atomic:
+the bytes go to a temporary sibling which is then renamed over the target, so
+a crash leaves either the previous file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+LANDING_DATASETS = ("loans", "repayments", "pool_assets")
+LANDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl")
+PART = "part-0.parquet"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Dataset locations under one data root."""
+
+    root: Path
+
+    # -- landing -----------------------------------------------------------------
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def deals_dir(self) -> Path:
+        return self.landing / "deals"
+
+    def landing_dir(self, business_date: date) -> Path:
+        return self.landing / business_date.isoformat()
+
+    def landing_dates(self) -> list[date]:
+        """Business dates that have a landing folder, ascending."""
+        if not self.landing.is_dir():
+            return []
+        found = []
+        for child in self.landing.iterdir():
+            if child.is_dir():
+                try:
+                    found.append(date.fromisoformat(child.name))
+                except ValueError:
+                    continue
+        return sorted(found)
+
+    def landing_files(self, business_date: date) -> dict[str, list[Path]]:
+        """The delivery files of a business date by dataset, in name order."""
+        folder = self.landing_dir(business_date)
+        files: dict[str, list[Path]] = {name: [] for name in LANDING_DATASETS}
+        if not folder.is_dir():
+            return files
+        for path in sorted(folder.iterdir()):
+            for name in LANDING_DATASETS:
+                if any(path.name == name + suffix for suffix in LANDING_SUFFIXES):
+                    files[name].append(path)
+        return files
+
+    def deal_files(self) -> list[Path]:
+        if not self.deals_dir.is_dir():
+            return []
+        return sorted(self.deals_dir.glob("*.yaml"))
+
+    # -- staged and quarantine ---------------------------------------------------------
+    def staged_partition(self, dataset: str, business_date: date) -> Path:
+        return self.root / "staged" / dataset / f"business_date={business_date.isoformat()}" / PART
+
+    def quarantine_partition(self, dataset: str, business_date: date) -> Path:
+        return (
+            self.root / "quarantine" / dataset / f"business_date={business_date.isoformat()}" / PART
+        )
+
+    def staged_partitions(self, dataset: str, until: date | None = None) -> list[Path]:
+        """Staged partitions of a dataset up to and including ``until``."""
+        base = self.root / "staged" / dataset
+        if not base.is_dir():
+            return []
+        parts = []
+        for folder in sorted(base.iterdir()):
+            day = date.fromisoformat(folder.name.removeprefix("business_date="))
+            if (until is None or day <= until) and (folder / PART).is_file():
+                parts.append(folder / PART)
+        return parts
+
+    # -- curated and marts -------------------------------------------------------------
+    def curated(self, dataset: str) -> Path:
+        return self.root / "curated" / dataset / PART
+
+    def snapshot_partition(self, as_of: date) -> Path:
+        return self.root / "curated" / "loan_snapshots" / f"as_of_date={as_of.isoformat()}" / PART
+
+    def snapshot_dates(self) -> list[date]:
+        base = self.root / "curated" / "loan_snapshots"
+        if not base.is_dir():
+            return []
+        return sorted(
+            date.fromisoformat(p.name.removeprefix("as_of_date="))
+            for p in base.iterdir()
+            if (p / PART).is_file()
+        )
+
+    def mart(self, name: str) -> Path:
+        return self.root / "marts" / name / PART
+
+    # -- reports and runs --------------------------------------------------------------
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def report_dir(self, pool_id: str, period: str) -> Path:
+        return self.reports / pool_id / period
+
+    def metrics_json(self, pool_id: str, period: str) -> Path:
+        return self.report_dir(pool_id, period) / "metrics.json"
+
+    def disclosure(self, pool_id: str, period: str, language: str) -> Path:
+        return self.report_dir(pool_id, period) / f"disclosure.{language}.html"
+
+    @property
+    def index_html(self) -> Path:
+        return self.reports / "index.html"
+
+    def data_quality_report(self, run_id: str) -> Path:
+        return self.reports / "data_quality" / f"{run_id}.html"
+
+    def run_manifest(self, run_id: str) -> Path:
+        return self.root / "runs" / f"{run_id}.json"
+
+    def run_manifests(self) -> list[Path]:
+        folder = self.root / "runs"
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+    def metrics_documents(self) -> Iterator[tuple[str, str, Path]]:
+        """(pool_id, period, path) of every metrics.json written so far."""
+        if not self.reports.is_dir():
+            return
+        for path in sorted(self.reports.glob("*/*/metrics.json")):
+            yield path.parent.parent.name, path.parent.name, path
+
+    # -- reading and writing -------------------------------------------------------
+    def scan(self, path: Path) -> pl.LazyFrame:
+        return pl.scan_parquet(path)
+
+    def scan_many(self, paths: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+        """Scan several partitions; an empty list gives an empty frame of ``schema``."""
+        if not paths:
+            return pl.LazyFrame(schema=schema)
+        return pl.scan_parquet(paths)
+
+    def write_frame(self, frame: pl.DataFrame, path: Path) -> None:
+        """Write one Parquet partition atomically; identical frames give identical bytes."""
+
+        def write(tmp: Path) -> None:
+            frame.write_parquet(tmp, compression="zstd", statistics=True)
+
+        atomic_write(path, write)
+
+    def write_text(self, text: str, path: Path) -> None:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write(path: Path, write: object) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)  # type: ignore[operator]
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,113 @@
+"""Landing files: one folder per business date, canonical columns, yuan amounts.
+
+Every file is written to a temporary sibling and renamed, and a day's file of a
+dataset is written once, whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+
+from flows.generator.behaviour import Events
+from flows.generator.book import loan_ids
+from flows.generator.calendar import I64
+from flows.generator.pool import NO_PRICE, PoolEvents
+from transforms import schema
+
+
+def _yuan(column: str) -> pl.Expr:
+    """Integer fen as yuan text with exactly two decimals (non-negative amounts)."""
+    fen = pl.col(column)
+    return pl.concat_str(
+        (fen // 100).cast(pl.String), pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)
+    ).alias(column)
+
+
+def _dates(days: I64) -> pl.Series:
+    return pl.Series(days.astype(np.int32)).cast(pl.Date)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _write_by_day(out: Path, frame: pl.DataFrame, day_column: str, name: str) -> set[str]:
+    """Write ``frame`` as ``out/<day>/<name>.csv`` per day; return the days written."""
+    written: set[str] = set()
+    for (day,), part in frame.partition_by(day_column, as_dict=True, maintain_order=True).items():
+        folder = day.isoformat()
+        _write_text(out / folder / f"{name}.csv", part.write_csv())
+        written.add(folder)
+    return written
+
+
+def write_loans(out: Path, loans: pl.DataFrame) -> set[str]:
+    """Loans in the folder of their origination date."""
+    frame = loans.sort("loan_id").with_columns(
+        _yuan("principal"), pl.col("annual_rate").cast(pl.String).str.strip_chars_end("0")
+    )
+    return _write_by_day(out, frame, "origination_date", "loans")
+
+
+def write_repayments(out: Path, events: Events, first_number: int) -> set[str]:
+    """Repayments in the folder of their value date.
+
+    Events are numbered in (value date, loan, order-within-day) order, so
+    ``repayment_id`` order is the order the engine applies them in.
+    """
+    if events.size == 0:
+        return set()
+    order = np.lexsort((events.order, events.loan, events.value_date))
+    ev = events.take(order)
+    number = pl.Series(np.arange(first_number, first_number + ev.size, dtype=np.int64))
+    frame = pl.DataFrame(
+        {
+            "repayment_id": "RP" + number.cast(pl.String).str.zfill(12),
+            "loan_id": loan_ids(ev.loan),
+            "value_date": _dates(ev.value_date),
+            "principal_paid": ev.principal,
+            "interest_paid": ev.interest,
+            "fee_paid": ev.fee,
+            "penalty_paid": ev.penalty,
+            "kind": np.array(schema.REPAYMENT_KINDS)[ev.kind],
+        }
+    ).with_columns(
+        _yuan(c) for c in ("principal_paid", "interest_paid", "fee_paid", "penalty_paid")
+    )
+    return _write_by_day(out, frame, "value_date", "repayments")
+
+
+def write_pool_assets(out: Path, pool_id: str, events: PoolEvents) -> set[str]:
+    """Pool membership events in the folder of their event date."""
+    if events.size == 0:
+        return set()
+    frame = (
+        pl.DataFrame(
+            {
+                "pool_id": pl.Series([pool_id] * events.size, dtype=pl.String),
+                "loan_id": loan_ids(events.loan),
+                "event_date": _dates(events.event_date),
+                "event": np.array(schema.POOL_EVENTS)[events.event],
+                "reason": np.array(schema.POOL_EVENT_REASONS)[events.reason],
+                "purchase_price": pl.Series(events.price).replace(NO_PRICE, None),
+            }
+        )
+        .sort("event_date", "event", "loan_id")
+        .with_columns(_yuan("purchase_price"))
+    )
+    return _write_by_day(out, frame, "event_date", "pool_assets")
+
+
+def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:
+    """``out/deals/<pool_id>.yaml``."""
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    _write_text(out / "deals" / f"{pool_id}.yaml", text)

@@ -1,0 +1,115 @@
+"""The packaged ODCS contracts load into the typed model and agree with the canonical schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from data_contracts.contract import DATASETS, contract_path, load_contract
+from transforms import schema
+
+ENUMS = {
+    ("loans", "product"): schema.PRODUCTS,
+    ("loans", "repayment_method"): schema.REPAYMENT_METHODS,
+    ("repayments", "kind"): schema.REPAYMENT_KINDS,
+    ("pool_assets", "event"): schema.POOL_EVENTS,
+    ("pool_assets", "reason"): schema.POOL_EVENT_REASONS,
+}
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_contract_declares_the_canonical_columns(dataset: str) -> None:
+    contract = load_contract(dataset)
+    assert contract.dataset == dataset
+    assert contract.column_names == tuple(schema.INPUT_DATASETS[dataset])
+    optional = {c.name for c in contract.columns if not c.required}
+    assert optional == schema.OPTIONAL_COLUMNS[dataset]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_contract_identity_and_threshold(dataset: str) -> None:
+    contract = load_contract(dataset)
+    assert contract.contract_id == f"abs-pipeline.{dataset}"
+    assert contract.version == "1.0.0"
+    assert contract.max_error_share == 0.05
+    assert all(r.rule_id.startswith(f"{dataset}.") for r in contract.rules)
+
+
+@pytest.mark.parametrize(("key", "values"), sorted(ENUMS.items()))
+def test_enum_rules_match_schema_constants(key: tuple[str, str], values: tuple[str, ...]) -> None:
+    dataset, column = key
+    rule = load_contract(dataset).rule(f"{dataset}.{column}.valid_values")
+    assert rule.value_set == values
+
+
+def test_province_codes_are_the_34_iso_3166_2_cn_divisions() -> None:
+    codes = load_contract("loans").rule("loans.province.valid_values").value_set
+    assert codes is not None
+    assert len(codes) == len(set(codes)) == 34
+    assert {"CN-BJ", "CN-GD", "CN-XZ", "CN-HK", "CN-MO", "CN-TW"} <= set(codes)
+
+
+def test_identifier_columns_carry_the_identifier_pattern() -> None:
+    expected = {
+        "loans": ("loan_id", "borrower_id"),
+        "repayments": ("repayment_id", "loan_id"),
+        "pool_assets": ("pool_id", "loan_id"),
+    }
+    for dataset, columns in expected.items():
+        contract = load_contract(dataset)
+        for column in columns:
+            rule = contract.rule(f"{dataset}.{column}.pattern")
+            assert rule.pattern == "^[A-Za-z0-9._-]{1,64}$"
+            assert rule.severity == "error"
+
+
+def test_doubtful_values_are_warnings_and_wrong_values_errors() -> None:
+    loans = load_contract("loans")
+    assert loans.rule("loans.credit_score.range").severity == "warning"
+    assert loans.rule("loans.borrower_age.range").severity == "warning"
+    assert loans.rule("loans.principal.positive").severity == "error"
+    repayments = load_contract("repayments")
+    assert repayments.rule("repayments.amounts.any_positive").severity == "warning"
+
+
+def test_loads_from_a_path(tmp_path: Path) -> None:
+    copy = tmp_path / "loans.odcs.yaml"
+    copy.write_text(contract_path("loans").read_text(encoding="utf-8"), encoding="utf-8")
+    assert load_contract(copy) == load_contract("loans")
+
+
+def test_unknown_dataset_is_refused() -> None:
+    with pytest.raises(ValueError, match="no packaged contract"):
+        load_contract("tranches")
+
+
+def _edited(tmp_path: Path, edit: str) -> Path:
+    document = yaml.safe_load(contract_path("repayments").read_text(encoding="utf-8"))
+    kind = document["schema"][0]["properties"][-1]
+    if edit == "unknown_argument":
+        kind["quality"][0]["customProperties"].append({"property": "bogus", "value": 1})
+    elif edit == "bad_severity":
+        kind["quality"][0]["severity"] = "fatal"
+    elif edit == "duplicate_rule_id":
+        kind["quality"].append(dict(kind["quality"][0]))
+    elif edit == "no_threshold":
+        document["customProperties"] = []
+    path = tmp_path / "edited.odcs.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("unknown_argument", "unknown arguments"),
+        ("bad_severity", "severity"),
+        ("duplicate_rule_id", "duplicate rule ids"),
+        ("no_threshold", "maxErrorShare"),
+    ],
+)
+def test_malformed_contracts_are_rejected(tmp_path: Path, edit: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_contract(_edited(tmp_path, edit))

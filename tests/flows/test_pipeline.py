@@ -1,0 +1,147 @@
+"""End to end: a tiny generated tape through the Prefect backfill flow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from flows.catalog import Catalog
+from flows.generator import generate_landing
+
+pytestmark = pytest.mark.flow
+
+START, MONTHS = "2024-01", 10
+END = date(2024, 10, 31)
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tape") / "landing"
+    generate_landing(out, loans=1500, start=START, months=MONTHS, seed=11)
+    return out
+
+
+def _data_root(tmp_path: Path, landing: Path) -> Path:
+    root = tmp_path / "data"
+    shutil.copytree(landing, root / "landing")
+    return root
+
+
+@pytest.fixture(scope="module")
+def processed(
+    harness: None, landing: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, object]:
+    from flows.pipeline import backfill_flow
+
+    root = _data_root(tmp_path_factory.mktemp("run"), landing)
+    summary = backfill_flow(start=date(2024, 1, 1), end=END, data_root=str(root))
+    return root, summary
+
+
+def _fen(text: str) -> int:
+    return int(Decimal(text) * 100)
+
+
+def test_the_backfill_writes_a_disclosure_and_an_index(processed: tuple[Path, object]) -> None:
+    root, summary = processed
+    catalog = Catalog(root)
+    documents = list(catalog.metrics_documents())
+    assert documents, "no metrics.json written"
+    assert catalog.index_html.is_file()
+    index = catalog.index_html.read_text(encoding="utf-8")
+    for pool_id, period, _ in documents:
+        assert catalog.disclosure(pool_id, period, "en").is_file()
+        assert f"{pool_id}/{period}/disclosure.en.html" in index
+    assert not summary.failed  # type: ignore[attr-defined]
+
+
+def test_every_period_rolls_forward_to_the_fen(processed: tuple[Path, object]) -> None:
+    root, _ = processed
+    for _, period, path in Catalog(root).metrics_documents():
+        pool = json.loads(path.read_text(encoding="utf-8"))["pool"]
+        closing = (
+            _fen(pool["opening_balance"])
+            - _fen(pool["scheduled_principal"])
+            - _fen(pool["unscheduled_principal"])
+            - _fen(pool["defaulted_principal"])
+            - _fen(pool["removed_principal"])
+            + _fen(pool["purchased_principal"])
+        )
+        assert closing == _fen(pool["closing_balance"]), period
+
+
+def test_consecutive_periods_chain(processed: tuple[Path, object]) -> None:
+    root, _ = processed
+    docs = sorted(Catalog(root).metrics_documents())
+    pools = [json.loads(p.read_text(encoding="utf-8")) for _, _, p in docs]
+    for before, after in zip(pools, pools[1:], strict=False):
+        if before["pool_id"] == after["pool_id"]:
+            assert before["pool"]["closing_balance"] == after["pool"]["opening_balance"]
+
+
+def _yuan_display(text: str) -> str:
+    return f"{Decimal(text):,.2f}"
+
+
+def test_the_disclosure_shows_the_figures_of_its_metrics(processed: tuple[Path, object]) -> None:
+    root, _ = processed
+    catalog = Catalog(root)
+    for pool_id, period, path in catalog.metrics_documents():
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        html = catalog.disclosure(pool_id, period, "en").read_text(encoding="utf-8")
+        for key in ("opening_balance", "closing_balance", "scheduled_principal",
+                    "unscheduled_principal", "defaulted_principal", "purchased_principal"):
+            assert _yuan_display(metrics["pool"][key].lstrip("-")) in html, (period, key)
+        for row in metrics["delinquency"]:
+            assert _yuan_display(row["balance"]) in html
+        wac = Decimal(str(metrics["characteristics"]["wac"])) * 100
+        assert f"{wac.quantize(Decimal('0.01'))}%" in html
+        loans = pl.read_parquet(catalog.curated("loans"))
+        for borrower in loans["borrower_id"].head(50).to_list():
+            assert borrower not in html
+
+
+def test_a_bad_row_is_quarantined_with_its_rule_and_the_run_goes_on(
+    harness: None, landing: Path, tmp_path: Path
+) -> None:
+    from flows.pipeline import backfill_flow
+
+    root = _data_root(tmp_path, landing)
+    day = min(p for p in (root / "landing").iterdir() if p.name[0].isdigit() and (p / "loans.csv").exists())
+    loans_csv = day / "loans.csv"
+    lines = loans_csv.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    bad = lines[1].split(",")
+    bad[header.index("loan_id")] = "BAD-RATE-1"
+    bad[header.index("annual_rate")] = "0.4500"
+    lines.append(",".join(bad))
+    loans_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    business_date = date.fromisoformat(day.name)
+    summary = backfill_flow(start=business_date, end=business_date, data_root=str(root))
+
+    catalog = Catalog(root)
+    quarantined = pl.read_parquet(catalog.quarantine_partition("loans", business_date))
+    row = quarantined.filter(pl.col("original").str.contains("BAD-RATE-1"))
+    assert row.height == 1
+    assert row["rule_ids"][0].to_list() == ["loans.annual_rate.range"]
+    assert row["source_line"][0] == len(lines)
+    assert row["source_file"][0] == f"landing/{day.name}/loans.csv"
+    staged = pl.read_parquet(catalog.staged_partition("loans", business_date))
+    assert staged.height == len(lines) - 2
+    assert summary.rows_read == summary.rows_accepted + summary.rows_quarantined

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jinja2 import UndefinedError
+
+from reports.render import environment, render_disclosure, render_index
+
+
+def minimal_disclosure() -> dict[str, Any]:
+    return {
+        "lang": "en",
+        "title": "Trustee report — Deal — 2025-06",
+        "sections": [
+            {
+                "number": 1,
+                "key": "deal",
+                "anchor": "s1-deal",
+                "title": "Deal and period",
+                "tables": [
+                    {
+                        "caption": "Deal",
+                        "columns": [
+                            {"label": "Item", "numeric": False},
+                            {"label": "Value", "numeric": True},
+                        ],
+                        "rows": [{"header": "Closing", "cells": ["1,234,567.89"], "total": True}],
+                    }
+                ],
+                "notes": ["Figures in CNY."],
+            }
+        ],
+    }
+
+
+def test_a_context_renders_with_numeric_cells_aligned() -> None:
+    html = render_disclosure(minimal_disclosure())
+    assert '<tr class="total">' in html
+    assert '<td class="num">1,234,567.89</td>' in html
+    assert "<p>Figures in CNY.</p>" in html
+
+
+@pytest.mark.parametrize("path", [("title",), ("sections", 0, "tables", 0, "rows", 0, "total")])
+def test_a_missing_key_raises(path: tuple[str | int, ...]) -> None:
+    context = minimal_disclosure()
+    target: Any = context
+    for step in path[:-1]:
+        target = target[step]
+    del target[path[-1]]
+    with pytest.raises(UndefinedError):
+        render_disclosure(context)
+
+
+def test_a_missing_index_key_raises() -> None:
+    with pytest.raises(UndefinedError):
+        render_index({"lang": "en", "title": "Reports", "pools": [], "generated_at": "x"})
+
+
+def test_printing_none_raises() -> None:
+    context = minimal_disclosure()
+    context["sections"][0]["tables"][0]["rows"][0]["cells"] = [None]
+    with pytest.raises(ValueError, match="printed None"):
+        render_disclosure(context)
+
+
+def test_autoescape_is_on_for_templates_and_strings() -> None:
+    env = environment()
+    assert callable(env.autoescape)
+    assert env.autoescape("disclosure.html.j2") is True
+    assert env.autoescape("index.html.j2") is True
+    assert env.autoescape(None) is True
+    assert env.from_string("{{ value }}").render(value="<b>&") == "&lt;b&gt;&amp;"
+
+
+def test_the_environment_is_created_once() -> None:
+    assert environment() is environment()

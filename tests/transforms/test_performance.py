@@ -1,0 +1,473 @@
+"""Tests for transforms.performance: hand-checked loan histories and the pool roll-forward.
+
+Most cases use one 3-month ``equal_principal`` loan of 3,000.00 yuan at 12% a
+year, originated 2024-01-15 with instalments due 2024-02-15, 03-15 and 04-15
+of 1,000.00 principal plus 30.00, 20.00 and 10.00 interest (fen below).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transforms import schema
+from transforms.performance import PerformanceRules, loan_snapshots, overpayments
+from transforms.schedules import build_schedules
+
+MONTH_ENDS = [
+    date(2024, 1, 31),
+    date(2024, 2, 29),
+    date(2024, 3, 31),
+    date(2024, 4, 30),
+    date(2024, 5, 31),
+    date(2024, 6, 30),
+    date(2024, 7, 31),
+    date(2024, 8, 31),
+    date(2024, 9, 30),
+]
+DUE_1, DUE_2, DUE_3 = date(2024, 2, 15), date(2024, 3, 15), date(2024, 4, 15)
+
+Loan = tuple[str, date, int, str, int, str]
+"""loan_id, origination_date, principal, annual_rate, term_months, repayment_method."""
+Cash = tuple[str, str, date, int, int, int, str]
+"""repayment_id, loan_id, value_date, principal, interest, fee + penalty, kind."""
+PoolEvent = tuple[str, str, date, str]
+"""pool_id, loan_id, event_date, event."""
+
+
+def _loans(rows: list[Loan]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {
+            "loan_id": [r[0] for r in rows],
+            "origination_date": [r[1] for r in rows],
+            "first_due_date": [r[1] + timedelta(days=31) for r in rows],
+            "principal": [r[2] for r in rows],
+            "annual_rate": [Decimal(r[3]) for r in rows],
+            "term_months": [r[4] for r in rows],
+            "repayment_method": [r[5] for r in rows],
+        },
+        schema={
+            k: schema.LOANS[k]
+            for k in schema.LOANS
+            if k
+            in {
+                "loan_id",
+                "origination_date",
+                "first_due_date",
+                "principal",
+                "annual_rate",
+                "term_months",
+                "repayment_method",
+            }
+        },
+    )
+
+
+def _cash(rows: list[Cash]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {
+            "repayment_id": [r[0] for r in rows],
+            "loan_id": [r[1] for r in rows],
+            "value_date": [r[2] for r in rows],
+            "principal_paid": [r[3] for r in rows],
+            "interest_paid": [r[4] for r in rows],
+            "fee_paid": [r[5] for r in rows],
+            "penalty_paid": [0 for _ in rows],
+            "kind": [r[6] for r in rows],
+        },
+        schema=schema.REPAYMENTS,
+    )
+
+
+def _pool(rows: list[PoolEvent]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {
+            "pool_id": [r[0] for r in rows],
+            "loan_id": [r[1] for r in rows],
+            "event_date": [r[2] for r in rows],
+            "event": [r[3] for r in rows],
+            "reason": ["revolving_purchase" if r[3] == "added" else "repurchase" for r in rows],
+            "purchase_price": [None for _ in rows],
+        },
+        schema=schema.POOL_ASSETS,
+    )
+
+
+THREE_MONTH: Loan = ("A", date(2024, 1, 15), 300_000, "0.12", 3, "equal_principal")
+ON_TIME: list[Cash] = [
+    ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+    ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+    ("r3", "A", DUE_3, 100_000, 1_000, 0, "scheduled"),
+]
+
+
+def _snapshots(
+    loans: list[Loan],
+    cash: list[Cash],
+    pool: list[PoolEvent] | None = None,
+    dates: list[date] = MONTH_ENDS,
+    **kwargs: Any,
+) -> pl.DataFrame:
+    book = _loans(loans)
+    return loan_snapshots(
+        book, build_schedules(book), _cash(cash), _pool(pool or []), dates, **kwargs
+    ).collect()
+
+
+def _column(frame: pl.DataFrame, name: str) -> list[Any]:
+    return frame[name].to_list()
+
+
+def test_the_schedule_used_here() -> None:
+    s = build_schedules(_loans([THREE_MONTH])).collect()
+    assert s.select("due_date", "principal_due", "interest_due").rows() == [
+        (DUE_1, 100_000, 3_000),
+        (DUE_2, 100_000, 2_000),
+        (DUE_3, 100_000, 1_000),
+    ]
+
+
+def test_a_loan_paying_on_time_is_current_then_matured_and_then_gone() -> None:
+    got = _snapshots([THREE_MONTH], ON_TIME)
+    assert got.schema == pl.Schema(schema.LOAN_SNAPSHOTS)
+    assert _column(got, "as_of_date") == MONTH_ENDS[:4]
+    assert _column(got, "opening_principal") == [300_000, 300_000, 200_000, 100_000]
+    assert _column(got, "closing_principal") == [300_000, 200_000, 100_000, 0]
+    assert _column(got, "scheduled_principal_paid") == [0, 100_000, 100_000, 100_000]
+    assert _column(got, "unscheduled_principal_paid") == [0, 0, 0, 0]
+    assert _column(got, "interest_paid") == [0, 3_000, 2_000, 1_000]
+    assert _column(got, "dpd") == [0, 0, 0, 0]
+    assert _column(got, "bucket") == ["current"] * 4
+    assert _column(got, "status") == ["current", "current", "current", "matured"]
+    assert _column(got, "months_on_book") == [0, 1, 2, 3]
+    assert _column(got, "remaining_term") == [3, 2, 1, 0]
+    assert _column(got, "pool_id") == [None] * 4
+
+
+def test_a_late_payment_is_delinquent_at_month_end_then_cured() -> None:
+    cash = [
+        ("r1", "A", date(2024, 3, 5), 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=MONTH_ENDS[:3])
+    # 2024-02-29 - 2024-02-15 = 14 days past due.
+    assert _column(got, "dpd") == [0, 14, 0]
+    assert _column(got, "bucket") == ["current", "1-30", "current"]
+    assert _column(got, "status") == ["current", "delinquent", "current"]
+    assert _column(got, "scheduled_principal_paid") == [0, 0, 200_000]
+
+
+def test_a_shortfall_within_the_tolerance_counts_as_paid() -> None:
+    cash = [("r1", "A", DUE_1, 100_000, 2_900, 0, "scheduled")]
+    got = _snapshots([THREE_MONTH], cash, dates=[date(2024, 3, 10)])
+    assert _column(got, "dpd") == [0]
+    strict = _snapshots(
+        [THREE_MONTH], cash, dates=[date(2024, 3, 10)], rules=PerformanceRules(tolerance_fen=99)
+    )
+    # 100.00 short of 1,030.00 is more than 0.99: instalment 1 is 24 days late.
+    assert _column(strict, "dpd") == [24]
+
+
+def test_a_loan_rolls_30_60_90_defaults_recovers_and_is_charged_off() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 7, 10), 50_000, 0, 0, "recovery"),
+        ("r3", "A", date(2024, 8, 20), 10_000, 500, 200, "recovery"),
+    ]
+    got = _snapshots([THREE_MONTH], cash)
+    # Instalment 2 (due 03-15) is never paid: DPD at month-ends 16, 46, 77, 107, ...
+    assert _column(got, "dpd") == [0, 0, 16, 46, 77, 107, 138, 169, 199]
+    assert _column(got, "bucket") == [
+        "current",
+        "current",
+        "1-30",
+        "31-60",
+        "61-90",
+        "91-120",
+        "121-150",
+        "151-180",
+        "180+",
+    ]
+    assert _column(got, "status") == [
+        "current",
+        "current",
+        "delinquent",
+        "delinquent",
+        "delinquent",
+        "defaulted",
+        "defaulted",
+        "defaulted",
+        "charged_off",
+    ]
+    # DPD first exceeds 90 on 03-15 + 91 days = 06-14; charge-off at + 181 = 09-12.
+    assert _column(got, "default_date") == [None] * 5 + [date(2024, 6, 14)] * 4
+    assert _column(got, "defaulted_principal") == [0] * 5 + [200_000] * 4
+    assert _column(got, "recoveries") == [0, 0, 0, 0, 0, 0, 50_000, 10_700, 0]
+    assert _column(got, "closing_principal") == [
+        300_000,
+        200_000,
+        200_000,
+        200_000,
+        200_000,
+        200_000,
+        150_000,
+        140_000,
+        140_000,
+    ]
+    # Cash after the default date is recovery, never scheduled principal.
+    assert sum(_column(got, "scheduled_principal_paid")) == 100_000
+    assert sum(_column(got, "interest_paid")) == 3_000
+    assert sum(_column(got, "fees_paid")) == 0
+
+
+def test_a_full_prepayment_in_month_two_is_unscheduled_and_prepaid() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 3, 5), 200_000, 1_300, 0, "full_prepayment"),
+    ]
+    got = _snapshots([THREE_MONTH], cash)
+    assert _column(got, "as_of_date") == MONTH_ENDS[:3]
+    # Only instalment 1's 1,000.00 was due by 03-05, so all 2,000.00 is unscheduled.
+    assert _column(got, "scheduled_principal_paid") == [0, 100_000, 0]
+    assert _column(got, "unscheduled_principal_paid") == [0, 0, 200_000]
+    assert _column(got, "interest_paid") == [0, 3_000, 1_300]
+    assert _column(got, "status") == ["current", "current", "prepaid"]
+    assert _column(got, "remaining_term") == [3, 2, 0]
+
+
+def test_a_partial_prepayment_splits_by_cumulative_principal_due() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 2, 20), 50_000, 0, 0, "partial_prepayment"),
+        ("r3", "A", DUE_2, 100_000, 1_500, 0, "scheduled"),
+        ("r4", "A", DUE_3, 50_000, 500, 0, "scheduled"),
+    ]
+    got = _snapshots([THREE_MONTH], cash)
+    assert _column(got, "as_of_date") == MONTH_ENDS[:4]
+    # February: 1,500.00 paid against 1,000.00 due -> 500.00 unscheduled.
+    # March 15: paid 1,500.00 -> 2,500.00 against 2,000.00 due:
+    #   unscheduled = 2,500.00 - max(1,500.00, 2,000.00) = 500.00 (team rule).
+    # April 15: 2,500.00 -> 3,000.00 against 3,000.00 due: all scheduled.
+    assert _column(got, "scheduled_principal_paid") == [0, 100_000, 50_000, 50_000]
+    assert _column(got, "unscheduled_principal_paid") == [0, 50_000, 50_000, 0]
+    assert _column(got, "closing_principal") == [300_000, 150_000, 50_000, 0]
+    assert _column(got, "dpd") == [0, 0, 0, 0]
+    assert _column(got, "status") == ["current", "current", "current", "matured"]
+
+
+def test_a_reversal_makes_the_loan_delinquent_from_its_value_date() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 3, 10), 100_000, 3_000, 0, "reversal"),
+    ]
+    got = _snapshots(
+        [THREE_MONTH],
+        cash,
+        dates=[date(2024, 2, 29), date(2024, 3, 9), date(2024, 3, 10), date(2024, 3, 31)],
+    )
+    # Before the reversal nothing is overdue (instalment 2 falls due 03-15);
+    # from 03-10 instalment 1 is unpaid again: 24 days, then 45 at 03-31.
+    assert _column(got, "dpd") == [0, 0, 24, 45]
+    assert _column(got, "status") == ["current", "current", "delinquent", "delinquent"]
+    assert _column(got, "scheduled_principal_paid") == [100_000, 0, -100_000, 0]
+    assert _column(got, "interest_paid") == [3_000, 0, -3_000, 0]
+    assert _column(got, "closing_principal") == [200_000, 200_000, 300_000, 300_000]
+
+
+def test_a_reversal_defaults_a_loan_on_the_reversal_date() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 6, 1), 100_000, 3_000, 0, "reversal"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[date(2024, 5, 31), date(2024, 6, 30)])
+    # Without the reversal the default date would be 06-14 (instalment 2).
+    # On 06-01 instalment 1 (due 02-15) is unpaid again at 107 days past due.
+    assert _column(got, "default_date") == [None, date(2024, 6, 1)]
+    assert _column(got, "defaulted_principal") == [0, 300_000]
+    assert _column(got, "status") == ["delinquent", "defaulted"]
+    # The reversal is on the default date itself, so it is performing cash.
+    assert _column(got, "scheduled_principal_paid") == [100_000, -100_000]
+    assert _column(got, "recoveries") == [0, 0]
+
+
+def test_pool_rules_override_the_default_thresholds() -> None:
+    cash = [("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled")]
+    pool = [("P", "A", date(2024, 1, 31), "added")]
+    got = _snapshots(
+        [THREE_MONTH],
+        cash,
+        pool,
+        dates=[date(2024, 5, 31)],
+        rules_by_pool={"P": PerformanceRules(default_dpd=60, charge_off_dpd=70)},
+    )
+    # 03-15 + 61 = 05-15 default; + 71 = 05-25 charge-off.
+    assert _column(got, "default_date") == [date(2024, 5, 15)]
+    assert _column(got, "status") == ["charged_off"]
+
+
+def test_a_pool_purchase_counts_from_the_period_start_and_a_repurchase_at_its_end() -> None:
+    pool = [
+        ("P", "A", date(2024, 2, 10), "added"),
+        ("P", "A", date(2024, 3, 20), "removed"),
+    ]
+    got = _snapshots([THREE_MONTH], ON_TIME, pool)
+    assert _column(got, "pool_id") == [None, "P", "P", None]
+    assert _column(got, "purchased_principal") == [0, 300_000, 0, 0]
+    assert _column(got, "removed_principal") == [0, 0, 100_000, 0]
+    assert _column(got, "status") == ["current", "current", "repurchased", "matured"]
+
+
+def test_overpaid_principal_is_capped_and_listed() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 2, 20), 200_500, 0, 0, "full_prepayment"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[date(2024, 2, 29)])
+    assert _column(got, "closing_principal") == [0]
+    assert _column(got, "unscheduled_principal_paid") == [200_000]
+    assert _column(got, "status") == ["prepaid"]
+    flagged = overpayments(_loans([THREE_MONTH]), _cash(cash)).collect()
+    assert flagged.rows() == [("A", "r2", date(2024, 2, 20), 500)]
+
+
+# --- pool roll-forward on random books -------------------------------------------------
+
+
+def _random_book(seed: int) -> tuple[list[Loan], list[Cash], list[PoolEvent]]:
+    rng = random.Random(seed)
+    loans: list[Loan] = []
+    cash: list[Cash] = []
+    pool: list[PoolEvent] = []
+    for i in range(rng.randint(3, 12)):
+        loan_id = f"L{i:02d}"
+        origination = date(2023, 11, 1) + timedelta(days=rng.randint(0, 150))
+        term = rng.randint(1, 8)
+        principal = rng.randint(1, 2_000_000)
+        rate = f"0.{rng.randint(0, 36):02d}"
+        method = rng.choice(schema.REPAYMENT_METHODS)
+        loans.append((loan_id, origination, principal, rate, term, method))
+        schedule = build_schedules(_loans([loans[-1]])).collect()
+        behaviour = rng.choice(["on_time", "late", "stops", "prepays", "overpays"])
+        stop = rng.randint(1, term)
+        for k, (due, p, interest) in enumerate(
+            schedule.select("due_date", "principal_due", "interest_due").rows(), start=1
+        ):
+            if behaviour == "stops" and k >= stop:
+                break
+            lag = rng.randint(0, 70) if behaviour == "late" else 0
+            cash.append(
+                (
+                    f"{loan_id}-{k}",
+                    loan_id,
+                    due + timedelta(days=lag),
+                    p,
+                    interest,
+                    rng.choice([0, 0, 500]),
+                    "scheduled",
+                )
+            )
+            if behaviour in {"prepays", "overpays"} and k == stop:
+                extra = rng.randint(1, principal)
+                if behaviour == "overpays":
+                    extra += principal
+                cash.append(
+                    (
+                        f"{loan_id}-x",
+                        loan_id,
+                        due + timedelta(days=3),
+                        extra,
+                        0,
+                        0,
+                        "partial_prepayment",
+                    )
+                )
+        if cash and cash[-1][1] == loan_id and rng.random() < 0.3:
+            victim = cash[-1 - rng.randint(0, 0)]
+            cash.append(
+                (
+                    f"{loan_id}-rev",
+                    loan_id,
+                    victim[2] + timedelta(days=rng.randint(0, 40)),
+                    victim[3],
+                    victim[4],
+                    victim[5],
+                    "reversal",
+                )
+            )
+        if behaviour == "stops":
+            recovery_day = origination + timedelta(days=rng.randint(120, 300))
+            cash.append(
+                (
+                    f"{loan_id}-rec",
+                    loan_id,
+                    recovery_day,
+                    rng.randint(0, principal // 2),
+                    rng.randint(0, 1_000),
+                    0,
+                    "recovery",
+                )
+            )
+        if rng.random() < 0.8:
+            pool_id = rng.choice(["P1", "P2"])
+            added = origination + timedelta(days=rng.randint(-20, 120))
+            pool.append((pool_id, loan_id, added, "added"))
+            if rng.random() < 0.3:
+                pool.append(
+                    (pool_id, loan_id, added + timedelta(days=rng.randint(0, 120)), "removed")
+                )
+    return loans, cash, pool
+
+
+def _rollforward_differences(snapshots: pl.DataFrame) -> list[tuple[Any, ...]]:
+    dates = sorted(snapshots["as_of_date"].unique().to_list())
+    previous = dict(zip(dates[1:], dates[:-1], strict=True))
+    performing = pl.col("status").is_in(list(schema.PERFORMING_STATUSES))
+    differences = []
+    for pool_id in ("P1", "P2"):
+        rows = snapshots.filter(pl.col("pool_id") == pool_id)
+        for as_of in dates:
+            now = rows.filter(pl.col("as_of_date") == as_of)
+            before = previous.get(as_of)
+            opening = (
+                rows.filter((pl.col("as_of_date") == before) & performing)[
+                    "closing_principal"
+                ].sum()
+                if before
+                else 0
+            )
+            defaulted_now = now.filter(
+                pl.col("default_date").is_not_null()
+                & (pl.col("default_date") <= as_of)
+                & ((pl.col("default_date") > before) if before else pl.lit(True))
+            )["defaulted_principal"].sum()
+            closing = now.filter(performing)["closing_principal"].sum()
+            rolled = (
+                opening
+                - now["scheduled_principal_paid"].sum()
+                - now["unscheduled_principal_paid"].sum()
+                - defaulted_now
+                - now["removed_principal"].sum()
+                + now["purchased_principal"].sum()
+            )
+            if rolled != closing:
+                differences.append((pool_id, as_of, opening, rolled, closing))
+    return differences
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
+def test_the_pool_roll_forward_closes_to_the_fen(seed: int) -> None:
+    loans, cash, pool = _random_book(seed)
+    dates = [date(2023, 12, 31), *MONTH_ENDS, date(2024, 12, 31)]
+    got = _snapshots(loans, cash, pool, dates=dates)
+    assert _rollforward_differences(got) == []
+    # Every loan's principal is accounted for: paid, still owed, or capped overpayment.
+    assert (got["closing_principal"] >= 0).all()
+    assert (got["closing_principal"] <= got["opening_principal"] + 2_000_000).all()
+    assert got.select("as_of_date", "loan_id").is_duplicated().sum() == 0

@@ -1,0 +1,743 @@
+"""ABS pool metrics per pool and collection period, from loan snapshots.
+
+Every function here reads a ``schema.LOAN_SNAPSHOTS`` frame and returns one
+row per pool and period end (or per pool, period end and bucket), sorted by
+those keys. A period is a calendar month: ``period_ends`` are month-ends, and
+the flows of a period are those carried by the snapshot rows at the period
+end (flows since the previous as-of date in the snapshots, which is also the
+as-of date that gives the opening balance).
+
+Conventions (DOMAIN.md and the team rules):
+
+- A loan belongs to pool ``p`` for a period when its snapshot row at the
+  period end has ``pool_id == p``; the performing pool is the loans with status
+  ``current`` or ``delinquent``.
+- Roll-forward: ``opening - scheduled - unscheduled - defaulted - removed
+  + purchased = closing``, exact to the fen. ``defaulted`` is the
+  ``defaulted_principal`` of loans whose ``default_date`` falls in the period
+  (so a loan defaulted earlier and still reported for its recoveries is not
+  counted again). ``removed`` is the ``removed_principal`` of loans that had
+  not defaulted by the period end: a defaulted loan has already left the
+  performing pool, and counting its removal again would break the identity.
+- Ratios whose denominator is zero are null, never 0 or infinity: a share of
+  an empty pool, or a prepayment rate of a pool with nothing left to prepay,
+  is undefined rather than zero.
+- Money stays ``Int64`` fen; ratios are ``Float64``. The rate-weighted sum for
+  WAC is accumulated in ``Int128`` so that it is exact (and order-independent)
+  for pools of millions of loans.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Final, Literal
+
+import polars as pl
+
+from transforms import schema
+from transforms.schedules import rate_ppm, round_half_up_div
+
+MONTHS_PER_YEAR: Final = 12
+
+M_NOTATION: Final[Mapping[str, str]] = {
+    "1-30": "M1",
+    "31-60": "M2",
+    "61-90": "M3",
+    "91-120": "M3+",
+    "121-150": "M3+",
+    "151-180": "M3+",
+    "180+": "M3+",
+}
+"""Delinquency bucket to the M-notation of Chinese reports (M1 = 1-30 DPD,
+M2 = 31-60, M3 = 61-90, M3+ = over 90). ``current`` has no M label."""
+
+M_BUCKETS: Final = ("M1", "M2", "M3", "M3+")
+"""M-notation labels in order."""
+
+CumulativeDenominator = Literal["initial", "initial_plus_purchases"]
+"""Denominator of cumulative default and net loss rates (deal ``definitions``)."""
+
+ROLLFORWARD_MONEY: Final = (
+    "opening_balance",
+    "scheduled_principal",
+    "unscheduled_principal",
+    "defaulted_principal",
+    "removed_principal",
+    "purchased_principal",
+    "closing_balance",
+)
+
+_KEYS: Final = ["pool_id", "period_end"]
+_PERFORMING: Final = pl.col("status").is_in(list(schema.PERFORMING_STATUSES))
+
+
+# --------------------------------------------------------------------------- scalar rates
+
+
+def _check_unit_interval(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+
+
+def cpr_from_smm(smm: float) -> float:
+    """Annualise a single monthly mortality: ``CPR = 1 - (1 - SMM)^12``.
+
+    Args:
+        smm: Monthly prepayment rate as a fraction (0.015 is 1.5%).
+
+    Returns:
+        The conditional prepayment rate as a fraction.
+
+    Raises:
+        ValueError: If ``smm`` is outside ``[0, 1]``.
+    """
+    _check_unit_interval("smm", smm)
+    return 1.0 - (1.0 - smm) ** MONTHS_PER_YEAR
+
+
+def smm_from_cpr(cpr: float) -> float:
+    """De-annualise a prepayment rate: ``SMM = 1 - (1 - CPR)^(1/12)``.
+
+    Args:
+        cpr: Conditional prepayment rate as a fraction.
+
+    Returns:
+        The single monthly mortality as a fraction.
+
+    Raises:
+        ValueError: If ``cpr`` is outside ``[0, 1]``.
+    """
+    _check_unit_interval("cpr", cpr)
+    return 1.0 - math.pow(1.0 - cpr, 1.0 / MONTHS_PER_YEAR)
+
+
+def cdr_from_mdr(mdr: float) -> float:
+    """Annualise a monthly default rate: ``CDR = 1 - (1 - MDR)^12``.
+
+    Args:
+        mdr: Monthly default rate as a fraction.
+
+    Returns:
+        The constant (annualised) default rate as a fraction.
+
+    Raises:
+        ValueError: If ``mdr`` is outside ``[0, 1]``.
+    """
+    _check_unit_interval("mdr", mdr)
+    return 1.0 - (1.0 - mdr) ** MONTHS_PER_YEAR
+
+
+def mdr_from_cdr(cdr: float) -> float:
+    """De-annualise a default rate: ``MDR = 1 - (1 - CDR)^(1/12)``.
+
+    Args:
+        cdr: Constant (annualised) default rate as a fraction.
+
+    Returns:
+        The monthly default rate as a fraction.
+
+    Raises:
+        ValueError: If ``cdr`` is outside ``[0, 1]``.
+    """
+    _check_unit_interval("cdr", cdr)
+    return 1.0 - math.pow(1.0 - cdr, 1.0 / MONTHS_PER_YEAR)
+
+
+def _annualised(monthly: pl.Expr) -> pl.Expr:
+    return 1.0 - (1.0 - monthly).pow(MONTHS_PER_YEAR)
+
+
+def _ratio(numer: pl.Expr, denom: pl.Expr) -> pl.Expr:
+    """``numer / denom`` as Float64, null when the denominator is zero or null."""
+    return (
+        pl.when(denom != 0)
+        .then(numer.cast(pl.Float64) / denom.cast(pl.Float64))
+        .otherwise(None)
+        .cast(pl.Float64)
+    )
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def _is_month_end(day: date) -> bool:
+    return (day + timedelta(days=1)).day == 1
+
+
+def _period_ends_frame(period_ends: Sequence[date]) -> pl.LazyFrame:
+    bad = [d for d in period_ends if not _is_month_end(d)]
+    if bad:
+        raise ValueError(f"period ends must be month-ends: {', '.join(map(str, bad))}")
+    return pl.LazyFrame({"period_end": sorted(set(period_ends))}, schema={"period_end": pl.Date})
+
+
+def _as_of_dates(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    """Every as-of date with its predecessor (``previous_as_of``, null for the first).
+
+    Period ends are included even when the snapshots lack them, so that a
+    missing snapshot shows up as an opening balance that does not roll forward
+    instead of a silently missing period.
+    """
+    return (
+        pl.concat(
+            [
+                snapshots.select("as_of_date"),
+                pl.LazyFrame({"as_of_date": list(period_ends)}, schema={"as_of_date": pl.Date}),
+            ]
+        )
+        .unique()
+        .sort("as_of_date")
+        .with_columns(previous_as_of=pl.col("as_of_date").shift(1))
+    )
+
+
+def _pool_rows(snapshots: pl.LazyFrame, as_of_dates: pl.LazyFrame) -> pl.LazyFrame:
+    """Snapshot rows of pooled loans, with the previous as-of date of their period."""
+    return snapshots.filter(pl.col("pool_id").is_not_null()).join(
+        as_of_dates, on="as_of_date", how="left"
+    )
+
+
+def _defaulted_in_period() -> pl.Expr:
+    return (
+        pl.col("default_date").is_not_null()
+        & (pl.col("default_date") <= pl.col("as_of_date"))
+        & (pl.col("previous_as_of").is_null() | (pl.col("default_date") > pl.col("previous_as_of")))
+    )
+
+
+def _not_defaulted() -> pl.Expr:
+    return pl.col("default_date").is_null() | (pl.col("default_date") > pl.col("as_of_date"))
+
+
+def _pool_flows(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    """Roll-forward and collection amounts per pool and every as-of date.
+
+    Returns one row per ``(pool_id, as_of_date)`` for each pool that has rows at
+    that as-of date or at the previous one (so a pool whose loans all vanish
+    still gets a period whose closing is zero).
+    """
+    as_of_dates = _as_of_dates(snapshots, period_ends)
+    rows = _pool_rows(snapshots, as_of_dates)
+    defaulted = _defaulted_in_period()
+    removed = _not_defaulted() & (pl.col("removed_principal") != 0)
+    per_as_of = rows.group_by("pool_id", "as_of_date").agg(
+        scheduled_principal=pl.col("scheduled_principal_paid").sum(),
+        unscheduled_principal=pl.col("unscheduled_principal_paid").sum(),
+        defaulted_principal=pl.col("defaulted_principal").filter(defaulted).sum(),
+        removed_principal=pl.col("removed_principal").filter(removed).sum(),
+        purchased_principal=pl.col("purchased_principal").sum(),
+        closing_balance=pl.col("closing_principal").filter(_PERFORMING).sum(),
+        closing_count=_PERFORMING.sum().cast(pl.Int64),
+        defaulted_count=defaulted.sum().cast(pl.Int64),
+        removed_count=removed.sum().cast(pl.Int64),
+        purchased_count=(pl.col("purchased_principal") != 0).sum().cast(pl.Int64),
+        interest=pl.col("interest_paid").sum(),
+        fees=pl.col("fees_paid").sum(),
+        recoveries=pl.col("recoveries").sum(),
+    )
+    next_as_of = as_of_dates.select(
+        pl.col("previous_as_of").alias("as_of_date"),
+        pl.col("as_of_date").alias("next_as_of"),
+    ).drop_nulls()
+    keys = (
+        pl.concat(
+            [
+                per_as_of.select("pool_id", "as_of_date"),
+                per_as_of.select("pool_id", "as_of_date")
+                .join(next_as_of, on="as_of_date", how="inner")
+                .select("pool_id", pl.col("next_as_of").alias("as_of_date")),
+            ]
+        )
+        .unique()
+        .join(as_of_dates, on="as_of_date", how="left")
+    )
+    opening = per_as_of.select(
+        "pool_id",
+        pl.col("as_of_date").alias("previous_as_of"),
+        pl.col("closing_balance").alias("opening_balance"),
+        pl.col("closing_count").alias("opening_count"),
+    )
+    amounts = [c for c in per_as_of.collect_schema().names() if c not in {"pool_id", "as_of_date"}]
+    return (
+        keys.join(per_as_of, on=["pool_id", "as_of_date"], how="left")
+        .join(opening, on=["pool_id", "previous_as_of"], how="left")
+        .with_columns(
+            pl.col([*amounts, "opening_balance", "opening_count"]).fill_null(0).cast(pl.Int64)
+        )
+        .sort("pool_id", "as_of_date")
+    )
+
+
+def _at_period_ends(frame: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    return frame.join(
+        _period_ends_frame(period_ends),
+        left_on="as_of_date",
+        right_on="period_end",
+        how="inner",
+        coalesce=False,
+    ).drop("as_of_date")
+
+
+def _performing_at(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    """Rows of pooled, performing loans at the period ends."""
+    return snapshots.filter(
+        pl.col("as_of_date").is_in(list(period_ends))
+        & pl.col("pool_id").is_not_null()
+        & _PERFORMING
+    )
+
+
+# --------------------------------------------------------------------------- roll-forward
+
+
+def pool_rollforward(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    """Pool roll-forward per pool and period end, exact to the fen.
+
+    The opening balance is the performing closing balance of the pool's loans
+    at the previous as-of date in the snapshots (for the first period after a
+    cut-off, the cut-off snapshot); the closing balance is the performing
+    closing balance at the period end. Purchases take effect from the start of
+    the period and removals at its end (team rules), so the identity closes.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        period_ends: Month-end dates to report.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``opening_balance``,
+        ``scheduled_principal``, ``unscheduled_principal``,
+        ``defaulted_principal``, ``removed_principal``, ``purchased_principal``,
+        ``closing_balance`` (Int64 fen), ``opening_count``, ``closing_count``,
+        ``defaulted_count``, ``removed_count``, ``purchased_count`` (Int64),
+        sorted by ``pool_id``, ``period_end``.
+
+    Raises:
+        ValueError: If a period end is not a month-end.
+    """
+    return (
+        _at_period_ends(_pool_flows(snapshots, period_ends), period_ends)
+        .select(
+            *_KEYS,
+            *ROLLFORWARD_MONEY,
+            "opening_count",
+            "closing_count",
+            "defaulted_count",
+            "removed_count",
+            "purchased_count",
+        )
+        .sort(_KEYS)
+    )
+
+
+def rollforward_breaks(rollforward: pl.LazyFrame) -> pl.LazyFrame:
+    """Roll-forward rows that do not close to the fen.
+
+    Args:
+        rollforward: Output of :func:`pool_rollforward`.
+
+    Returns:
+        The failing rows with an extra ``difference`` column (Int64 fen,
+        ``opening - scheduled - unscheduled - defaulted - removed + purchased
+        - closing``); empty when every period closes.
+    """
+    difference = (
+        pl.col("opening_balance")
+        - pl.col("scheduled_principal")
+        - pl.col("unscheduled_principal")
+        - pl.col("defaulted_principal")
+        - pl.col("removed_principal")
+        + pl.col("purchased_principal")
+        - pl.col("closing_balance")
+    )
+    return rollforward.with_columns(difference=difference).filter(pl.col("difference") != 0)
+
+
+# --------------------------------------------------------------------------- pool factor
+
+
+def cutoff_balances(snapshots: pl.LazyFrame, cutoffs: Mapping[str, date]) -> pl.LazyFrame:
+    """Cut-off pool balance: performing closing principal at each pool's cut-off date.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows, including the cut-off as-of dates.
+        cutoffs: Cut-off date per pool_id.
+
+    Returns:
+        Columns ``pool_id``, ``cutoff_date``, ``cutoff_balance`` (Int64 fen),
+        ``cutoff_count`` (Int64), one row per pool in ``cutoffs`` (zero when
+        the snapshots hold no performing loan of the pool at that date),
+        sorted by ``pool_id``.
+    """
+    pools = pl.LazyFrame(
+        {"pool_id": list(cutoffs), "cutoff_date": list(cutoffs.values())},
+        schema={"pool_id": pl.String, "cutoff_date": pl.Date},
+    )
+    at_cutoff = (
+        snapshots.join(pools, on="pool_id", how="inner")
+        .filter((pl.col("as_of_date") == pl.col("cutoff_date")) & _PERFORMING)
+        .group_by("pool_id")
+        .agg(
+            cutoff_balance=pl.col("closing_principal").sum(),
+            cutoff_count=pl.len().cast(pl.Int64),
+        )
+    )
+    return (
+        pools.join(at_cutoff, on="pool_id", how="left")
+        .with_columns(pl.col("cutoff_balance", "cutoff_count").fill_null(0).cast(pl.Int64))
+        .sort("pool_id")
+    )
+
+
+def with_pool_factor(rollforward: pl.LazyFrame, cutoff_balances: pl.LazyFrame) -> pl.LazyFrame:
+    """Add ``cutoff_balance`` and ``pool_factor = closing_balance / cutoff_balance``.
+
+    Args:
+        rollforward: Output of :func:`pool_rollforward`.
+        cutoff_balances: Columns ``pool_id``, ``cutoff_balance`` (fen), e.g.
+            from :func:`cutoff_balances`.
+
+    Returns:
+        ``rollforward`` with ``cutoff_balance`` (Int64, null for a pool without
+        one) and ``pool_factor`` (Float64, null when the cut-off balance is
+        zero or unknown), sorted by ``pool_id``, ``period_end``.
+    """
+    return (
+        rollforward.join(
+            cutoff_balances.select("pool_id", "cutoff_balance"), on="pool_id", how="left"
+        )
+        .with_columns(pool_factor=_ratio(pl.col("closing_balance"), pl.col("cutoff_balance")))
+        .sort(_KEYS)
+    )
+
+
+# --------------------------------------------------------------------------- delinquency
+
+
+def delinquency_buckets(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    """Performing loans by DPD bucket, all buckets present, per pool and period end.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        period_ends: Month-end dates to report.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``bucket`` (in ``schema.DPD_BUCKETS``
+        order, empty buckets as zero rows), ``count`` (Int64), ``balance``
+        (Int64 fen, closing principal), ``balance_share`` (Float64 share of the
+        pool's performing closing balance; null when that balance is zero).
+
+    Raises:
+        ValueError: If a period end is not a month-end.
+    """
+    keys = _at_period_ends(_pool_flows(snapshots, period_ends), period_ends).select(_KEYS)
+    buckets = pl.LazyFrame(
+        {"bucket": list(schema.DPD_BUCKETS), "bucket_order": range(len(schema.DPD_BUCKETS))},
+        schema={"bucket": pl.String, "bucket_order": pl.Int32},
+    )
+    by_bucket = (
+        _performing_at(snapshots, period_ends)
+        .group_by(pl.col("pool_id"), pl.col("as_of_date").alias("period_end"), "bucket")
+        .agg(count=pl.len().cast(pl.Int64), balance=pl.col("closing_principal").sum())
+    )
+    return (
+        keys.join(buckets, how="cross")
+        .join(by_bucket, on=[*_KEYS, "bucket"], how="left")
+        .with_columns(pl.col("count", "balance").fill_null(0).cast(pl.Int64))
+        .with_columns(balance_share=_ratio(pl.col("balance"), pl.col("balance").sum().over(_KEYS)))
+        .sort(*_KEYS, "bucket_order")
+        .select(*_KEYS, "bucket", "count", "balance", "balance_share")
+    )
+
+
+def delinquency_m_notation(buckets: pl.LazyFrame) -> pl.LazyFrame:
+    """Collapse delinquency buckets into M1, M2, M3 and M3+.
+
+    Args:
+        buckets: Output of :func:`delinquency_buckets`.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``m_bucket`` (``M_BUCKETS`` order,
+        all four present), ``count``, ``balance`` (Int64 fen) and
+        ``balance_share`` (Float64 share of the performing balance, null when
+        that balance is zero).
+    """
+    order = {label: i for i, label in enumerate(M_BUCKETS)}
+    return (
+        buckets.with_columns(
+            pool_balance=pl.col("balance").sum().over(_KEYS),
+            m_bucket=pl.col("bucket").replace_strict(
+                dict(M_NOTATION), default=None, return_dtype=pl.String
+            ),
+        )
+        .filter(pl.col("m_bucket").is_not_null())
+        .group_by(*_KEYS, "m_bucket")
+        .agg(
+            pl.col("count").sum(),
+            pl.col("balance").sum(),
+            pl.col("pool_balance").first(),
+        )
+        .with_columns(
+            balance_share=_ratio(pl.col("balance"), pl.col("pool_balance")),
+            m_order=pl.col("m_bucket").replace_strict(order, return_dtype=pl.Int32),
+        )
+        .sort(*_KEYS, "m_order")
+        .select(*_KEYS, "m_bucket", "count", "balance", "balance_share")
+    )
+
+
+# --------------------------------------------------------------------------- characteristics
+
+
+def pool_characteristics(
+    snapshots: pl.LazyFrame, loans: pl.LazyFrame, period_ends: Sequence[date]
+) -> pl.LazyFrame:
+    """Balance-weighted characteristics of the performing pool at each period end.
+
+    Weights are closing balances (never original amounts, DOMAIN.md).
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        loans: ``schema.LOANS`` rows (``loan_id``, ``borrower_id``,
+            ``annual_rate`` are used).
+        period_ends: Month-end dates to report.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``wac``, ``wam_months``,
+        ``wala_months`` (Float64; null when the performing balance is zero,
+        ``wac`` also null when a performing loan has no row in ``loans``),
+        ``average_balance`` (Int64 fen, rounded half-up; null for an empty
+        pool), ``loan_count``, ``obligor_count`` (Int64; distinct
+        ``borrower_id``).
+
+    Raises:
+        ValueError: If a period end is not a month-end.
+    """
+    keys = _at_period_ends(_pool_flows(snapshots, period_ends), period_ends).select(_KEYS)
+    terms = loans.select(
+        "loan_id", "borrower_id", rate_ppm(pl.col("annual_rate")).alias("rate_ppm")
+    )
+    balance = pl.col("closing_principal")
+    performing = (
+        _performing_at(snapshots, period_ends)
+        .rename({"as_of_date": "period_end"})
+        .join(terms, on="loan_id", how="left")
+    )
+    per_pool = performing.group_by(_KEYS).agg(
+        balance=balance.sum(),
+        rate_weighted=(pl.col("rate_ppm").cast(pl.Int128) * balance.cast(pl.Int128)).sum(),
+        missing_rates=pl.col("rate_ppm").is_null().sum(),
+        term_weighted=(pl.col("remaining_term").cast(pl.Int64) * balance).sum(),
+        age_weighted=(pl.col("months_on_book").cast(pl.Int64) * balance).sum(),
+        loan_count=pl.len().cast(pl.Int64),
+        obligor_count=pl.col("borrower_id").drop_nulls().n_unique().cast(pl.Int64),
+    )
+    wac = pl.when(pl.col("missing_rates") == 0).then(
+        _ratio(pl.col("rate_weighted"), pl.col("balance")) / schema.RATE_SCALE
+    )
+    return (
+        keys.join(per_pool, on=_KEYS, how="left")
+        .with_columns(pl.col("balance", "loan_count", "obligor_count").fill_null(0))
+        .with_columns(
+            wac=wac,
+            wam_months=_ratio(pl.col("term_weighted"), pl.col("balance")),
+            wala_months=_ratio(pl.col("age_weighted"), pl.col("balance")),
+            average_balance=pl.when(pl.col("loan_count") > 0).then(
+                round_half_up_div(pl.col("balance"), pl.col("loan_count"))
+            ),
+        )
+        .select(
+            *_KEYS,
+            "wac",
+            "wam_months",
+            "wala_months",
+            "average_balance",
+            "loan_count",
+            "obligor_count",
+        )
+        .sort(_KEYS)
+    )
+
+
+# --------------------------------------------------------------------------- collections
+
+
+def pool_collections(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+    """Cash collected per pool and period, by component.
+
+    Pre-default cash is principal (scheduled and unscheduled), interest and
+    fees (fees and penalties); all cash after a loan's default is recoveries.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        period_ends: Month-end dates to report.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``scheduled_principal``,
+        ``unscheduled_principal``, ``principal`` (their sum), ``interest``,
+        ``fees``, ``recoveries``, ``total`` (all Int64 fen).
+
+    Raises:
+        ValueError: If a period end is not a month-end.
+    """
+    return (
+        _at_period_ends(_pool_flows(snapshots, period_ends), period_ends)
+        .with_columns(principal=pl.col("scheduled_principal") + pl.col("unscheduled_principal"))
+        .with_columns(
+            total=pl.col("principal") + pl.col("interest") + pl.col("fees") + pl.col("recoveries")
+        )
+        .select(
+            *_KEYS,
+            "scheduled_principal",
+            "unscheduled_principal",
+            "principal",
+            "interest",
+            "fees",
+            "recoveries",
+            "total",
+        )
+        .sort(_KEYS)
+    )
+
+
+# --------------------------------------------------------------------------- performance
+
+
+def with_period_rates(rollforward: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the period prepayment and default rates to a roll-forward.
+
+    ``smm = unscheduled / (opening - scheduled)``, ``cpr = 1 - (1 - smm)^12``,
+    ``mdr = defaulted / opening``, ``cdr = 1 - (1 - mdr)^12`` and
+    ``payment_rate = (scheduled + unscheduled) / opening`` (DOMAIN.md).
+
+    Args:
+        rollforward: Output of :func:`pool_rollforward`.
+
+    Returns:
+        ``rollforward`` with Float64 ``smm``, ``cpr``, ``mdr``, ``cdr`` and
+        ``payment_rate``; each is null when its denominator is zero.
+    """
+    scheduled = pl.col("scheduled_principal")
+    unscheduled = pl.col("unscheduled_principal")
+    opening = pl.col("opening_balance")
+    return rollforward.with_columns(
+        smm=_ratio(unscheduled, opening - scheduled),
+        mdr=_ratio(pl.col("defaulted_principal"), opening),
+        payment_rate=_ratio(scheduled + unscheduled, opening),
+    ).with_columns(cpr=_annualised(pl.col("smm")), cdr=_annualised(pl.col("mdr")))
+
+
+def cumulative_performance(
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date],
+    *,
+    denominator: CumulativeDenominator = "initial_plus_purchases",
+) -> pl.LazyFrame:
+    """Cumulative default, loss and recovery since each pool's cut-off.
+
+    Cumulative amounts add up the roll-forward's defaulted and purchased
+    principal and the recoveries of every period after the cut-off date up to
+    and including the period end.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows, including each cut-off date.
+        period_ends: Month-end dates to report.
+        cutoffs: Cut-off date per pool_id; pools not listed are left out.
+        denominator: ``initial`` (cut-off balance) or ``initial_plus_purchases``
+            (cut-off balance plus cumulative purchased principal).
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``cutoff_balance``,
+        ``cumulative_defaulted_principal``, ``cumulative_recoveries``,
+        ``cumulative_purchased_principal``, ``denominator_balance`` (Int64 fen),
+        ``cumulative_default_denominator`` (String), and Float64
+        ``cumulative_default_rate``, ``cumulative_net_loss_rate``
+        (``(defaulted - recoveries) / denominator``) and ``recovery_rate``
+        (``recoveries / defaulted``), null on a zero denominator.
+
+    Raises:
+        ValueError: If a period end is not a month-end or ``denominator`` is unknown.
+    """
+    if denominator not in ("initial", "initial_plus_purchases"):
+        raise ValueError(f"unknown cumulative default denominator {denominator!r}")
+    cutoff = cutoff_balances(snapshots, cutoffs)
+    cumulative = (
+        _pool_flows(snapshots, period_ends)
+        .join(cutoff.select("pool_id", "cutoff_date"), on="pool_id", how="inner")
+        # Collection periods start the month after the cut-off month: the cut-off
+        # month's own flows (including the cut-off additions) precede the deal.
+        .filter(pl.col("as_of_date") > pl.col("cutoff_date").dt.month_end())
+        .sort("pool_id", "as_of_date")
+        .select(
+            "pool_id",
+            "as_of_date",
+            cumulative_defaulted_principal=pl.col("defaulted_principal").cum_sum().over("pool_id"),
+            cumulative_recoveries=pl.col("recoveries").cum_sum().over("pool_id"),
+            cumulative_purchased_principal=pl.col("purchased_principal").cum_sum().over("pool_id"),
+        )
+    )
+    base = pl.col("cutoff_balance")
+    if denominator == "initial_plus_purchases":
+        base = base + pl.col("cumulative_purchased_principal")
+    defaulted = pl.col("cumulative_defaulted_principal")
+    recoveries = pl.col("cumulative_recoveries")
+    return (
+        _at_period_ends(cumulative, period_ends)
+        .join(cutoff.select("pool_id", "cutoff_balance"), on="pool_id", how="left")
+        .with_columns(
+            denominator_balance=base,
+            cumulative_default_denominator=pl.lit(denominator, dtype=pl.String),
+        )
+        .with_columns(
+            cumulative_default_rate=_ratio(defaulted, pl.col("denominator_balance")),
+            cumulative_net_loss_rate=_ratio(defaulted - recoveries, pl.col("denominator_balance")),
+            recovery_rate=_ratio(recoveries, defaulted),
+        )
+        .select(
+            *_KEYS,
+            "cutoff_balance",
+            "cumulative_defaulted_principal",
+            "cumulative_recoveries",
+            "cumulative_purchased_principal",
+            "denominator_balance",
+            "cumulative_default_denominator",
+            "cumulative_default_rate",
+            "cumulative_net_loss_rate",
+            "recovery_rate",
+        )
+        .sort(_KEYS)
+    )
+
+
+def pool_performance(
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date],
+    *,
+    denominator: CumulativeDenominator = "initial_plus_purchases",
+) -> pl.LazyFrame:
+    """Period and cumulative performance per pool and period end.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows, including each cut-off date.
+        period_ends: Month-end dates to report.
+        cutoffs: Cut-off date per pool_id; pools not listed are left out.
+        denominator: Cumulative default denominator (see
+            :func:`cumulative_performance`).
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``smm``, ``cpr``, ``mdr``,
+        ``cdr``, ``payment_rate`` (from :func:`with_period_rates`) and every
+        column of :func:`cumulative_performance`.
+
+    Raises:
+        ValueError: If a period end is not a month-end or ``denominator`` is unknown.
+    """
+    rates = with_period_rates(pool_rollforward(snapshots, period_ends)).select(
+        *_KEYS, "smm", "cpr", "mdr", "cdr", "payment_rate"
+    )
+    cumulative = cumulative_performance(snapshots, period_ends, cutoffs, denominator=denominator)
+    return rates.join(cumulative, on=_KEYS, how="inner").sort(_KEYS)

@@ -1,0 +1,151 @@
+"""Canonical column sets and Polars dtypes shared by every stage.
+
+Money is held as integer fen (``pl.Int64``) from staging on: 1,234.50 yuan is
+``123450``. Annual rates are exact decimals (``pl.Decimal(10, 6)``); for
+integer arithmetic they are converted to parts-per-million (``RATE_SCALE``).
+Dates are ``pl.Date``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import polars as pl
+
+Dtype = pl.DataType | type[pl.DataType]
+"""A Polars dtype, as an instance or as a class."""
+
+Columns = dict[str, Dtype]
+
+MONEY: Final = pl.Int64
+"""Money dtype: integer fen."""
+
+RATE: Final = pl.Decimal(10, 6)
+"""Annual rate dtype: 0.109500 is 10.95% a year."""
+
+RATE_SCALE: Final = 1_000_000
+"""An annual rate multiplied by this is its integer parts-per-million."""
+
+FEN_PER_YUAN: Final = 100
+
+PRODUCTS: Final = ("cash_loan", "consumer_instalment")
+REPAYMENT_METHODS: Final = ("equal_instalment", "equal_principal", "interest_only", "bullet")
+REPAYMENT_KINDS: Final = (
+    "scheduled",
+    "partial_prepayment",
+    "full_prepayment",
+    "recovery",
+    "reversal",
+)
+POOL_EVENTS: Final = ("added", "removed")
+POOL_EVENT_REASONS: Final = ("cutoff", "revolving_purchase", "repurchase", "clean_up_call")
+
+LOAN_STATUSES: Final = (
+    "current",
+    "delinquent",
+    "defaulted",
+    "charged_off",
+    "prepaid",
+    "matured",
+    "repurchased",
+)
+PERFORMING_STATUSES: Final = ("current", "delinquent")
+
+DPD_BUCKETS: Final = ("current", "1-30", "31-60", "61-90", "91-120", "121-150", "151-180", "180+")
+"""Delinquency buckets by days past due, in order (DOMAIN.md)."""
+
+LOANS: Final[Columns] = {
+    "loan_id": pl.String,
+    "borrower_id": pl.String,
+    "product": pl.String,
+    "origination_date": pl.Date,
+    "first_due_date": pl.Date,
+    "principal": MONEY,
+    "annual_rate": RATE,
+    "term_months": pl.Int32,
+    "repayment_method": pl.String,
+    "province": pl.String,
+    "borrower_age": pl.Int32,
+    "credit_score": pl.Int32,
+    "channel": pl.String,
+}
+LOANS_OPTIONAL: Final = frozenset({"borrower_age", "credit_score", "channel"})
+
+REPAYMENTS: Final[Columns] = {
+    "repayment_id": pl.String,
+    "loan_id": pl.String,
+    "value_date": pl.Date,
+    "principal_paid": MONEY,
+    "interest_paid": MONEY,
+    "fee_paid": MONEY,
+    "penalty_paid": MONEY,
+    "kind": pl.String,
+}
+REPAYMENTS_OPTIONAL: Final = frozenset[str]()
+
+POOL_ASSETS: Final[Columns] = {
+    "pool_id": pl.String,
+    "loan_id": pl.String,
+    "event_date": pl.Date,
+    "event": pl.String,
+    "reason": pl.String,
+    "purchase_price": MONEY,
+}
+POOL_ASSETS_OPTIONAL: Final = frozenset({"purchase_price"})
+
+INPUT_DATASETS: Final[dict[str, Columns]] = {
+    "loans": LOANS,
+    "repayments": REPAYMENTS,
+    "pool_assets": POOL_ASSETS,
+}
+OPTIONAL_COLUMNS: Final[dict[str, frozenset[str]]] = {
+    "loans": LOANS_OPTIONAL,
+    "repayments": REPAYMENTS_OPTIONAL,
+    "pool_assets": POOL_ASSETS_OPTIONAL,
+}
+MONEY_COLUMNS: Final = {
+    name: tuple(c for c, t in cols.items() if t == MONEY) for name, cols in INPUT_DATASETS.items()
+}
+
+LINEAGE: Final[Columns] = {
+    "business_date": pl.Date,
+    "source_file": pl.String,
+    "source_line": pl.Int64,
+}
+"""Lineage columns carried by every staged row: the delivery it came from."""
+
+SCHEDULES: Final[Columns] = {
+    "loan_id": pl.String,
+    "instalment_no": pl.Int32,
+    "due_date": pl.Date,
+    "principal_due": MONEY,
+    "interest_due": MONEY,
+}
+
+LOAN_SNAPSHOTS: Final[Columns] = {
+    "as_of_date": pl.Date,
+    "loan_id": pl.String,
+    "pool_id": pl.String,
+    "opening_principal": MONEY,
+    "closing_principal": MONEY,
+    "scheduled_principal_paid": MONEY,
+    "unscheduled_principal_paid": MONEY,
+    "interest_paid": MONEY,
+    "fees_paid": MONEY,
+    "dpd": pl.Int32,
+    "bucket": pl.String,
+    "status": pl.String,
+    "default_date": pl.Date,
+    "defaulted_principal": MONEY,
+    "recoveries": MONEY,
+    "purchased_principal": MONEY,
+    "removed_principal": MONEY,
+    "months_on_book": pl.Int32,
+    "remaining_term": pl.Int32,
+}
+"""One row per loan and as-of date; flows are those since the previous as-of date.
+
+``purchased_principal`` and ``removed_principal`` carry the pool events of the
+period (see ``transforms.performance``) so that the pool roll-forward closes
+from this table alone.
+"""
