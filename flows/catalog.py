@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import polars as pl
+
+from transforms.schema import Columns
 
 LANDING_DATASETS = ("loans", "repayments", "pool_assets")
 LANDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl")
@@ -150,7 +152,7 @@ class Catalog:
     def scan(self, path: Path) -> pl.LazyFrame:
         return pl.scan_parquet(path)
 
-    def scan_many(self, paths: list[Path], schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    def scan_many(self, paths: list[Path], schema: Columns) -> pl.LazyFrame:
         """Scan several partitions; an empty list gives an empty frame of ``schema``."""
         if not paths:
             return pl.LazyFrame(schema=schema)
@@ -168,14 +170,14 @@ class Catalog:
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write(path: Path, write: object) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
-        write(tmp)  # type: ignore[operator]
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

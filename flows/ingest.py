@@ -117,7 +117,7 @@ def _ingest_dataset(
     raw = (
         pl.concat([f.frame for f in readable], how="vertical")
         if readable
-        else pl.DataFrame(schema={**{c: pl.String for c in columns}, **schema.LINEAGE})
+        else pl.DataFrame(schema={**dict.fromkeys(columns, pl.String), **schema.LINEAGE})
     ).with_row_index("row")
 
     rules: dict[int, list[str]] = {}
@@ -152,12 +152,13 @@ def _ingest_dataset(
     if candidates.height:
         result = validate_frame(contract, candidates.select(*columns, *schema.LINEAGE))
         positions = candidates["row"]
-        for rule_id, severity, idx in (
+        for rule_id, severity, failed in (
             result.failures.group_by("rule_id", "severity")
             .agg(pl.col("row_index"))
             .sort("rule_id")
             .iter_rows()
         ):
+            idx = failed
             rule = contract.rule(rule_id)
             if rule.kind in ("unique", "compound_unique"):
                 # Identifiers are unique within one delivery; a later delivery of the
@@ -241,9 +242,9 @@ def _duplicated_within_delivery(
     frame: pl.DataFrame, columns: list[str], positions: list[int]
 ) -> list[int]:
     """The positions among ``positions`` whose key repeats within the same business date."""
-    repeated = frame.select(
-        pl.struct("business_date", *columns).is_duplicated().alias("repeated")
-    )["repeated"]
+    repeated = frame.select(pl.struct("business_date", *columns).is_duplicated().alias("repeated"))[
+        "repeated"
+    ]
     return [p for p in positions if repeated[p]]
 
 

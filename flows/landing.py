@@ -50,7 +50,7 @@ def read_landing_file(dataset: str, business_date: date, path: Path, root: Path)
     relative = path.relative_to(root).as_posix()
     columns = schema.INPUT_DATASETS[dataset]
     required = [c for c in columns if c not in schema.OPTIONAL_COLUMNS[dataset]]
-    empty = pl.DataFrame(schema={**{c: pl.String for c in columns}, **schema.LINEAGE})
+    empty = pl.DataFrame(schema={**dict.fromkeys(columns, pl.String), **schema.LINEAGE})
     try:
         raw = _read_text_frame(path)
     except pl.exceptions.NoDataError:

@@ -3,7 +3,8 @@
     landing ─ingest─▶ staged ─curate─▶ curated ─engine─▶ loan_snapshots
         ─metrics─▶ marts + metrics.json ─render─▶ disclosures + index
 
-Tasks take paths and plain values, never frames; the work is in ``flows.stages``.
+Tasks take paths and plain values, never frames; the work is in the stage modules
+(``flows.ingest``, ``flows.curate``, ``flows.snapshots``, ``flows.metrics``, ``flows.render``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import stages
 from flows.catalog import Catalog, sha256_file
+from flows.curate import CurateOutcome, curate
+from flows.deals import load_deals
 from flows.ingest import IngestOutcome, ingest_dates
+from flows.metrics import PoolPeriod, compute_pool_metrics
+from flows.periods import month_ends_between
+from flows.render import render_disclosures, render_report_index
+from flows.snapshots import build_loan_snapshots, snapshot_dates
 from flows.version import code_version
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -78,41 +84,37 @@ def month_chunks(start: date, end: date) -> list[list[date]]:
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(data_root: str, days: list[date]) -> IngestOutcome:
     outcome = ingest_dates(Catalog(Path(data_root)), days)
-    get_run_logger().info(
-        "ingested %s .. %s: %d files", days[0], days[-1], len(outcome.files)
-    )
+    get_run_logger().info("ingested %s .. %s: %d files", days[0], days[-1], len(outcome.files))
     return outcome
 
 
 @task(name="curate", cache_policy=NO_CACHE)
-def curate_task(data_root: str, until: date) -> stages.CurateOutcome:
-    return stages.curate(Catalog(Path(data_root)), until)
+def curate_task(data_root: str, until: date) -> CurateOutcome:
+    return curate(Catalog(Path(data_root)), until)
 
 
 @task(name="loan-snapshots", cache_policy=NO_CACHE)
 def snapshots_task(data_root: str, as_of_dates: list[date]) -> list[date]:
     catalog = Catalog(Path(data_root))
-    deals = stages.load_deals(catalog).deals
-    return stages.build_loan_snapshots(catalog, as_of_dates, deals)
+    deals = load_deals(catalog).deals
+    return build_loan_snapshots(catalog, as_of_dates, deals)
 
 
 @task(name="pool-metrics", cache_policy=NO_CACHE)
-def metrics_task(data_root: str, period_ends: list[date]) -> list[stages.PoolPeriod]:
+def metrics_task(data_root: str, period_ends: list[date]) -> list[PoolPeriod]:
     catalog = Catalog(Path(data_root))
-    deals = stages.load_deals(catalog).deals
-    return stages.compute_pool_metrics(catalog, deals, period_ends)
+    deals = load_deals(catalog).deals
+    return compute_pool_metrics(catalog, deals, period_ends)
 
 
 @task(name="render", cache_policy=NO_CACHE)
 def render_task(
-    data_root: str, periods: list[stages.PoolPeriod], generated_at: datetime, run_id: str
+    data_root: str, periods: list[PoolPeriod], generated_at: datetime, run_id: str
 ) -> tuple[list[Path], Path]:
     catalog = Catalog(Path(data_root))
-    deals = stages.load_deals(catalog).deals
-    written = stages.render_disclosures(
-        catalog, deals, periods, generated_at=generated_at, run_id=run_id
-    )
-    return written, stages.render_report_index(catalog, deals, generated_at=generated_at)
+    deals = load_deals(catalog).deals
+    written = render_disclosures(catalog, deals, periods, generated_at=generated_at, run_id=run_id)
+    return written, render_report_index(catalog, deals, generated_at=generated_at)
 
 
 def _process(start: date, end: date, data_root: str, force: bool) -> RunSummary:
@@ -126,7 +128,7 @@ def _process(start: date, end: date, data_root: str, force: bool) -> RunSummary:
         ingested.merge(ingest_task(data_root, days))
     timings["ingest"] = time.perf_counter() - began
 
-    book = stages.load_deals(catalog)
+    book = load_deals(catalog)
     version = code_version()
     run_id = _run_id(catalog, start, end, version)
     summary = RunSummary(run_id=run_id, start=start, end=end, errors=list(book.errors))
@@ -140,14 +142,14 @@ def _process(start: date, end: date, data_root: str, force: bool) -> RunSummary:
     mark = time.perf_counter()
     curated = curate_task(data_root, end)
     timings["curate"] = time.perf_counter() - mark
-    periods: list[stages.PoolPeriod] = []
+    periods: list[PoolPeriod] = []
     if curated.first_origination is not None:
         mark = time.perf_counter()
-        as_of = stages.snapshot_dates(curated.first_origination, end, book.deals.values())
+        as_of = snapshot_dates(curated.first_origination, end, book.deals.values())
         snapshots_task(data_root, as_of)
         timings["snapshots"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        period_ends = [d for d in stages.month_ends_between(start, end) if d >= start]
+        period_ends = [d for d in month_ends_between(start, end) if d >= start]
         periods = metrics_task(data_root, period_ends)
         timings["metrics"] = time.perf_counter() - mark
 
@@ -177,7 +179,10 @@ def _run_id(catalog: Catalog, start: date, end: date, version: str) -> str:
 
 
 def _output(path: Path, root: Path) -> dict[str, object]:
-    entry: dict[str, object] = {"path": path.relative_to(root).as_posix(), "sha256": sha256_file(path)}
+    entry: dict[str, object] = {
+        "path": path.relative_to(root).as_posix(),
+        "sha256": sha256_file(path),
+    }
     if path.suffix == ".parquet":
         entry["rows"] = pq.read_metadata(path).num_rows
     return entry
@@ -194,15 +199,18 @@ def _write_manifest(
 ) -> Path:
     root = catalog.root
     outputs = [
-        p
-        for p in sorted(root.glob("curated/**/*.parquet"))
-        + sorted(root.glob("marts/**/*.parquet"))
-        + [Path(s) for s in summary.reports]
-        + sorted(root.glob("reports/*/*/metrics.json"))
+        *sorted(root.glob("curated/**/*.parquet")),
+        *sorted(root.glob("marts/**/*.parquet")),
+        *sorted(root.glob("reports/*/*/metrics.json")),
+        *(Path(s) for s in summary.reports),
     ]
     manifest = {
         "run_id": summary.run_id,
-        "parameters": {"start": summary.start.isoformat(), "end": summary.end.isoformat(), "force": force},
+        "parameters": {
+            "start": summary.start.isoformat(),
+            "end": summary.end.isoformat(),
+            "force": force,
+        },
         "code_version": version,
         "contract_versions": dict(sorted(ingested.contract_versions.items())),
         "inputs": [
@@ -235,7 +243,9 @@ def _write_manifest(
 
 
 @flow(name="abs-pipeline-backfill", log_prints=False)
-def backfill_flow(start: date, end: date, data_root: str = "data", force: bool = False) -> RunSummary:
+def backfill_flow(
+    start: date, end: date, data_root: str = "data", force: bool = False
+) -> RunSummary:
     """Process every business date of [start, end], a month of deliveries at a time."""
     return _process(start, end, data_root, force)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -89,7 +90,7 @@ def test_consecutive_periods_chain(processed: tuple[Path, object]) -> None:
     root, _ = processed
     docs = sorted(Catalog(root).metrics_documents())
     pools = [json.loads(p.read_text(encoding="utf-8")) for _, _, p in docs]
-    for before, after in zip(pools, pools[1:], strict=False):
+    for before, after in itertools.pairwise(pools):
         if before["pool_id"] == after["pool_id"]:
             assert before["pool"]["closing_balance"] == after["pool"]["opening_balance"]
 
@@ -104,8 +105,14 @@ def test_the_disclosure_shows_the_figures_of_its_metrics(processed: tuple[Path, 
     for pool_id, period, path in catalog.metrics_documents():
         metrics = json.loads(path.read_text(encoding="utf-8"))
         html = catalog.disclosure(pool_id, period, "en").read_text(encoding="utf-8")
-        for key in ("opening_balance", "closing_balance", "scheduled_principal",
-                    "unscheduled_principal", "defaulted_principal", "purchased_principal"):
+        for key in (
+            "opening_balance",
+            "closing_balance",
+            "scheduled_principal",
+            "unscheduled_principal",
+            "defaulted_principal",
+            "purchased_principal",
+        ):
             assert _yuan_display(metrics["pool"][key].lstrip("-")) in html, (period, key)
         for row in metrics["delinquency"]:
             assert _yuan_display(row["balance"]) in html
@@ -122,7 +129,11 @@ def test_a_bad_row_is_quarantined_with_its_rule_and_the_run_goes_on(
     from flows.pipeline import backfill_flow
 
     root = _data_root(tmp_path, landing)
-    day = min(p for p in (root / "landing").iterdir() if p.name[0].isdigit() and (p / "loans.csv").exists())
+    day = min(
+        p
+        for p in (root / "landing").iterdir()
+        if p.name[0].isdigit() and (p / "loans.csv").exists()
+    )
     loans_csv = day / "loans.csv"
     lines = loans_csv.read_text(encoding="utf-8").splitlines()
     header = lines[0].split(",")

@@ -51,7 +51,9 @@ def test_a_redelivered_loan_is_a_correction_and_the_latest_wins() -> None:
 
 
 def test_an_unchanged_redelivery_is_not_a_correction() -> None:
-    staged = _frame([_loan("L1", 1000_00, date(2025, 1, 3), 2), _loan("L1", 1000_00, date(2025, 1, 6), 9)])
+    staged = _frame(
+        [_loan("L1", 1000_00, date(2025, 1, 3), 2), _loan("L1", 1000_00, date(2025, 1, 6), 9)]
+    )
     assert curation.loan_corrections(staged).collect().height == 0
     assert curation.current_loans(staged).collect().height == 1
 
