@@ -18,13 +18,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test test-slow lint format golden clean-data help
+.PHONY: demo test test-slow test-browser lint format golden clean-data help prefect-server serve bench-orchestration
 
 help:
 	@echo "make demo       generate the demo tape (if none) and run the pipeline end to end"
 	@echo "make test       run the test suite (fast tests; slow scale tests: make test-slow)"
 	@echo "make lint       ruff and mypy"
 	@echo "make golden     refresh golden files after an intended change"
+	@echo "make test-browser  load the reports in headless Chromium (installs it when missing)"
+	@echo "make prefect-server / make serve   the Prefect server on loopback, then the nightly and backfill deployments"
+	@echo "make bench-orchestration  orchestration overhead of a 365-day backfill"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +57,35 @@ format: $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/python -m data_contracts.compile --write-golden tests/data_contracts/golden
+	$(BIN)/python -m tests.reports.golden
+
+# The browser test loads every report of a small generated book in headless Chromium
+# (Debian packages `chromium`, and `fonts-noto-cjk` for the Chinese pages), offline, and
+# fails on console errors or requests to non-local URLs. Screenshots go to BROWSER_OUT.
+CHROMIUM    ?= /usr/bin/chromium
+BROWSER_OUT ?= build/browser
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test-browser: $(STAMP)
+	@if [ ! -x $(CHROMIUM) ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+		$(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; \
+	fi
+	ABS_PIPELINE_BROWSER_TEST=1 ABS_PIPELINE_BROWSER_OUT=$(BROWSER_OUT) \
+		$(BIN)/python -m pytest tests/reports/test_browser.py -q -s
+
+# Scheduling (README, "Scheduling"): the Prefect server on loopback, then in another
+# shell the nightly and backfill deployments served against it.
+PREFECT_PORT ?= 4200
+
+prefect-server: $(STAMP)
+	PREFECT_HOME=$(abspath $(DATA))/.prefect $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+serve: $(STAMP)
+	PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api $(BIN)/abs-pipeline serve --data-root $(DATA)
+
+bench-orchestration: $(STAMP)
+	$(BIN)/python benchmarks/orchestration.py
 
 clean-data:
 	rm -rf $(DATA)

@@ -1,7 +1,10 @@
 """Compile a data contract into a Great Expectations 1.x expectation suite.
 
 ``compile_suite`` is pure: contract in, JSON-able dict out, one expectation per
-rule, ordered by rule id. The dict loads with ``gx.ExpectationSuite(**suite)``.
+rule, ordered by rule id. Cross-dataset rules (kind ``cross_dataset``) need
+other datasets or earlier deliveries and are run by the ingest stage, not GX;
+they are listed by id in the suite's ``meta.cross_dataset_rules``. The dict
+loads with ``gx.ExpectationSuite(**suite)``.
 
 Two rule kinds have no built-in expectation and are checked on a derived
 column that the runner computes before validation; the expectation's
@@ -138,7 +141,12 @@ def compile_rule(rule: Rule) -> dict[str, Any]:
     Returns:
         The JSON-able expectation configuration; ``meta`` carries the rule id,
         severity, description and the columns failures are reported against.
+
+    Raises:
+        ValueError: if the rule is a cross-dataset check.
     """
+    if rule.kind == "cross_dataset":
+        raise ValueError(f"rule {rule.rule_id} is a cross-dataset check, run at ingest, not by GX")
     gx_type, kwargs, derived = _BUILDERS[rule.kind](rule)
     if rule.when is not None:
         kwargs["row_condition"] = {
@@ -173,6 +181,7 @@ def compile_suite(contract: Contract) -> dict[str, Any]:
         ``{"name", "meta", "expectations"}`` with expectations sorted by rule id.
     """
     rules = sorted(contract.rules, key=lambda r: r.rule_id)
+    in_suite = [r for r in rules if r.kind != "cross_dataset"]
     return {
         "name": f"{contract.contract_id}@{contract.version}",
         "meta": {
@@ -180,8 +189,9 @@ def compile_suite(contract: Contract) -> dict[str, Any]:
             "contract_version": contract.version,
             "dataset": contract.dataset,
             "max_error_share": contract.max_error_share,
+            "cross_dataset_rules": [r.rule_id for r in rules if r.kind == "cross_dataset"],
         },
-        "expectations": [compile_rule(rule) for rule in rules],
+        "expectations": [compile_rule(rule) for rule in in_suite],
     }
 
 

@@ -18,16 +18,24 @@ description:
   required for rule execution"). ``mustBe: 0`` with ``unit: rows`` states the
   ODCS reading: the number of rows breaking the rule must be zero.
 
+Checks that need more than the batch itself (another dataset, the delivery's
+business date, earlier deliveries) are ``quality`` entries of type ``custom``
+with ``engine: abs-pipeline``: ``implementation`` names the check
+(:data:`CROSS_DATASET_CHECKS`), the entry gives its rule id, severity and
+description, and the ingest stage runs it in Polars. The compiler leaves them
+out of the GX suite.
+
 The batch threshold is the contract-level custom property ``maxErrorShare``.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -46,10 +54,28 @@ RuleKind = Literal[
     "greater_than",
     "days_between",
     "any_positive",
+    "cross_dataset",
 ]
-"""Engine-neutral kinds of row-level check the compiler knows how to express."""
+"""Engine-neutral kinds of row-level check; all but ``cross_dataset`` compile to GX."""
 
-DATASETS = ("loans", "repayments", "pool_assets")
+CrossDatasetCheck = Literal[
+    "known_loan",
+    "on_or_after_origination",
+    "not_after_business_date",
+    "within_outstanding",
+    "id_conflict",
+    "added_twice",
+    "removed_not_in_pool",
+]
+"""Checks against other datasets or earlier deliveries, run by the ingest stage."""
+
+CROSS_DATASET_CHECKS: tuple[str, ...] = get_args(CrossDatasetCheck)
+"""The names an ``implementation`` of a custom quality entry may take."""
+
+INPUT_DATASETS = ("loans", "repayments", "pool_assets")
+"""Datasets a servicer delivers, validated row by row at ingest."""
+
+DATASETS = (*INPUT_DATASETS, "deal", "loan_snapshots")
 """Datasets with a packaged contract."""
 
 _RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
@@ -128,6 +154,23 @@ class OdcsQuality(_Frozen):
         return {p.property: p.value for p in self.custom_properties}
 
 
+class OdcsCustomQuality(_Frozen):
+    """An ODCS v3.0 ``quality`` entry of type ``custom``: a check run by the ingest stage."""
+
+    name: str
+    type: Literal["custom"]
+    engine: Literal["abs-pipeline"]
+    implementation: CrossDatasetCheck
+    description: str = Field(min_length=1)
+    dimension: Literal["accuracy", "consistency", "timeliness", "uniqueness"]
+    severity: Severity
+    must_be: Literal[0] = Field(default=0, alias="mustBe")
+    unit: Literal["rows"] = "rows"
+
+
+Quality = OdcsQuality | OdcsCustomQuality
+
+
 class OdcsProperty(_Frozen):
     """An ODCS schema property (a column)."""
 
@@ -145,7 +188,7 @@ class OdcsProperty(_Frozen):
         default=None, alias="logicalTypeOptions"
     )
     examples: tuple[Any, ...] = ()
-    quality: tuple[OdcsQuality, ...] = ()
+    quality: tuple[Quality, ...] = ()
 
 
 class OdcsSchemaObject(_Frozen):
@@ -160,7 +203,7 @@ class OdcsSchemaObject(_Frozen):
         default=None, alias="dataGranularityDescription"
     )
     properties: tuple[OdcsProperty, ...] = Field(min_length=1)
-    quality: tuple[OdcsQuality, ...] = ()
+    quality: tuple[Quality, ...] = ()
 
 
 class OdcsDescription(_Frozen):
@@ -220,6 +263,7 @@ class Rule(_Frozen):
     exclusive_minimum: bool = False
     exclusive_maximum: bool = False
     when: Condition | None = None
+    check: CrossDatasetCheck | None = None
 
     @property
     def column(self) -> str:
@@ -240,6 +284,7 @@ class Rule(_Frozen):
             "greater_than": len(self.columns) == 2,
             "compound_unique": len(self.columns) >= 2,
             "any_positive": len(self.columns) >= 2,
+            "cross_dataset": self.check is not None,
         }
         if not needs.get(self.kind, True):
             raise ValueError(f"rule {self.rule_id}: missing parameters for kind {self.kind}")
@@ -345,7 +390,22 @@ def _condition(args: dict[str, Any]) -> Condition | None:
     return None if when is None else Condition.model_validate(when)
 
 
-def _quality_rule(quality: OdcsQuality, prop: str | None) -> Rule:
+def _custom_rule(quality: OdcsCustomQuality, prop: str | None) -> Rule:
+    if prop is None:
+        raise ValueError(f"custom rule {quality.name}: a cross-dataset check belongs on a property")
+    return Rule(
+        rule_id=quality.name,
+        kind="cross_dataset",
+        columns=(prop,),
+        severity=quality.severity,
+        description=quality.description,
+        check=quality.implementation,
+    )
+
+
+def _quality_rule(quality: Quality, prop: str | None) -> Rule:
+    if isinstance(quality, OdcsCustomQuality):
+        return _custom_rule(quality, prop)
     args = quality.arguments()
     common: dict[str, Any] = {
         "rule_id": quality.name,
@@ -461,6 +521,18 @@ def load_contract(name_or_path: str | Path) -> Contract:
         ValueError: if the name is unknown or the document is not a valid contract.
     """
     is_name = isinstance(name_or_path, str) and not name_or_path.endswith((".yaml", ".yml"))
-    path = contract_path(str(name_or_path)) if is_name else Path(name_or_path)
+    if is_name:
+        return _packaged_contract(str(name_or_path))
+    return _read_contract(Path(name_or_path))
+
+
+@functools.cache
+def _packaged_contract(dataset: str) -> Contract:
+    # Packaged contracts do not change while a process runs; ingest loads each once
+    # per chunk, and parsing plus model validation is not free.
+    return _read_contract(contract_path(dataset))
+
+
+def _read_contract(path: Path) -> Contract:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     return contract_from_odcs(OdcsContract.model_validate(raw))

@@ -7,8 +7,10 @@ a crash leaves either the previous file or the new one, never half of one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,8 +22,34 @@ import polars as pl
 from transforms.schema import Columns
 
 LANDING_DATASETS = ("loans", "repayments", "pool_assets")
-LANDING_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".jsonl")
+LANDING_SUFFIXES = (".csv.gz", ".csv", ".parquet", ".jsonl")
 PART = "part-0.parquet"
+
+# <dataset>[.<source>]<suffix>: a source names the servicer mapping the file is read with.
+_LANDING_NAME = re.compile(
+    r"^(?P<dataset>loans|repayments|pool_assets)(?:\.(?P<source>[a-z0-9][a-z0-9_-]{0,63}))?"
+    r"(?P<suffix>\.csv\.gz|\.csv|\.parquet|\.jsonl)$"
+)
+
+
+@dataclass(frozen=True)
+class LandingName:
+    """What a landing file's name says: its dataset, servicer source (if any) and format."""
+
+    dataset: str
+    source: str | None
+    suffix: str
+
+
+def parse_landing_name(name: str) -> LandingName | None:
+    """Parse ``loans.csv`` or ``repayments.acme.csv.gz``; None for any other name."""
+    match = _LANDING_NAME.match(name)
+    if match is None:
+        return None
+    return LandingName(match["dataset"], match["source"], match["suffix"])
+
+
+FAILURE_SUFFIX = ".failure.json"
 
 
 @dataclass(frozen=True)
@@ -62,10 +90,29 @@ class Catalog:
         if not folder.is_dir():
             return files
         for path in sorted(folder.iterdir()):
-            for name in LANDING_DATASETS:
-                if any(path.name == name + suffix for suffix in LANDING_SUFFIXES):
-                    files[name].append(path)
+            parsed = parse_landing_name(path.name)
+            if parsed is not None and path.is_file():
+                files[parsed.dataset].append(path)
         return files
+
+    def unrecognised_landing_files(self, business_date: date) -> list[Path]:
+        """Entries of a business date's folder that are not a delivery file (reported, not read)."""
+        folder = self.landing_dir(business_date)
+        if not folder.is_dir():
+            return []
+        return [
+            p
+            for p in sorted(folder.iterdir())
+            if parse_landing_name(p.name) is None or not p.is_file()
+        ]
+
+    @property
+    def mappings_dir(self) -> Path:
+        return self.landing / "mappings"
+
+    def mapping_file(self, source: str) -> Path:
+        """The servicer mapping a ``<dataset>.<source>.<ext>`` landing file is read with."""
+        return self.mappings_dir / f"{source}.mapping.yaml"
 
     def deal_files(self) -> list[Path]:
         if not self.deals_dir.is_dir():
@@ -110,6 +157,16 @@ class Catalog:
             if (p / PART).is_file()
         )
 
+    @property
+    def engine_state(self) -> Path:
+        """The performance engine's per-loan running totals after its last as-of date."""
+        return self.root / "state" / "engine" / PART
+
+    @property
+    def engine_state_meta(self) -> Path:
+        """What the engine state was computed from: watermark, staged partitions, rules."""
+        return self.root / "state" / "engine" / "state.json"
+
     def mart(self, name: str) -> Path:
         return self.root / "marts" / name / PART
 
@@ -131,15 +188,55 @@ class Catalog:
     def index_html(self) -> Path:
         return self.reports / "index.html"
 
+    def index_page(self, language: str) -> Path:
+        """The index in a language (BCP 47 tag): ``index.html`` in English, else
+        ``index.<language>.html``."""
+        return self.index_html if language == "en" else self.reports / f"index.{language}.html"
+
+    def static_pool_report(self, pool_id: str, language: str) -> Path:
+        return self.reports / pool_id / f"static_pool.{language}.html"
+
+    def portfolio_report(self, language: str) -> Path:
+        return self.reports / f"portfolio.{language}.html"
+
     def data_quality_report(self, run_id: str) -> Path:
         return self.reports / "data_quality" / f"{run_id}.html"
+
+    def data_quality_summary(self, run_id: str) -> Path:
+        """The run's data-quality figures as JSON, next to its HTML report."""
+        return self.reports / "data_quality" / f"{run_id}.json"
+
+    def data_quality_summaries(self) -> list[Path]:
+        folder = self.reports / "data_quality"
+        return sorted(folder.glob("*.json")) if folder.is_dir() else []
 
     def run_manifest(self, run_id: str) -> Path:
         return self.root / "runs" / f"{run_id}.json"
 
     def run_manifests(self) -> list[Path]:
         folder = self.root / "runs"
-        return sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.glob("*.json") if not p.name.endswith(FAILURE_SUFFIX))
+
+    def failure_summary(self, run_id: str) -> Path:
+        """Beside the run manifest: what a failed run knew when it stopped."""
+        return self.root / "runs" / f"{run_id}{FAILURE_SUFFIX}"
+
+    def failure_summaries(self) -> list[Path]:
+        folder = self.root / "runs"
+        return sorted(folder.glob(f"*{FAILURE_SUFFIX}")) if folder.is_dir() else []
+
+    # -- orchestration state -----------------------------------------------------------
+    @property
+    def business_date_state(self) -> Path:
+        """Per business date: the input key it was processed with, its run id and outcome."""
+        return self.root / "state" / "business_dates.json"
+
+    @property
+    def data_root_lock(self) -> Path:
+        """Held by the run that is writing under this data root."""
+        return self.root / "state" / "data-root.lock"
 
     def metrics_documents(self) -> Iterator[tuple[str, str, Path]]:
         """(pool_id, period, path) of every metrics.json written so far."""
@@ -170,6 +267,13 @@ class Catalog:
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,10 +282,22 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(name)
     try:
         write(tmp)
+        # mkstemp creates owner-only files; published data and reports follow the umask.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary siblings of ``path`` left by a writer that was killed mid-write.
+
+    Only for a partition this process owns: another writer's live temporary would go too.
+    """
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path) -> str:

@@ -7,6 +7,7 @@ from datetime import date
 
 from flows.catalog import Catalog
 from transforms import curation, schema
+from transforms.performance import overpayments
 from transforms.schedules import build_schedules
 
 
@@ -17,11 +18,15 @@ class CurateOutcome:
     pool_events: int
     schedule_rows: int
     corrections: int
+    overpayments: int
+    """Cash events flagged for paying principal beyond what the loan owed."""
     first_origination: date | None
 
 
 def curate(catalog: Catalog, until: date) -> CurateOutcome:
-    """Current views of everything staged up to ``until``, and the loans' schedules."""
+    """Current views of everything staged up to ``until``, the loans' schedules, and the
+    cash events that overpaid principal (capped in the snapshots, listed in
+    ``curated/overpayments``)."""
     staged = {
         name: catalog.scan_many(
             catalog.staged_partitions(name, until), {**columns, **schema.LINEAGE}
@@ -33,11 +38,13 @@ def curate(catalog: Catalog, until: date) -> CurateOutcome:
     pool_assets = curation.current_pool_assets(staged["pool_assets"]).collect()
     corrections = curation.loan_corrections(staged["loans"]).collect()
     schedules = build_schedules(loans.lazy()).collect()
+    overpaid = overpayments(loans.lazy(), repayments.lazy()).collect()
     catalog.write_frame(loans, catalog.curated("loans"))
     catalog.write_frame(repayments, catalog.curated("repayments"))
     catalog.write_frame(pool_assets, catalog.curated("pool_assets"))
     catalog.write_frame(corrections, catalog.curated("loan_corrections"))
     catalog.write_frame(schedules, catalog.curated("schedules"))
+    catalog.write_frame(overpaid, catalog.curated("overpayments"))
     first = loans["origination_date"].min() if loans.height else None
     return CurateOutcome(
         loans=loans.height,
@@ -45,5 +52,6 @@ def curate(catalog: Catalog, until: date) -> CurateOutcome:
         pool_events=pool_assets.height,
         schedule_rows=schedules.height,
         corrections=corrections.height,
+        overpayments=overpaid.height,
         first_origination=first if isinstance(first, date) else None,
     )

@@ -1,42 +1,81 @@
 """Ingest and validate landing deliveries into staged and quarantine partitions.
 
-For each dataset of a run of business dates: read every file as text, cast to
-the canonical types, validate against the dataset's contract (Great
-Expectations), check references to loans, then write the accepted rows to
-``staged/`` and every rejected row, with the rules it broke and the file and
-line it came from, to ``quarantine/``. Every row read is accounted for:
+For each dataset of a run of business dates: read every file as text (through
+its servicer's mapping, if it names one), cast to the canonical types, validate
+against the dataset's contract (the compiled Great Expectations suite, then the
+contract's cross-dataset checks against the loans, repayments and pool events
+delivered so far), then write the accepted rows to ``staged/`` and every
+rejected row, with the rules it broke, the file and line it came from and its
+original values, to ``quarantine/``. Every row read is accounted for:
 read = accepted + quarantined, per file.
+
+Re-deliveries: a loan delivered again with other terms is a correction
+(accepted, recorded with the changed fields); a repayment or pool event
+delivered again unchanged is accepted and counted as a duplicate (curation keeps
+it once); a repayment_id delivered again with other values is quarantined.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
+from typing import Final
 
 import polars as pl
+from pydantic import ValidationError
 
-from data_contracts.contract import load_contract
+from data_contracts.contract import Contract, Rule, load_contract
 from data_contracts.validate import validate_frame
-from flows.catalog import Catalog, sha256_file
-from flows.landing import LandingFile, read_landing_file
+from flows.catalog import Catalog, parse_landing_name, remove_stale_temporaries, sha256_file
+from flows.landing import (
+    ORIGINAL,
+    READ_ERRORS,
+    LandingFile,
+    empty_frame,
+    read_landing_file,
+    unreadable,
+)
+from flows.mapping import SourceMapping, load_mapping
 from transforms import schema
 from transforms.staging import TYPE_ERRORS, cast_landing
 
-DATASET_ORDER = ("loans", "repayments", "pool_assets")
+DATASET_ORDER: Final = ("loans", "repayments", "pool_assets")
 """Loans first: the other datasets are checked against the loans known so far."""
 
-MIN_ROWS_FOR_SHARE = 20
+MIN_ROWS_FOR_SHARE: Final = 20
 """Files smaller than this are never rejected whole for their share of bad rows."""
 
-QUARANTINE_SCHEMA = {
+EXAMPLES_PER_RULE: Final = 5
+"""How many ``file:line`` examples of each broken rule the outcome keeps."""
+
+QUARANTINE_SCHEMA: Final = {
     "business_date": pl.Date,
     "source_file": pl.String,
     "source_line": pl.Int64,
     "rule_ids": pl.List(pl.String),
     "original": pl.String,
 }
+
+_ORDER: Final = ("business_date", "source_file", "source_line")
+_POOL_EVENT_KEY: Final = ("pool_id", "loan_id", "event_date", "event")
+
+
+def required_columns_rule(dataset: str) -> str:
+    """Broken by every row of a file that lacks a required column."""
+    return f"{dataset}.schema.required_columns"
+
+
+def field_count_rule(dataset: str) -> str:
+    """Broken by a delimited row with more or fewer fields than the header."""
+    return f"{dataset}.row.field_count"
+
+
+def batch_rule(dataset: str) -> str:
+    """Broken by the remaining rows of a file rejected whole for its share of errors."""
+    return f"{dataset}.batch.error_share"
 
 
 @dataclass
@@ -50,11 +89,37 @@ class FileOutcome:
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    """Accepted rows that repeat an earlier delivery unchanged (kept once when curated)."""
     missing_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     error: str | None = None
     rejected: str | None = None
     """Why the whole file was rejected, if it was."""
+    source: str | None = None
+    file_format: str = "csv"
+    encoding: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One term of a corrected loan: the value before and after, as text."""
+
+    column: str
+    previous: str | None
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A loan delivered again with changed terms (accepted; the latest delivery wins)."""
+
+    loan_id: str
+    business_date: date
+    source_file: str
+    source_line: int
+    previous_business_date: date
+    changes: tuple[FieldChange, ...]
 
 
 @dataclass
@@ -64,157 +129,530 @@ class IngestOutcome:
     files: list[FileOutcome] = field(default_factory=list)
     rule_counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(dataset, rule_id, severity) -> rows."""
+    examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(dataset, rule_id) -> up to EXAMPLES_PER_RULE ``file:line`` of rows that broke it."""
+    corrections: list[Correction] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    """Landing entries that are not delivery files (not read)."""
     contract_versions: dict[str, str] = field(default_factory=dict)
     staged: list[str] = field(default_factory=list)
+    dates: list[date] = field(default_factory=list)
 
     def merge(self, other: IngestOutcome) -> None:
+        """Add another ingest's outcome (a later chunk of the same run) to this one."""
         self.files.extend(other.files)
         self.rule_counts.update(other.rule_counts)
+        for key, found in other.examples.items():
+            kept = self.examples.setdefault(key, [])
+            kept.extend(found[: EXAMPLES_PER_RULE - len(kept)])
+        self.corrections.extend(other.corrections)
+        self.ignored.extend(other.ignored)
         self.contract_versions.update(other.contract_versions)
         self.staged.extend(other.staged)
+        self.dates.extend(other.dates)
 
 
-def known_loan_ids(catalog: Catalog, before: date) -> set[str]:
-    """Loan ids accepted in staged deliveries dated before ``before``."""
+@dataclass
+class _History:
+    """Accepted rows delivered before the chunk, plus those accepted in it so far."""
+
+    loans: pl.DataFrame
+    repayments: pl.DataFrame
+    pool_assets: pl.DataFrame
+
+
+def _staged_before(catalog: Catalog, dataset: str, before: date) -> pl.DataFrame:
+    columns = {**schema.INPUT_DATASETS[dataset], **schema.LINEAGE}
     parts = [
         p
-        for p in catalog.staged_partitions("loans")
+        for p in catalog.staged_partitions(dataset)
         if date.fromisoformat(p.parent.name.removeprefix("business_date=")) < before
     ]
-    if not parts:
-        return set()
-    ids = pl.scan_parquet(parts).select("loan_id").unique().collect()
-    return set(ids["loan_id"].to_list())
+    return catalog.scan_many(parts, columns).select(list(columns)).collect()
 
 
 def ingest_dates(catalog: Catalog, dates: Sequence[date]) -> IngestOutcome:
-    """Ingest every landing file of ``dates`` and (re)write their partitions whole."""
-    outcome = IngestOutcome()
+    """Ingest every landing file of ``dates`` and (re)write their partitions whole.
+
+    Deliveries before ``min(dates)`` that are already staged are the history the
+    cross-dataset checks compare with.
+    """
+    outcome = IngestOutcome(dates=sorted(dates))
     if not dates:
         return outcome
-    known = known_loan_ids(catalog, min(dates))
+    first = min(dates)
+    history = _History(*(_staged_before(catalog, dataset, first) for dataset in DATASET_ORDER))
+    mappings: dict[str, SourceMapping | str] = {}
+    for day in sorted(dates):
+        outcome.ignored.extend(
+            p.relative_to(catalog.root).as_posix() for p in catalog.unrecognised_landing_files(day)
+        )
     for dataset in DATASET_ORDER:
         files = [
-            read_landing_file(dataset, day, path, catalog.root)
-            for day in dates
+            _read(catalog, dataset, day, path, mappings)
+            for day in sorted(dates)
             for path in catalog.landing_files(day)[dataset]
         ]
-        accepted, quarantined, part = _ingest_dataset(dataset, files, known)
-        if dataset == "loans":
-            known |= set(accepted["loan_id"].to_list())
+        accepted, quarantined, part = _ingest_dataset(dataset, files, history)
+        setattr(history, dataset, pl.concat([getattr(history, dataset), accepted]))
         outcome.merge(part)
         outcome.staged.extend(_write_partitions(catalog, dataset, dates, accepted, quarantined))
     return outcome
 
 
+def _read(
+    catalog: Catalog,
+    dataset: str,
+    day: date,
+    path: Path,
+    mappings: dict[str, SourceMapping | str],
+) -> LandingFile:
+    """Read a landing file with the mapping its name points to."""
+    parsed = parse_landing_name(path.name)
+    source = parsed.source if parsed is not None else None
+    if source is None:
+        return read_landing_file(dataset, day, path, catalog.root)
+    if source not in mappings:
+        mapping_path = catalog.mapping_file(source)
+        shown = mapping_path.relative_to(catalog.root).as_posix()
+        if not mapping_path.is_file():
+            mappings[source] = f"no mapping {shown} for source {source!r}"
+        else:
+            try:
+                mappings[source] = load_mapping(mapping_path)
+            except (ValidationError, ValueError, OSError) as exc:
+                first_line = str(exc).splitlines()[0]
+                mappings[source] = f"invalid mapping {shown}: {first_line}"
+    mapping = mappings[source]
+    if isinstance(mapping, str):
+        relative = path.relative_to(catalog.root).as_posix()
+        return unreadable(dataset, day, path, relative, mapping, source=source)
+    return read_landing_file(dataset, day, path, catalog.root, mapping=mapping)
+
+
+class _Rejections:
+    """Rule ids broken by rows of one dataset's batch, by row number."""
+
+    def __init__(self, dataset: str, outcome: IngestOutcome, lineage: pl.DataFrame) -> None:
+        self.dataset = dataset
+        self.outcome = outcome
+        self.lineage = lineage
+        self.parts: list[pl.DataFrame] = []
+
+    def add(self, rows: pl.Series | Sequence[int], rule_id: str, severity: str = "error") -> None:
+        found = pl.Series("row", rows, dtype=pl.UInt32)
+        if found.len() == 0:
+            return
+        self.outcome.rule_counts[(self.dataset, rule_id, severity)] += found.len()
+        where = self.lineage.join(found.head(EXAMPLES_PER_RULE).to_frame(), on="row")
+        examples = self.outcome.examples.setdefault((self.dataset, rule_id), [])
+        for source_file, line in where.sort("row").select("source_file", "source_line").iter_rows():
+            if len(examples) < EXAMPLES_PER_RULE:
+                examples.append(f"{source_file}:{line}")
+        if severity == "error":
+            self.parts.append(found.to_frame().with_columns(pl.lit(rule_id).alias("rule_id")))
+
+    def frame(self) -> pl.DataFrame:
+        """row -> sorted rule ids, one row per rejected row."""
+        if not self.parts:
+            return pl.DataFrame(schema={"row": pl.UInt32, "rule_ids": pl.List(pl.String)})
+        return (
+            pl.concat(self.parts)
+            .group_by("row")
+            .agg(pl.col("rule_id").unique().sort().alias("rule_ids"))
+        )
+
+    def rows(self) -> pl.Series:
+        return self.frame()["row"]
+
+
 def _ingest_dataset(
-    dataset: str, files: list[LandingFile], known_loans: set[str]
+    dataset: str, files: list[LandingFile], history: _History
 ) -> tuple[pl.DataFrame, pl.DataFrame, IngestOutcome]:
     contract = load_contract(dataset)
     outcome = IngestOutcome(contract_versions={dataset: contract.version})
     columns = list(schema.INPUT_DATASETS[dataset])
     readable = [f for f in files if f.error is None]
-    raw = (
-        pl.concat([f.frame for f in readable], how="vertical")
-        if readable
-        else pl.DataFrame(schema={**dict.fromkeys(columns, pl.String), **schema.LINEAGE})
+    raw = pl.concat(
+        [f.frame for f in readable] or [empty_frame(dataset)], how="vertical"
     ).with_row_index("row")
+    lineage = raw.select("row", "source_file", "source_line")
+    rejections = _Rejections(dataset, outcome, lineage)
 
-    rules: dict[int, list[str]] = {}
+    # Rows that could not be read or mapped, and every row of a file without a
+    # required column (it cannot be read as this dataset at all).
+    _reject_listed(rejections, raw.select("row", pl.col(READ_ERRORS)))
+    incomplete = [f.relative_path for f in readable if f.missing_columns]
+    if incomplete:
+        rows = raw.filter(pl.col("source_file").is_in(incomplete))["row"]
+        rejections.add(rows, required_columns_rule(dataset))
 
-    def reject(rows: Iterable[int], rule_id: str, severity: str = "error") -> None:
-        count = 0
-        for row in rows:
-            rules.setdefault(row, []).append(rule_id)
-            count += 1
-        if count:
-            outcome.rule_counts[(dataset, rule_id, severity)] += count
+    typed = cast_landing(raw.drop(ORIGINAL, READ_ERRORS).lazy(), dataset).collect()
+    # A row already refused as unreadable is not judged value by value as well.
+    unread = rejections.rows().implode()
+    _reject_listed(
+        rejections, typed.filter(~pl.col("row").is_in(unread)).select("row", pl.col(TYPE_ERRORS))
+    )
 
-    # A file without a required column cannot be read as this dataset at all.
-    for f in readable:
-        if f.missing_columns:
-            rows = raw.filter(pl.col("source_file") == f.relative_path)["row"].to_list()
-            reject(rows, f"{dataset}.schema.required_columns")
-
-    typed = cast_landing(raw.lazy(), dataset).collect()
-    for rule_id, rows in (
-        typed.select("row", TYPE_ERRORS)
-        .explode(TYPE_ERRORS)
-        .drop_nulls(TYPE_ERRORS)
-        .group_by(TYPE_ERRORS)
-        .agg(pl.col("row"))
-        .sort(TYPE_ERRORS)
-        .iter_rows()
-    ):
-        reject(rows, rule_id)
-
-    candidates = typed.filter(~pl.col("row").is_in(list(rules)))
+    candidates = typed.filter(~pl.col("row").is_in(rejections.rows().implode()))
     if candidates.height:
-        result = validate_frame(contract, candidates.select(*columns, *schema.LINEAGE))
-        positions = candidates["row"]
-        for rule_id, severity, failed in (
-            result.failures.group_by("rule_id", "severity")
-            .agg(pl.col("row_index"))
-            .sort("rule_id")
-            .iter_rows()
-        ):
-            idx = failed
-            rule = contract.rule(rule_id)
-            if rule.kind in ("unique", "compound_unique"):
-                # Identifiers are unique within one delivery; a later delivery of the
-                # same id is a correction or a re-send, judged at curation.
-                idx = _duplicated_within_delivery(candidates, list(rule.columns), idx)
-            rows = positions.gather(idx).to_list()
-            if not rows:
-                continue
-            if severity == "error":
-                reject(rows, rule_id)
-            else:
-                outcome.rule_counts[(dataset, rule_id, severity)] += len(rows)
+        _run_suite(contract, candidates.select(*columns, *schema.LINEAGE, "row"), rejections)
 
-    if dataset in ("repayments", "pool_assets"):
-        unknown = typed.filter(
-            ~pl.col("row").is_in(list(rules))
-            & pl.col("loan_id").is_not_null()
-            & ~pl.col("loan_id").is_in(list(known_loans))
-        )["row"].to_list()
-        reject(unknown, f"{dataset}.loan_id.known_loan")
+    clean = typed.filter(~pl.col("row").is_in(rejections.rows().implode())).drop(TYPE_ERRORS)
+    duplicates = pl.Series("row", [], dtype=pl.UInt32)
+    for rule in sorted(
+        (r for r in contract.rules if r.kind == "cross_dataset"),
+        key=lambda r: (_CHECK_PHASE[r.check or ""], r.rule_id),
+    ):
+        failed, repeated = _CHECKS[rule.check or ""](rule, clean, history)
+        rejections.add(failed, rule.rule_id, rule.severity)
+        duplicates = pl.concat([duplicates, repeated])
+        if rule.severity == "error":
+            clean = clean.filter(~pl.col("row").is_in(failed.implode()))
 
-    # A file whose share of bad rows passes the contract's limit is rejected whole:
-    # so many errors mean the delivery itself is broken. Below MIN_ROWS_FOR_SHARE rows
-    # a share says nothing (one bad row of five is 20%), so small files are judged row by row.
-    limit = contract.max_error_share
-    bad_rows = set(rules)
-    for f in readable:
-        file_rows = raw.filter(pl.col("source_file") == f.relative_path)["row"].to_list()
-        bad = sum(1 for r in file_rows if r in bad_rows)
-        if len(file_rows) < MIN_ROWS_FOR_SHARE:
-            continue
-        if bad / len(file_rows) > limit and bad < len(file_rows):
-            reject([r for r in file_rows if r not in bad_rows], f"{dataset}.batch.error_share")
+    _reject_batches(contract, raw, rejections)
 
-    flagged = pl.DataFrame(
-        {"row": list(rules), "rule_ids": [sorted(set(v)) for v in rules.values()]},
-        schema={"row": pl.UInt32, "rule_ids": pl.List(pl.String)},
+    flagged = rejections.frame()
+    accepted_rows = typed.join(flagged, on="row", how="anti")
+    if dataset == "loans":
+        corrections, unchanged = _loan_corrections(accepted_rows, history.loans)
+        outcome.corrections.extend(corrections)
+        duplicates = pl.concat([duplicates, unchanged])
+    duplicates = duplicates.unique()
+    accepted = accepted_rows.select(*columns, *schema.LINEAGE).sort(*_ORDER)
+    quarantined = raw.join(flagged, on="row", how="inner").select(*QUARANTINE_SCHEMA).sort(*_ORDER)
+    outcome.files.extend(_file_outcomes(dataset, files, raw, flagged, accepted_rows, duplicates))
+    return accepted, quarantined, outcome
+
+
+def _reject_listed(rejections: _Rejections, listed: pl.DataFrame) -> None:
+    """Add the rule ids of a (row, list of rule ids) frame."""
+    name = listed.columns[1]
+    grouped = listed.explode(name).drop_nulls(name).group_by(name).agg(pl.col("row")).sort(name)
+    for rule_id, rows in grouped.iter_rows():
+        rejections.add(rows, rule_id)
+
+
+def _run_suite(contract: Contract, candidates: pl.DataFrame, rejections: _Rejections) -> None:
+    """Validate with the compiled suite; add errors and count warnings."""
+    result = validate_frame(contract, candidates.drop("row"))
+    failures = result.failures.select(
+        "rule_id",
+        "severity",
+        pl.col("row_index").cast(pl.UInt32),
     )
-    accepted = (
-        typed.join(flagged, on="row", how="anti")
-        .select(*columns, *schema.LINEAGE)
-        .sort("business_date", "source_file", "source_line")
+    if failures.height == 0:
+        return
+    positions = candidates.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("row_index"), "row", "business_date"
     )
-    text_columns = [c for c in columns if c in raw.columns]
-    quarantined = (
-        raw.join(flagged, on="row", how="inner")
-        .select(
-            "business_date",
-            "source_file",
-            "source_line",
-            "rule_ids",
-            pl.struct(text_columns).struct.json_encode().alias("original"),
+    located = failures.join(positions, on="row_index")
+    for rule_id, severity in located.select("rule_id", "severity").unique().sort("rule_id").rows():
+        rule = contract.rule(rule_id)
+        broken = located.filter(pl.col("rule_id") == rule_id)
+        if rule.kind in ("unique", "compound_unique"):
+            # Identifiers are unique within one delivery; a later delivery of the
+            # same id is a correction or a re-send, judged by the cross-dataset checks.
+            broken = _repeated_within_delivery(candidates, list(rule.columns), broken)
+        rejections.add(broken["row"], rule_id, severity)
+
+
+def _repeated_within_delivery(
+    candidates: pl.DataFrame, columns: list[str], broken: pl.DataFrame
+) -> pl.DataFrame:
+    """The rows of ``broken`` whose key repeats within the same business date."""
+    repeated = candidates.filter(pl.struct("business_date", *columns).is_duplicated()).select("row")
+    return broken.join(repeated, on="row", how="semi")
+
+
+def _reject_batches(contract: Contract, raw: pl.DataFrame, rejections: _Rejections) -> None:
+    """Reject the rest of every file whose share of bad rows passes the contract's limit.
+
+    So many errors mean the delivery itself is broken. Below MIN_ROWS_FOR_SHARE rows
+    a share says nothing (one bad row of five is 20%), so small files are judged row
+    by row.
+    """
+    bad = rejections.rows().implode()
+    shares = (
+        raw.group_by("source_file")
+        .agg(pl.len().alias("rows"), pl.col("row").is_in(bad).sum().alias("bad"))
+        .filter(
+            (pl.col("rows") >= MIN_ROWS_FOR_SHARE)
+            & (pl.col("bad") < pl.col("rows"))
+            & (pl.col("bad") > pl.col("rows") * contract.max_error_share)
         )
-        .sort("business_date", "source_file", "source_line")
+    )
+    if shares.height == 0:
+        return
+    rest = raw.filter(
+        pl.col("source_file").is_in(shares["source_file"].implode()) & ~pl.col("row").is_in(bad)
+    )["row"]
+    rejections.add(rest, batch_rule(contract.dataset))
+
+
+# --- cross-dataset checks -----------------------------------------------------------------
+
+_Check = Callable[[Rule, pl.DataFrame, _History], tuple[pl.Series, pl.Series]]
+"""(rule, clean rows of the batch, history) -> (rows breaking the rule, duplicate rows)."""
+
+_NO_ROWS: Final = pl.Series("row", [], dtype=pl.UInt32)
+
+
+def _first_deliveries(loans: pl.DataFrame) -> pl.DataFrame:
+    return loans.group_by("loan_id").agg(pl.col("business_date").min().alias("_first_delivery"))
+
+
+def _known_loan(rule: Rule, clean: pl.DataFrame, history: _History) -> tuple[pl.Series, pl.Series]:
+    """The loan was delivered on or before the row's business date."""
+    joined = clean.select("row", "loan_id", "business_date").join(
+        _first_deliveries(history.loans), on="loan_id", how="left"
+    )
+    failed = joined.filter(
+        pl.col("loan_id").is_not_null()
+        & (
+            pl.col("_first_delivery").is_null()
+            | (pl.col("_first_delivery") > pl.col("business_date"))
+        )
+    )
+    return failed["row"], _NO_ROWS
+
+
+def _not_after_business_date(
+    rule: Rule, clean: pl.DataFrame, history: _History
+) -> tuple[pl.Series, pl.Series]:
+    """The row's date is not after its delivery's business date."""
+    return clean.filter(pl.col(rule.column) > pl.col("business_date"))["row"], _NO_ROWS
+
+
+def _loan_terms_as_of(clean: pl.DataFrame, loans: pl.DataFrame, terms: list[str]) -> pl.DataFrame:
+    """``clean`` with the loan's latest ``terms`` (``_loan_<term>``) as of each business date."""
+    latest = (
+        loans.select("loan_id", "business_date", "source_file", "source_line", *terms)
+        .sort(*_ORDER)
+        .unique(subset=["loan_id", "business_date"], keep="last", maintain_order=True)
+        .select(
+            "loan_id",
+            pl.col("business_date").alias("_delivered"),
+            *[pl.col(t).alias(f"_loan_{t}") for t in terms],
+        )
+        .sort("_delivered")
+    )
+    return clean.sort("business_date").join_asof(
+        latest,
+        left_on="business_date",
+        right_on="_delivered",
+        by="loan_id",
+        strategy="backward",
+        check_sortedness=False,
     )
 
+
+def _on_or_after_origination(
+    rule: Rule, clean: pl.DataFrame, history: _History
+) -> tuple[pl.Series, pl.Series]:
+    """The row's date is on or after the loan's origination (unknown loans are not judged)."""
+    joined = _loan_terms_as_of(
+        clean.select("row", "loan_id", "business_date", rule.column),
+        history.loans,
+        ["origination_date"],
+    )
+    return joined.filter(pl.col(rule.column) < pl.col("_loan_origination_date"))["row"], _NO_ROWS
+
+
+def _with_history(clean: pl.DataFrame, staged: pl.DataFrame) -> pl.DataFrame:
+    """Earlier accepted rows (``row`` null) and the batch's rows, in delivery order."""
+    earlier = staged.select(
+        pl.lit(None, dtype=pl.UInt32).alias("row"), *[c for c in clean.columns if c != "row"]
+    )
+    return pl.concat([earlier, clean.select(earlier.columns)]).sort(*_ORDER)
+
+
+def _id_conflict(rule: Rule, clean: pl.DataFrame, history: _History) -> tuple[pl.Series, pl.Series]:
+    """A repeated id carries the values of its first delivery (else it is a conflict)."""
+    key = rule.column
+    dataset = rule.rule_id.split(".")[0]
+    values = [c for c in schema.INPUT_DATASETS[dataset] if c != key]
+    ids = clean[key].unique().implode()
+    earlier = getattr(history, dataset).filter(pl.col(key).is_in(ids))
+    judged = (
+        _with_history(clean, earlier)
+        .with_columns(pl.struct(values).alias("_values"))
+        .with_columns(
+            pl.col("_values").first().over(key).alias("_first"),
+            (pl.int_range(pl.len()).over(key) > 0).alias("_repeat"),
+        )
+        .filter(pl.col("row").is_not_null() & pl.col("_repeat"))
+    )
+    conflict = judged.filter(pl.col("_values") != pl.col("_first"))["row"]
+    same = judged.filter(pl.col("_values") == pl.col("_first"))["row"]
+    return conflict, same
+
+
+def _pool_sequence(clean: pl.DataFrame, history: _History) -> pl.DataFrame:
+    """Every pool event once (first delivery), with the loan's previous event in that pool."""
+    pairs = clean.select("pool_id", "loan_id").unique()
+    earlier = history.pool_assets.join(pairs, on=["pool_id", "loan_id"], how="semi")
+    return (
+        _with_history(clean, earlier)
+        .with_columns((pl.int_range(pl.len()).over(_POOL_EVENT_KEY) > 0).alias("_repeat"))
+        .with_columns(
+            pl.when(~pl.col("_repeat")).then(pl.col("event")).alias("_event"),
+        )
+        .filter(~pl.col("_repeat") | pl.col("row").is_not_null())
+        .sort("pool_id", "loan_id", "event_date", *_ORDER)
+        .with_columns(
+            pl.col("_event")
+            .shift(1)
+            .fill_null(strategy="forward")
+            .over("pool_id", "loan_id")
+            .alias("_previous")
+        )
+    )
+
+
+def _added_twice(rule: Rule, clean: pl.DataFrame, history: _History) -> tuple[pl.Series, pl.Series]:
+    """An addition to a pool the loan is already in."""
+    events = _pool_sequence(clean, history).filter(pl.col("row").is_not_null())
+    failed = events.filter(
+        ~pl.col("_repeat") & (pl.col("event") == "added") & (pl.col("_previous") == "added")
+    )
+    return failed["row"], events.filter(pl.col("_repeat"))["row"]
+
+
+def _removed_not_in_pool(
+    rule: Rule, clean: pl.DataFrame, history: _History
+) -> tuple[pl.Series, pl.Series]:
+    """A removal from a pool the loan is not in."""
+    events = _pool_sequence(clean, history).filter(pl.col("row").is_not_null())
+    failed = events.filter(
+        ~pl.col("_repeat")
+        & (pl.col("event") == "removed")
+        & (pl.col("_previous").is_null() | (pl.col("_previous") != "added"))
+    )
+    return failed["row"], _NO_ROWS
+
+
+def _within_outstanding(
+    rule: Rule, clean: pl.DataFrame, history: _History
+) -> tuple[pl.Series, pl.Series]:
+    """Cumulative principal paid per loan, every cash event once, stays within the principal."""
+    loan_ids = clean["loan_id"].unique().implode()
+    earlier = history.repayments.filter(pl.col("loan_id").is_in(loan_ids))
+    signed = (
+        pl.when(pl.col("kind") == "reversal")
+        .then(-pl.col("principal_paid"))
+        .otherwise(pl.col("principal_paid"))
+    )
+    events = (
+        _with_history(clean, earlier)
+        .unique(subset="repayment_id", keep="first", maintain_order=True)
+        .sort("business_date", "value_date", "repayment_id")
+        .with_columns(signed.cum_sum().over("loan_id").alias("_paid"))
+        .filter(pl.col("row").is_not_null())
+    )
+    joined = _loan_terms_as_of(events, history.loans, ["principal"])
+    failed = joined.filter(
+        (pl.col("kind") != "reversal")
+        & (pl.col("principal_paid") > 0)
+        & (pl.col("_paid") > pl.col("_loan_principal"))
+    )
+    return failed["row"], _NO_ROWS
+
+
+_CHECKS: Final[dict[str, _Check]] = {
+    "known_loan": _known_loan,
+    "not_after_business_date": _not_after_business_date,
+    "on_or_after_origination": _on_or_after_origination,
+    "id_conflict": _id_conflict,
+    "added_twice": _added_twice,
+    "removed_not_in_pool": _removed_not_in_pool,
+    "within_outstanding": _within_outstanding,
+}
+
+_CHECK_PHASE: Final = {
+    "known_loan": 0,
+    "not_after_business_date": 0,
+    "on_or_after_origination": 1,
+    "id_conflict": 2,
+    "added_twice": 3,
+    "removed_not_in_pool": 3,
+    "within_outstanding": 4,
+}
+"""Checks run in phases, each on the rows the earlier phases accepted."""
+
+
+def _text(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.String)
+
+
+def _loan_corrections(
+    accepted: pl.DataFrame, history: pl.DataFrame
+) -> tuple[list[Correction], pl.Series]:
+    """Loans delivered again: changed terms are corrections, unchanged ones duplicates."""
+    terms = [c for c in schema.LOANS if c != "loan_id"]
+    earlier = history.join(accepted.select("loan_id").unique(), on="loan_id", how="semi")
+    sequence = (
+        _with_history(accepted.select("row", *schema.LOANS, *schema.LINEAGE), earlier)
+        .with_columns(
+            *[pl.col(c).shift(1).over("loan_id").alias(f"_prev_{c}") for c in terms],
+            pl.col("business_date").shift(1).over("loan_id").alias("_prev_date"),
+        )
+        .filter(pl.col("row").is_not_null() & pl.col("_prev_date").is_not_null())
+    )
+    if sequence.height == 0:
+        return [], _NO_ROWS
+    differs = [pl.col(c).ne_missing(pl.col(f"_prev_{c}")) for c in terms]
+    sequence = sequence.with_columns(pl.any_horizontal(differs).alias("_changed"))
+    unchanged = sequence.filter(~pl.col("_changed"))["row"]
+    changed = sequence.filter(pl.col("_changed")).sort("loan_id", *_ORDER)
+    corrections = []
+    for record in changed.select(
+        "loan_id",
+        *_ORDER,
+        "_prev_date",
+        *[_text(c) for c in terms],
+        *[_text(f"_prev_{c}") for c in terms],
+    ).iter_rows(named=True):
+        changes = tuple(
+            FieldChange(c, record[f"_prev_{c}"], record[c])
+            for c in terms
+            if record[c] != record[f"_prev_{c}"]
+        )
+        corrections.append(
+            Correction(
+                loan_id=record["loan_id"],
+                business_date=record["business_date"],
+                source_file=record["source_file"],
+                source_line=record["source_line"],
+                previous_business_date=record["_prev_date"],
+                changes=changes,
+            )
+        )
+    return corrections, unchanged
+
+
+def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
+    dataset: str,
+    files: list[LandingFile],
+    raw: pl.DataFrame,
+    flagged: pl.DataFrame,
+    accepted: pl.DataFrame,
+    duplicates: pl.Series,
+) -> list[FileOutcome]:
+    counts = {
+        name: dict(zip(frame["source_file"], frame["len"], strict=True))
+        for name, frame in (
+            ("accepted", accepted.group_by("source_file").len()),
+            ("quarantined", raw.join(flagged, on="row", how="semi").group_by("source_file").len()),
+            (
+                "duplicate",
+                accepted.filter(pl.col("row").is_in(duplicates.implode()))
+                .group_by("source_file")
+                .len(),
+            ),
+        )
+    }
+    outcomes = []
     for f in files:
         per_file = FileOutcome(
             dataset=dataset,
@@ -222,30 +660,45 @@ def _ingest_dataset(
             path=f.relative_path,
             sha256=sha256_file(f.path),
             rows_read=f.frame.height,
+            rows_accepted=counts["accepted"].get(f.relative_path, 0),
+            rows_quarantined=counts["quarantined"].get(f.relative_path, 0),
+            rows_duplicate=counts["duplicate"].get(f.relative_path, 0),
             missing_columns=f.missing_columns,
             extra_columns=f.extra_columns,
             error=f.error,
+            source=f.source,
+            file_format=f.file_format,
+            encoding=f.encoding,
         )
-        per_file.rows_accepted = accepted.filter(pl.col("source_file") == f.relative_path).height
-        per_file.rows_quarantined = quarantined.filter(
-            pl.col("source_file") == f.relative_path
-        ).height
-        if f.missing_columns:
+        if f.error:
+            per_file.rejected = "unreadable"
+        elif f.empty:
+            per_file.rejected = "empty file: no header line"
+        elif f.missing_columns:
             per_file.rejected = f"missing required columns: {', '.join(f.missing_columns)}"
-        elif per_file.rows_read and per_file.rows_accepted == 0:
-            per_file.rejected = "no row passed validation"
-        outcome.files.append(per_file)
-    return accepted, quarantined, outcome
+        outcomes.append(per_file)
+    _mark_share_rejections(dataset, outcomes, raw, flagged)
+    return outcomes
 
 
-def _duplicated_within_delivery(
-    frame: pl.DataFrame, columns: list[str], positions: list[int]
-) -> list[int]:
-    """The positions among ``positions`` whose key repeats within the same business date."""
-    repeated = frame.select(pl.struct("business_date", *columns).is_duplicated().alias("repeated"))[
-        "repeated"
-    ]
-    return [p for p in positions if repeated[p]]
+def _mark_share_rejections(
+    dataset: str, outcomes: list[FileOutcome], raw: pl.DataFrame, flagged: pl.DataFrame
+) -> None:
+    rule = batch_rule(dataset)
+    whole = (
+        raw.join(flagged.filter(pl.col("rule_ids").list.contains(rule)), on="row", how="semi")[
+            "source_file"
+        ]
+        .unique()
+        .to_list()
+    )
+    for per_file in outcomes:
+        if per_file.path in whole:
+            bad = per_file.rows_quarantined
+            per_file.rejected = (
+                f"share of rows breaking error rules above the contract's limit "
+                f"(batch rejected whole: {bad} of {per_file.rows_read} rows quarantined)"
+            )
 
 
 def _write_partitions(
@@ -261,6 +714,8 @@ def _write_partitions(
         has_files = bool(catalog.landing_files(day)[dataset])
         staged_path = catalog.staged_partition(dataset, day)
         quarantine_path = catalog.quarantine_partition(dataset, day)
+        remove_stale_temporaries(staged_path)
+        remove_stale_temporaries(quarantine_path)
         if not has_files:
             staged_path.unlink(missing_ok=True)
             quarantine_path.unlink(missing_ok=True)

@@ -1,19 +1,49 @@
-"""Metrics stage: pool marts and one metrics.json per pool and collection period."""
+"""Metrics stage: the marts and one contract-checked metrics.json per pool and period.
+
+    loan snapshots ─▶ portfolio_metrics (book and pools, every as-of date)
+                  ─▶ pool_* marts, pool_period_metrics, stratifications,
+                     vintage_curves, roll_rates, concentration
+                  ─▶ waterfall (fold per pool) ─▶ tranche_payments, trigger_tests,
+                     waterfall_steps, pool_waterfall
+                  ─▶ reports/<pool_id>/<YYYY-MM>/metrics.json
+
+The computing is in ``transforms``; this module scans, converts the deal terms,
+collects, writes and validates.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 
 from data_contracts.deal import DealTerms
+from data_contracts.metrics_contract import contract_conventions, contract_version, validate_metrics
 from flows.catalog import Catalog
 from flows.periods import month_end, period_label
 from transforms import pool_metrics, schema
+from transforms.concentration import concentration
 from transforms.metrics_document import build_metrics_document, dumps_metrics
+from transforms.portfolio import portfolio_metrics
+from transforms.roll_rates import roll_rates
+from transforms.stratification import stratifications
+from transforms.triggers import ThresholdStep, TriggerTerms
+from transforms.vintage import vintage_curves
+from transforms.waterfall import (
+    TrancheTerms,
+    WaterfallTerms,
+    outcome_frames,
+    revolving_purchases,
+    waterfall,
+    waterfall_inputs,
+)
+
+POOL_KEYS = ["pool_id", "period_end"]
 
 
 @dataclass(frozen=True)
@@ -29,80 +59,277 @@ def reportable_periods(deal: DealTerms, period_ends: Iterable[date]) -> list[dat
     return [d for d in period_ends if d == month_end(d) and (d.year, d.month) > cutoff_month]
 
 
-def compute_pool_metrics(
-    catalog: Catalog, deals: Mapping[str, DealTerms], period_ends: Sequence[date]
-) -> list[PoolPeriod]:
-    """Write the pool marts and one metrics.json per pool and reported period."""
-    snapshot_days = catalog.snapshot_dates()
-    month_end_days = [d for d in snapshot_days if d == month_end(d)]
-    if not month_end_days or not deals:
-        return []
-    # Collection periods chain month-end to month-end; a cut-off snapshot only fixes
-    # the cut-off balance and must not become a period's opening.
-    snapshots = catalog.scan_many(
-        [catalog.snapshot_partition(d) for d in month_end_days], schema.LOAN_SNAPSHOTS
+def _ppm(rate: Decimal) -> int:
+    return int((rate * schema.RATE_SCALE).to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def waterfall_terms(deal: DealTerms) -> WaterfallTerms:
+    """The deal's terms as the waterfall fold takes them (rates in parts per million)."""
+    return WaterfallTerms(
+        pool_id=deal.pool_id,
+        cutoff_date=deal.cutoff_date,
+        tranches=tuple(
+            TrancheTerms(t.class_name, t.kind, t.original_balance, _ppm(t.coupon))
+            for t in deal.tranches
+        ),
+        trustee_fee_ppm=_ppm(deal.fees.trustee),
+        servicer_fee_ppm=_ppm(deal.fees.servicer),
+        revolving_period_end=deal.revolving_period_end,
+        triggers=tuple(
+            TriggerTerms(
+                name=t.name,
+                metric=t.metric,
+                comparison=t.comparison,
+                steps=(
+                    (ThresholdStep(1, float(t.threshold)),)
+                    if t.threshold is not None
+                    else tuple(ThresholdStep(s.from_period, float(s.threshold)) for s in t.schedule)
+                ),
+                consequence=t.consequence,
+            )
+            for t in deal.triggers
+        ),
     )
-    cutoff_snapshots = catalog.scan_many(
-        [
-            catalog.snapshot_partition(d)
-            for d in sorted({deal.cutoff_date for deal in deals.values()})
-            if d in set(snapshot_days)
-        ],
-        schema.LOAN_SNAPSHOTS,
-    )
-    loans = catalog.scan(catalog.curated("loans"))
-    all_periods = month_end_days[1:]
+
+
+def metric_marts(
+    *,
+    month_end_snapshots: pl.LazyFrame,
+    all_snapshots: pl.LazyFrame,
+    cutoff_snapshots: pl.LazyFrame,
+    loans: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    deals: Mapping[str, DealTerms],
+    periods: Sequence[date],
+    engine: Literal["auto", "in-memory", "streaming"] = "streaming",
+) -> dict[str, pl.DataFrame]:
+    """Every metrics mart, collected.
+
+    Args:
+        month_end_snapshots: Snapshot rows at the month-ends (periods chain
+            month-end to month-end).
+        all_snapshots: Snapshot rows at every as-of date (portfolio metrics).
+        cutoff_snapshots: Snapshot rows at the deals' cut-off dates.
+        loans: Curated loans.
+        pool_assets: Curated pool events.
+        deals: Deal terms by pool_id.
+        periods: Month-ends to report (each after the first snapshot month-end).
+        engine: Polars engine of the marts (streaming keeps the peak memory of a
+            big book down; every mart is sorted, so the engine does not change them).
+
+    Returns:
+        Mart name to frame.
+    """
     cutoffs = pool_metrics.cutoff_balances(
         cutoff_snapshots, {pool_id: deal.cutoff_date for pool_id, deal in deals.items()}
     )
     rollforward = pool_metrics.with_pool_factor(
-        pool_metrics.pool_rollforward(snapshots, all_periods), cutoffs
-    ).collect()
-    delinquency = pool_metrics.delinquency_buckets(snapshots, all_periods).collect()
-    characteristics = pool_metrics.pool_characteristics(snapshots, loans, all_periods).collect()
-    collections = pool_metrics.pool_collections(snapshots, all_periods).collect()
-    performance = pl.concat(
-        [
-            pool_metrics.pool_performance(
-                pl.concat([snapshots, cutoff_snapshots]).filter(pl.col("pool_id") == pool_id),
-                all_periods,
-                {pool_id: deal.cutoff_date},
-                denominator=deal.definitions.cumulative_default_denominator,
-            )
-            for pool_id, deal in sorted(deals.items())
-        ]
-    ).collect()
-    catalog.write_frame(rollforward, catalog.mart("pool_rollforward"))
-    catalog.write_frame(delinquency, catalog.mart("pool_delinquency"))
-    catalog.write_frame(characteristics, catalog.mart("pool_characteristics"))
-    catalog.write_frame(collections, catalog.mart("pool_collections"))
-    catalog.write_frame(performance, catalog.mart("pool_performance"))
-    cutoff_by_pool = dict(cutoffs.select("pool_id", "cutoff_balance").collect().iter_rows())
+        pool_metrics.pool_rollforward(month_end_snapshots, periods), cutoffs
+    )
+    delinquency = pool_metrics.delinquency_buckets(month_end_snapshots, periods)
+    performance_parts = [
+        pool_metrics.pool_performance(
+            pl.concat([month_end_snapshots, cutoff_snapshots]).filter(pl.col("pool_id") == pool_id),
+            periods,
+            {pool_id: deal.cutoff_date},
+            denominator=deal.definitions.cumulative_default_denominator,
+        )
+        for pool_id, deal in sorted(deals.items())
+    ]
+    lazy = {
+        "pool_rollforward": rollforward,
+        "pool_delinquency": delinquency,
+        "pool_delinquency_m": pool_metrics.delinquency_m_notation(delinquency),
+        "pool_delinquency_shares": pool_metrics.delinquency_shares(delinquency),
+        "pool_characteristics": pool_metrics.pool_characteristics(
+            month_end_snapshots, loans, periods
+        ),
+        "pool_collections": pool_metrics.pool_collections(month_end_snapshots, periods),
+        "pool_performance": (
+            pl.concat(performance_parts)
+            if performance_parts
+            else pool_metrics.pool_performance(month_end_snapshots, periods, {})
+        ),
+        "revolving_purchases": revolving_purchases(pool_assets, periods),
+        "portfolio_metrics": portfolio_metrics(all_snapshots, loans),
+        "stratifications": stratifications(month_end_snapshots, loans, periods),
+        "vintage_curves": vintage_curves(
+            month_end_snapshots, loans, _observed_month_ends(periods), pool_assets
+        ),
+        "roll_rates": roll_rates(month_end_snapshots, periods),
+        "concentration": concentration(month_end_snapshots, loans, periods),
+    }
+    # One mart at a time: running them side by side multiplies the peak memory.
+    marts = {name: frame.collect(engine=engine) for name, frame in lazy.items()}
+    marts.update(_waterfall_marts(marts, deals))
+    marts["pool_period_metrics"] = _pool_period_metrics(marts)
+    return marts
 
-    def row(frame: pl.DataFrame, pool_id: str, period_end: date) -> dict[str, object]:
-        rows = frame.filter(
-            (pl.col("pool_id") == pool_id) & (pl.col("period_end") == period_end)
-        ).to_dicts()
-        return rows[0] if rows else {}
 
+def _observed_month_ends(periods: Sequence[date]) -> list[date]:
+    # The month-end before the first period opens the book; the curves start there.
+    first = min(periods)
+    return sorted({*periods, date.fromordinal(first.toordinal() - first.day)})
+
+
+def _waterfall_marts(
+    marts: Mapping[str, pl.DataFrame], deals: Mapping[str, DealTerms]
+) -> dict[str, pl.DataFrame]:
+    inputs = waterfall_inputs(
+        marts["pool_rollforward"].lazy(),
+        marts["pool_collections"].lazy(),
+        marts["pool_performance"].lazy(),
+        marts["pool_delinquency_shares"].lazy(),
+        marts["revolving_purchases"].lazy(),
+    ).collect()
+    parts = []
+    for _, deal in sorted(deals.items()):
+        first_period = month_end(deal.cutoff_date)
+        periods = inputs.filter(pl.col("period_end") > first_period)
+        parts.append(waterfall(periods, waterfall_terms(deal)))
+    if not parts:
+        parts.append(outcome_frames("", []))
+    return {
+        "tranche_payments": pl.concat([p.tranche_payments for p in parts]).collect(),
+        "trigger_tests": pl.concat([p.trigger_tests for p in parts]).collect(),
+        "waterfall_steps": pl.concat([p.steps for p in parts]).collect(),
+        "pool_waterfall": pl.concat([p.summary for p in parts]).collect(),
+    }
+
+
+def _pool_period_metrics(marts: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    """One wide row per pool and period: the figures of the pool marts side by side."""
+    pool_concentration = marts["concentration"].filter(pl.col("scope") == "pool").drop("scope")
+    frame = marts["pool_rollforward"]
+    for name, drop in (
+        ("pool_collections", ["scheduled_principal", "unscheduled_principal"]),
+        ("pool_characteristics", []),
+        ("pool_performance", ["cutoff_balance"]),
+        ("pool_delinquency_shares", []),
+        ("pool_waterfall", ["purchase_price"]),
+    ):
+        frame = frame.join(marts[name].drop(drop), on=POOL_KEYS, how="left")
+    frame = frame.join(marts["revolving_purchases"], on=POOL_KEYS, how="left").join(
+        pool_concentration.drop("balance").rename({"obligor_count": "concentration_obligors"}),
+        on=POOL_KEYS,
+        how="left",
+    )
+    return frame.sort(POOL_KEYS)
+
+
+def _rows(frame: pl.DataFrame, pool_id: str, period_end: date) -> list[dict[str, Any]]:
+    return frame.filter(
+        (pl.col("pool_id") == pool_id) & (pl.col("period_end") == period_end)
+    ).to_dicts()
+
+
+def _one(frame: pl.DataFrame, pool_id: str, period_end: date) -> dict[str, Any]:
+    rows = _rows(frame, pool_id, period_end)
+    return rows[0] if rows else {}
+
+
+def _definitions(deal: DealTerms) -> dict[str, Any]:
+    terms = deal.definitions
+    return {
+        **contract_conventions(),
+        "default_dpd": terms.default_dpd,
+        "charge_off_dpd": terms.charge_off_dpd,
+        "dpd_tolerance_fen": terms.dpd_tolerance,
+        "cumulative_default_denominator": terms.cumulative_default_denominator,
+        "metrics_contract_version": contract_version(),
+    }
+
+
+def metrics_document(
+    marts: Mapping[str, pl.DataFrame], deal: DealTerms, period_end: date
+) -> dict[str, Any]:
+    """The metrics.json document of one pool and period, from the collected marts."""
+    pool_id = deal.pool_id
+    summary = _one(marts["pool_waterfall"], pool_id, period_end)
+    performance = _one(marts["pool_performance"], pool_id, period_end)
+    if performance:
+        performance["excess_spread"] = summary.get("excess_spread")
+    spread = marts["concentration"].filter(pl.col("scope") == "pool")
+    shares = (
+        marts["stratifications"]
+        .filter(
+            (pl.col("scope") == "pool")
+            & (pl.col("pool_id") == pool_id)
+            & (pl.col("period_end") == period_end)
+            & (pl.col("dimension") == "province")
+        )
+        .select("band", "balance_share")
+    )
+    concentration_row = _one(spread, pool_id, period_end)
+    if concentration_row:
+        concentration_row["province_shares"] = dict(shares.iter_rows())
+    rollforward = _one(marts["pool_rollforward"], pool_id, period_end)
+    return build_metrics_document(
+        pool_id=pool_id,
+        period_end=period_end,
+        currency=deal.currency,
+        cutoff_balance=int(rollforward.get("cutoff_balance") or 0),
+        rollforward_row=rollforward,
+        delinquency_rows=_rows(marts["pool_delinquency"], pool_id, period_end),
+        characteristics_row=_one(marts["pool_characteristics"], pool_id, period_end),
+        collections_row=_one(marts["pool_collections"], pool_id, period_end),
+        performance_row=performance or None,
+        tranches=_rows(marts["tranche_payments"], pool_id, period_end),
+        triggers=_rows(marts["trigger_tests"], pool_id, period_end),
+        concentration=concentration_row or None,
+        period_number=waterfall_terms(deal).period_number(period_end),
+        revolving=(
+            {
+                "purchase_price": summary["purchase_price"],
+                "purchases_paid": summary["purchases_paid"],
+                "purchases_unfunded": summary["purchases_unfunded"],
+                "revolving_period": summary["revolving"],
+            }
+            if summary
+            else None
+        ),
+        credit_enhancement=summary or None,
+        waterfall=_rows(marts["waterfall_steps"], pool_id, period_end),
+        delinquency_m=_rows(marts["pool_delinquency_m"], pool_id, period_end),
+        definitions=_definitions(deal),
+    )
+
+
+def compute_pool_metrics(
+    catalog: Catalog, deals: Mapping[str, DealTerms], period_ends: Sequence[date]
+) -> list[PoolPeriod]:
+    """Write the metrics marts and one validated metrics.json per pool and reported period."""
+    snapshot_days = catalog.snapshot_dates()
+    month_end_days = [d for d in snapshot_days if d == month_end(d)]
+    if len(month_end_days) < 2:
+        return []
+    cutoff_days = sorted({deal.cutoff_date for deal in deals.values()} & set(snapshot_days))
+    marts = metric_marts(
+        month_end_snapshots=catalog.scan_many(
+            [catalog.snapshot_partition(d) for d in month_end_days], schema.LOAN_SNAPSHOTS
+        ),
+        all_snapshots=catalog.scan_many(
+            [catalog.snapshot_partition(d) for d in snapshot_days], schema.LOAN_SNAPSHOTS
+        ),
+        # A cut-off snapshot only fixes the cut-off balance; it never opens a period.
+        cutoff_snapshots=catalog.scan_many(
+            [catalog.snapshot_partition(d) for d in cutoff_days], schema.LOAN_SNAPSHOTS
+        ),
+        loans=catalog.scan(catalog.curated("loans")),
+        pool_assets=catalog.scan(catalog.curated("pool_assets")),
+        deals=deals,
+        periods=month_end_days[1:],
+    )
+    for name, frame in sorted(marts.items()):
+        catalog.write_frame(frame, catalog.mart(name))
     written = []
+    computed = set(month_end_days[1:])
     for pool_id, deal in sorted(deals.items()):
         for period_end in reportable_periods(deal, period_ends):
-            if period_end not in set(all_periods):
+            if period_end not in computed:
                 continue
-            document = build_metrics_document(
-                pool_id=pool_id,
-                period_end=period_end,
-                currency=deal.currency,
-                cutoff_balance=int(cutoff_by_pool.get(pool_id, 0)),
-                rollforward_row=row(rollforward, pool_id, period_end),
-                delinquency_rows=delinquency.filter(
-                    (pl.col("pool_id") == pool_id) & (pl.col("period_end") == period_end)
-                ).to_dicts(),
-                characteristics_row=row(characteristics, pool_id, period_end),
-                collections_row=row(collections, pool_id, period_end),
-                performance_row=row(performance, pool_id, period_end),
-            )
+            document = metrics_document(marts, deal, period_end)
+            validate_metrics(document)
             path = catalog.metrics_json(pool_id, period_label(period_end))
             catalog.write_text(dumps_metrics(document), path)
             written.append(PoolPeriod(pool_id, period_label(period_end), path))

@@ -1,19 +1,235 @@
-"""Render stage: disclosures from metrics.json, and the index of every report."""
+"""Render stage: disclosures, static-pool reports, the portfolio overview and the index.
+
+Each report's context is built by a pure ``build_context`` in ``reports/``; this
+module only gathers its inputs through the catalog (metrics.json documents,
+marts, staged and quarantine partitions, run manifests) and writes the HTML.
+Inputs that another stage has not produced yet (a mart, a data-quality report)
+are simply absent, and the report says the section was not computed.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any, Final
 
+import polars as pl
+
+from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
-from flows.catalog import Catalog
+from flows.catalog import LANDING_DATASETS, Catalog, sha256_file
 from flows.metrics import PoolPeriod
-from reports import disclosure, index
-from reports.render import render_disclosure, render_index
+from flows.version import code_version
+from reports import disclosure, index, portfolio, static_pool
+from reports.formatting import html_lang
+from reports.render import (
+    render_disclosure,
+    render_index,
+    render_portfolio,
+    render_static_pool,
+)
+from reports.sources import (
+    DataQuality,
+    DatasetQuality,
+    Provenance,
+    RelativeLink,
+    RuleCount,
+    StratificationRow,
+    VintageCurves,
+    VintagePoint,
+)
+from transforms.metrics_document import fen_to_yuan_str
 
-REPORT_LANGUAGES = ("en",)
+REPORT_LANGUAGES: Final = ("zh_CN", "en")
+"""Report locales; output files carry the BCP 47 tag (``disclosure.zh-CN.html``)."""
+
+STRATIFICATION_COLUMNS: Final = {"pool_id", "period_end", "dimension", "band", "count", "balance"}
+VINTAGE_COLUMNS: Final = {"vintage", "months_on_book", "cumulative_default_rate"}
+
+
+def _tag(locale: str) -> str:
+    return html_lang(locale)
+
+
+def _other(locale: str) -> str:
+    return next(other for other in REPORT_LANGUAGES if other != locale)
+
+
+def _href(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target, start)).as_posix()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return document
+
+
+def pool_documents(catalog: Catalog, pool_id: str) -> list[dict[str, Any]]:
+    """Every metrics.json of a pool, oldest period first."""
+    return [
+        _read_json(path) for pool, _, path in sorted(catalog.metrics_documents()) if pool == pool_id
+    ]
+
+
+def stratifications(
+    catalog: Catalog, pool_id: str, period_end: date
+) -> list[StratificationRow] | None:
+    """The pool's stratification bands at ``period_end`` from the ``stratifications`` mart.
+
+    Returns:
+        The bands in report order, or None when the mart is absent, lacks the
+        expected columns or has no rows for the pool and period.
+    """
+    path = catalog.mart("stratifications")
+    if not path.is_file():
+        return None
+    frame = catalog.scan(path)
+    names = set(frame.collect_schema().names())
+    if not names.issuperset(STRATIFICATION_COLUMNS):
+        return None
+    selected = frame.filter((pl.col("pool_id") == pool_id) & (pl.col("period_end") == period_end))
+    if "scope" in names:
+        selected = selected.filter(pl.col("scope") == "pool")
+    order = [c for c in ("dimension_order", "dimension", "band_order", "band") if c in names]
+    rows = selected.sort(order).collect().to_dicts()
+    if not rows:
+        return None
+    return [
+        StratificationRow(
+            dimension=str(item["dimension"]),
+            band=str(item["band"]),
+            count=int(item["count"]),
+            balance=fen_to_yuan_str(int(item["balance"])),
+            balance_share=item.get("balance_share"),
+            wac=item.get("wac"),
+        )
+        for item in rows
+    ]
+
+
+def vintage_points(catalog: Catalog, pool_id: str, period_end: date) -> VintageCurves | None:
+    """Vintage-curve points observed up to ``period_end`` from the ``vintage_curves`` mart.
+
+    A mart without ``pool_id`` holds the servicer's whole book (its static pool);
+    one with ``pool_id`` is filtered to the pool.
+    """
+    path = catalog.mart("vintage_curves")
+    if not path.is_file():
+        return None
+    frame = catalog.scan(path)
+    names = set(frame.collect_schema().names())
+    if not names.issuperset(VINTAGE_COLUMNS):
+        return None
+    if "pool_id" in names:
+        frame = frame.filter(pl.col("pool_id") == pool_id)
+    if "as_of_date" in names:
+        # Right-censored at the report's period: a re-rendered old report shows what was known.
+        frame = frame.filter(pl.col("as_of_date") <= period_end)
+    columns = ["vintage", "months_on_book", "cumulative_default_rate"]
+    if "cumulative_net_loss_rate" in names:
+        columns.append("cumulative_net_loss_rate")
+    rows = frame.select(columns).sort("vintage", "months_on_book").collect().to_dicts()
+    if not rows:
+        return None
+    points = tuple(
+        VintagePoint(
+            vintage=item["vintage"].strftime("%Y-%m")
+            if isinstance(item["vintage"], date)
+            else str(item["vintage"])[:7],
+            months_on_book=int(item["months_on_book"]),
+            cumulative_default_rate=item["cumulative_default_rate"],
+            cumulative_net_loss_rate=item.get("cumulative_net_loss_rate"),
+        )
+        for item in rows
+    )
+    return VintageCurves(points, book_wide="pool_id" not in names)
+
+
+def _rows(catalog: Catalog, path: Path) -> int:
+    return int(catalog.scan(path).select(pl.len()).collect().item())
+
+
+def _runs(catalog: Catalog) -> list[tuple[str, date, date]]:
+    """(run_id, first, last business date) of every run with a data-quality report.
+
+    Read from the reports' JSON summaries, written right after ingest, so the index
+    links the current run's report too (its manifest is written last).
+    """
+    runs = []
+    for path in catalog.data_quality_summaries():
+        try:
+            summary = _read_json(path)
+            run_id = str(summary["run_id"])
+            start = date.fromisoformat(str(summary["start"]))
+            end = date.fromisoformat(str(summary["end"]))
+        except (KeyError, ValueError, json.JSONDecodeError):
+            continue
+        if catalog.data_quality_report(run_id).is_file():
+            runs.append((run_id, start, end))
+    return sorted(runs)
+
+
+def data_quality(
+    catalog: Catalog, start: date, end: date, *, links_from: Path
+) -> DataQuality | None:
+    """Rows accepted and quarantined for the business dates of [start, end], per dataset
+    and rule, with the contract versions and the overlapping runs' data-quality reports.
+
+    Returns:
+        The summary, or None when nothing was staged or quarantined in the range.
+    """
+    datasets = []
+    rules: dict[tuple[str, str], int] = {}
+    for name in LANDING_DATASETS:
+        accepted = quarantined = 0
+        for path in catalog.staged_partitions(name, end):
+            day = date.fromisoformat(path.parent.name.removeprefix("business_date="))
+            if day >= start:
+                accepted += _rows(catalog, path)
+        day = start
+        while day <= end:
+            path = catalog.quarantine_partition(name, day)
+            if path.is_file():
+                frame = catalog.scan(path)
+                quarantined += _rows(catalog, path)
+                if "rule_ids" in frame.collect_schema().names():
+                    counts = (
+                        frame.select(pl.col("rule_ids").explode().alias("rule_id"))
+                        .drop_nulls()
+                        .group_by("rule_id")
+                        .len()
+                        .collect()
+                    )
+                    for rule_id, count in counts.iter_rows():
+                        rules[(name, str(rule_id))] = rules.get((name, str(rule_id)), 0) + count
+            day = date.fromordinal(day.toordinal() + 1)
+        datasets.append(DatasetQuality(name, accepted, quarantined))
+    if not any(item.received for item in datasets):
+        return None
+    versions = tuple((name, load_contract(name).version) for name in LANDING_DATASETS)
+    links = tuple(
+        RelativeLink(run_id, _href(catalog.data_quality_report(run_id), links_from))
+        for run_id, first, last in _runs(catalog)
+        if first <= end and last >= start
+    )
+    return DataQuality(
+        datasets=tuple(datasets),
+        rules=tuple(RuleCount(d, r, n) for (d, r), n in sorted(rules.items())),
+        contract_versions=versions,
+        reports=links,
+    )
+
+
+def _deal_file(catalog: Catalog, pool_id: str) -> Path | None:
+    for path in catalog.deal_files():
+        if path.stem == pool_id:
+            return path
+    return None
 
 
 def render_disclosures(
@@ -24,43 +240,196 @@ def render_disclosures(
     generated_at: datetime,
     run_id: str,
 ) -> list[Path]:
-    """Render every disclosure of ``periods`` from its metrics.json."""
-    written = []
+    """Render the disclosures of ``periods`` in every language, and the static-pool report
+    of each pool concerned.
+
+    Returns:
+        The paths written.
+    """
+    written: list[Path] = []
+    version = code_version()
+    histories: dict[str, list[dict[str, Any]]] = {}
     for item in periods:
-        metrics = json.loads(item.metrics_path.read_text(encoding="utf-8"))
-        for language in REPORT_LANGUAGES:
+        deal = deals[item.pool_id]
+        history = histories.setdefault(item.pool_id, pool_documents(catalog, item.pool_id))
+        metrics = _read_json(item.metrics_path)
+        period_start = date.fromisoformat(metrics["period_start"])
+        period_end = date.fromisoformat(metrics["period_end"])
+        inputs = [("metrics.json", sha256_file(item.metrics_path))]
+        deal_file = _deal_file(catalog, item.pool_id)
+        if deal_file is not None:
+            inputs.append((f"deals/{deal_file.name}", sha256_file(deal_file)))
+        provenance = Provenance(run_id, version, tuple(inputs))
+        folder = catalog.report_dir(item.pool_id, item.period)
+        strata = stratifications(catalog, item.pool_id, period_end)
+        vintages = vintage_points(catalog, item.pool_id, period_end)
+        quality = data_quality(catalog, period_start, period_end, links_from=folder)
+        for locale in REPORT_LANGUAGES:
+            path = catalog.disclosure(item.pool_id, item.period, _tag(locale))
             context = disclosure.build_context(
                 metrics,
-                deals[item.pool_id],
-                locale=language,
+                deal,
+                locale=locale,
                 generated_at=generated_at,
-                run_id=run_id,
+                provenance=provenance,
+                history=history,
+                stratifications=strata,
+                vintages=vintages,
+                data_quality=quality,
+                alternate_href=catalog.disclosure(
+                    item.pool_id, item.period, _tag(_other(locale))
+                ).name,
+                static_pool_href=_href(
+                    catalog.static_pool_report(item.pool_id, _tag(locale)), folder
+                ),
             )
-            path = catalog.disclosure(item.pool_id, item.period, language)
             catalog.write_text(render_disclosure(context), path)
             written.append(path)
+    for pool_id, history in sorted(histories.items()):
+        written += _render_static_pool(
+            catalog, deals[pool_id], history, generated_at=generated_at, run_id=run_id
+        )
+    return written
+
+
+def _render_static_pool(
+    catalog: Catalog,
+    deal: DealTerms,
+    history: Sequence[Mapping[str, Any]],
+    *,
+    generated_at: datetime,
+    run_id: str,
+) -> list[Path]:
+    if not history:
+        return []
+    latest_end = date.fromisoformat(str(history[-1]["period_end"]))
+    vintages = vintage_points(catalog, deal.pool_id, latest_end) or VintageCurves(())
+    provenance = Provenance(run_id, code_version())
+    written = []
+    for locale in REPORT_LANGUAGES:
+        path = catalog.static_pool_report(deal.pool_id, _tag(locale))
+        context = static_pool.build_context(
+            deal,
+            vintages=vintages,
+            history=history,
+            generated_at=generated_at,
+            provenance=provenance,
+            locale=locale,
+            alternate_href=catalog.static_pool_report(deal.pool_id, _tag(_other(locale))).name,
+        )
+        catalog.write_text(render_static_pool(context), path)
+        written.append(path)
     return written
 
 
 def render_report_index(
     catalog: Catalog, deals: Mapping[str, DealTerms], *, generated_at: datetime
 ) -> Path:
-    """Rewrite reports/index.html from every disclosure on disk."""
+    """Rewrite the portfolio overview and the index (one per language) from the reports
+    on disk.
+
+    Returns:
+        The English index, ``reports/index.html``.
+    """
+    documents = sorted(catalog.metrics_documents())
+    runs = _runs(catalog)
     entries = []
-    for pool_id, period, _ in catalog.metrics_documents():
+    latest: dict[str, tuple[str, Path]] = {}
+    for pool_id, period, path in documents:
         deal = deals.get(pool_id)
-        for language in REPORT_LANGUAGES:
-            path = catalog.disclosure(pool_id, period, language)
-            if path.is_file():
-                entries.append(
-                    index.IndexEntry(
-                        pool_id=pool_id,
-                        deal_name=deal.name if deal else pool_id,
-                        period=period,
-                        href=path.relative_to(catalog.reports).as_posix(),
-                        language=language,
-                    )
+        start = date.fromisoformat(f"{period}-01")
+        end = date.fromisoformat(str(_read_json(path)["period_end"]))
+        quality = tuple(
+            index.ReportLink(
+                run_id,
+                catalog.data_quality_report(run_id).relative_to(catalog.reports).as_posix(),
+            )
+            for run_id, first, last in runs
+            if first <= end and last >= start
+        )
+        for locale in REPORT_LANGUAGES:
+            report = catalog.disclosure(pool_id, period, _tag(locale))
+            if not report.is_file():
+                continue
+            if deal is None:
+                name = pool_id
+            else:
+                name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+            entries.append(
+                index.IndexEntry(
+                    pool_id=pool_id,
+                    deal_name=name,
+                    period=period,
+                    href=report.relative_to(catalog.reports).as_posix(),
+                    language=locale,
+                    data_quality=quality,
                 )
-    context = index.build_context(entries, generated_at=generated_at)
-    catalog.write_text(render_index(context), catalog.index_html)
+            )
+            if deal is not None:
+                latest[pool_id] = (period, path)
+
+    version = code_version()
+    latest_documents = {pool_id: _read_json(path) for pool_id, (_, path) in latest.items()}
+    for locale in REPORT_LANGUAGES:
+        pools = [
+            portfolio.PoolLatest(
+                deal=deals[pool_id],
+                metrics=latest_documents[pool_id],
+                href=catalog.disclosure(pool_id, period, _tag(locale))
+                .relative_to(catalog.reports)
+                .as_posix(),
+            )
+            for pool_id, (period, _) in sorted(latest.items())
+        ]
+        overview_context = portfolio.build_context(
+            pools,
+            generated_at=generated_at,
+            code_version=version,
+            locale=locale,
+            alternate_href=catalog.portfolio_report(_tag(_other(locale))).name,
+        )
+        catalog.write_text(
+            render_portfolio(overview_context), catalog.portfolio_report(_tag(locale))
+        )
+
+    def links(paths: Mapping[str, Path]) -> dict[str, str]:
+        return {
+            locale: path.relative_to(catalog.reports).as_posix()
+            for locale, path in paths.items()
+            if path.is_file()
+        }
+
+    static = {
+        pool_id: links(
+            {
+                locale: catalog.static_pool_report(pool_id, _tag(locale))
+                for locale in REPORT_LANGUAGES
+            }
+        )
+        for pool_id in sorted({pool_id for pool_id, _, _ in documents})
+    }
+    overview = links(
+        {locale: catalog.portfolio_report(_tag(locale)) for locale in REPORT_LANGUAGES}
+    )
+    run_reports = [
+        index.RunReport(
+            run_id,
+            start,
+            end,
+            catalog.data_quality_report(run_id).relative_to(catalog.reports).as_posix(),
+        )
+        for run_id, start, end in runs
+    ]
+    for locale in REPORT_LANGUAGES:
+        other = _other(locale)
+        context = index.build_context(
+            entries,
+            generated_at=generated_at,
+            locale=locale,
+            static_pool=static,
+            portfolio=overview,
+            runs=run_reports,
+            alternate=(other, catalog.index_page(_tag(other)).name),
+        )
+        catalog.write_text(render_index(context), catalog.index_page(_tag(locale)))
     return catalog.index_html

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Where the data lives and how the embedded Prefect runs.
+    """Where the data lives, how the embedded Prefect runs, and how runs are scheduled.
 
     Business dates, pools and ranges are flow parameters, never settings.
     """
@@ -19,8 +21,32 @@ class Settings(BaseSettings):
 
     data_root: Path = Field(default=Path("data"))
     timezone: str = "Asia/Shanghai"
+    """The business calendar's timezone: it defines "yesterday" and the nightly schedule."""
     prefect_home: Path | None = None
     """Defaults to ``<data_root>/.prefect`` so runs never touch the user's profile."""
+    nightly_cron: str = "0 2 * * *"
+    """When the nightly deployment runs, in ``timezone``."""
+    work_pool: str = "abs-pipeline"
+    """The Prefect work pool the ``prefect.yaml`` deployments are declared for."""
+    lock_timeout_seconds: float = Field(default=600.0, ge=0)
+    """How long a run waits for another run to release the data root before failing."""
+    dask_workers: int = Field(default=2, ge=1)
+    """Workers of the local Dask cluster started by ``--task-runner dask`` without an address."""
+
+
+def yesterday(timezone: str, now: datetime | None = None) -> date:
+    """The business date before today in ``timezone``.
+
+    Args:
+        timezone: An IANA timezone name such as ``Asia/Shanghai``.
+        now: The current instant (timezone-aware); the wall clock when omitted.
+
+    Returns:
+        The calendar date before ``now`` as seen in ``timezone``.
+    """
+    zone = ZoneInfo(timezone)
+    instant = datetime.now(zone) if now is None else now.astimezone(zone)
+    return instant.date() - timedelta(days=1)
 
 
 def configure_prefect(settings: Settings) -> None:

@@ -1,17 +1,49 @@
-"""Engine stage: loan snapshots at month-ends, cut-off dates and the latest business date."""
+"""Engine stage: loan snapshots at month-ends, cut-off dates and the latest business date.
+
+The stage is incremental. After each run the engine's per-loan running totals
+(``transforms.performance.EngineState``) are kept in the catalog with a record
+of what they were computed from: the last as-of date (the watermark), every
+staged partition's hash and earliest effective date (origination, value or
+event date), the deal rules and the code version. The next run then reads only
+the events dated after the watermark and continues from the state, which gives
+exactly the snapshots a recomputation from scratch gives.
+
+When a delivery touches a date on or before the watermark (a late file, a
+corrected partition, a loan re-delivered with new terms, a repayment dated in
+the past), the snapshots are recomputed from scratch from the earliest
+affected date on; earlier partitions cannot change and are kept. A change of
+deal rules or code, a run that ends before the watermark, a missing or
+inconsistent state, or ``recompute=True`` recompute everything.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
 from data_contracts.deal import DealTerms
-from flows.catalog import Catalog
+from flows.catalog import Catalog, sha256_file
 from flows.deals import performance_rules
 from flows.periods import month_end, month_ends_between, previous_month_end
-from transforms.performance import loan_snapshots
+from flows.version import code_version
+from transforms import schema
+from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules, run_engine
+
+EFFECTIVE_DATE = {
+    "loans": "origination_date",
+    "repayments": "value_date",
+    "pool_assets": "event_date",
+}
+"""The column that dates a staged row's effect on the snapshots."""
+
+_FORMAT = 1
+"""Version of the state record's layout."""
 
 
 def snapshot_dates(first_origination: date, until: date, deals: Iterable[DealTerms]) -> list[date]:
@@ -22,44 +54,335 @@ def snapshot_dates(first_origination: date, until: date, deals: Iterable[DealTer
     return sorted(dates)
 
 
+@dataclass(frozen=True)
+class Partition:
+    """A staged partition as the engine saw it."""
+
+    sha256: str
+    first_effective: date | None
+    """Earliest effective date of its rows (None when it has none)."""
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """What the stored engine state was computed from."""
+
+    as_of: date
+    base: date | None
+    fingerprint: str
+    state_sha256: str
+    partitions: dict[str, dict[date, Partition]]
+
+    def to_json(self) -> str:
+        document = {
+            "format": _FORMAT,
+            "as_of": self.as_of.isoformat(),
+            "base": self.base.isoformat() if self.base else None,
+            "fingerprint": self.fingerprint,
+            "state_sha256": self.state_sha256,
+            "partitions": {
+                name: {
+                    day.isoformat(): {
+                        "sha256": p.sha256,
+                        "first_effective": p.first_effective.isoformat()
+                        if p.first_effective
+                        else None,
+                    }
+                    for day, p in sorted(parts.items())
+                }
+                for name, parts in sorted(self.partitions.items())
+            },
+        }
+        return json.dumps(document, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> StateRecord | None:
+        """The record, or None when it is unreadable or of another layout."""
+        try:
+            document = json.loads(text)
+            if document.get("format") != _FORMAT:
+                return None
+            partitions = {
+                name: {
+                    date.fromisoformat(day): Partition(
+                        entry["sha256"],
+                        date.fromisoformat(entry["first_effective"])
+                        if entry["first_effective"]
+                        else None,
+                    )
+                    for day, entry in parts.items()
+                }
+                for name, parts in document["partitions"].items()
+            }
+            return cls(
+                as_of=date.fromisoformat(document["as_of"]),
+                base=date.fromisoformat(document["base"]) if document["base"] else None,
+                fingerprint=document["fingerprint"],
+                state_sha256=document["state_sha256"],
+                partitions=partitions,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+@dataclass(frozen=True)
+class SnapshotOutcome:
+    """What the engine stage did."""
+
+    written: list[date]
+    mode: str
+    """``incremental``, ``recomputed_from`` (a late change), ``full`` or ``unchanged``."""
+    recomputed_from: date | None = None
+
+
+def _fingerprint(rules_by_pool: Mapping[str, PerformanceRules]) -> str:
+    rules = sorted(
+        (p, r.default_dpd, r.charge_off_dpd, r.tolerance_fen) for p, r in rules_by_pool.items()
+    )
+    text = json.dumps({"code": code_version(), "rules": rules, "state": list(ENGINE_STATE)})
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _staged(catalog: Catalog, until: date) -> dict[str, dict[date, Path]]:
+    return {
+        name: {
+            date.fromisoformat(p.parent.name.removeprefix("business_date=")): p
+            for p in catalog.staged_partitions(name, until)
+        }
+        for name in schema.INPUT_DATASETS
+    }
+
+
+def _first_effective(catalog: Catalog, dataset: str, path: Path) -> date | None:
+    column = EFFECTIVE_DATE[dataset]
+    value = catalog.scan(path).select(pl.col(column).min()).collect().item()
+    return value if isinstance(value, date) else None
+
+
+def _load_state(catalog: Catalog, fingerprint: str) -> tuple[StateRecord, EngineState] | None:
+    meta, path = catalog.engine_state_meta, catalog.engine_state
+    if not (meta.is_file() and path.is_file()):
+        return None
+    record = StateRecord.from_json(meta.read_text(encoding="utf-8"))
+    if record is None or record.fingerprint != fingerprint:
+        return None
+    if sha256_file(path) != record.state_sha256:
+        return None
+    return record, EngineState(record.as_of, record.base, catalog.scan(path))
+
+
+def _earliest_affected(
+    catalog: Catalog,
+    record: StateRecord,
+    state: EngineState,
+    staged: dict[str, dict[date, Path]],
+    hashes: dict[str, dict[date, str]],
+) -> date | None:
+    """The earliest date whose snapshots a delivery since the state could change.
+
+    A partition that is new, changed or gone affects the snapshots from the
+    earliest effective date of its rows, old and new; a re-delivered loan
+    also from its previous origination date.
+    """
+    found: list[date] = []
+    for name, current in staged.items():
+        recorded = record.partitions.get(name, {})
+        for day in sorted(set(current) | set(recorded)):
+            old = recorded.get(day)
+            if day in current and old is not None and old.sha256 == hashes[name][day]:
+                continue
+            if old is not None and old.first_effective is not None:
+                found.append(old.first_effective)
+            if day not in current:
+                continue
+            first = _first_effective(catalog, name, current[day])
+            if first is not None:
+                found.append(first)
+            if name == "loans":
+                previous = (
+                    catalog.scan(current[day])
+                    .select("loan_id")
+                    .join(state.loans.select("loan_id", "origination_date"), on="loan_id")
+                    .select(pl.col("origination_date").min())
+                    .collect()
+                    .item()
+                )
+                if isinstance(previous, date):
+                    found.append(previous)
+    return min(found) if found else None
+
+
 def build_loan_snapshots(
-    catalog: Catalog, as_of_dates: Sequence[date], deals: Mapping[str, DealTerms]
+    catalog: Catalog,
+    as_of_dates: Sequence[date],
+    deals: Mapping[str, DealTerms],
+    *,
+    recompute: bool = False,
 ) -> list[date]:
-    """Compute and write the snapshot partitions of ``as_of_dates``.
+    """Compute and write the snapshot partitions that can have changed; return their dates.
+
+    See :func:`update_loan_snapshots`.
+    """
+    return update_loan_snapshots(catalog, as_of_dates, deals, recompute=recompute).written
+
+
+def update_loan_snapshots(
+    catalog: Catalog,
+    as_of_dates: Sequence[date],
+    deals: Mapping[str, DealTerms],
+    *,
+    recompute: bool = False,
+) -> SnapshotOutcome:
+    """Compute and write the snapshot partitions of ``as_of_dates`` that can have changed.
 
     Month-end snapshots carry each collection period's flows; a snapshot on any
     other date (a cut-off, the latest business date) carries the flows since the
     month-end before it, so it never splits a collection period.
+
+    Args:
+        catalog: The data root.
+        as_of_dates: Every snapshot date up to the latest business date (month-ends,
+            cut-off dates and the latest business date, see :func:`snapshot_dates`).
+        deals: Deal terms by pool (their definitions set the DPD rules).
+        recompute: Recompute every date from scratch, whatever the stored state.
+
+    Returns:
+        The dates written and how they were computed.
     """
-    loans = catalog.scan(catalog.curated("loans"))
-    schedules = catalog.scan(catalog.curated("schedules"))
-    repayments = catalog.scan(catalog.curated("repayments"))
-    pool_assets = catalog.scan(catalog.curated("pool_assets"))
+    dates = sorted(set(as_of_dates))
+    until = dates[-1]
     rules_by_pool = {pool_id: performance_rules(deal) for pool_id, deal in deals.items()}
+    fingerprint = _fingerprint(rules_by_pool)
+    staged = _staged(catalog, until)
+    hashes = {name: {d: sha256_file(p) for d, p in parts.items()} for name, parts in staged.items()}
+    cutoffs = {d.cutoff_date for d in deals.values()}
 
-    def compute(dates: Sequence[date]) -> pl.DataFrame:
-        return loan_snapshots(
-            loans, schedules, repayments, pool_assets, dates, rules_by_pool=rules_by_pool
-        ).collect()
+    loaded = None if recompute else _load_state(catalog, fingerprint)
+    start: date | None = None
+    mode = "full"
+    if loaded is not None and until >= loaded[0].as_of:
+        record, state = loaded
+        start = _earliest_affected(catalog, record, state, staged, hashes)
+        mode = "incremental" if start is None or start > record.as_of else "recomputed_from"
+        if mode == "incremental" and until == record.as_of:
+            # The same business date again with nothing changed: every partition stands.
+            return SnapshotOutcome([], "unchanged")
+    inputs = {
+        name: catalog.scan(catalog.curated(name)) for name in ("loans", "schedules", "repayments")
+    }
+    pool_assets = catalog.scan(catalog.curated("pool_assets"))
 
-    month_ends = [d for d in as_of_dates if d == month_end(d)]
-    frames = []
-    if month_ends:
-        frames.append(compute(month_ends))
-    for extra in (d for d in as_of_dates if d != month_end(d)):
-        frames.append(
-            compute([previous_month_end(extra), extra]).filter(pl.col("as_of_date") == extra)
+    def engine(
+        chain: list[date], state: EngineState | None, base: date | None
+    ) -> tuple[pl.DataFrame, EngineState]:
+        run = run_engine(
+            inputs["loans"],
+            inputs["schedules"],
+            inputs["repayments"],
+            pool_assets,
+            chain,
+            state=state,
+            base=base,
+            rules_by_pool=rules_by_pool,
         )
-    written = []
-    for frame in frames:
-        for as_of in frame["as_of_date"].unique().sort().to_list():
-            catalog.write_frame(
-                frame.filter(pl.col("as_of_date") == as_of), catalog.snapshot_partition(as_of)
-            )
-            written.append(as_of)
+        return run.snapshots.collect(), run.state
+
+    written: list[date] = []
+    if mode == "incremental" and loaded is not None:
+        record, state = loaded
+        chain = [d for d in dates if d > record.as_of and (d == month_end(d) or d == until)]
+        base = _base(chain, record.base)
+        frame, new_state = engine(chain, state, base)
+        written += _write(catalog, frame, chain)
+        # A mid-period date before the last (a cut-off) has its own base.
+        redo = [d for d in dates if record.as_of < d < until and d != month_end(d)]
+    else:
+        redo = [d for d in dates if start is None or mode == "full" or d >= start]
+        chain = sorted({*_lead_in(redo[0]), *(d for d in redo if d == month_end(d)), until})
+        frame, new_state = engine(chain, None, _base(chain, None))
+        written += _write(catalog, frame, [d for d in chain if d in redo])
+    for extra in (d for d in redo if d != month_end(d) and d != until):
+        part, _ = engine([*_lead_in(extra), extra], None, None)
+        written += _write(catalog, part, [extra])
+    _save_state(
+        catalog,
+        new_state,
+        fingerprint=fingerprint,
+        staged=staged,
+        hashes=hashes,
+        previous=loaded[0] if loaded is not None else None,
+    )
     # Only the latest business date keeps a mid-month snapshot; older ones are superseded.
-    keep = set(as_of_dates) | {d.cutoff_date for d in deals.values()}
+    keep = set(dates) | cutoffs
     for stale in catalog.snapshot_dates():
         if stale != month_end(stale) and stale not in keep:
             catalog.snapshot_partition(stale).unlink()
-    return sorted(written)
+    return SnapshotOutcome(sorted(written), mode, start if mode == "recomputed_from" else None)
+
+
+def _lead_in(first: date) -> list[date]:
+    """The two period ends before ``first``, computed but not written.
+
+    The first date of a chain computed from scratch has no previous as-of
+    date, so its pool membership counts every removal ever made; the second
+    one's is exact, and the first written date's period starts after it.
+    """
+    previous = previous_month_end(first)
+    return [previous_month_end(previous), previous]
+
+
+def _base(chain: Sequence[date], previous: date | None) -> date | None:
+    """The last period end of the chain, else the previous state's."""
+    ends = [d for d in chain if d == month_end(d)]
+    return ends[-1] if ends else previous
+
+
+def _write(catalog: Catalog, frame: pl.DataFrame, keep: Sequence[date]) -> list[date]:
+    """Write the partitions of ``keep``; a date without rows has no partition."""
+    written = []
+    by_date = {
+        key[0]: part
+        for key, part in frame.partition_by("as_of_date", as_dict=True, maintain_order=True).items()
+    }
+    for as_of in keep:
+        path = catalog.snapshot_partition(as_of)
+        part = by_date.get(as_of)
+        if part is None or part.height == 0:
+            path.unlink(missing_ok=True)
+            continue
+        catalog.write_frame(part, path)
+        written.append(as_of)
+    return written
+
+
+def _save_state(
+    catalog: Catalog,
+    state: EngineState,
+    *,
+    fingerprint: str,
+    staged: dict[str, dict[date, Path]],
+    hashes: dict[str, dict[date, str]],
+    previous: StateRecord | None,
+) -> None:
+    """Write the state, then its record (a crash between leaves a mismatch: recompute)."""
+    catalog.write_frame(state.loans.collect(), catalog.engine_state)
+    known = previous.partitions if previous is not None else {}
+    partitions: dict[str, dict[date, Partition]] = {}
+    for name, parts in staged.items():
+        partitions[name] = {}
+        for day, path in parts.items():
+            old = known.get(name, {}).get(day)
+            if old is not None and old.sha256 == hashes[name][day]:
+                partitions[name][day] = old
+            else:
+                partitions[name][day] = Partition(
+                    hashes[name][day], _first_effective(catalog, name, path)
+                )
+    record = StateRecord(
+        as_of=state.as_of,
+        base=state.base,
+        fingerprint=fingerprint,
+        state_sha256=sha256_file(catalog.engine_state),
+        partitions=partitions,
+    )
+    catalog.write_text(record.to_json(), catalog.engine_state_meta)

@@ -1,7 +1,8 @@
-"""The index page listing every rendered disclosure, newest first.
+"""The index page: every pool and period, newest first, with links to each report.
 
 :func:`build_context` is pure: the flows gather :class:`IndexEntry` values
-from the reports they wrote and pass them in.
+(disclosures), the pools' static-pool reports, the portfolio overview and the
+data-quality reports of each run from what is on disk, and pass them in.
 """
 
 from __future__ import annotations
@@ -9,20 +10,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Final, TypedDict
 from urllib.parse import urlsplit
 
 from babel import Locale
 
-from reports.formatting import check_locale, format_timestamp, html_lang
+from reports import labels as translations
+from reports.formatting import check_locale, format_long_date, format_timestamp, html_lang
 
 _PERIOD: Final = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _UNSAFE_HREF: Final = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
+REPORT: Final = "index"
+
 
 def _check_href(href: str) -> None:
-    """Only relative links inside the reports tree: no scheme, host, root or '..'."""
+    """Only relative links below the index: no scheme, host, root or '..'."""
     parts = urlsplit(href)
     if (
         not href
@@ -37,7 +41,7 @@ def _check_href(href: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ReportLink:
-    """A link to a companion report, such as a data-quality report."""
+    """A link from the index to a report below it."""
 
     label: str
     href: str
@@ -56,7 +60,7 @@ class IndexEntry:
         period: The collection period, ``YYYY-MM``.
         href: Path of the disclosure relative to the index page.
         language: The disclosure's locale (``en`` or ``zh_CN``).
-        data_quality: Links to the period's data-quality reports.
+        data_quality: Links to the data-quality reports of the runs that loaded the period.
     """
 
     pool_id: str
@@ -73,6 +77,21 @@ class IndexEntry:
         _check_href(self.href)
 
 
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """The data-quality report of one run and the business dates it loaded."""
+
+    run_id: str
+    start: date
+    end: date
+    href: str
+
+    def __post_init__(self) -> None:
+        _check_href(self.href)
+        if self.end < self.start:
+            raise ValueError(f"run {self.run_id}: end {self.end} is before start {self.start}")
+
+
 class LinkContext(TypedDict):
     """A link as the template prints it."""
 
@@ -81,7 +100,7 @@ class LinkContext(TypedDict):
 
 
 class ReportLinkContext(LinkContext):
-    """A disclosure link, with the language of the page it leads to."""
+    """A link to a page in a given language."""
 
     lang: str
 
@@ -95,11 +114,20 @@ class PeriodContext(TypedDict):
 
 
 class PoolContext(TypedDict):
-    """One pool and its periods, newest first."""
+    """One pool, its static-pool reports and its periods, newest first."""
 
     pool_id: str
     caption: str
+    static_pool: list[ReportLinkContext]
     periods: list[PeriodContext]
+
+
+class RunContext(TypedDict):
+    """A run's data-quality report."""
+
+    run_id: str
+    dates: str
+    href: str
 
 
 class IndexContext(TypedDict):
@@ -109,26 +137,32 @@ class IndexContext(TypedDict):
     title: str
     texts: dict[str, str]
     generated_at: str
+    portfolio: list[ReportLinkContext]
     pools: list[PoolContext]
-
-
-EN_LABELS: Final[Mapping[str, str]] = {
-    "title": "Trustee reports",
-    "pool_caption": "{deal_names} — pool {pool_id}",
-    "period": "Collection period",
-    "reports": "Disclosure",
-    "data_quality": "Data quality",
-    "none": "—",
-    "empty": "No reports have been rendered yet.",
-    "generated_at": "Generated at",
-}
-"""English texts; another locale passes a mapping with the same keys."""
+    runs: list[RunContext]
+    alternate: ReportLinkContext | None
 
 
 def _language_name(language: str) -> str:
-    # Each disclosure link is named in its own language (English, 中文).
+    # Each language link is named in its own language (English, 中文).
     name = Locale.parse(language).get_language_name(language)
     return name if name is not None else language
+
+
+def _language_links(links: Mapping[str, str]) -> list[ReportLinkContext]:
+    """Links by locale, as (name in its own language, href, BCP 47 tag), in locale order."""
+    out: list[ReportLinkContext] = []
+    for language in sorted(links):
+        check_locale(language)
+        _check_href(links[language])
+        out.append(
+            {
+                "label": _language_name(language),
+                "href": links[language],
+                "lang": html_lang(language),
+            }
+        )
+    return out
 
 
 def build_context(
@@ -136,33 +170,39 @@ def build_context(
     *,
     generated_at: datetime,
     locale: str = "en",
+    static_pool: Mapping[str, Mapping[str, str]] | None = None,
+    portfolio: Mapping[str, str] | None = None,
+    runs: Sequence[RunReport] = (),
+    alternate: tuple[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> IndexContext:
     """Build the index context: pools and periods newest first.
 
     Pools are ordered by their latest period (newest first, then pool id);
-    each pool's periods newest first; a period's disclosures by language.
+    each pool's periods newest first; a period's disclosures by language; runs
+    newest first.
 
     Args:
         entries: The rendered disclosures.
         generated_at: Timezone-aware generation time of the index.
         locale: The index page's locale.
-        labels: The page texts for ``locale`` (same keys as :data:`EN_LABELS`);
-            required for any locale other than ``"en"``.
+        static_pool: Per pool, its static-pool report by locale.
+        portfolio: The portfolio overview by locale.
+        runs: The data-quality reports written so far.
+        alternate: (locale, href) of this index in the other language.
+        labels: Texts overriding the packaged ones for ``locale`` (same keys).
 
     Returns:
         The context for ``render_index``.
 
     Raises:
-        ValueError: If two entries name the same pool, period and language, or
-            labels are missing.
+        ValueError: If two entries name the same pool, period and language, a
+            link leaves the reports tree, or labels lack keys.
     """
     check_locale(locale)
-    if labels is None:
-        if locale != "en":
-            raise ValueError(f"labels are required for locale {locale!r}")
-        labels = EN_LABELS
-    missing = sorted(set(EN_LABELS) - set(labels))
+    texts = translations.labels(locale, REPORT) if labels is None else labels
+    required = translations.labels("en", REPORT)
+    missing = sorted(set(required) - set(texts))
     if missing:
         raise ValueError(f"labels lack keys: {', '.join(missing)}")
 
@@ -204,17 +244,39 @@ def build_context(
                     "data_quality": [quality[key] for key in sorted(quality)],
                 }
             )
-        caption = labels["pool_caption"].format(deal_names=" / ".join(names), pool_id=pool_id)
-        pools.append({"pool_id": pool_id, "caption": caption, "periods": period_contexts})
+        caption = texts["pool_caption"].format(deal_names=" / ".join(names), pool_id=pool_id)
+        pools.append(
+            {
+                "pool_id": pool_id,
+                "caption": caption,
+                "static_pool": _language_links((static_pool or {}).get(pool_id, {})),
+                "periods": period_contexts,
+            }
+        )
     pools.sort(key=lambda pool: pool["pool_id"])
     pools.sort(key=lambda pool: pool["periods"][0]["period"], reverse=True)
 
+    run_contexts: list[RunContext] = [
+        {
+            "run_id": run.run_id,
+            "dates": texts["run_dates"].format(
+                start=format_long_date(run.start, locale), end=format_long_date(run.end, locale)
+            ),
+            "href": run.href,
+        }
+        for run in sorted(runs, key=lambda run: (run.end, run.start, run.run_id), reverse=True)
+    ]
+    other: ReportLinkContext | None = None
+    if alternate is not None:
+        (other,) = _language_links({alternate[0]: alternate[1]})
+
     return {
         "lang": html_lang(locale),
-        "title": labels["title"],
-        "texts": {
-            key: labels[key] for key in sorted(EN_LABELS) if key not in {"title", "pool_caption"}
-        },
+        "title": texts["title"],
+        "texts": {key: texts[key] for key in sorted(required)},
         "generated_at": format_timestamp(generated_at),
+        "portfolio": _language_links(portfolio or {}),
         "pools": pools,
+        "runs": run_contexts,
+        "alternate": other,
     }

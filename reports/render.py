@@ -56,3 +56,30 @@ def render_index(context: Mapping[str, Any]) -> str:
         jinja2.UndefinedError: If the context lacks a value the template prints.
     """
     return _render("index.html.j2", context)
+
+
+def render_static_pool(context: Mapping[str, Any]) -> str:
+    """Render a static-pool context (``reports.static_pool.build_context``) to HTML.
+
+    Raises:
+        jinja2.UndefinedError: If the context lacks a value the template prints.
+    """
+    return _render("static_pool.html.j2", context)
+
+
+def render_portfolio(context: Mapping[str, Any]) -> str:
+    """Render a portfolio context (``reports.portfolio.build_context``) to HTML.
+
+    Raises:
+        jinja2.UndefinedError: If the context lacks a value the template prints.
+    """
+    return _render("portfolio.html.j2", context)
+
+
+def render_data_quality(context: Mapping[str, Any]) -> str:
+    """Render a data-quality context (``reports.data_quality.build_context``) to HTML.
+
+    Raises:
+        jinja2.UndefinedError: If the context lacks a value the template prints.
+    """
+    return _render("data_quality.html.j2", context)

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from transforms import schema
+from transforms.pool_metrics import M_BUCKETS
 
 RATE_DECIMALS: Final = 10
 """Decimal places kept for every rate, ratio and share in the document."""
@@ -54,6 +55,24 @@ CHARACTERISTIC_RATES: Final = ("wac", "wam_months", "wala_months")
 TRANCHE_MONEY: Final = ("opening_balance", "interest_paid", "principal_paid", "closing_balance")
 TRANCHE_RATES: Final = ("coupon", "bond_factor")
 CONCENTRATION_SHARES: Final = ("top1_obligor_share", "top10_obligor_share", "hhi_obligor")
+TRANCHE_EXTRA_MONEY: Final = ("original_balance", "interest_due", "interest_shortfall")
+TRANCHE_EXTRA_RATES: Final = (
+    "interest_per_100",
+    "principal_per_100",
+    "payment_per_100",
+    "subordination",
+    "credit_enhancement",
+)
+TRIGGER_EXTRA_TEXT: Final = ("metric", "comparison", "consequence")
+REVOLVING_MONEY: Final = ("purchase_price", "purchases_paid", "purchases_unfunded")
+CREDIT_ENHANCEMENT_MONEY: Final = (
+    "collateral_balance",
+    "notes_balance",
+    "overcollateralisation",
+    "principal_account",
+    "principal_deficiency",
+)
+CREDIT_ENHANCEMENT_RATES: Final = ("overcollateralisation_ratio", "excess_spread")
 
 
 def fen_to_yuan_str(fen: int) -> str:
@@ -192,6 +211,10 @@ def _tranches(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
         tranche: dict[str, Any] = {"class": str(row["class"])}
         tranche.update({k: _money(row[k]) for k in TRANCHE_MONEY})
         tranche.update({k: _rate(row[k]) for k in TRANCHE_RATES})
+        if "kind" in row:
+            tranche["kind"] = str(row["kind"])
+        tranche.update({k: _money(row[k]) for k in TRANCHE_EXTRA_MONEY if k in row})
+        tranche.update({k: _rate(row[k]) for k in TRANCHE_EXTRA_RATES if k in row})
         out.append(tranche)
     return out
 
@@ -205,14 +228,88 @@ def _triggers(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
         breached = row["breached"]
         if breached is not None and not isinstance(breached, bool):
             raise TypeError(f"trigger {row['name']!r}: breached must be a bool or None")
+        trigger: dict[str, Any] = {
+            "name": str(row["name"]),
+            "threshold": _rate(row["threshold"]),
+            "actual": _rate(row["actual"]),
+            "breached": breached,
+        }
+        trigger.update({k: str(row[k]) for k in TRIGGER_EXTRA_TEXT if k in row})
+        if "in_effect" in row:
+            trigger["in_effect"] = bool(row["in_effect"])
+        out.append(trigger)
+    return out
+
+
+def _optional_section(
+    row: Mapping[str, Any] | None, money: Sequence[str], rates: Sequence[str], what: str
+) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    _require(row, [*money, *rates], what)
+    section: dict[str, Any] = {k: _money(row[k]) for k in money}
+    section.update({k: _rate(row[k]) for k in rates})
+    return section
+
+
+def _revolving(rollforward: Mapping[str, Any], row: Mapping[str, Any] | None) -> dict[str, Any]:
+    revolving: dict[str, Any] = {
+        "purchased_count": _count(rollforward.get("purchased_count")),
+        "purchased_principal": _money(rollforward["purchased_principal"]),
+    }
+    if row is not None:
+        _require(row, [*REVOLVING_MONEY, "revolving_period"], "revolving")
+        revolving.update({k: _money(row[k]) for k in REVOLVING_MONEY})
+        flag = row["revolving_period"]
+        if not isinstance(flag, bool):
+            raise TypeError("revolving_period must be a bool")
+        revolving["revolving_period"] = flag
+    return revolving
+
+
+def _steps(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    if rows is None:
+        return []
+    out = []
+    for row in sorted(rows, key=lambda r: operator.index(r["order"])):
+        _require(row, ["order", "account", "item", "available", "due", "paid"], "waterfall step")
         out.append(
             {
-                "name": str(row["name"]),
-                "threshold": _rate(row["threshold"]),
-                "actual": _rate(row["actual"]),
-                "breached": breached,
+                "order": _count(row["order"]),
+                "account": str(row["account"]),
+                "item": str(row["item"]),
+                "available": _money(row["available"]),
+                "due": _money(row["due"]),
+                "paid": _money(row["paid"]),
             }
         )
+    return out
+
+
+def _m_buckets(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    if rows is None:
+        return []
+    order = {label: i for i, label in enumerate(M_BUCKETS)}
+    out = []
+    for row in sorted(rows, key=lambda r: order.get(str(r["m_bucket"]), len(order))):
+        _require(row, ["m_bucket", "count", "balance", "balance_share"], "M-bucket row")
+        out.append(
+            {
+                "bucket": str(row["m_bucket"]),
+                "count": _count(row["count"]),
+                "balance": _money(row["balance"]),
+                "balance_share": _rate(row["balance_share"]),
+            }
+        )
+    return out
+
+
+def _definitions(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in sorted((values or {}).items()):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TypeError(f"definition {key!r} must be text or an integer")
+        out[str(key)] = value
     return out
 
 
@@ -242,6 +339,12 @@ def build_metrics_document(
     tranches: Sequence[Mapping[str, Any]] | None = None,
     triggers: Sequence[Mapping[str, Any]] | None = None,
     concentration: Mapping[str, Any] | None = None,
+    period_number: int | None = None,
+    revolving: Mapping[str, Any] | None = None,
+    credit_enhancement: Mapping[str, Any] | None = None,
+    waterfall: Sequence[Mapping[str, Any]] | None = None,
+    delinquency_m: Sequence[Mapping[str, Any]] | None = None,
+    definitions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the ``metrics.json`` document of one pool and collection period.
 
@@ -273,6 +376,22 @@ def build_metrics_document(
         concentration: ``top1_obligor_share``, ``top10_obligor_share``,
             ``hhi_obligor`` and ``province_shares`` (province to share);
             ``None`` gives nulls.
+        period_number: 1-based collection period number (key ``period_number``
+            when given).
+        revolving: ``purchase_price``, ``purchases_paid``,
+            ``purchases_unfunded`` (fen) and ``revolving_period`` (bool),
+            added to ``revolving``.
+        credit_enhancement: :data:`CREDIT_ENHANCEMENT_MONEY` (fen) and
+            :data:`CREDIT_ENHANCEMENT_RATES` (key ``credit_enhancement``).
+        waterfall: Order-of-payments lines with ``order``, ``account``,
+            ``item``, ``available``, ``due``, ``paid`` (key ``waterfall``).
+        delinquency_m: :func:`~transforms.pool_metrics.delinquency_m_notation`
+            rows (key ``delinquency_m``).
+        definitions: Conventions used, text or integers (key ``definitions``).
+
+    Tranche rows may also carry ``kind`` and :data:`TRANCHE_EXTRA_MONEY` /
+    :data:`TRANCHE_EXTRA_RATES`; trigger rows :data:`TRIGGER_EXTRA_TEXT` and
+    ``in_effect``. Optional sections are left out when not given.
 
     Returns:
         The document as plain JSON-ready Python values (see
@@ -294,7 +413,7 @@ def build_metrics_document(
         ("performance_row", performance_row or {}),
     ):
         _check_identity(row, what, pool_id, period_end)
-    return {
+    document: dict[str, Any] = {
         "pool_id": pool_id,
         "period": f"{period_end.year:04d}-{period_end.month:02d}",
         "period_start": period_end.replace(day=1).isoformat(),
@@ -307,12 +426,26 @@ def build_metrics_document(
         "performance": _performance(performance_row),
         "tranches": _tranches(tranches),
         "triggers": _triggers(triggers),
-        "revolving": {
-            "purchased_count": _count(rollforward_row.get("purchased_count")),
-            "purchased_principal": _money(rollforward_row["purchased_principal"]),
-        },
+        "revolving": _revolving(rollforward_row, revolving),
         "concentration": _concentration(concentration),
     }
+    if period_number is not None:
+        document["period_number"] = _count(period_number)
+    enhancement = _optional_section(
+        credit_enhancement,
+        CREDIT_ENHANCEMENT_MONEY,
+        CREDIT_ENHANCEMENT_RATES,
+        "credit_enhancement",
+    )
+    if enhancement is not None:
+        document["credit_enhancement"] = enhancement
+    if waterfall is not None:
+        document["waterfall"] = _steps(waterfall)
+    if delinquency_m is not None:
+        document["delinquency_m"] = _m_buckets(delinquency_m)
+    if definitions is not None:
+        document["definitions"] = _definitions(definitions)
+    return document
 
 
 def dumps_metrics(document: Mapping[str, Any]) -> str:

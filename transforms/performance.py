@@ -1,34 +1,69 @@
-"""Loan performance engine: loan snapshots at a list of as-of dates.
+"""Loan performance engine: loan snapshots at a list of as-of dates, and its running state.
 
 Conventions are the team's loan-mechanics rules (DOMAIN.md "Loan mechanics"):
 
-- Cash applied to instalments is ``principal_paid + interest_paid``; a
-  ``reversal`` row is the same amounts with the sign flipped on its value date.
+- Allocation. Repayments arrive split by component. ``fee_paid`` and
+  ``penalty_paid`` settle penalties and fees (separate charges, reported as
+  ``fees_paid``); ``interest_paid + principal_paid`` is the cash applied to
+  instalments, oldest instalment first, to its interest and then its
+  principal. Interest paid beyond the interest due is still cash applied to
+  instalments (it covers the next amounts due, so DPD sees it), but only
+  ``principal_paid`` reduces the balance: the servicer's split is never
+  re-cut, and the excess stays in ``interest_paid``.
+- A ``reversal`` row is the same amounts with the sign flipped on its value date.
 - DPD at ``t`` is ``t`` minus the due date of the oldest instalment whose
   cumulative amount due exceeds the cumulative cash by more than the tolerance,
   or 0 when the principal is fully repaid. Because cumulative amounts due only
   grow, that instalment is the first one whose cumulative amount due is at
   least ``cash + tolerance + 1``: an as-of join on amounts, not a loop.
-- Between two cash dates the cash is constant, so the oldest unpaid instalment
-  is fixed and DPD grows one a day. The first day DPD exceeds a threshold ``X``
-  inside such an interval is ``max(interval start, due + X + 1)`` when that is
-  before the next cash date; the default (charge-off) date is the earliest of
-  these over the loan's intervals. Reversals are exact: an interval that starts
-  on a reversal's value date has the lower cash from that day on.
+- Between two days with cash (or a change of rules) the cash is constant, so
+  the oldest unpaid instalment is fixed and DPD grows one a day. The first day
+  DPD exceeds a threshold ``X`` inside such an interval is
+  ``max(interval start, due + X + 1)`` when that is before the next interval;
+  the default (charge-off) date is the earliest of these. Reversals are exact:
+  an interval that starts on a reversal's value date has the lower cash.
+- Thresholds and tolerance: a loan follows the rules of the pool it was most
+  recently added to on or before the day (``rules`` before any addition, or
+  for a pool without its own), so a later purchase never restates history.
 - Principal paid beyond the loan's principal is capped (the cumulative
   principal is clipped to ``[0, principal]``) and reported by
   :func:`overpayments`, never absorbed into the balance.
-- Per cash event, unscheduled principal is the growth of the cumulative
-  principal's excess over the cumulative principal due by the value date:
-  ``max(after - due, 0) - max(before - due, 0)``. For a payment this is the
-  rules' ``clamp(after - max(before, due), 0, paid)``; for a reversal it takes
-  back the unscheduled part first.
+- Unscheduled principal. Per cash event ``e`` of a loan (ordered by
+  ``value_date``, ``repayment_id``), with ``c`` the cumulative principal paid
+  after ``e`` and ``d`` the cumulative scheduled principal due through its
+  value date, the loan's cumulative unscheduled principal ``U`` moves as:
+
+  * a payment: ``U(e) = max(U(e-1), max(0, c - d))`` -- the running maximum
+    of the principal paid ahead of the schedule, so a borrower who prepays
+    500.00 and then keeps paying full instalments is counted once, not again
+    each month (paying the schedule down to the prepaid level adds nothing);
+  * a reversal of ``a`` that takes the principal back below the schedule
+    (``c < d``) reduces scheduled principal first and unscheduled principal
+    only for what is left: ``U(e) = min(U(e-1), c)``; a reversal that leaves
+    the principal at or above the schedule takes back unscheduled principal
+    first: ``U(e) = max(0, U(e-1) - a)``. So a reversed prepayment undoes the
+    prepayment, and a reversed instalment undoes the instalment.
+
+  ``unscheduled_e = U(e) - U(e-1)`` (never negative for a payment, at most
+  ``principal_paid_e``) and ``scheduled_e = principal_paid_e - unscheduled_e``.
+  Scheduled principal never exceeds the principal due, and neither part ever
+  goes below zero. (Derived from amounts, not from ``kind``.)
 - Cash on or before the default date is performing cash (scheduled and
   unscheduled principal, interest, fees); cash after it is recovery.
 - Pool membership follows ``pool_assets``: a purchase in a period counts from
   the period's start (``purchased_principal`` = opening principal), a removal
   at its end (``removed_principal`` = closing principal, status
   ``repurchased``), so the pool roll-forward closes from the snapshots alone.
+
+Incremental runs. :func:`run_engine` also returns the per-loan running totals
+after the last as-of date (:class:`EngineState`). Given that state, a later
+run reads only the cash and rule changes dated after it and continues exactly
+where it stopped: the snapshot at a date depends only on events dated on or
+before it, and the state holds every running total the engine needs
+(cumulative principal before the cap, cash, ``U``, performing flows,
+recoveries, default and charge-off dates once reached, the day the balance
+reached zero, the rules in force) plus the values at the last period end,
+from which the next snapshot's flows are measured.
 
 Internally dates are whole days since 1970-01-01 (``Int32``) and loans are
 numbered in ``loan_id`` order, so every join and sort works on integers.
@@ -41,12 +76,64 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from transforms import schema
 
 _BEFORE_ANY_DAY: Final = -1_000_000
 """A day before every real date: the start of each loan's first cash interval."""
+
+ENGINE_STATE: Final[schema.Columns] = {
+    "loan_id": pl.String,
+    "origination_date": pl.Date,
+    "raw_principal_paid": schema.MONEY,
+    "cash_paid": schema.MONEY,
+    "unscheduled_ahead": schema.MONEY,
+    "scheduled_principal_paid": schema.MONEY,
+    "unscheduled_principal_paid": schema.MONEY,
+    "interest_paid": schema.MONEY,
+    "fees_paid": schema.MONEY,
+    "performing_principal_paid": schema.MONEY,
+    "recoveries": schema.MONEY,
+    "default_date": pl.Date,
+    "charge_off_date": pl.Date,
+    "zero_date": pl.Date,
+    "default_dpd": pl.Int32,
+    "charge_off_dpd": pl.Int32,
+    "tolerance_fen": schema.MONEY,
+    "base_principal_paid": schema.MONEY,
+    "base_scheduled_principal_paid": schema.MONEY,
+    "base_unscheduled_principal_paid": schema.MONEY,
+    "base_interest_paid": schema.MONEY,
+    "base_fees_paid": schema.MONEY,
+    "base_recoveries": schema.MONEY,
+    "base_pool_id": pl.String,
+}
+"""Per-loan running totals after a date (cumulative since origination).
+
+``raw_principal_paid`` is the signed cumulative principal before the cap at the
+loan's principal; ``cash_paid`` is cumulative principal plus interest (what DPD
+compares with the amounts due); ``unscheduled_ahead`` is ``U`` of the
+unscheduled-principal rule; the performing totals count cash up to the default
+date and ``recoveries`` the cash after it. ``default_date`` and
+``charge_off_date`` are set once reached; ``zero_date`` is the day the balance
+last reached zero (null while principal is owed). The rules are those in force.
+``base_*`` are the cumulative totals at the state's base date (the last period
+end) and ``base_pool_id`` the pool the loan was a continuing member of then.
+"""
+
+_BASE_FLOWS: Final = ("sched", "unsched", "interest", "fees", "recoveries")
+_STATE_FLOWS: Final = {
+    "sched": "scheduled_principal_paid",
+    "unsched": "unscheduled_principal_paid",
+    "interest": "interest_paid",
+    "fees": "fees_paid",
+    "recoveries": "recoveries",
+}
+
+_I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -64,8 +151,36 @@ class PerformanceRules:
     tolerance_fen: int = 100
 
 
+@dataclass(frozen=True)
+class EngineState:
+    """Where an engine run stopped, to continue from.
+
+    Attributes:
+        as_of: Every event dated on or before this day is in ``loans``.
+        base: The as-of date the next snapshot's flows are measured from (the
+            last period end on or before ``as_of``), or None before any.
+        loans: ``ENGINE_STATE`` rows, one per loan, sorted by ``loan_id``.
+    """
+
+    as_of: date
+    base: date | None
+    loans: pl.LazyFrame
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """Snapshots of an engine run and the state after its last as-of date."""
+
+    snapshots: pl.LazyFrame
+    state: EngineState
+
+
 def _day(column: str) -> pl.Expr:
     return pl.col(column).cast(pl.Int32)
+
+
+def _epoch_day(value: date) -> int:
+    return (value - date(1970, 1, 1)).days
 
 
 # Frames below are sorted by loan number ``k`` and then by a date or amount.
@@ -117,16 +232,33 @@ def _asof(
     )
 
 
-def _loan_book(
-    loans: pl.LazyFrame,
-    pool_assets: pl.LazyFrame,
-    rules: PerformanceRules,
-    rules_by_pool: Mapping[str, PerformanceRules] | None,
-) -> pl.LazyFrame:
-    """Loans numbered ``k`` in ``loan_id`` order with the thresholds that apply.
+_OPENING: Final = {
+    "o_raw": "raw_principal_paid",
+    "o_cash": "cash_paid",
+    "o_u": "unscheduled_ahead",
+    "o_sched": "scheduled_principal_paid",
+    "o_unsched": "unscheduled_principal_paid",
+    "o_interest": "interest_paid",
+    "o_fees": "fees_paid",
+    "o_paid_performing": "performing_principal_paid",
+    "o_recoveries": "recoveries",
+    "b_paid": "base_principal_paid",
+    "b_sched": "base_scheduled_principal_paid",
+    "b_unsched": "base_unscheduled_principal_paid",
+    "b_interest": "base_interest_paid",
+    "b_fees": "base_fees_paid",
+    "b_recoveries": "base_recoveries",
+}
+"""Book columns carrying a state's money totals (``o_``: running, ``b_``: at the base)."""
 
-    A loan takes the rules of the pool it was last added to (latest
-    ``event_date``, then ``pool_id``); other loans take ``rules``.
+
+def _loan_book(
+    loans: pl.LazyFrame, state: EngineState | None, rules: PerformanceRules
+) -> pl.LazyFrame:
+    """Loans numbered ``k`` in ``loan_id`` order, with the state they start from.
+
+    Loans in the state start on the state's day with its totals and rules;
+    the others start before any day with nothing paid and ``rules``.
     """
     book = (
         loans.select(
@@ -137,13 +269,64 @@ def _loan_book(
         .sort("loan_id")
         .with_row_index("k")
     )
-    thresholds = {
-        "default_dpd": rules.default_dpd,
-        "charge_off_dpd": rules.charge_off_dpd,
-        "tolerance": rules.tolerance_fen,
-    }
+    money = [pl.lit(0, dtype=pl.Int64).alias(c) for c in _OPENING]
+    fresh = [
+        *money,
+        pl.lit(_BEFORE_ANY_DAY, dtype=pl.Int32).alias("open_day"),
+        pl.lit(None, dtype=pl.Int32).alias("o_default_day"),
+        pl.lit(None, dtype=pl.Int32).alias("o_charge_off_day"),
+        pl.lit(None, dtype=pl.Int32).alias("o_zero_day"),
+        pl.lit(rules.default_dpd, dtype=pl.Int32).alias("default_dpd"),
+        pl.lit(rules.charge_off_dpd, dtype=pl.Int32).alias("charge_off_dpd"),
+        pl.lit(rules.tolerance_fen, dtype=pl.Int64).alias("tolerance"),
+        pl.lit(None, dtype=pl.String).alias("b_member_pool"),
+    ]
+    if state is None:
+        return book.with_columns(fresh)
+    carried = state.loans.select(
+        pl.col("loan_id").cast(pl.String),
+        pl.lit(True).alias("in_state"),
+        *(pl.col(src).cast(pl.Int64).alias(dst) for dst, src in _OPENING.items()),
+        _day("default_date").alias("o_default_day"),
+        _day("charge_off_date").alias("o_charge_off_day"),
+        _day("zero_date").alias("o_zero_day"),
+        pl.col("default_dpd").cast(pl.Int32),
+        pl.col("charge_off_dpd").cast(pl.Int32),
+        pl.col("tolerance_fen").cast(pl.Int64).alias("tolerance"),
+        pl.col("base_pool_id").cast(pl.String).alias("b_member_pool"),
+    )
+    in_state = pl.col("in_state").fill_null(False)
+    return (
+        book.join(carried, on="loan_id", how="left", maintain_order="left")
+        .with_columns(
+            *(pl.col(e.meta.output_name()).fill_null(e) for e in money),
+            pl.when(in_state)
+            .then(pl.lit(_epoch_day(state.as_of), dtype=pl.Int32))
+            .otherwise(pl.lit(_BEFORE_ANY_DAY, dtype=pl.Int32))
+            .alias("open_day"),
+            pl.col("default_dpd").fill_null(rules.default_dpd),
+            pl.col("charge_off_dpd").fill_null(rules.charge_off_dpd),
+            pl.col("tolerance").fill_null(rules.tolerance_fen),
+        )
+        .drop("in_state")
+    )
+
+
+def _rule_changes(
+    book: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    rules: PerformanceRules,
+    rules_by_pool: Mapping[str, PerformanceRules] | None,
+    last_day: int,
+) -> pl.LazyFrame | None:
+    """Days a loan's rules change: each addition to a pool, with that pool's rules.
+
+    Returns:
+        ``key`` (loan, day), ``default_dpd``, ``charge_off_dpd``, ``tolerance``
+        for additions after the loan's opening day, or None without pool rules.
+    """
     if not rules_by_pool:
-        return book.with_columns(pl.lit(v, dtype=pl.Int64).alias(c) for c, v in thresholds.items())
+        return None
     pool_ids = sorted(rules_by_pool)
     by_pool = pl.LazyFrame(
         {
@@ -152,21 +335,35 @@ def _loan_book(
             "charge_off_dpd": [rules_by_pool[p].charge_off_dpd for p in pool_ids],
             "tolerance": [rules_by_pool[p].tolerance_fen for p in pool_ids],
         },
-        schema={"pool_id": pl.String, **dict.fromkeys(thresholds, pl.Int64)},
-    )
-    last_pool = (
-        pool_assets.filter(pl.col("event") == "added")
-        .select(pl.col("loan_id").cast(pl.String), pl.col("pool_id").cast(pl.String), "event_date")
-        .sort("event_date", "pool_id")
-        .group_by("loan_id")
-        .agg(pl.col("pool_id").last())
+        schema={
+            "pool_id": pl.String,
+            "default_dpd": pl.Int32,
+            "charge_off_dpd": pl.Int32,
+            "tolerance": pl.Int64,
+        },
     )
     return (
-        book.join(last_pool, on="loan_id", how="left")
+        pool_assets.filter(pl.col("event") == "added")
+        .select(
+            pl.col("loan_id").cast(pl.String),
+            pl.col("pool_id").cast(pl.String),
+            _day("event_date").alias("day"),
+        )
+        .join(book.select("loan_id", "k", "open_day"), on="loan_id", how="inner")
+        .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
         .join(by_pool, on="pool_id", how="left")
-        .with_columns(pl.col(c).fill_null(v) for c, v in thresholds.items())
-        .drop("pool_id")
-        .sort("k")
+        .with_columns(
+            pl.col("default_dpd").fill_null(rules.default_dpd),
+            pl.col("charge_off_dpd").fill_null(rules.charge_off_dpd),
+            pl.col("tolerance").fill_null(rules.tolerance_fen),
+            _day_key(pl.col("day")).alias("key"),
+        )
+        # Two additions on one day: the later pool_id wins, as for every tie here.
+        .sort("key", "pool_id")
+        .group_by("key")
+        .agg(
+            pl.col("k", "day").first(), pl.col("default_dpd", "charge_off_dpd", "tolerance").last()
+        )
     )
 
 
@@ -233,11 +430,13 @@ def _first_unpaid(book: pl.LazyFrame, schedule: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _signed_cash(repayments: pl.LazyFrame) -> pl.LazyFrame:
-    sign = pl.when(pl.col("kind") == "reversal").then(-1).otherwise(1)
+    reversal = pl.col("kind") == "reversal"
+    sign = pl.when(reversal).then(-1).otherwise(1)
     return repayments.select(
         pl.col("loan_id").cast(pl.String),
         pl.col("repayment_id").cast(pl.String),
         _day("value_date").alias("day"),
+        reversal.alias("reversal"),
         (sign * pl.col("principal_paid")).cast(pl.Int64).alias("principal"),
         (sign * pl.col("interest_paid")).cast(pl.Int64).alias("interest"),
         (sign * (pl.col("fee_paid") + pl.col("penalty_paid"))).cast(pl.Int64).alias("fees"),
@@ -289,67 +488,224 @@ def overpayments(loans: pl.LazyFrame, repayments: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _unscheduled_ahead(events: pl.DataFrame) -> _I64:
+    """``U`` after each event (the unscheduled-principal rule of the module docstring).
+
+    Between reversals ``U`` is a running maximum; each reversal starts a new
+    segment whose opening ``U`` depends on the previous segment's last one. So
+    segments are solved in rounds (all loans' first reversal, then their
+    second, ...), each round vectorised over loans.
+
+    Args:
+        events: Sorted by loan and event order, with ``k``, ``reversal``,
+            ``c_after``, ``c_before``, ``due`` (cumulative principal due) and
+            ``o_u`` (the loan's opening ``U``).
+    """
+    n = events.height
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = events["k"].to_numpy()
+    reversal = events["reversal"].to_numpy()
+    c_after = events["c_after"].to_numpy().astype(np.int64)
+    c_before = events["c_before"].to_numpy().astype(np.int64)
+    due = events["due"].to_numpy().astype(np.int64)
+    opening = events["o_u"].to_numpy().astype(np.int64)
+    ahead = np.where(reversal, 0, np.maximum(c_after - due, 0))
+
+    first = np.ones(n, dtype=np.bool_)
+    first[1:] = k[1:] != k[:-1]
+    starts = np.flatnonzero(first | reversal)
+    group = np.cumsum(first | reversal) - 1
+    loan_first_group = np.maximum.accumulate(np.where(first, group, 0))
+    segment = (group - loan_first_group)[starts]
+    peak = np.maximum.reduceat(ahead, starts)
+
+    start_u = np.where(segment == 0, opening[starts], 0)
+    end_u = np.maximum(start_u, peak)
+    rounds = int(segment.max())
+    if rounds:
+        order = np.argsort(segment, kind="stable")
+        bounds = np.searchsorted(segment[order], np.arange(rounds + 2))
+        for j in range(1, rounds + 1):
+            g = order[bounds[j] : bounds[j + 1]]
+            r = starts[g]
+            before = end_u[g - 1]
+            below = c_after[r] < due[r]
+            taken = c_before[r] - c_after[r]
+            u = np.where(below, np.minimum(before, c_after[r]), np.maximum(before - taken, 0))
+            start_u[g] = u
+            end_u[g] = np.maximum(u, peak[g])
+
+    # Within a segment U is the running maximum from its opening value.
+    level = pl.DataFrame(
+        {"group": group, "level": np.maximum(start_u[group], ahead)},
+        schema={"group": pl.Int128, "level": pl.Int128},
+    )
+    offset = pl.col("group") * (1 << 64)
+    running = level.select(((offset + pl.col("level")).cum_max() - offset).cast(pl.Int64))
+    result: _I64 = running.to_series().to_numpy()
+    return result
+
+
+def _events(
+    book: pl.LazyFrame, due_by_day: pl.LazyFrame, repayments: pl.LazyFrame, last_day: int
+) -> pl.DataFrame:
+    """Every cash event after its loan's opening day, with its principal split.
+
+    Returns:
+        Per event (sorted by loan, value date, repayment id): ``key`` (loan,
+        day), ``k``, ``principal`` (signed, before the cap), ``interest``,
+        ``fees``, ``paid`` (principal after the cap), ``sched``, ``unsched``
+        and ``u`` (``U`` after the event).
+    """
+    events = (
+        _signed_cash(repayments)
+        .join(
+            book.select(
+                "loan_id", "k", pl.col("principal").alias("loan_principal"), "open_day", "o_raw"
+            ),
+            on="loan_id",
+            how="inner",
+        )
+        .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
+        .with_columns(_day_key(pl.col("day")).alias("key"))
+        .sort("key", "repayment_id")
+        .with_columns((pl.col("o_raw") + _cum_per_loan(pl.col("principal"))).alias("raw_after"))
+        .with_columns(
+            pl.col("raw_after").clip(0, pl.col("loan_principal")).alias("c_after"),
+            (pl.col("raw_after") - pl.col("principal"))
+            .clip(0, pl.col("loan_principal"))
+            .alias("c_before"),
+        )
+    )
+    events = _asof(
+        events, due_by_day.select("key", pl.col("cum_principal_due").alias("due")), "key"
+    )
+    frame = (
+        events.join(book.select("k", "o_u"), on="k", how="left", maintain_order="left")
+        .select(
+            "key",
+            "k",
+            "day",
+            "loan_principal",
+            "reversal",
+            "principal",
+            "interest",
+            "fees",
+            "c_after",
+            "c_before",
+            "due",
+            "o_u",
+        )
+        .collect()
+    )
+    u = pl.Series("u", _unscheduled_ahead(frame), dtype=pl.Int64)
+    previous_u = pl.when(_FIRST).then(pl.col("o_u")).otherwise(pl.col("u").shift(1))
+    return (
+        frame.with_columns(u)
+        .with_columns(
+            (pl.col("c_after") - pl.col("c_before")).alias("paid"),
+            (pl.col("u") - previous_u).alias("unsched"),
+        )
+        .with_columns((pl.col("paid") - pl.col("unsched")).alias("sched"))
+        .select(
+            "key",
+            "k",
+            "day",
+            "loan_principal",
+            "principal",
+            "interest",
+            "fees",
+            "paid",
+            "sched",
+            "unsched",
+            "u",
+        )
+    )
+
+
 def _cash_days(
     book: pl.LazyFrame,
     schedule: pl.LazyFrame,
-    due_by_day: pl.LazyFrame,
-    repayments: pl.LazyFrame,
+    events: pl.DataFrame,
+    rule_changes: pl.LazyFrame | None,
 ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """Per loan and cash day: the day's flows and end-of-day cumulative state.
+    """Per loan and day with cash or a rule change: the day's flows and end-of-day totals.
 
-    Each loan starts with a row on ``_BEFORE_ANY_DAY`` with nothing paid, so
-    every date falls in exactly one row's interval ``[day, next_day)``. Within
-    a day the split between scheduled and unscheduled principal, and the cap
-    at the loan's principal, do not depend on the order of its events (both
-    telescope), so events are summed per day first.
+    Each loan starts with a row on its opening day (before any day, or the
+    state's day) whose flow columns hold its opening totals, so running sums
+    continue from them and every later date falls in exactly one row's
+    interval ``[day, next_day)``.
 
     Returns:
         The day rows, and per loan ``k`` its ``default_day`` and
         ``charge_off_day`` (null when DPD never exceeds the threshold).
     """
+    flows = ("principal", "cash", "interest", "fees", "paid", "sched", "unsched")
     per_day = (
-        _signed_cash(repayments)
-        .join(book.select("loan_id", "k"), on="loan_id", how="inner")
-        .group_by("k", "day")
-        .agg(pl.col("principal", "interest", "fees").sum())
+        events.lazy()
+        .group_by("key")
+        .agg(
+            pl.col("k", "day", "loan_principal").first(),
+            *(pl.col(c).sum() for c in flows if c != "cash"),
+            (pl.col("principal") + pl.col("interest")).sum().alias("cash"),
+            pl.col("u").last(),
+        )
+        .with_columns(pl.lit(False).alias("opening"))
     )
-    before_any = book.select(
-        "k",
-        pl.lit(_BEFORE_ANY_DAY, dtype=pl.Int32).alias("day"),
-        *(pl.lit(0, dtype=pl.Int64).alias(c) for c in ("principal", "interest", "fees")),
+    opening = book.select(
+        pl.col("k"),
+        _day_key(pl.col("open_day")).alias("key"),
+        pl.col("open_day").alias("day"),
         pl.col("principal").alias("loan_principal"),
-        "tolerance",
+        pl.lit(True).alias("opening"),
+        pl.col("o_raw").alias("principal"),
+        pl.col("o_cash").alias("cash"),
+        pl.col("o_interest").alias("interest"),
+        pl.col("o_fees").alias("fees"),
+        pl.col("o_paid_performing").alias("paid"),
+        pl.col("o_sched").alias("sched"),
+        pl.col("o_unsched").alias("unsched"),
+        pl.col("o_recoveries").alias("recovered"),
+        pl.col("o_u").alias("u"),
+        "o_default_day",
+        "o_charge_off_day",
+        "o_zero_day",
         "default_dpd",
         "charge_off_dpd",
+        "tolerance",
     )
-    loan_columns = ("loan_principal", "tolerance", "default_dpd", "charge_off_dpd")
+    parts = [opening, per_day]
+    if rule_changes is not None:
+        # A rule change on a day with cash is one row: the rules join the cash
+        # row, and only changes on other days become rows of their own.
+        rules = ("default_dpd", "charge_off_dpd", "tolerance")
+        rule_changes = _materialise(rule_changes)
+        parts[1] = per_day.join(
+            rule_changes.select("key", *rules), on="key", how="left", maintain_order="left"
+        )
+        parts.append(rule_changes.join(per_day.select("key"), on="key", how="anti"))
+    days = pl.concat(parts, how="diagonal_relaxed")
     days = (
-        pl.concat([before_any, per_day], how="diagonal_relaxed")
-        .with_columns(_day_key(pl.col("day")).alias("key"))
-        .sort("key")
-        .with_columns(pl.col(*loan_columns).forward_fill())
-        .with_columns(_cum_per_loan(pl.col("principal")).alias("raw_after"))
+        days.sort("key")
         .with_columns(
-            (pl.col("raw_after") - pl.col("principal"))
-            .clip(0, pl.col("loan_principal"))
-            .alias("before"),
-            pl.col("raw_after").clip(0, pl.col("loan_principal")).alias("cum_paid"),
-            _cum_per_loan(pl.col("principal") + pl.col("interest")).alias("cum_cash"),
-            _next_in_loan(pl.col("day")).alias("next_day"),
+            *(pl.col(c).fill_null(0) for c in (*flows, "recovered")),
+            pl.col("opening").fill_null(False),
+        )
+        .with_columns(
+            pl.col(
+                "loan_principal", "u", "default_dpd", "charge_off_dpd", "tolerance"
+            ).forward_fill()
         )
     )
-    days = _asof(days, due_by_day.select("key", "cum_principal_due"), on="key")
-    due = pl.col("cum_principal_due")
-    unscheduled = pl.max_horizontal(pl.col("cum_paid") - due, 0) - pl.max_horizontal(
-        pl.col("before") - due, 0
-    )
-    days = _materialise(
-        days.with_columns(
-            (pl.col("cum_paid") - pl.col("before")).alias("paid"),
-            unscheduled.alias("unsched"),
-            (pl.col("cum_paid") >= pl.col("loan_principal")).alias("repaid"),
-        ).with_columns((pl.col("paid") - pl.col("unsched")).alias("sched"))
-    )
+    raw = _cum_per_loan(pl.col("principal"))
+    days = days.with_columns(
+        raw.alias("cum_raw"),
+        raw.clip(0, pl.col("loan_principal")).alias("cum_paid"),
+        _cum_per_loan(pl.col("cash")).alias("cum_cash"),
+        _next_in_loan(pl.col("day")).alias("next_day"),
+    ).with_columns((pl.col("cum_paid") >= pl.col("loan_principal")).alias("repaid"))
+    days = _materialise(days)
     # Only the two keys travel through the re-sort by amount: the result comes
     # back in day order and is attached row for row.
     oldest_unpaid = (
@@ -367,9 +723,7 @@ def _cash_days(
     def first_day_over(threshold: str) -> pl.Expr:
         # DPD is constant-slope inside [day, next_day): the first day it
         # exceeds the threshold there is the later of `day` and due + X + 1.
-        start = pl.max_horizontal(
-            pl.col("day"), pl.col("oldest_unpaid") + pl.col(threshold).cast(pl.Int32) + 1
-        )
+        start = pl.max_horizontal(pl.col("day"), pl.col("oldest_unpaid") + pl.col(threshold) + 1)
         inside = pl.col("next_day").is_null() | (start < pl.col("next_day"))
         return pl.when(~pl.col("repaid") & pl.col("oldest_unpaid").is_not_null() & inside).then(
             start
@@ -378,21 +732,31 @@ def _cash_days(
     loan_days = (
         days.select(
             "k",
-            first_day_over("default_dpd").alias("default_day"),
-            first_day_over("charge_off_dpd").alias("charge_off_day"),
+            pl.min_horizontal(first_day_over("default_dpd"), "o_default_day").alias("default_day"),
+            pl.min_horizontal(first_day_over("charge_off_dpd"), "o_charge_off_day").alias(
+                "charge_off_day"
+            ),
         )
         .group_by("k")
         .agg(pl.col("default_day", "charge_off_day").min())
     )
     loan_days = _materialise(loan_days)
     days = days.join(loan_days, on="k", how="left", maintain_order="left")
-    performing = pl.col("default_day").is_null() | (pl.col("day") <= pl.col("default_day"))
+    is_open = pl.col("opening")
+    performing = (
+        is_open | pl.col("default_day").is_null() | (pl.col("day") <= pl.col("default_day"))
+    )
+
+    def performing_total(flow: str) -> pl.Expr:
+        return _cum_per_loan(pl.when(performing).then(pl.col(flow)).otherwise(0))
+
+    recovered = pl.col("paid") + pl.col("interest") + pl.col("fees")
     reached_zero = pl.col("repaid") & ~_previous_in_loan(pl.col("repaid")).fill_null(False)
     zero_day = (
-        pl.when(reached_zero)
+        pl.when(is_open)
+        .then(pl.col("o_zero_day").fill_null(_BEFORE_ANY_DAY))
+        .when(reached_zero)
         .then(pl.col("day"))
-        .when(_FIRST)
-        .then(pl.lit(_BEFORE_ANY_DAY, dtype=pl.Int32))
         .forward_fill()
     )
     return days.select(
@@ -401,20 +765,19 @@ def _cash_days(
         "day",
         "repaid",
         "oldest_unpaid",
+        "cum_raw",
         "cum_paid",
-        *(
-            _cum_per_loan(pl.when(performing).then(pl.col(c)).otherwise(0)).alias(f"cum_{c}")
-            for c in ("sched", "unsched", "interest", "fees")
-        ),
-        _cum_per_loan(pl.when(performing).then(pl.col("paid")).otherwise(0)).alias(
-            "cum_paid_performing"
-        ),
+        "cum_cash",
+        pl.col("u").alias("cum_u"),
+        *(performing_total(c).alias(f"cum_{c}") for c in _BASE_FLOWS[:4]),
+        performing_total("paid").alias("cum_paid_performing"),
         _cum_per_loan(
-            pl.when(performing)
-            .then(0)
-            .otherwise(pl.col("paid") + pl.col("interest") + pl.col("fees"))
+            pl.when(is_open).then(pl.col("recovered")).when(performing).then(0).otherwise(recovered)
         ).alias("cum_recoveries"),
         zero_day.alias("zero_day"),
+        "default_dpd",
+        "charge_off_dpd",
+        "tolerance",
     ), loan_days
 
 
@@ -500,6 +863,104 @@ def _month_number(day: pl.Expr) -> pl.Expr:
     return as_date.dt.year().cast(pl.Int32) * 12 + as_date.dt.month().cast(pl.Int32)
 
 
+def _validate(dates: Sequence[date], state: EngineState | None, base: date | None) -> None:
+    if state is not None and dates[0] <= state.as_of:
+        raise ValueError(f"as-of dates must follow the state's date {state.as_of}")
+    allowed = set(dates) | ({state.base} if state is not None else set())
+    if base is not None and base not in allowed:
+        raise ValueError(f"base {base} is neither an as-of date nor the state's base")
+
+
+def run_engine(
+    loans: pl.LazyFrame,
+    schedules: pl.LazyFrame,
+    repayments: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    as_of_dates: Sequence[date],
+    *,
+    state: EngineState | None = None,
+    base: date | None = None,
+    rules: PerformanceRules = PerformanceRules(),
+    rules_by_pool: Mapping[str, PerformanceRules] | None = None,
+) -> EngineRun:
+    """Snapshot every loan at every as-of date and return the state after the last.
+
+    Flows are those in ``(previous as-of, as-of]``. Without a state the first
+    as-of date's period starts at origination; with one it starts after the
+    state's base date. A loan appears from the first as-of date on or after
+    its origination; once repaid (``prepaid``/``matured``) it appears in that
+    period and afterwards only in a period with cash or a pool event (a late
+    interest payment, a reversal); defaulted and charged-off loans keep
+    appearing.
+
+    Args:
+        loans: ``schema.LOANS`` rows (``loan_id``, ``origination_date`` and
+            ``principal`` are used).
+        schedules: ``schema.SCHEDULES`` rows of those loans.
+        repayments: ``schema.REPAYMENTS`` rows; rows of unknown loans, rows
+            dated after the last as-of date and, for loans in ``state``, rows
+            dated on or before its date are ignored.
+        pool_assets: ``schema.POOL_ASSETS`` rows (all of them: membership at a
+            date looks at the whole history).
+        as_of_dates: Snapshot dates (sorted and de-duplicated here); with a
+            state, all after its date.
+        state: Where a previous run stopped; loans missing from it start from
+            nothing.
+        base: The as-of date (or the state's base) whose totals the returned
+            state keeps as its base; None keeps none.
+        rules: Thresholds before a loan joins a pool, and for pools missing
+            from ``rules_by_pool``.
+        rules_by_pool: Thresholds per pool, in force from the day a loan is
+            added to the pool.
+
+    Returns:
+        ``schema.LOAN_SNAPSHOTS`` rows sorted by ``as_of_date``, ``loan_id``,
+        and the state after the last as-of date.
+
+    Raises:
+        ValueError: If no as-of date is given, a date is not after the
+            state's date, or ``base`` is not one of the allowed dates.
+    """
+    dates = sorted(set(as_of_dates))
+    if not dates:
+        raise ValueError("at least one as-of date is needed")
+    _validate(dates, state, base)
+    last_day = _epoch_day(dates[-1])
+    book = _materialise(_loan_book(loans, state, rules))
+    schedule = _materialise(_schedule(book, schedules))
+    due_by_day = _materialise(_due_by_day(book, schedule))
+    events = _events(book, due_by_day, repayments, last_day)
+    changes = _rule_changes(book, pool_assets, rules, rules_by_pool, last_day)
+    days, loan_days = _cash_days(book, schedule, events, changes)
+    days = _materialise(days)
+    del events
+    terms = schedule.group_by("k").agg(
+        pl.len().cast(pl.Int32).alias("instalments"), pl.col("due").max().alias("final_due")
+    )
+    first_previous = state.base if state is not None else None
+    periods = pl.LazyFrame(
+        {"as_of": dates, "previous_as_of": [first_previous, *dates[:-1]]},
+        schema={"as_of": pl.Date, "previous_as_of": pl.Date},
+    ).select(_day("as_of"), _day("previous_as_of"))
+    carried = _base_columns() if state is not None else ()
+    grid = (
+        book.select("k", "origination", "principal", *carried)
+        .join(loan_days, on="k", how="left")
+        .join(terms, on="k", how="left")
+        .join(periods, how="cross")
+        .filter(pl.col("as_of") >= pl.col("origination"))
+        .with_columns(_day_key(pl.col("as_of")).alias("key"))
+        .sort("key")
+    ).pipe(_materialise)
+    rows = _snapshot_rows(book, grid, days, due_by_day, pool_assets, carried=bool(carried))
+    snapshots = _output(book, rows)
+    at_base = None
+    if base is not None and (state is None or base != state.base):
+        at_base = _base_rows(book, grid, days, pool_assets, _epoch_day(base))
+    new_state = _state_after(book, days, loan_days, at_base=at_base, base=base, last_day=last_day)
+    return EngineRun(snapshots, EngineState(as_of=dates[-1], base=base, loans=new_state))
+
+
 def loan_snapshots(
     loans: pl.LazyFrame,
     schedules: pl.LazyFrame,
@@ -510,54 +971,54 @@ def loan_snapshots(
     rules: PerformanceRules = PerformanceRules(),
     rules_by_pool: Mapping[str, PerformanceRules] | None = None,
 ) -> pl.LazyFrame:
-    """Snapshot every loan at every as-of date.
-
-    Flows are those in ``(previous as-of, as-of]``; the first as-of date's
-    period starts at origination. A loan appears from the first as-of date on
-    or after its origination; once repaid (``prepaid``/``matured``) it appears
-    in that period and afterwards only in a period with cash or a pool event
-    (a late interest payment, a reversal); defaulted and charged-off loans
-    keep appearing.
+    """Snapshot every loan at every as-of date, from nothing (see :func:`run_engine`).
 
     Args:
-        loans: ``schema.LOANS`` rows (``loan_id``, ``origination_date`` and
-            ``principal`` are used).
+        loans: ``schema.LOANS`` rows.
         schedules: ``schema.SCHEDULES`` rows of those loans.
-        repayments: ``schema.REPAYMENTS`` rows; rows of unknown loans are ignored.
+        repayments: ``schema.REPAYMENTS`` rows.
         pool_assets: ``schema.POOL_ASSETS`` rows.
         as_of_dates: Snapshot dates (sorted and de-duplicated here).
-        rules: Thresholds for loans outside ``rules_by_pool``.
-        rules_by_pool: Thresholds per pool; a loan uses those of the pool it
-            was last added to.
+        rules: Thresholds outside pools with their own.
+        rules_by_pool: Thresholds per pool.
 
     Returns:
         ``schema.LOAN_SNAPSHOTS`` columns, sorted by ``as_of_date``, ``loan_id``.
     """
-    dates = sorted(set(as_of_dates))
-    if not dates:
+    if not as_of_dates:
         return pl.LazyFrame(schema=schema.LOAN_SNAPSHOTS)
-    book = _materialise(_loan_book(loans, pool_assets, rules, rules_by_pool))
-    schedule = _materialise(_schedule(book, schedules))
-    due_by_day = _materialise(_due_by_day(book, schedule))
-    days, loan_days = _cash_days(book, schedule, due_by_day, repayments)
-    days = _materialise(days)
-    terms = schedule.group_by("k").agg(
-        pl.len().cast(pl.Int32).alias("instalments"), pl.col("due").max().alias("final_due")
+    run = run_engine(
+        loans,
+        schedules,
+        repayments,
+        pool_assets,
+        as_of_dates,
+        rules=rules,
+        rules_by_pool=rules_by_pool,
     )
-    periods = pl.LazyFrame(
-        {"as_of": dates, "previous_as_of": [None, *dates[:-1]]},
-        schema={"as_of": pl.Date, "previous_as_of": pl.Date},
-    ).select(_day("as_of"), _day("previous_as_of"))
-    grid = (
-        book.select("k", "loan_id", "origination", "principal")
-        .join(loan_days, on="k", how="left")
-        .join(terms, on="k", how="left")
-        .join(periods, how="cross")
-        .filter(pl.col("as_of") >= pl.col("origination"))
-        .with_columns(_day_key(pl.col("as_of")).alias("key"))
-        .sort("key")
-    ).pipe(_materialise)
-    state = _asof(grid, days.drop("k"), on="key")
+    return run.snapshots
+
+
+def _base_columns() -> tuple[str, ...]:
+    return ("b_paid", *(f"b_{c}" for c in _BASE_FLOWS), "b_member_pool")
+
+
+def _snapshot_rows(
+    book: pl.LazyFrame,
+    grid: pl.LazyFrame,
+    days: pl.LazyFrame,
+    due_by_day: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    *,
+    carried: bool,
+) -> pl.LazyFrame:
+    """Every grid row (loan, as-of date) with its snapshot columns, and ``shown``.
+
+    With ``carried`` the grid holds the state's base totals (``b_*``), from
+    which each loan's first row continues; without, a first row starts from
+    nothing.
+    """
+    state = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
     state = _asof(state, due_by_day.select("key", "instalments_due"), on="key")
     state = state.join(
         _pool_membership(book, grid, pool_assets),
@@ -566,12 +1027,19 @@ def loan_snapshots(
         maintain_order="left",
     )
 
-    def previous(column: str, default: int | bool | None) -> pl.Expr:
-        shifted = _previous_in_loan(pl.col(column))
-        return shifted if default is None else shifted.fill_null(default)
+    def previous(column: str, base: str) -> pl.Expr:
+        # A loan's first row in this run continues from the state's base.
+        if carried:
+            start = pl.col(base)
+        elif base == "b_member_pool":
+            start = pl.lit(None, dtype=pl.String)
+        else:
+            start = pl.lit(0, dtype=pl.Int64)
+        return pl.when(_FIRST).then(start).otherwise(pl.col(column).shift(1))
 
     t = pl.col("as_of")
     removed = pl.col("removed").fill_null(False)
+    member_pool = pl.when(removed).then(None).otherwise(pl.col("pool_id"))
     defaulted = pl.col("default_day").is_not_null() & (pl.col("default_day") <= t)
     charged_off = pl.col("charge_off_day").is_not_null() & (pl.col("charge_off_day") <= t)
     defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
@@ -594,25 +1062,21 @@ def loan_snapshots(
     )
     # A purchase counts from the period start, so the loan enters the pool at
     # its opening principal; a loan already defaulted was never performing there.
+    previous_member = pl.col("previous_member")
     joined_pool = (
         pl.col("pool_id").is_not_null()
-        & (
-            pl.col("previous_pool").is_null()
-            | (pl.col("previous_pool") != pl.col("pool_id"))
-            | pl.col("previous_removed")
-        )
+        & (previous_member.is_null() | (previous_member != pl.col("pool_id")))
         & ~defaulted_before_period
     )
-    flows = ("sched", "unsched", "interest", "fees", "recoveries")
-    snapshots = (
+    return (
         state.with_columns(
+            member_pool.alias("member_pool"),
             (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
-            (pl.col("principal") - previous("cum_paid", 0)).alias("opening_principal"),
-            *((pl.col(f"cum_{c}") - previous(f"cum_{c}", 0)).alias(c) for c in flows),
+            (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
+            *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
             dpd.cast(pl.Int32).alias("dpd"),
-            previous("pool_id", None).alias("previous_pool"),
-            previous("removed", False).alias("previous_removed"),
         )
+        .with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
         .with_columns(
             status.alias("status"),
             _bucket(pl.col("dpd")).alias("bucket"),
@@ -636,18 +1100,57 @@ def loan_snapshots(
             .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
             .alias("remaining_term"),
         )
-        .filter(
-            (pl.col("opening_principal") > 0)
-            | (pl.col("closing_principal") > 0)
-            | defaulted
-            | removed
-            | pl.any_horizontal(pl.col(*flows, "purchased_principal") != 0)
+        .with_columns(
+            (
+                (pl.col("opening_principal") > 0)
+                | (pl.col("closing_principal") > 0)
+                | defaulted
+                | removed
+                | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
+            ).alias("shown"),
         )
     )
+
+
+_SNAPSHOT_DAY_COLUMNS: Final = (
+    "repaid",
+    "oldest_unpaid",
+    "cum_paid",
+    *(f"cum_{c}" for c in _BASE_FLOWS),
+    "cum_paid_performing",
+    "zero_day",
+)
+"""Day-row totals a snapshot reads (the rest serve the state)."""
+
+
+def _base_rows(
+    book: pl.LazyFrame,
+    grid: pl.LazyFrame,
+    days: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    base_day: int,
+) -> pl.LazyFrame:
+    """Each loan's totals and continuing pool at the base date (a grid date)."""
+    at = grid.filter(pl.col("as_of") == base_day).select("k", "key", "as_of", "previous_as_of")
+    at = _asof(at, days.select("key", "cum_paid", *(f"cum_{c}" for c in _BASE_FLOWS)), "key")
+    membership = _pool_membership(book, at, pool_assets)
+    removed = pl.col("removed").fill_null(False)
+    return at.join(membership, on="key", how="left", maintain_order="left").select(
+        "k",
+        pl.col("cum_paid").alias("base_principal_paid"),
+        *(pl.col(f"cum_{c}").alias(f"base_{_STATE_FLOWS[c]}") for c in _BASE_FLOWS),
+        pl.when(removed).then(None).otherwise(pl.col("pool_id")).alias("base_pool_id"),
+    )
+
+
+def _output(book: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
     # Loans are numbered in loan_id order, so (as_of, k) is the output order.
+    t = pl.col("as_of")
     output_order = t.cast(pl.Int64) * (1 << 32) + pl.col("k").cast(pl.Int64)
     return (
-        snapshots.sort(output_order)
+        rows.filter(pl.col("shown"))
+        .sort(output_order)
+        .join(book.select("k", "loan_id"), on="k", how="left", maintain_order="left")
         .select(
             t.cast(pl.Date).alias("as_of_date"),
             "loan_id",
@@ -670,4 +1173,67 @@ def loan_snapshots(
             "remaining_term",
         )
         .cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
+    )
+
+
+def _state_after(
+    book: pl.LazyFrame,
+    days: pl.LazyFrame,
+    loan_days: pl.LazyFrame,
+    *,
+    at_base: pl.LazyFrame | None,
+    base: date | None,
+    last_day: int,
+) -> pl.LazyFrame:
+    """``ENGINE_STATE`` after ``last_day``: each loan's last day row and its base totals.
+
+    ``at_base`` holds the totals at ``base`` when it is one of this run's
+    dates; otherwise the base is the previous state's, carried in the book.
+    """
+
+    def known(column: str) -> pl.Expr:
+        # A date beyond the last day is only a forecast: later cash may change it.
+        return pl.when(pl.col(column) <= last_day).then(pl.col(column)).cast(pl.Date)
+
+    running = (
+        days.filter(_LAST)
+        .join(loan_days, on="k", how="left", maintain_order="left")
+        .select(
+            "k",
+            pl.col("cum_raw").alias("raw_principal_paid"),
+            pl.col("cum_cash").alias("cash_paid"),
+            pl.col("cum_u").alias("unscheduled_ahead"),
+            *(pl.col(f"cum_{c}").alias(_STATE_FLOWS[c]) for c in _BASE_FLOWS[:4]),
+            pl.col("cum_paid_performing").alias("performing_principal_paid"),
+            pl.col("cum_recoveries").alias("recoveries"),
+            known("default_day").alias("default_date"),
+            known("charge_off_day").alias("charge_off_date"),
+            pl.when(pl.col("repaid")).then(pl.col("zero_day")).cast(pl.Date).alias("zero_date"),
+            "default_dpd",
+            "charge_off_dpd",
+            pl.col("tolerance").alias("tolerance_fen"),
+        )
+    )
+    base_names = {
+        "b_paid": "base_principal_paid",
+        **{f"b_{c}": f"base_{_STATE_FLOWS[c]}" for c in _BASE_FLOWS},
+        "b_member_pool": "base_pool_id",
+    }
+    if base is None:
+        based = book.select(
+            "k",
+            *(pl.lit(0, dtype=pl.Int64).alias(v) for v in list(base_names.values())[:-1]),
+            pl.lit(None, dtype=pl.String).alias("base_pool_id"),
+        )
+    elif at_base is None:
+        based = book.select("k", *(pl.col(c).alias(v) for c, v in base_names.items()))
+    else:
+        based = book.select("k").join(at_base, on="k", how="left", maintain_order="left")
+        based = based.with_columns(pl.col(v).fill_null(0) for v in list(base_names.values())[:-1])
+    return (
+        book.select("k", "loan_id", pl.col("origination").cast(pl.Date).alias("origination_date"))
+        .join(running, on="k", how="left", maintain_order="left")
+        .join(based, on="k", how="left", maintain_order="left")
+        .select(list(ENGINE_STATE))
+        .cast(ENGINE_STATE)  # type: ignore[arg-type]
     )

@@ -19,6 +19,17 @@ Conventions (DOMAIN.md and the team rules):
   counted again). ``removed`` is the ``removed_principal`` of loans that had
   not defaulted by the period end: a defaulted loan has already left the
   performing pool, and counting its removal again would break the identity.
+- Period rates (SMM, MDR, payment rate) divide by the *period-start balance*,
+  ``opening_balance + purchased_principal``: a purchase takes effect from the
+  start of its period (team rules), so the purchased loans' principal is
+  exposed to prepayment, default and collection for the whole period. With the
+  bare opening balance a heavy-purchase month could show SMM above 1 (the
+  purchased loans prepay, but their principal is not in the base); with the
+  purchases included ``0 <= SMM <= 1`` whenever no reversal takes principal
+  back. This is DOMAIN.md's ``SMM = unscheduled / (opening - scheduled)`` with
+  "opening" read as the balance at the start of the period, purchases
+  included, and the metrics contract states it
+  (``data_contracts/metrics.odcs.yaml``).
 - Ratios whose denominator is zero are null, never 0 or infinity: a share of
   an empty pool, or a prepayment rate of a pool with nothing left to prepay,
   is undefined rather than zero.
@@ -145,12 +156,28 @@ def mdr_from_cdr(cdr: float) -> float:
     return 1.0 - math.pow(1.0 - cdr, 1.0 / MONTHS_PER_YEAR)
 
 
-def _annualised(monthly: pl.Expr) -> pl.Expr:
+def annualised(monthly: pl.Expr) -> pl.Expr:
+    """Annualise a monthly rate expression: ``1 - (1 - monthly)^12``.
+
+    Args:
+        monthly: A monthly rate (SMM or MDR) as a fraction.
+
+    Returns:
+        The annualised rate (CPR or CDR) expression.
+    """
     return 1.0 - (1.0 - monthly).pow(MONTHS_PER_YEAR)
 
 
-def _ratio(numer: pl.Expr, denom: pl.Expr) -> pl.Expr:
-    """``numer / denom`` as Float64, null when the denominator is zero or null."""
+def ratio(numer: pl.Expr, denom: pl.Expr) -> pl.Expr:
+    """``numer / denom`` as Float64, null when the denominator is zero or null.
+
+    Args:
+        numer: Numerator (any numeric type).
+        denom: Denominator.
+
+    Returns:
+        The Float64 ratio expression.
+    """
     return (
         pl.when(denom != 0)
         .then(numer.cast(pl.Float64) / denom.cast(pl.Float64))
@@ -408,7 +435,7 @@ def with_pool_factor(rollforward: pl.LazyFrame, cutoff_balances: pl.LazyFrame) -
         rollforward.join(
             cutoff_balances.select("pool_id", "cutoff_balance"), on="pool_id", how="left"
         )
-        .with_columns(pool_factor=_ratio(pl.col("closing_balance"), pl.col("cutoff_balance")))
+        .with_columns(pool_factor=ratio(pl.col("closing_balance"), pl.col("cutoff_balance")))
         .sort(_KEYS)
     )
 
@@ -446,7 +473,7 @@ def delinquency_buckets(snapshots: pl.LazyFrame, period_ends: Sequence[date]) ->
         keys.join(buckets, how="cross")
         .join(by_bucket, on=[*_KEYS, "bucket"], how="left")
         .with_columns(pl.col("count", "balance").fill_null(0).cast(pl.Int64))
-        .with_columns(balance_share=_ratio(pl.col("balance"), pl.col("balance").sum().over(_KEYS)))
+        .with_columns(balance_share=ratio(pl.col("balance"), pl.col("balance").sum().over(_KEYS)))
         .sort(*_KEYS, "bucket_order")
         .select(*_KEYS, "bucket", "count", "balance", "balance_share")
     )
@@ -480,7 +507,7 @@ def delinquency_m_notation(buckets: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("pool_balance").first(),
         )
         .with_columns(
-            balance_share=_ratio(pl.col("balance"), pl.col("pool_balance")),
+            balance_share=ratio(pl.col("balance"), pl.col("pool_balance")),
             m_order=pl.col("m_bucket").replace_strict(order, return_dtype=pl.Int32),
         )
         .sort(*_KEYS, "m_order")
@@ -535,15 +562,15 @@ def pool_characteristics(
         obligor_count=pl.col("borrower_id").drop_nulls().n_unique().cast(pl.Int64),
     )
     wac = pl.when(pl.col("missing_rates") == 0).then(
-        _ratio(pl.col("rate_weighted"), pl.col("balance")) / schema.RATE_SCALE
+        ratio(pl.col("rate_weighted"), pl.col("balance")) / schema.RATE_SCALE
     )
     return (
         keys.join(per_pool, on=_KEYS, how="left")
         .with_columns(pl.col("balance", "loan_count", "obligor_count").fill_null(0))
         .with_columns(
             wac=wac,
-            wam_months=_ratio(pl.col("term_weighted"), pl.col("balance")),
-            wala_months=_ratio(pl.col("age_weighted"), pl.col("balance")),
+            wam_months=ratio(pl.col("term_weighted"), pl.col("balance")),
+            wala_months=ratio(pl.col("age_weighted"), pl.col("balance")),
             average_balance=pl.when(pl.col("loan_count") > 0).then(
                 round_half_up_div(pl.col("balance"), pl.col("loan_count"))
             ),
@@ -608,25 +635,68 @@ def pool_collections(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl
 def with_period_rates(rollforward: pl.LazyFrame) -> pl.LazyFrame:
     """Add the period prepayment and default rates to a roll-forward.
 
-    ``smm = unscheduled / (opening - scheduled)``, ``cpr = 1 - (1 - smm)^12``,
-    ``mdr = defaulted / opening``, ``cdr = 1 - (1 - mdr)^12`` and
-    ``payment_rate = (scheduled + unscheduled) / opening`` (DOMAIN.md).
+    With ``start = opening + purchased`` (the period-start balance, see the
+    module docstring): ``smm = unscheduled / (start - scheduled)``,
+    ``cpr = 1 - (1 - smm)^12``, ``mdr = defaulted / start``,
+    ``cdr = 1 - (1 - mdr)^12`` and ``payment_rate = (scheduled + unscheduled)
+    / start``.
 
     Args:
         rollforward: Output of :func:`pool_rollforward`.
 
     Returns:
-        ``rollforward`` with Float64 ``smm``, ``cpr``, ``mdr``, ``cdr`` and
-        ``payment_rate``; each is null when its denominator is zero.
+        ``rollforward`` with ``period_start_balance`` (Int64 fen) and Float64
+        ``smm``, ``cpr``, ``mdr``, ``cdr`` and ``payment_rate``; each rate is
+        null when its denominator is zero.
     """
     scheduled = pl.col("scheduled_principal")
     unscheduled = pl.col("unscheduled_principal")
-    opening = pl.col("opening_balance")
-    return rollforward.with_columns(
-        smm=_ratio(unscheduled, opening - scheduled),
-        mdr=_ratio(pl.col("defaulted_principal"), opening),
-        payment_rate=_ratio(scheduled + unscheduled, opening),
-    ).with_columns(cpr=_annualised(pl.col("smm")), cdr=_annualised(pl.col("mdr")))
+    start = pl.col("period_start_balance")
+    return (
+        rollforward.with_columns(
+            period_start_balance=pl.col("opening_balance") + pl.col("purchased_principal")
+        )
+        .with_columns(
+            smm=ratio(unscheduled, start - scheduled),
+            mdr=ratio(pl.col("defaulted_principal"), start),
+            payment_rate=ratio(scheduled + unscheduled, start),
+        )
+        .with_columns(cpr=annualised(pl.col("smm")), cdr=annualised(pl.col("mdr")))
+    )
+
+
+def delinquency_shares(buckets: pl.LazyFrame) -> pl.LazyFrame:
+    """Shares of the performing balance more than 30 and more than 90 days past due.
+
+    Args:
+        buckets: Output of :func:`delinquency_buckets`.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, ``delinquent_30_plus_balance``,
+        ``delinquent_90_plus_balance`` (Int64 fen), ``delinquency_30_plus_share``
+        and ``delinquency_90_plus_share`` (Float64, null for an empty pool),
+        sorted by ``pool_id``, ``period_end``.
+    """
+    over_30 = pl.col("bucket").is_in(list(schema.DPD_BUCKETS[2:]))
+    over_90 = pl.col("bucket").is_in(list(schema.DPD_BUCKETS[4:]))
+    return (
+        buckets.group_by(_KEYS)
+        .agg(
+            pool_balance=pl.col("balance").sum(),
+            delinquent_30_plus_balance=pl.col("balance").filter(over_30).sum(),
+            delinquent_90_plus_balance=pl.col("balance").filter(over_90).sum(),
+        )
+        .with_columns(
+            delinquency_30_plus_share=ratio(
+                pl.col("delinquent_30_plus_balance"), pl.col("pool_balance")
+            ),
+            delinquency_90_plus_share=ratio(
+                pl.col("delinquent_90_plus_balance"), pl.col("pool_balance")
+            ),
+        )
+        .drop("pool_balance")
+        .sort(_KEYS)
+    )
 
 
 def cumulative_performance(
@@ -692,9 +762,9 @@ def cumulative_performance(
             cumulative_default_denominator=pl.lit(denominator, dtype=pl.String),
         )
         .with_columns(
-            cumulative_default_rate=_ratio(defaulted, pl.col("denominator_balance")),
-            cumulative_net_loss_rate=_ratio(defaulted - recoveries, pl.col("denominator_balance")),
-            recovery_rate=_ratio(recoveries, defaulted),
+            cumulative_default_rate=ratio(defaulted, pl.col("denominator_balance")),
+            cumulative_net_loss_rate=ratio(defaulted - recoveries, pl.col("denominator_balance")),
+            recovery_rate=ratio(recoveries, defaulted),
         )
         .select(
             *_KEYS,
@@ -729,15 +799,16 @@ def pool_performance(
             :func:`cumulative_performance`).
 
     Returns:
-        Columns ``pool_id``, ``period_end``, ``smm``, ``cpr``, ``mdr``,
-        ``cdr``, ``payment_rate`` (from :func:`with_period_rates`) and every
+        Columns ``pool_id``, ``period_end``, ``period_start_balance``,
+        ``smm``, ``cpr``, ``mdr``, ``cdr``, ``payment_rate`` (from
+        :func:`with_period_rates`) and every
         column of :func:`cumulative_performance`.
 
     Raises:
         ValueError: If a period end is not a month-end or ``denominator`` is unknown.
     """
     rates = with_period_rates(pool_rollforward(snapshots, period_ends)).select(
-        *_KEYS, "smm", "cpr", "mdr", "cdr", "payment_rate"
+        *_KEYS, "period_start_balance", "smm", "cpr", "mdr", "cdr", "payment_rate"
     )
     cumulative = cumulative_performance(snapshots, period_ends, cutoffs, denominator=denominator)
     return rates.join(cumulative, on=_KEYS, how="inner").sort(_KEYS)

@@ -8,15 +8,19 @@ reads exactly the behaviour intended here:
   exactly ``principal_due + interest_due`` and shows DPD 0;
 - a partial prepayment is principal only and covers future instalments: the
   borrower then pays only what the schedule has not been covered for (the
-  interest, and principal once the schedule catches up), which keeps the
-  prepayment counted once as unscheduled principal;
+  interest, and principal once the schedule catches up). The engine's
+  unscheduled principal ``U`` (the running maximum of principal paid ahead of
+  the schedule) reaches the prepaid amount on the prepayment's value date and
+  later instalments add nothing, so the prepayment is counted once;
 - a full prepayment is the remaining principal plus the current instalment's
   interest;
 - a loan that leaves its oldest instalment unpaid three months running passes
   90 DPD and defaults (default date = that due date + 91 days); every
   curing payment is dated before then, and recoveries come after it;
 - fees and penalties are separate charges on late payments; a reversal
-  repeats the reversed amounts and is followed by the re-payment.
+  repeats the reversed amounts of an instalment and is followed by the
+  re-payment (the reversal takes the principal back below the schedule, so
+  the engine takes it from scheduled principal and the re-payment restores it).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 
 from data_contracts.compile import (
     GOLDEN_REFRESH_COMMAND,
+    compile_rule,
     compile_suite,
     main,
     python_regex,
@@ -47,7 +48,10 @@ def test_one_expectation_per_rule_sorted_by_rule_id(dataset: str) -> None:
     contract = load_contract(dataset)
     suite = compile_suite(contract)
     ids = [e["meta"]["rule_id"] for e in suite["expectations"]]
-    assert ids == sorted(r.rule_id for r in contract.rules)
+    assert ids == sorted(r.rule_id for r in contract.rules if r.kind != "cross_dataset")
+    assert suite["meta"]["cross_dataset_rules"] == sorted(
+        r.rule_id for r in contract.rules if r.kind == "cross_dataset"
+    )
     for expectation in suite["expectations"]:
         rule = contract.rule(expectation["meta"]["rule_id"])
         assert expectation["meta"]["severity"] == rule.severity
@@ -106,3 +110,9 @@ def test_write_golden_command_reproduces_the_golden_files(tmp_path: Path) -> Non
         assert (tmp_path / name).read_text(encoding="utf-8") == suite_json(
             compile_suite(load_contract(dataset))
         )
+
+
+def test_a_cross_dataset_rule_is_not_compiled_to_gx() -> None:
+    rule = load_contract("repayments").rule("repayments.loan_id.known_loan")
+    with pytest.raises(ValueError, match="run at ingest"):
+        compile_rule(rule)

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from data_contracts.contract import DATASETS, contract_path, load_contract
+from data_contracts.contract import (
+    CROSS_DATASET_CHECKS,
+    DATASETS,
+    INPUT_DATASETS,
+    contract_path,
+    load_contract,
+)
+from data_contracts.deal_table import DEAL_COLUMNS
 from transforms import schema
 
 ENUMS = {
@@ -19,7 +26,7 @@ ENUMS = {
 }
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("dataset", INPUT_DATASETS)
 def test_contract_declares_the_canonical_columns(dataset: str) -> None:
     contract = load_contract(dataset)
     assert contract.dataset == dataset
@@ -28,13 +35,49 @@ def test_contract_declares_the_canonical_columns(dataset: str) -> None:
     assert optional == schema.OPTIONAL_COLUMNS[dataset]
 
 
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("dataset", INPUT_DATASETS)
 def test_contract_identity_and_threshold(dataset: str) -> None:
     contract = load_contract(dataset)
     assert contract.contract_id == f"abs-pipeline.{dataset}"
-    assert contract.version == "1.0.0"
+    assert contract.version == "1.1.0"
     assert contract.max_error_share == 0.05
     assert all(r.rule_id.startswith(f"{dataset}.") for r in contract.rules)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "columns"),
+    [("deal", DEAL_COLUMNS), ("loan_snapshots", schema.LOAN_SNAPSHOTS)],
+)
+def test_derived_contracts_declare_their_table_and_reject_any_error(
+    dataset: str, columns: schema.Columns
+) -> None:
+    contract = load_contract(dataset)
+    assert dataset in DATASETS
+    assert contract.contract_id == f"abs-pipeline.{dataset}"
+    assert contract.column_names == tuple(columns)
+    assert contract.max_error_share == 0
+
+
+def test_cross_dataset_rules_name_a_known_check_and_carry_a_severity() -> None:
+    rules = {
+        r.rule_id: (r.check, r.severity)
+        for d in INPUT_DATASETS
+        for r in load_contract(d).rules
+        if r.kind == "cross_dataset"
+    }
+    assert rules == {
+        "loans.origination_date.not_future": ("not_after_business_date", "error"),
+        "repayments.repayment_id.conflict": ("id_conflict", "error"),
+        "repayments.loan_id.known_loan": ("known_loan", "error"),
+        "repayments.value_date.on_or_after_origination": ("on_or_after_origination", "error"),
+        "repayments.value_date.not_future": ("not_after_business_date", "error"),
+        "repayments.principal_paid.within_outstanding": ("within_outstanding", "warning"),
+        "pool_assets.loan_id.known_loan": ("known_loan", "error"),
+        "pool_assets.event_date.not_future": ("not_after_business_date", "error"),
+        "pool_assets.event.added_twice": ("added_twice", "error"),
+        "pool_assets.event.removed_not_in_pool": ("removed_not_in_pool", "error"),
+    }
+    assert {check for check, _ in rules.values()} == set(CROSS_DATASET_CHECKS)
 
 
 @pytest.mark.parametrize(("key", "values"), sorted(ENUMS.items()))
@@ -96,6 +139,18 @@ def _edited(tmp_path: Path, edit: str) -> Path:
         kind["quality"].append(dict(kind["quality"][0]))
     elif edit == "no_threshold":
         document["customProperties"] = []
+    elif edit == "unknown_check":
+        kind["quality"].append(
+            {
+                "name": "repayments.kind.magic",
+                "type": "custom",
+                "engine": "abs-pipeline",
+                "implementation": "magic",
+                "dimension": "accuracy",
+                "severity": "error",
+                "description": "A check nobody implements.",
+            }
+        )
     path = tmp_path / "edited.odcs.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
@@ -108,6 +163,7 @@ def _edited(tmp_path: Path, edit: str) -> Path:
         ("bad_severity", "severity"),
         ("duplicate_rule_id", "duplicate rule ids"),
         ("no_threshold", "maxErrorShare"),
+        ("unknown_check", "implementation"),
     ],
 )
 def test_malformed_contracts_are_rejected(tmp_path: Path, edit: str, message: str) -> None:

@@ -1,131 +1,60 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+import re
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
-from data_contracts.deal import DealTerms
-from reports.disclosure import EN_LABELS, DisclosureContext, Section, build_context
+from reports.disclosure import DisclosureContext, build_context
+from reports.formatting import (
+    format_amount,
+    format_count,
+    format_long_date,
+    format_number,
+    format_rate,
+)
+from reports.labels import labels
+from reports.layout import Section
 from reports.render import render_disclosure
+from tests.reports.samples import (
+    GENERATED_AT,
+    PROVENANCE,
+    make_data_quality,
+    make_deal,
+    make_history,
+    make_metrics,
+    make_stratifications,
+    make_vintages,
+)
 
-GENERATED_AT = datetime(2025, 7, 1, 2, 0, tzinfo=timezone(timedelta(hours=8)))
-XSS_NAMES = {
-    "<script>alert(1)</script>": "&lt;script&gt;alert(1)&lt;/script&gt;",
-    '"><img src=x onerror=alert(1)>': "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;",
-}
-
-
-def make_deal(**overrides: Any) -> DealTerms:
-    terms: dict[str, Any] = {
-        "pool_id": "HB-2025-1",
-        "name": "Demo Huabei 2025-1",
-        "name_zh": "示例花呗2025-1",
-        "cutoff_date": "2025-03-31",
-        "closing_date": "2025-04-15",
-        "payment_day": 26,
-        "tranches": [
-            {"class": "A", "kind": "senior", "original_balance": "890000.00", "coupon": "0.039"},
-            {"class": "B", "kind": "mezzanine", "original_balance": "35000.00", "coupon": "0.0419"},
-            {"class": "C", "kind": "subordinated", "original_balance": "75000.00", "coupon": "0"},
-        ],
-        "triggers": [
-            {
-                "name": "Cumulative default",
-                "metric": "cumulative_default_rate",
-                "threshold": "0.025",
-            },
-            {
-                "name": "Payment rate floor",
-                "metric": "payment_rate",
-                "comparison": "below",
-                "threshold": "0.05",
-                "consequence": "report_only",
-            },
-        ],
-        "definitions": {"default_dpd": 90, "charge_off_dpd": 180, "dpd_tolerance": "1.00"},
-    }
-    terms.update(overrides)
-    return DealTerms.model_validate(terms)
-
-
-def make_metrics() -> dict[str, Any]:
-    return {
-        "pool_id": "HB-2025-1",
-        "period": "2025-06",
-        "period_start": "2025-06-01",
-        "period_end": "2025-06-30",
-        "currency": "CNY",
-        "pool": {
-            "opening_balance": "1300000.00",
-            "scheduled_principal": "50000.00",
-            "unscheduled_principal": "20000.00",
-            "defaulted_principal": "5432.11",
-            "removed_principal": "1000.00",
-            "purchased_principal": "11000.00",
-            "closing_balance": "1234567.89",
-            "cutoff_balance": "1500000.00",
-            "pool_factor": 0.823045,
-            "opening_count": 1300,
-            "closing_count": 1234,
-        },
-        "collections": {
-            "principal": "70000.00",
-            "interest": "12000.50",
-            "fees": "300.00",
-            "recoveries": "150.25",
-            "total": "82450.75",
-        },
-        "characteristics": {
-            "wac": 0.1523,
-            "wam_months": 8.44,
-            "wala_months": 3.25,
-            "average_balance": "1000.465",
-            "loan_count": 1234,
-            "obligor_count": 1201,
-        },
-        "delinquency": [
-            {"bucket": "31-60", "count": 4, "balance": "3000.00", "balance_share": 0.0024},
-            {"bucket": "current", "count": 1220, "balance": "1222567.89", "balance_share": 0.9903},
-            {"bucket": "1-30", "count": 10, "balance": "9000.00", "balance_share": 0.0073},
-        ],
-        "performance": {"smm": 0.015, "cpr": 0.1659, "mdr": 0.004178, "cdr": 0.0490},
-        "tranches": [
-            {
-                "class": "B",
-                "opening_balance": "35000.00",
-                "interest_paid": "122.21",
-                "principal_paid": "0.00",
-                "closing_balance": "35000.00",
-                "coupon": 0.0419,
-                "bond_factor": 1.0,
-            },
-            {
-                "class": "A",
-                "opening_balance": "890000.00",
-                "interest_paid": "2892.50",
-                "principal_paid": "44500.00",
-                "closing_balance": "845500.00",
-                "coupon": 0.039,
-                "bond_factor": 0.95,
-            },
-        ],
-        "triggers": [
-            {"name": "Payment rate floor", "threshold": 0.05, "actual": 0.0538, "breached": False},
-            {"name": "Cumulative default", "threshold": 0.025, "actual": 0.02612, "breached": True},
-        ],
-    }
+LOCALES = ("en", "zh_CN")
 
 
 def build(
-    metrics: dict[str, Any] | None = None, deal: DealTerms | None = None
+    metrics: dict[str, Any] | None = None, locale: str = "en", **kwargs: Any
 ) -> DisclosureContext:
+    options: dict[str, Any] = {
+        "history": make_history(),
+        "stratifications": make_stratifications(),
+        "vintages": make_vintages(),
+        "data_quality": make_data_quality(),
+        "alternate_href": "disclosure.zh-CN.html" if locale == "en" else "disclosure.en.html",
+        "static_pool_href": f"../static_pool.{'en' if locale == 'en' else 'zh-CN'}.html",
+    }
+    options.update(kwargs)
+    deal = options.pop("deal", make_deal())
     return build_context(
         make_metrics() if metrics is None else metrics,
-        make_deal() if deal is None else deal,
+        deal,
         generated_at=GENERATED_AT,
-        run_id="run-20250701T020000-abc123",
+        provenance=PROVENANCE,
+        locale=locale,
+        **options,
     )
 
 
@@ -138,37 +67,181 @@ def rows(context: DisclosureContext, key: str, table: int = 0) -> dict[str, list
     return {row["header"]: row["cells"] for row in section(context, key)["tables"][table]["rows"]}
 
 
-def test_sections_follow_the_disclosure_numbering_and_omit_absent_inputs() -> None:
-    context = build()
-    assert [s["number"] for s in context["sections"]] == [1, 2, 3, 4, 5, 7, 8, 9, 12, 15]
+# -- what a figure of metrics.json looks like in the report ---------------------------------
+FLOAT_FORMATS: dict[str, tuple[str, int] | tuple[str, int, int]] = {
+    "pool_factor": ("number", 6),
+    "bond_factor": ("number", 6),
+    "hhi_obligor": ("number", 6),
+    "wam_months": ("number", 1),
+    "wala_months": ("number", 1),
+    "interest_per_100": ("number", 4),
+    "principal_per_100": ("number", 4),
+    "payment_per_100": ("number", 4),
+    "wac": ("rate", 2),
+    "smm": ("rate", 4),
+    "mdr": ("rate", 4),
+    "cumulative_default_rate": ("rate", 4),
+    "cumulative_net_loss_rate": ("rate", 4),
+    "cpr": ("rate", 2),
+    "cdr": ("rate", 2),
+    "recovery_rate": ("rate", 2),
+    "payment_rate": ("rate", 2),
+    "excess_spread": ("rate", 2),
+    "balance_share": ("rate", 2),
+    "top1_obligor_share": ("rate", 4),
+    "top10_obligor_share": ("rate", 2),
+    "subordination": ("rate", 2),
+    "credit_enhancement": ("rate", 2),
+    "overcollateralisation_ratio": ("rate", 2),
+    "coupon": ("rate", 2, 4),
+    "threshold": ("rate", 2, 4),
+    "actual": ("rate", 4),
+}
+TEXT_SHOWN = {"pool_id", "period", "currency", "class", "name"}
+TEXT_TRANSLATED = {"bucket", "kind", "account", "item", "cumulative_default_denominator"}
+
+
+def leaves(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from leaves(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for item in value:
+            yield from leaves(item, path)
+    else:
+        yield path, value
+
+
+def expected_figure(path: tuple[str, ...], value: Any, locale: str) -> str | None:
+    key = path[-1]
+    expected: str | None
+    if value is None or isinstance(value, bool) or key in TEXT_TRANSLATED:
+        expected = None
+    elif len(path) >= 2 and path[-2] == "province_shares":
+        expected = format_rate(value, locale, 2)
+    elif key in ("period_start", "period_end"):
+        expected = format_long_date(date.fromisoformat(value), locale)
+    elif isinstance(value, int):
+        expected = format_count(value, locale)
+    elif isinstance(value, float):
+        kind, *places = FLOAT_FORMATS[key]
+        if kind == "number":
+            expected = format_number(value, locale, places[0])
+        else:
+            expected = format_rate(value, locale, *places)
+    elif key in TEXT_SHOWN or path[0] == "definitions":
+        expected = str(value)
+    else:
+        expected = format_amount(value.lstrip("-"), locale)
+    return expected
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_figure_of_metrics_json_is_in_the_report_formatted(locale: str) -> None:
     metrics = make_metrics()
-    metrics["performance"] = {}
-    metrics["tranches"] = []
-    metrics["triggers"] = []
-    del metrics["characteristics"]
-    assert [s["number"] for s in build(metrics)["sections"]] == [1, 3, 4, 7, 15]
+    html = render_disclosure(build(metrics, locale))
+    checked = 0
+    for path, value in leaves(metrics):
+        figure = expected_figure(path, value, locale)
+        if figure is not None:
+            assert figure in html, (path, value, figure)
+            checked += 1
+    assert checked > 120
 
 
-def test_deal_and_period_section() -> None:
-    context = build()
-    assert context["title"] == "Trustee report — Demo Huabei 2025-1 — 2025-06"
-    assert context["lang"] == "en"
-    assert rows(context, "deal") == {
-        "Deal": ["Demo Huabei 2025-1"],
-        "Pool": ["HB-2025-1"],
-        "Collection period": ["June 1, 2025 – June 30, 2025"],
-        "Payment date": ["July 26, 2025"],
-        "Report date": ["July 1, 2025"],
-        "Period number": ["3"],
+def test_all_fifteen_sections_are_printed_in_domain_order() -> None:
+    for locale in LOCALES:
+        context = build(locale=locale)
+        assert [s["number"] for s in context["sections"]] == list(range(1, 16))
+        assert all(s["computed"] for s in context["sections"])
+        assert [entry["anchor"] for entry in context["toc"]] == [
+            s["anchor"] for s in context["sections"]
+        ]
+
+
+def test_sections_without_data_say_not_computed_and_show_no_figures() -> None:
+    metrics = make_metrics()
+    for key in (
+        "tranches",
+        "triggers",
+        "revolving",
+        "concentration",
+        "credit_enhancement",
+        "waterfall",
+        "delinquency_m",
+        "definitions",
+        "period_number",
+    ):
+        metrics.pop(key)
+    metrics["performance"] = dict.fromkeys(metrics["performance"])
+    context = build(metrics, history=(), stratifications=None, vintages=None, data_quality=None)
+    note = labels("en", "disclosure")["not_computed"]
+    missing = {s["key"] for s in context["sections"] if not s["computed"]}
+    assert missing == {
+        "tranches",
+        "stratifications",
+        "default",
+        "prepayment",
+        "revolving",
+        "credit_enhancement",
+        "triggers",
+        "static_pool",
+        "data_quality",
     }
+    for key in missing:
+        found = section(context, key)
+        assert note in found["notes"]
+        assert found["charts"] == []
+    # Only the deal's own terms of the notes are shown where payments are missing.
+    assert [t["caption"] for t in section(context, "tranches")["tables"]] == ["Notes issued"]
+    html = render_disclosure(context)
+    assert html.count(str(escape(note))) == len(missing)
+    assert "Obligor concentration: not computed for this period." in html
 
 
-def test_payment_date_rolls_into_the_next_year_after_december() -> None:
+def test_null_members_print_not_computed_instead_of_a_number() -> None:
     metrics = make_metrics()
-    metrics.update(period="2025-12", period_start="2025-12-01", period_end="2025-12-31")
-    deal_rows = rows(build(metrics, make_deal(payment_day=5)), "deal")
-    assert deal_rows["Payment date"] == ["January 5, 2026"]
-    assert deal_rows["Period number"] == ["9"]
+    metrics["performance"]["cdr"] = None
+    metrics["characteristics"]["wam_months"] = None
+    context = build(metrics)
+    assert rows(context, "default")["Annualised default rate (CDR)"] == ["not computed"]
+    assert rows(context, "characteristics")["Weighted average remaining term (WAM, months)"] == [
+        "not computed"
+    ]
+
+
+def test_deal_and_period_in_both_languages() -> None:
+    english = rows(build(), "deal")
+    assert english["Collection period"] == ["June 1, 2025 – June 30, 2025"]
+    assert english["Payment date"] == ["July 26, 2025"]
+    assert english["Report date"] == ["July 1, 2025"]
+    assert english["Period number"] == ["3"]
+    chinese = build(locale="zh_CN")
+    assert chinese["lang"] == "zh-CN"
+    assert chinese["title"] == "受托机构报告 — 示例花呗2025-1 — 2025-06"
+    zh_rows = rows(chinese, "deal")
+    assert zh_rows["收款期间"] == ["2025年6月1日至2025年6月30日"]
+    assert zh_rows["兑付日"] == ["2025年7月26日"]
+
+
+def test_key_figures_use_the_locale_currency_format() -> None:
+    zh = {f["label"]: f["value"] for f in build(locale="zh_CN")["key_figures"]}
+    assert zh["期末资产池余额"] == "¥1,234,567.89"
+    en = {f["label"]: f["value"] for f in build()["key_figures"]}
+    assert en["Closing pool balance"] == "CN¥1,234,567.89"
+    assert en["Triggers breached"] == "1 of 2"
+    assert en["More than 30 days past due"] == "1.13%"
+
+
+def test_rounding_is_half_up_and_stated() -> None:
+    metrics = make_metrics()
+    metrics["characteristics"]["average_balance"] = "1000.465"
+    metrics["characteristics"]["wac"] = 0.12345
+    context = build(metrics)
+    assert rows(context, "characteristics")["Average outstanding balance (CNY)"] == ["1,000.47"]
+    assert rows(context, "characteristics")["Weighted average coupon (WAC)"] == ["12.35%"]
+    assert "rounded half-up" in context["rounding_note"]
+    assert "四舍五入" in build(locale="zh_CN")["rounding_note"]
 
 
 def test_roll_forward_lines_are_signed_and_close() -> None:
@@ -181,12 +254,6 @@ def test_roll_forward_lines_are_signed_and_close() -> None:
         "Principal of loans purchased": ["+11,000.00"],
         "Closing pool balance": ["1,234,567.89"],
     }
-    assert rows(build(), "pool", 1) == {
-        "Cut-off pool balance (CNY)": ["1,500,000.00"],
-        "Pool factor": ["0.823045"],
-        "Loans at the start of the period": ["1,300"],
-        "Loans at the end of the period": ["1,234"],
-    }
 
 
 def test_a_roll_forward_that_does_not_close_to_the_fen_is_refused() -> None:
@@ -196,76 +263,53 @@ def test_a_roll_forward_that_does_not_close_to_the_fen_is_refused() -> None:
         build(metrics)
 
 
-def test_collections_and_characteristics() -> None:
+def test_collections_by_account_and_the_waterfall() -> None:
     context = build()
-    assert rows(context, "collections") == {
-        "Principal": ["70,000.00"],
-        "Interest": ["12,000.50"],
-        "Fees": ["300.00"],
-        "Recoveries": ["150.25"],
+    assert rows(context, "collections", 1) == {
+        "Principal account (principal collections)": ["70,000.00"],
+        "Income account (interest, fees and penalties, recoveries)": ["12,450.75"],
         "Total collections": ["82,450.75"],
     }
-    assert rows(context, "characteristics") == {
-        "Weighted average coupon (WAC)": ["15.23%"],
-        "Weighted average remaining term (WAM, months)": ["8.4"],
-        "Weighted average loan age (WALA, months)": ["3.3"],
-        "Average outstanding balance (CNY)": ["1,000.47"],
-        "Loans": ["1,234"],
-        "Obligors": ["1,201"],
-    }
-
-
-def test_delinquency_buckets_in_dpd_order_with_m_labels_and_total() -> None:
-    table = section(build(), "delinquency")["tables"][0]
-    assert [(row["header"], row["cells"]) for row in table["rows"]] == [
-        ("Current", ["1,220", "1,222,567.89", "99.03%"]),
-        ("1–30 days (M1)", ["10", "9,000.00", "0.73%"]),
-        ("31–60 days (M2)", ["4", "3,000.00", "0.24%"]),
-        ("Total", ["1,234", "1,234,567.89", "100.00%"]),
+    waterfall = rows(context, "collections", 2)
+    assert waterfall["2"] == [
+        "Income account",
+        "Class A interest",
+        "12,400.75",
+        "2,892.50",
+        "2,892.50",
     ]
-    assert table["rows"][-1]["total"] is True
+    assert waterfall["3"][1] == "Revolving purchases"
 
 
-def test_unknown_delinquency_bucket_is_refused() -> None:
-    metrics = make_metrics()
-    metrics["delinquency"].append(
-        {"bucket": "M9", "count": 1, "balance": "1.00", "balance_share": 0.0}
-    )
-    with pytest.raises(ValueError, match="unknown or repeated"):
-        build(metrics)
-
-
-def test_default_and_prepayment_rates_show_only_what_is_present() -> None:
-    context = build()
-    assert rows(context, "default") == {
-        "Defaulted principal in the period (CNY)": ["5,432.11"],
-        "Monthly default rate (MDR)": ["0.4178%"],
-        "Annualised default rate (CDR)": ["4.90%"],
-    }
-    assert rows(context, "prepayment") == {
-        "Unscheduled principal (CNY)": ["20,000.00"],
-        "Single monthly mortality (SMM)": ["1.5000%"],
-        "Conditional prepayment rate (CPR)": ["16.59%"],
-    }
-    metrics = make_metrics()
-    metrics["performance"] = {"cpr": None}
-    assert rows(build(metrics), "prepayment")["Conditional prepayment rate (CPR)"] == ["n/a"]
+def test_delinquency_m_notation_and_thresholds() -> None:
+    m_rows = rows(build(), "delinquency", 1)
+    assert m_rows["M3+ (more than 90 days)"] == ["2", "2,000.00", "0.16%"]
+    assert m_rows["More than 30 days past due"] == ["14", "14,000.00", "1.13%"]
+    assert m_rows["More than 90 days past due"] == ["2", "2,000.00", "0.16%"]
 
 
 def test_tranches_in_deal_order_with_payments_per_100_of_face_value() -> None:
-    assert rows(build(), "tranches") == {
-        "A": [
-            "890,000.00",
-            "3.90%",
-            "2,892.50",
-            "44,500.00",
-            "845,500.00",
-            "0.950000",
-            "0.3250",
-            "5.0000",
-        ],
-        "B": ["35,000.00", "4.19%", "122.21", "0.00", "35,000.00", "1.000000", "0.3492", "0.0000"],
-    }
+    tranche_rows = rows(build(), "tranches", 1)
+    assert list(tranche_rows) == ["A", "B"]
+    assert tranche_rows["A"][:8] == [
+        "890,000.00",
+        "3.90%",
+        "2,892.50",
+        "2,892.50",
+        "0.00",
+        "44,500.00",
+        "845,500.00",
+        "0.950000",
+    ]
+    assert rows(build(), "tranches", 2)["A"] == ["0.3250", "5.0000", "5.3250"]
+
+
+def test_payments_per_100_are_computed_when_the_document_has_none() -> None:
+    metrics = make_metrics()
+    for item in metrics["tranches"]:
+        for key in ("interest_per_100", "principal_per_100", "payment_per_100"):
+            del item[key]
+    assert rows(build(metrics), "tranches", 2)["A"] == ["0.3250", "5.0000"]
 
 
 def test_a_tranche_unknown_to_the_deal_is_refused() -> None:
@@ -275,14 +319,15 @@ def test_a_tranche_unknown_to_the_deal_is_refused() -> None:
         build(metrics)
 
 
-def test_triggers_in_deal_order_with_test_and_status() -> None:
+def test_triggers_in_deal_order_with_test_status_and_effect() -> None:
     assert rows(build(), "triggers") == {
         "Cumulative default": [
             "Cumulative default rate above the threshold",
             "2.50%",
             "2.6120%",
-            "Breached",
+            "BREACHED",
             "Early amortisation",
+            "Yes",
         ],
         "Payment rate floor": [
             "Payment rate below the threshold",
@@ -290,23 +335,96 @@ def test_triggers_in_deal_order_with_test_and_status() -> None:
             "5.3800%",
             "Not breached",
             "Reported only",
+            "No",
         ],
     }
 
 
-def test_definitions_and_reproducibility_footer() -> None:
-    definitions = rows(build(), "definitions")
-    assert definitions["Default"] == ["The first day a loan is more than 90 days past due"]
-    assert definitions["Charge-off"] == ["The first day a loan is more than 180 days past due"]
-    assert definitions["Days-past-due tolerance"] == ["A shortfall below 1.00 CNY counts as paid"]
-    assert definitions["Cumulative default rate denominator"] == [
+def test_credit_enhancement_from_the_document() -> None:
+    context = build()
+    assert rows(context, "credit_enhancement")["A"] == ["845,500.00", "11.59%", "31.51%"]
+    overview = rows(context, "credit_enhancement", 1)
+    assert overview["Overcollateralisation (CNY)"] == ["359,500.00"]
+    assert overview["Overcollateralisation ratio"] == ["28.99%"]
+    assert overview["Excess spread (annualised)"] == ["7.12%"]
+    metrics = make_metrics()
+    del metrics["credit_enhancement"]
+    derived = rows(build(metrics), "credit_enhancement", 1)
+    assert derived["Overcollateralisation ((pool − notes) / pool)"] == ["28.68%"]
+
+
+def test_stratifications_per_dimension_with_totals_and_local_province_names() -> None:
+    context = build(locale="zh_CN")
+    tables = section(context, "stratifications")["tables"]
+    assert [t["caption"] for t in tables] == [
+        "按未偿余额（CNY）分布",
+        "按地区分布",
+        "按产品分布",
+    ]
+    provinces = {row["header"]: row["cells"] for row in tables[1]["rows"]}
+    assert provinces["广东省"][:2] == ["600", "617,283.94"]
+    assert provinces["合计"][:3] == ["1,234", "1,234,567.89", "100.00%"]
+    assert tables[2]["rows"][0]["header"] == "现金贷款"
+
+
+def test_ad_hoc_loss_test_over_the_latest_twelve_periods() -> None:
+    adhoc = rows(build(), "default", 1)
+    assert adhoc["Collection periods counted"] == ["3"]
+    # Three periods of 5,432.11 defaulted less 150.25 recovered.
+    assert adhoc["Defaulted principal less recoveries (CNY)"] == ["15,845.58"]
+    assert adhoc["Net losses above 10% of the outstanding principal"] == ["No"]
+
+
+def test_charts_are_inline_svg_with_text_alternative_and_data_table() -> None:
+    context = build()
+    charts = {c["id"]: c for s in context["sections"] for c in s["charts"]}
+    assert set(charts) == {
+        "chart-tranches",
+        "chart-pool",
+        "chart-delinquency",
+        "chart-rates",
+        "chart-vintage",
+    }
+    assert charts["chart-rates"]["description"].startswith("CPR and CDR by collection period.")
+    assert "CPR: 12.00% in 2025-04, 16.59% in 2025-06" in charts["chart-rates"]["description"]
+    html = render_disclosure(context)
+    assert html.count("<svg ") == 5
+    assert html.count('role="img"') == 5
+    for chart_id in charts:
+        figure = html[html.index(f'<figure class="chart" id="{chart_id}">') :]
+        figure = figure[: figure.index("</figure>")]
+        assert f'<title id="{chart_id}-title">' in figure
+        assert f'<desc id="{chart_id}-desc">' in figure
+        assert "<table" in figure
+
+
+def test_data_quality_section_lists_rows_rules_contracts_and_reports() -> None:
+    context = build()
+    assert rows(context, "data_quality")["Loans"] == ["123", "120", "3"]
+    assert rows(context, "data_quality", 1)["loans.principal.positive"] == ["Loans", "2"]
+    assert section(context, "data_quality")["links"] == [
+        {"label": "20250630-abc123def456", "href": "../../data_quality/x.html"}
+    ]
+
+
+def test_reproducibility_footer_names_run_code_and_input_hashes() -> None:
+    footer = rows(build(), "definitions", 2)
+    assert footer["Run id"] == ["20250630-abc123def456"]
+    assert footer["Code version"] == ["0.1.0+g0123456789ab"]
+    assert footer["Input metrics.json (SHA-256)"] == ["a" * 64]
+    recorded = rows(build(), "definitions", 1)
+    assert recorded["metrics.json contract version"] == ["1.2.0"]
+    assert recorded["Cumulative default rate denominator"] == [
         "Cut-off pool balance plus cumulative principal of purchased loans"
     ]
-    assert set(definitions) >= {"SMM", "CPR", "WAC"}
-    assert rows(build(), "definitions", 1) == {
-        "Run id": ["run-20250701T020000-abc123"],
-        "Generated at": ["2025-07-01T02:00:00+08:00"],
-    }
+
+
+def test_a_formula_recorded_with_the_figures_replaces_the_default_text() -> None:
+    metrics = make_metrics()
+    metrics["definitions"]["smm"] = "unscheduled / (opening + purchased - scheduled)"
+    definitions = rows(build(metrics), "definitions")
+    assert definitions["SMM"] == ["unscheduled / (opening + purchased - scheduled)"]
+    assert definitions["CPR"] == ["1 − (1 − SMM)^12"]
 
 
 @pytest.mark.parametrize(
@@ -316,6 +434,7 @@ def test_definitions_and_reproducibility_footer() -> None:
         ({"currency": "USD"}, "currency"),
         ({"period": "2025-6"}, "YYYY-MM"),
         ({"period_start": "2025-05-01"}, "do not fit"),
+        ({"period_number": 4}, "period_number 4"),
         (
             {"period": "2025-03", "period_start": "2025-03-01", "period_end": "2025-03-31"},
             "cut-off",
@@ -323,7 +442,7 @@ def test_definitions_and_reproducibility_footer() -> None:
     ],
 )
 def test_documents_that_contradict_the_deal_are_refused(
-    change: dict[str, str], message: str
+    change: dict[str, Any], message: str
 ) -> None:
     metrics = make_metrics()
     metrics.update(change)
@@ -331,95 +450,54 @@ def test_documents_that_contradict_the_deal_are_refused(
         build(metrics)
 
 
-def test_chinese_locale_needs_its_labels_and_formats_dates_in_chinese() -> None:
-    with pytest.raises(ValueError, match="labels are required"):
-        build_context(
-            make_metrics(), make_deal(), generated_at=GENERATED_AT, run_id="r", locale="zh_CN"
-        )
-    with pytest.raises(ValueError, match="labels lack keys: title"):
-        build_context(
-            make_metrics(),
-            make_deal(),
-            generated_at=GENERATED_AT,
-            run_id="r",
-            labels={k: v for k, v in EN_LABELS.items() if k != "title"},
-        )
-    labels = {
-        **EN_LABELS,
-        "title": "受托机构报告 — {deal_name} — {period}",
-        "period_range": "{start}至{end}",
-    }
-    context = build_context(
-        make_metrics(),
-        make_deal(),
-        generated_at=GENERATED_AT,
-        run_id="r",
-        locale="zh_CN",
-        labels=labels,
-    )
-    assert context["lang"] == "zh-CN"
-    assert context["title"] == "受托机构报告 — 示例花呗2025-1 — 2025-06"
-    deal_rows = rows(context, "deal")
-    assert deal_rows["Collection period"] == ["2025年6月1日至2025年6月30日"]
-    assert deal_rows["Report date"] == ["2025年7月1日"]
+def test_links_must_stay_relative() -> None:
+    with pytest.raises(ValueError, match="relative path"):
+        build(alternate_href="https://example.org/x.html")
 
 
-def test_html_contains_every_formatted_figure() -> None:
-    html = render_disclosure(build())
-    for figure in (
-        "1,234,567.89",
-        "-5,432.11",
-        "+11,000.00",
-        "1,000.47",
-        "15.23%",
-        "16.59%",
-        "0.823045",
-        "July 26, 2025",
-        "June 1, 2025 – June 30, 2025",
-        "run-20250701T020000-abc123",
-        "2025-07-01T02:00:00+08:00",
-    ):
-        assert figure in html, figure
-    assert "<title>Trustee report — Demo Huabei 2025-1 — 2025-06</title>" in html
-    assert '<html lang="en">' in html
-
-
-def test_html_tables_are_captioned_with_scoped_headers() -> None:
-    html = render_disclosure(build())
-    assert html.count("<table>") == html.count("<caption>") > 0
-    assert '<th scope="col"' in html
-    assert '<th scope="row"' in html
-    assert "tabular-nums" in html
-    assert "@page { size: A4" in html
-
-
-@pytest.mark.parametrize(("name", "escaped"), XSS_NAMES.items())
-def test_deal_and_trigger_names_are_escaped(name: str, escaped: str) -> None:
-    deal = make_deal(
-        name=name,
-        triggers=[{"name": name, "metric": "cumulative_default_rate", "threshold": "0.025"}],
-    )
-    metrics = make_metrics()
-    metrics["triggers"] = [{"name": name, "threshold": 0.025, "actual": 0.01, "breached": False}]
-    html = render_disclosure(build(metrics, deal))
-    assert "<script" not in html
-    assert "<img" not in html
-    assert f"<title>Trustee report — {escaped} — 2025-06</title>" in html
-    assert f'<th scope="row">{escaped}</th>' in html
+def test_html_is_print_ready_and_accessible() -> None:
+    for locale in LOCALES:
+        html = render_disclosure(build(locale=locale))
+        assert f'<html lang="{"en" if locale == "en" else "zh-CN"}">' in html
+        assert html.count("<table") == html.count("<caption>") > 20
+        assert '<th scope="col"' in html
+        assert '<th scope="row"' in html
+        assert "tabular-nums" in html
+        assert "@page { size: A4" in html
+        assert "break-before: page" in html
+        assert '<nav class="toc"' in html
 
 
 def test_rendering_is_byte_identical_and_self_contained() -> None:
     first = render_disclosure(build())
     second = render_disclosure(build())
     assert first.encode() == second.encode()
-    assert "http://" not in first
-    assert "https://" not in first
-    assert "<script" not in first
-    assert "<link" not in first
+    for forbidden in ("http://", "https://", "<script", "<link", "<img", "url("):
+        assert forbidden not in first
 
 
-def test_build_context_does_not_modify_the_metrics() -> None:
+def test_build_context_does_not_modify_its_inputs() -> None:
     metrics = make_metrics()
-    before = copy.deepcopy(metrics)
-    build(metrics)
-    assert metrics == before
+    history = make_history()
+    before = (copy.deepcopy(metrics), copy.deepcopy(history))
+    build(metrics, history=history)
+    assert (metrics, history) == before
+
+
+def test_history_ignores_other_pools_and_later_periods() -> None:
+    later = make_metrics()
+    later.update(period="2025-07", period_start="2025-07-01", period_end="2025-07-31")
+    later["performance"]["cpr"] = 0.99
+    other = make_metrics()
+    other["pool_id"] = "OTHER"
+    other["period"] = "2025-05"
+    context = build(history=[*make_history(), later, other])
+    chart = next(c for s in context["sections"] for c in s["charts"] if c["id"] == "chart-rates")
+    assert [row["header"] for row in chart["table"]["rows"]] == ["2025-04", "2025-05", "2025-06"]
+    assert "99.00%" not in chart["description"]
+
+
+def test_no_personal_data_is_printed() -> None:
+    html = render_disclosure(build())
+    assert not re.search(r"borrower|身份证|\b\d{17}[\dX]\b", html)
+    assert Decimal("1")  # the sample carries no borrower fields to leak

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
-from reports.index import IndexContext, IndexEntry, ReportLink, build_context
+from reports.index import IndexContext, IndexEntry, ReportLink, RunReport, build_context
 from reports.render import render_index
 
 GENERATED_AT = datetime(2025, 7, 1, 2, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ def entry(
         pool_id=pool_id,
         deal_name=default_name if deal_name is None else deal_name,
         period=period,
-        href=f"{pool_id}/{period}/disclosure.{language}.html",
+        href=f"{pool_id}/{period}/disclosure.{language.replace('_', '-')}.html",
         language=language,
         data_quality=data_quality,
     )
@@ -60,7 +60,7 @@ def test_a_period_lists_languages_and_data_quality_links() -> None:
     latest = build(sample())["pools"][0]["periods"][0]
     assert latest["reports"] == [
         {"label": "English", "href": "HB-A/2025-06/disclosure.en.html", "lang": "en"},
-        {"label": "中文", "href": "HB-A/2025-06/disclosure.zh_CN.html", "lang": "zh-CN"},
+        {"label": "中文", "href": "HB-A/2025-06/disclosure.zh-CN.html", "lang": "zh-CN"},
     ]
     assert [link["label"] for link in latest["data_quality"]] == ["Quarantine", "Validation"]
 
@@ -106,7 +106,7 @@ def test_html_lists_links_and_generation_time() -> None:
     html = render_index(build(sample()))
     assert '<html lang="en">' in html
     assert (
-        '<a href="HB-A/2025-06/disclosure.zh_CN.html" hreflang="zh-CN" lang="zh-CN">中文</a>'
+        '<a href="HB-A/2025-06/disclosure.zh-CN.html" hreflang="zh-CN" lang="zh-CN">中文</a>'
         in html
     )
     assert '<th scope="row">2025-05</th>' in html
@@ -144,3 +144,36 @@ def test_rendering_is_byte_identical_and_self_contained() -> None:
     assert "http://" not in first
     assert "https://" not in first
     assert "<script" not in first
+
+
+def test_static_pool_portfolio_and_data_quality_runs_are_linked_newest_first() -> None:
+    context = build_context(
+        sample(),
+        generated_at=GENERATED_AT,
+        static_pool={
+            "HB-A": {"en": "HB-A/static_pool.en.html", "zh_CN": "HB-A/static_pool.zh-CN.html"}
+        },
+        portfolio={"en": "portfolio.en.html"},
+        runs=[
+            RunReport("r1", date(2025, 1, 1), date(2025, 5, 31), "data_quality/r1.html"),
+            RunReport("r2", date(2025, 6, 1), date(2025, 6, 30), "data_quality/r2.html"),
+        ],
+        alternate=("zh_CN", "index.zh-CN.html"),
+    )
+    assert [link["href"] for link in context["pools"][0]["static_pool"]] == [
+        "HB-A/static_pool.en.html",
+        "HB-A/static_pool.zh-CN.html",
+    ]
+    assert [run["run_id"] for run in context["runs"]] == ["r2", "r1"]
+    assert context["runs"][0]["dates"] == "June 1, 2025 – June 30, 2025"
+    html = render_index(context)
+    assert '<a href="portfolio.en.html" hreflang="en" lang="en">English</a>' in html
+    assert '<a href="data_quality/r2.html">r2</a>' in html
+    assert 'href="index.zh-CN.html"' in html
+
+
+def test_the_chinese_index_uses_chinese_texts() -> None:
+    html = render_index(build_context(sample(), generated_at=GENERATED_AT, locale="zh_CN"))
+    assert '<html lang="zh-CN">' in html
+    assert "<title>受托机构报告</title>" in html
+    assert "尚未生成数据质量报告。" in html

@@ -12,6 +12,13 @@ def minimal_disclosure() -> dict[str, Any]:
     return {
         "lang": "en",
         "title": "Trustee report — Deal — 2025-06",
+        "doc_kind": "Monthly trustee report",
+        "texts": {"contents": "Contents", "key_figures": "Key figures", "generated_at": "At"},
+        "rounding_note": "Rounded half-up.",
+        "key_figures": [],
+        "toc": [],
+        "alternate": None,
+        "generated_at": "2025-07-01T02:00:00+08:00",
         "sections": [
             {
                 "number": 1,
@@ -29,6 +36,10 @@ def minimal_disclosure() -> dict[str, Any]:
                     }
                 ],
                 "notes": ["Figures in CNY."],
+                "computed": True,
+                "charts": [],
+                "links": [],
+                "page_break": False,
             }
         ],
     }
@@ -38,7 +49,7 @@ def test_a_context_renders_with_numeric_cells_aligned() -> None:
     html = render_disclosure(minimal_disclosure())
     assert '<tr class="total">' in html
     assert '<td class="num">1,234,567.89</td>' in html
-    assert "<p>Figures in CNY.</p>" in html
+    assert '<p class="note">Figures in CNY.</p>' in html
 
 
 @pytest.mark.parametrize("path", [("title",), ("sections", 0, "tables", 0, "rows", 0, "total")])
@@ -50,6 +61,19 @@ def test_a_missing_key_raises(path: tuple[str | int, ...]) -> None:
     del target[path[-1]]
     with pytest.raises(UndefinedError):
         render_disclosure(context)
+
+
+def test_every_report_template_extends_the_one_base() -> None:
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "reports" / "templates"
+    for path in folder.glob("*.html.j2"):
+        text = path.read_text(encoding="utf-8")
+        if path.name in {"base.html.j2", "_macros.html.j2"}:
+            continue
+        assert text.startswith(
+            ('{% extends "base.html.j2" %}', '{% extends "_document.html.j2" %}')
+        )
 
 
 def test_a_missing_index_key_raises() -> None:
@@ -69,6 +93,9 @@ def test_autoescape_is_on_for_templates_and_strings() -> None:
     assert callable(env.autoescape)
     assert env.autoescape("disclosure.html.j2") is True
     assert env.autoescape("index.html.j2") is True
+    assert env.autoescape("static_pool.html.j2") is True
+    assert env.autoescape("portfolio.html.j2") is True
+    assert env.autoescape("_macros.html.j2") is True
     assert env.autoescape(None) is True
     assert env.from_string("{{ value }}").render(value="<b>&") == "&lt;b&gt;&amp;"
 

@@ -328,3 +328,86 @@ def test_it_assembles_a_document_from_the_pool_metrics_outputs() -> None:
     assert doc["performance"]["smm"] == 0.0
     assert doc["performance"]["excess_spread"] is None
     assert [d["balance"] for d in doc["delinquency"][:2]] == ["12605.80", "1200.00"]
+
+
+class TestContract:
+    """The document against data_contracts/metrics.odcs.yaml compiled to JSON Schema."""
+
+    def test_a_built_document_conforms(self) -> None:
+        from data_contracts.metrics_contract import metrics_errors
+
+        assert metrics_errors(build()) == []
+        assert metrics_errors(json.loads(dumps_metrics(build(period_number=4)))) == []
+
+    def test_a_missing_key_a_float_amount_and_an_unknown_key_are_breaches(self) -> None:
+        from data_contracts.metrics_contract import metrics_errors
+
+        doc = build()
+        del doc["performance"]["cpr"]
+        doc["pool"]["closing_balance"] = 13805.8
+        doc["pool"]["surprise"] = 1
+        assert metrics_errors(doc) == [
+            "performance: 'cpr' is a required property",
+            "pool/closing_balance: 13805.8 is not of type 'string'",
+            "pool: Additional properties are not allowed ('surprise' was unexpected)",
+        ]
+
+    def test_validate_raises_with_every_breach(self) -> None:
+        from data_contracts.metrics_contract import MetricsContractError, validate_metrics
+
+        doc = build()
+        doc["delinquency"] = doc["delinquency"][:7]
+        doc["currency"] = "yuan"
+        with pytest.raises(MetricsContractError, match=r"currency(.|\n)*delinquency"):
+            validate_metrics(doc)
+
+    def test_the_contract_states_the_smm_convention(self) -> None:
+        from data_contracts.metrics_contract import contract_conventions
+
+        assert contract_conventions()["smm"] == (
+            "unscheduled principal / (opening balance + purchased principal - scheduled principal)"
+        )
+
+    def test_optional_sections_are_formatted(self) -> None:
+        from data_contracts.metrics_contract import metrics_errors
+
+        doc = build(
+            revolving={
+                "purchase_price": 600_000,
+                "purchases_paid": 550_000,
+                "purchases_unfunded": 50_000,
+                "revolving_period": True,
+            },
+            credit_enhancement={
+                "collateral_balance": 1_380_580,
+                "notes_balance": 1_300_000,
+                "overcollateralisation": 80_580,
+                "principal_account": 0,
+                "principal_deficiency": 0,
+                "overcollateralisation_ratio": 80_580 / 1_380_580,
+                "excess_spread": 0.05,
+            },
+            waterfall=[
+                {
+                    "order": 1,
+                    "account": "income",
+                    "item": "trustee_fee",
+                    "available": 16_915,
+                    "due": 100,
+                    "paid": 100,
+                }
+            ],
+            definitions={"default_dpd": 90, "smm": "unscheduled / start"},
+        )
+        assert doc["revolving"] == {
+            "purchased_count": 0,
+            "purchased_principal": "0.00",
+            "purchase_price": "6000.00",
+            "purchases_paid": "5500.00",
+            "purchases_unfunded": "500.00",
+            "revolving_period": True,
+        }
+        assert doc["credit_enhancement"]["overcollateralisation"] == "805.80"
+        assert doc["waterfall"][0]["available"] == "169.15"
+        assert doc["definitions"] == {"default_dpd": 90, "smm": "unscheduled / start"}
+        assert metrics_errors(doc) == []

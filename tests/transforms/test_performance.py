@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transforms import schema
-from transforms.performance import PerformanceRules, loan_snapshots, overpayments
+from transforms.performance import (
+    EngineRun,
+    EngineState,
+    PerformanceRules,
+    loan_snapshots,
+    overpayments,
+    run_engine,
+)
 from transforms.schedules import build_schedules
 
 MONTH_ENDS = [
@@ -250,12 +257,12 @@ def test_a_partial_prepayment_splits_by_cumulative_principal_due() -> None:
     ]
     got = _snapshots([THREE_MONTH], cash)
     assert _column(got, "as_of_date") == MONTH_ENDS[:4]
-    # February: 1,500.00 paid against 1,000.00 due -> 500.00 unscheduled.
-    # March 15: paid 1,500.00 -> 2,500.00 against 2,000.00 due:
-    #   unscheduled = 2,500.00 - max(1,500.00, 2,000.00) = 500.00 (team rule).
+    # February: 1,500.00 paid against 1,000.00 due -> U = 500.00 unscheduled.
+    # March 15: 1,500.00 -> 2,500.00 against 2,000.00 due: still 500.00 ahead,
+    #   U stays 500.00, so the full instalment is scheduled (not counted twice).
     # April 15: 2,500.00 -> 3,000.00 against 3,000.00 due: all scheduled.
-    assert _column(got, "scheduled_principal_paid") == [0, 100_000, 50_000, 50_000]
-    assert _column(got, "unscheduled_principal_paid") == [0, 50_000, 50_000, 0]
+    assert _column(got, "scheduled_principal_paid") == [0, 100_000, 100_000, 50_000]
+    assert _column(got, "unscheduled_principal_paid") == [0, 50_000, 0, 0]
     assert _column(got, "closing_principal") == [300_000, 150_000, 50_000, 0]
     assert _column(got, "dpd") == [0, 0, 0, 0]
     assert _column(got, "status") == ["current", "current", "current", "matured"]
@@ -471,3 +478,273 @@ def test_the_pool_roll_forward_closes_to_the_fen(seed: int) -> None:
     assert (got["closing_principal"] >= 0).all()
     assert (got["closing_principal"] <= got["opening_principal"] + 2_000_000).all()
     assert got.select("as_of_date", "loan_id").is_duplicated().sum() == 0
+
+
+# --- invariants on random books --------------------------------------------------------
+
+
+def _reference_dpd(
+    schedule: list[tuple[date, int]], events: list[tuple[date, int, int]], principal: int, t: date
+) -> int:
+    """DPD at ``t`` straight from the team rule, one loan at a time."""
+    cash = sum(p + i for d, p, i in events if d <= t)
+    paid = min(max(sum(p for d, p, _ in events if d <= t), 0), principal)
+    if paid >= principal:
+        return 0
+    due = 0
+    for due_date, amount in schedule:
+        due += amount
+        if due_date <= t and amount > 0 and due - cash > 100:
+            return (t - due_date).days
+    return 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
+def test_principal_paid_plus_outstanding_is_the_principal_and_dpd_follows_the_rule(
+    seed: int,
+) -> None:
+    loans, cash, pool = _random_book(seed)
+    dates = [date(2023, 12, 31), *MONTH_ENDS, date(2024, 12, 31)]
+    got = _snapshots(loans, cash, pool, dates=dates)
+    schedules = build_schedules(_loans(loans)).collect()
+    for loan_id, _, principal, *_ in loans:
+        rows = got.filter(pl.col("loan_id") == loan_id)
+        sign = {"reversal": -1}
+        events = [
+            (d, sign.get(kind, 1) * p, sign.get(kind, 1) * i)
+            for _, lid, d, p, i, _, kind in cash
+            if lid == loan_id
+        ]
+        plan = schedules.filter(pl.col("loan_id") == loan_id)
+        schedule = [
+            (d, p + i)
+            for d, p, i in plan.select("due_date", "principal_due", "interest_due").rows()
+        ]
+        paid_so_far = 0
+        for row in rows.iter_rows(named=True):
+            t = row["as_of_date"]
+            paid_so_far += row["scheduled_principal_paid"] + row["unscheduled_principal_paid"]
+            raw = sum(p for d, p, _ in events if d <= t)
+            assert row["closing_principal"] == principal - min(max(raw, 0), principal)
+            if row["default_date"] is None:
+                assert paid_so_far + row["closing_principal"] == principal
+            else:
+                # Performing principal paid plus the balance at default is the principal.
+                assert paid_so_far + row["defaulted_principal"] == principal
+            assert row["dpd"] == _reference_dpd(schedule, events, principal, t), (loan_id, t)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
+def test_statuses_only_move_along_legal_transitions(seed: int) -> None:
+    loans, cash, pool = _random_book(seed)
+    dates = [date(2023, 12, 31), *MONTH_ENDS, date(2024, 12, 31)]
+    got = _snapshots(loans, cash, pool, dates=dates)
+    assert set(got["status"].unique()) <= set(schema.LOAN_STATUSES)
+    for (_,), rows in got.group_by("loan_id"):
+        history = rows.sort("as_of_date").iter_rows(named=True)
+        previous: dict[str, Any] | None = None
+        for row in history:
+            if row["status"] in {"defaulted", "charged_off"}:
+                assert row["default_date"] is not None
+            if previous is not None:
+                if previous["default_date"] is not None:
+                    # A defaulted loan never returns to the performing pool.
+                    assert row["status"] in {"defaulted", "charged_off", "repurchased"}
+                if previous["status"] == "charged_off":
+                    assert row["status"] in {"charged_off", "repurchased"}
+                if previous["status"] in {"prepaid", "matured"} and row["status"] in {
+                    "current",
+                    "delinquent",
+                }:
+                    # Only a reversal brings a repaid loan's balance back.
+                    moved = row["scheduled_principal_paid"] + row["unscheduled_principal_paid"]
+                    assert moved < 0
+            previous = row
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=100, max_value=5_000_000),
+            st.sampled_from(["0", "0.0795", "0.18", "0.36"]),
+            st.integers(min_value=1, max_value=12),
+            st.sampled_from(schema.REPAYMENT_METHODS),
+            st.integers(min_value=0, max_value=20),
+            st.integers(min_value=0, max_value=300_000),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_dpd_is_zero_while_everything_due_is_paid(
+    terms: list[tuple[int, str, int, str, int, int]],
+) -> None:
+    loans: list[Loan] = []
+    cash: list[Cash] = []
+    for n, (principal, rate, term, method, early, extra) in enumerate(terms):
+        loan_id = f"L{n}"
+        loans.append(
+            (loan_id, date(2024, 1, 10) + timedelta(days=n), principal, rate, term, method)
+        )
+        plan = build_schedules(_loans([loans[-1]])).collect()
+        for k, (due, p, i) in enumerate(
+            plan.select("due_date", "principal_due", "interest_due").rows(), start=1
+        ):
+            paid_on = max(due - timedelta(days=early), loans[-1][1])
+            cash.append((f"{loan_id}-{k}", loan_id, paid_on, p, i, 0, "scheduled"))
+        if extra:
+            cash.append((f"{loan_id}-x", loan_id, date(2024, 2, 1), 0, extra, 0, "scheduled"))
+    dates = sorted({*MONTH_ENDS, *(date(2024, 1, 31) + timedelta(days=7 * w) for w in range(40))})
+    got = _snapshots(loans, cash, dates=dates)
+    assert got["dpd"].max() == 0
+    assert set(got["status"].unique()) <= {"current", "matured", "prepaid"}
+
+
+# --- allocation, reversals and rules in force ------------------------------------------
+
+
+def test_a_reversed_prepayment_takes_back_the_unscheduled_principal() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 2, 20), 50_000, 0, 0, "partial_prepayment"),
+        ("r3", "A", date(2024, 2, 26), 50_000, 0, 0, "reversal"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[date(2024, 2, 21), date(2024, 2, 29)])
+    # The reversal leaves the principal at the schedule (1,000.00 paid, 1,000.00
+    # due): it undoes the prepayment, not the instalment.
+    assert _column(got, "unscheduled_principal_paid") == [50_000, -50_000]
+    assert _column(got, "scheduled_principal_paid") == [100_000, 0]
+    assert _column(got, "closing_principal") == [150_000, 200_000]
+
+
+def test_a_reversed_instalment_of_a_borrower_ahead_reduces_scheduled_principal() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 2, 20), 50_000, 0, 0, "partial_prepayment"),
+        ("r3", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+        ("r4", "A", date(2024, 3, 20), 100_000, 2_000, 0, "reversal"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[date(2024, 2, 29), DUE_2, date(2024, 3, 31)])
+    # After the reversal 1,500.00 is paid against 2,000.00 due: the principal is
+    # back below the schedule, so the reversal undoes the instalment and the
+    # February prepayment stays counted once, exactly as if March was never paid.
+    assert _column(got, "unscheduled_principal_paid") == [50_000, 0, 0]
+    assert _column(got, "scheduled_principal_paid") == [100_000, 100_000, -100_000]
+    never_paid = _snapshots([THREE_MONTH], cash[:2], dates=[date(2024, 2, 29), date(2024, 3, 31)])
+    assert (
+        got.filter(pl.col("as_of_date") == date(2024, 3, 31))
+        .select("closing_principal", "dpd", "status")
+        .rows()
+        == never_paid.filter(pl.col("as_of_date") == date(2024, 3, 31))
+        .select("closing_principal", "dpd", "status")
+        .rows()
+    )
+    # 3,000.00 + 1,500.00 ahead of 2,050.00 due: instalment 2 is short, 16 days late.
+    assert _column(got, "dpd") == [0, 0, 16]
+
+
+def test_interest_paid_beyond_the_interest_due_covers_instalments_but_not_the_balance() -> None:
+    # 1,000.00 principal and 50.00 interest against 1,000.00 + 30.00 due.
+    over = [("r1", "A", DUE_1, 100_000, 5_000, 0, "scheduled")]
+    got = _snapshots([THREE_MONTH], over, dates=[date(2024, 2, 29), date(2024, 3, 20)])
+    assert _column(got, "interest_paid") == [5_000, 0]
+    assert _column(got, "closing_principal") == [200_000, 200_000]
+    # The extra 20.00 is cash toward instalment 2 (1,020.00), still short: 5 days late.
+    assert _column(got, "dpd") == [0, 5]
+    # An instalment booked wholly as interest keeps the loan current but owes the principal.
+    as_interest = [("r1", "A", DUE_1, 0, 103_000, 0, "scheduled")]
+    got = _snapshots([THREE_MONTH], as_interest, dates=[date(2024, 2, 29)])
+    assert _column(got, "dpd") == [0]
+    assert _column(got, "closing_principal") == [300_000]
+    assert _column(got, "scheduled_principal_paid") == [0]
+
+
+def test_pool_rules_apply_from_the_day_the_loan_joins_the_pool() -> None:
+    cash = [("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled")]
+    # Instalment 2 (due 03-15) is never paid; on 05-20 the loan, 66 days past
+    # due, joins a pool whose loans default beyond 60 days.
+    pool = [("P", "A", date(2024, 5, 20), "added")]
+    got = _snapshots(
+        [THREE_MONTH],
+        cash,
+        pool,
+        dates=[date(2024, 4, 30), date(2024, 5, 31)],
+        rules_by_pool={"P": PerformanceRules(default_dpd=60, charge_off_dpd=120)},
+    )
+    # The purchase does not restate April, and the loan defaults the day it joins.
+    assert _column(got, "status") == ["delinquent", "defaulted"]
+    assert _column(got, "default_date") == [None, date(2024, 5, 20)]
+
+
+def test_default_then_partial_recovery_keeps_the_loan_out_of_the_performing_pool() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 7, 1), 80_000, 2_000, 500, "recovery"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=MONTH_ENDS[:7]).filter(
+        pl.col("as_of_date") >= date(2024, 5, 31)
+    )
+    # Instalment 2 (due 03-15) is never paid: default on 06-14 at 2,000.00.
+    assert _column(got, "status") == ["delinquent", "defaulted", "defaulted"]
+    assert _column(got, "defaulted_principal") == [0, 200_000, 200_000]
+    assert _column(got, "recoveries") == [0, 0, 82_500]
+    assert _column(got, "closing_principal") == [200_000, 200_000, 120_000]
+    assert _column(got, "scheduled_principal_paid") == [0, 0, 0]
+
+
+# --- incremental runs -----------------------------------------------------------------
+
+
+def _run(
+    book: tuple[list[Loan], list[Cash], list[PoolEvent]],
+    dates: list[date],
+    *,
+    state: EngineState | None,
+    base: date | None,
+) -> EngineRun:
+    loans, cash, pool = book
+    frame = _loans(loans)
+    return run_engine(
+        frame,
+        build_schedules(frame),
+        _cash(cash),
+        _pool(pool),
+        dates,
+        state=state,
+        base=base,
+        rules_by_pool={"P2": PerformanceRules(default_dpd=60, charge_off_dpd=90, tolerance_fen=0)},
+    )
+
+
+PERIOD_ENDS = [date(2023, 9, 30), date(2023, 10, 31), date(2023, 11, 30), date(2023, 12, 31)]
+PERIOD_ENDS += [*MONTH_ENDS, date(2024, 10, 31), date(2024, 11, 30), date(2024, 12, 31)]
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=2**32),
+    st.lists(st.integers(min_value=1, max_value=45), min_size=3, max_size=10),
+)
+def test_continuing_from_the_state_equals_starting_from_nothing(
+    seed: int, steps: list[int]
+) -> None:
+    book = _random_book(seed)
+    day = date(2023, 9, 1)
+    state: EngineState | None = None
+    for step in steps:
+        new_day = day + timedelta(days=step)
+        # Nightly: the period ends since the last run, and the new business date.
+        chain = sorted({*(d for d in PERIOD_ENDS if day < d <= new_day), new_day})
+        ends = [d for d in PERIOD_ENDS if d <= new_day]
+        base = ends[-1] if ends else None
+        run = _run(book, chain, state=state, base=base)
+        # From nothing: every period end, then the business date.
+        fresh = _run(book, sorted({*ends, new_day}), state=None, base=base)
+        expected = fresh.snapshots.collect().filter(pl.col("as_of_date").is_in(chain))
+        assert run.snapshots.collect().equals(expected), new_day
+        assert run.state.loans.collect().equals(fresh.state.loans.collect()), new_day
+        assert run.state.as_of == new_day
+        state, day = run.state, new_day

@@ -510,20 +510,43 @@ class TestPeriodRates:
         assert feb["mdr"] == 0.0
         assert feb["cdr"] == 0.0
         assert feb["payment_rate"] == pytest.approx(213_849 / 2_400_000, rel=1e-15)
-        assert mar["smm"] == pytest.approx(420_000 / 1_971_514, rel=1e-15)
+        # L5's 6,000.00 purchase counts from the start of March: it is in the base.
+        assert mar["period_start_balance"] == 2_186_151 + 600_000
+        assert mar["smm"] == pytest.approx(420_000 / (2_786_151 - 214_637), rel=1e-15)
+        assert mar["payment_rate"] == pytest.approx(634_637 / 2_786_151, rel=1e-15)
         assert apr["smm"] == 0.0
         assert apr["mdr"] == pytest.approx(290_000 / 1_811_514, rel=1e-15)
         assert apr["cdr"] == pytest.approx(1 - (1 - 290_000 / 1_811_514) ** 12, rel=1e-14)
 
     def test_zero_denominators_give_null_rates(self) -> None:
-        rows = [
-            snap(JAN, "X", "P", 0, 0, status="matured", remaining=0),
-            snap(FEB, "Y", "P", 50_000, 50_000, purchased=50_000),
-        ]
+        rows = [snap(JAN, "X", "P", 0, 0, status="matured", remaining=0)]
         got = with_period_rates(pool_rollforward(frame(rows), [FEB]))
         assert rows_of(got, "opening_balance", "smm", "cpr", "mdr", "cdr", "payment_rate") == [
             (0, None, None, None, None, None)
         ]
+
+    def test_a_pool_made_only_of_purchases_has_defined_rates(self) -> None:
+        rows = [
+            snap(JAN, "X", "P", 0, 0, status="matured", remaining=0),
+            snap(FEB, "Y", "P", 50_000, 40_000, unsched=10_000, purchased=50_000),
+        ]
+        got = with_period_rates(pool_rollforward(frame(rows), [FEB]))
+        assert rows_of(got, "opening_balance", "period_start_balance", "smm", "payment_rate") == [
+            (0, 50_000, 0.2, 0.2)
+        ]
+
+    def test_smm_stays_within_one_in_a_heavy_purchase_month(self) -> None:
+        # A small opening pool; the purchases prepay heavily within their first period.
+        rows = [
+            snap(JAN, "X", "P", 10_000, 10_000),
+            snap(FEB, "X", "P", 10_000, 9_000, sched=1_000),
+            snap(FEB, "Y", "P", 500_000, 0, unsched=500_000, purchased=500_000, status="prepaid"),
+            snap(FEB, "Z", "P", 300_000, 100_000, unsched=200_000, purchased=300_000),
+        ]
+        got = with_period_rates(pool_rollforward(frame(rows), [FEB])).collect()
+        # On the bare opening balance this would be 700,000 / 9,000 = 77.8.
+        assert got["smm"].to_list() == [pytest.approx(700_000 / 809_000, rel=1e-15)]
+        assert 0.0 <= got["cpr"][0] <= 1.0
 
 
 class TestCumulativePerformance:

@@ -152,6 +152,20 @@ def test_due_dates_clamp_to_month_end_and_return_to_the_day() -> None:
     assert dates["D29"] == [date(2023, 1, 29), date(2023, 2, 28)]
 
 
+def test_a_leap_day_first_due_date_keeps_the_29th_and_clamps_in_february() -> None:
+    loans = _loans([("L", date(2024, 2, 29), 1_200_000, "0.1", 13, "equal_principal")])
+    s = build_schedules(loans).collect()
+    due = s["due_date"].to_list()
+    assert due[:2] == [date(2024, 2, 29), date(2024, 3, 29)]
+    assert due[-1] == date(2025, 2, 28)
+    assert s["principal_due"].sum() == 1_200_000
+
+
+def test_a_zero_rate_one_month_loan_owes_its_principal_once() -> None:
+    loans = _loans([("Z", date(2024, 1, 31), 1, "0", 1, "equal_instalment")])
+    assert build_schedules(loans).collect().rows() == [("Z", 1, date(2024, 1, 31), 1, 0)]
+
+
 def test_add_months_clamps_like_the_schedule() -> None:
     frame = pl.DataFrame({"d": [date(2024, 1, 31)] * 3, "k": [0, 1, 2]})
     out = frame.select(

@@ -1,0 +1,166 @@
+"""Building blocks every report context is made of: captioned tables, sections, texts.
+
+A report builder turns its inputs into these plain structures, with every figure
+already formatted; the templates only lay out text (``_macros.html.j2``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypedDict
+
+from reports.charts import Chart
+from reports.formatting import (
+    Amount,
+    Rate,
+    format_amount,
+    format_count,
+    format_number,
+    format_rate,
+    format_signed_amount,
+)
+from reports.tables import Column, Row, Table, row, table
+
+__all__ = [
+    "Column",
+    "Fmt",
+    "LanguageLink",
+    "Link",
+    "Row",
+    "Section",
+    "Table",
+    "Texts",
+    "not_computed",
+    "present",
+    "require",
+    "row",
+    "section",
+    "table",
+]
+
+
+class Link(TypedDict):
+    """A relative link inside the reports tree."""
+
+    label: str
+    href: str
+
+
+class LanguageLink(Link):
+    """A link to the same page in another language (``lang`` is its BCP 47 tag)."""
+
+    lang: str
+
+
+class Section(TypedDict):
+    """One numbered section of a report.
+
+    ``computed`` is false when the section's inputs are absent: the section is
+    still printed, with a note saying so, and carries no figures.
+    """
+
+    number: int
+    key: str
+    anchor: str
+    title: str
+    computed: bool
+    tables: list[Table]
+    charts: list[Chart]
+    notes: list[str]
+    links: list[Link]
+    page_break: bool
+
+
+class Texts:
+    """Looks up report texts and fills their ``{placeholders}``."""
+
+    def __init__(self, labels: Mapping[str, str], required: Sequence[str] = ()) -> None:
+        missing = sorted(set(required) - set(labels))
+        if missing:
+            raise ValueError(f"labels lack keys: {', '.join(missing)}")
+        self._labels = labels
+
+    def __call__(self, key: str, **values: str) -> str:
+        return self._labels[key].format(**values) if values else self._labels[key]
+
+    def get(self, key: str, default: str, **values: str) -> str:
+        """The text of ``key``, or ``default`` when there is none."""
+        return self(key, **values) if key in self._labels else default
+
+
+class Fmt:
+    """The formatting functions bound to one locale; ``None`` prints the 'not computed' text."""
+
+    def __init__(self, locale: str, not_available: str) -> None:
+        self.locale = locale
+        self.na = not_available
+
+    def amount(self, value: Amount | None) -> str:
+        return self.na if value is None else format_amount(value, self.locale)
+
+    def signed(self, value: Decimal) -> str:
+        return format_signed_amount(value, self.locale)
+
+    def count(self, value: int | None) -> str:
+        return self.na if value is None else format_count(value, self.locale)
+
+    def rate(self, value: Rate | None, places: int = 2, max_places: int | None = None) -> str:
+        return self.na if value is None else format_rate(value, self.locale, places, max_places)
+
+    def number(self, value: Rate | None, places: int) -> str:
+        return self.na if value is None else format_number(value, self.locale, places)
+
+
+def section(
+    number: int,
+    key: str,
+    title: str,
+    tables: list[Table] | None = None,
+    *,
+    charts: list[Chart] | None = None,
+    notes: list[str] | None = None,
+    links: list[Link] | None = None,
+    computed: bool = True,
+    page_break: bool = False,
+) -> Section:
+    """A numbered section; its anchor is ``s<number>-<key>``.
+
+    ``page_break`` starts the section on a new page when printed.
+    """
+    return {
+        "number": number,
+        "key": key,
+        "anchor": f"s{number}-{key}",
+        "title": title,
+        "computed": computed,
+        "tables": tables or [],
+        "charts": charts or [],
+        "notes": notes or [],
+        "links": links or [],
+        "page_break": page_break,
+    }
+
+
+def not_computed(number: int, key: str, title: str, note: str) -> Section:
+    """A section whose inputs are absent: the title and an explicit note, no figures."""
+    return section(number, key, title, notes=[note], computed=False)
+
+
+def require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    """``mapping[key]``, refusing an absent or null value."""
+    if key not in mapping or mapping[key] is None:
+        raise ValueError(f"metrics {where} lacks {key!r}")
+    return mapping[key]
+
+
+def present(value: object) -> bool:
+    """Whether a metrics value carries data: not null, not an empty list or object,
+    and (for an object) at least one non-null member."""
+    if value is None:
+        return False
+    if isinstance(value, Mapping):
+        return any(present(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0
+    return True

@@ -1,0 +1,225 @@
+"""The portfolio overview: the latest collection period of every pool, side by side.
+
+:func:`build_context` is pure; the flows pass each pool's latest ``metrics.json``
+and its deal terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, TypedDict
+
+from data_contracts.deal import DealTerms
+from reports import labels as translations
+from reports.disclosure import DPD30, DPD90, KeyFigure, TocEntry
+from reports.formatting import (
+    check_locale,
+    format_timestamp,
+    html_lang,
+    rate_to_decimal,
+    to_decimal,
+)
+from reports.layout import Fmt, LanguageLink, Link, Row, Section, Texts, row, section, table
+from reports.sources import check_href
+
+REPORT: Final = "portfolio"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLatest:
+    """A pool's latest metrics document, its deal and the link to its disclosure."""
+
+    deal: DealTerms
+    metrics: Mapping[str, Any]
+    href: str
+
+    def __post_init__(self) -> None:
+        check_href(self.href)
+        if self.metrics.get("pool_id") != self.deal.pool_id:
+            raise ValueError(
+                f"metrics of pool {self.metrics.get('pool_id')!r} given for {self.deal.pool_id!r}"
+            )
+
+
+class PortfolioContext(TypedDict):
+    """Everything ``portfolio.html.j2`` prints."""
+
+    lang: str
+    title: str
+    doc_kind: str
+    texts: dict[str, str]
+    rounding_note: str
+    key_figures: list[KeyFigure]
+    toc: list[TocEntry]
+    sections: list[Section]
+    alternate: LanguageLink | None
+    generated_at: str
+
+
+def _share(document: Mapping[str, Any], buckets: Sequence[str]) -> Decimal | None:
+    shares = {
+        str(item.get("bucket")): item.get("balance_share")
+        for item in document.get("delinquency") or []
+    }
+    if any(shares.get(bucket) is None for bucket in buckets):
+        return None
+    return sum((rate_to_decimal(shares[bucket]) for bucket in buckets), Decimal(0))
+
+
+def build_context(
+    pools: Sequence[PoolLatest],
+    *,
+    generated_at: datetime,
+    code_version: str,
+    currency: str = "CNY",
+    locale: str = "en",
+    alternate_href: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> PortfolioContext:
+    """Build the portfolio overview.
+
+    Args:
+        pools: Each pool's latest document (one per pool).
+        generated_at: Timezone-aware generation time.
+        code_version: The code version for the footer.
+        currency: The currency of the totals row; pools in other currencies are
+            listed but not added up.
+        locale: ``"en"`` or ``"zh_CN"``.
+        alternate_href: Link to the same report in the other language.
+        labels: Texts overriding the packaged ones for ``locale``.
+
+    Returns:
+        The context for ``render_portfolio``.
+
+    Raises:
+        ValueError: If a pool is listed twice.
+    """
+    check_locale(locale)
+    if alternate_href is not None:
+        check_href(alternate_href)
+    t = Texts(
+        translations.labels(locale, REPORT) if labels is None else labels,
+        required=list(translations.labels("en", REPORT)),
+    )
+    f = Fmt(locale, t("not_available"))
+    ids = [item.deal.pool_id for item in pools]
+    if len(set(ids)) != len(ids):
+        raise ValueError("a pool is listed twice in the portfolio overview")
+    ordered = sorted(pools, key=lambda item: item.deal.pool_id)
+    rows: list[Row] = []
+    total_balance = Decimal(0)
+    total_loans = 0
+    weighted: dict[str, Decimal] = {"wac": Decimal(0), "dpd30": Decimal(0), "dpd90": Decimal(0)}
+    complete = dict.fromkeys(weighted, True)
+    for item in ordered:
+        doc = item.metrics
+        pool = doc.get("pool") or {}
+        characteristics = doc.get("characteristics") or {}
+        performance = doc.get("performance") or {}
+        name = (
+            item.deal.name_zh if locale.startswith("zh") and item.deal.name_zh else item.deal.name
+        )
+        closing = pool.get("closing_balance")
+        shares = {
+            "wac": characteristics.get("wac"),
+            "dpd30": _share(doc, DPD30),
+            "dpd90": _share(doc, DPD90),
+        }
+        rows.append(
+            row(
+                name,
+                item.deal.pool_id,
+                str(doc.get("period")),
+                f.amount(closing),
+                f.number(pool.get("pool_factor"), 6),
+                f.count(pool.get("closing_count")),
+                f.rate(shares["wac"], 2),
+                f.rate(shares["dpd30"], 2),
+                f.rate(shares["dpd90"], 2),
+                f.rate(performance.get("cpr"), 2),
+                f.rate(performance.get("cdr"), 2),
+                f.rate(performance.get("cumulative_default_rate"), 4),
+            )
+        )
+        if doc.get("currency") != currency or closing is None:
+            continue
+        balance = to_decimal(closing)
+        total_balance += balance
+        total_loans += int(pool.get("closing_count") or 0)
+        for key, value in shares.items():
+            if value is None:
+                complete[key] = False
+            else:
+                weighted[key] += rate_to_decimal(value) * balance
+
+    def average(key: str) -> str:
+        if not complete[key] or total_balance == 0:
+            return f.na
+        return f.rate(weighted[key] / total_balance, 2)
+
+    notes = [t("total_note", currency=currency)]
+    if rows:
+        rows.append(
+            row(
+                t("total", currency=currency),
+                "",
+                "",
+                f.amount(total_balance),
+                "",
+                f.count(total_loans),
+                average("wac"),
+                average("dpd30"),
+                average("dpd90"),
+                "",
+                "",
+                "",
+                total=True,
+            )
+        )
+    columns = [
+        (t("deal"), False),
+        (t("pool"), False),
+        (t("period"), False),
+        (t("closing_balance", currency=currency), True),
+        (t("pool_factor"), True),
+        (t("loans"), True),
+        (t("wac"), True),
+        (t("dpd30"), True),
+        (t("dpd90"), True),
+        (t("cpr"), True),
+        (t("cdr"), True),
+        (t("cumulative_default_rate"), True),
+    ]
+    links: list[Link] = [
+        {
+            "label": f"{t('links')}: {item.deal.pool_id} {item.metrics.get('period')}",
+            "href": item.href,
+        }
+        for item in ordered
+    ]
+    overview = (
+        section(
+            1, "pools", t("caption"), [table(t("caption"), columns, rows)], notes=notes, links=links
+        )
+        if rows
+        else section(1, "pools", t("caption"), notes=[t("empty")], computed=False)
+    )
+    other = "zh-CN" if locale == "en" else "en"
+    stamp = format_timestamp(generated_at)
+    return {
+        "lang": html_lang(locale),
+        "title": t("title"),
+        "doc_kind": t("doc_kind"),
+        "texts": {key: t(key) for key in ("contents", "generated_at")} | {"key_figures": ""},
+        "rounding_note": t("rounding_note", currency=currency),
+        "key_figures": [],
+        "toc": [],
+        "sections": [overview],
+        "alternate": None
+        if alternate_href is None
+        else {"label": t(f"language.{other}"), "href": alternate_href, "lang": other},
+        "generated_at": f"{stamp} · {code_version}",
+    }

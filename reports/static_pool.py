@@ -1,0 +1,182 @@
+"""The static-pool report of one pool: vintage curves and the pool's performance history.
+
+:func:`build_context` is pure; the flows read the ``vintage_curves`` mart and the
+pool's ``metrics.json`` documents and pass them in. Vintages are right-censored:
+a vintage's curve stops at its latest month on book and vintages of unequal age
+are never averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, TypedDict
+
+from data_contracts.deal import DealTerms
+from reports import labels as translations
+from reports.charts import ChartTexts
+from reports.disclosure import DPD30, KeyFigure, TocEntry, vintage_curves
+from reports.formatting import check_locale, format_timestamp, html_lang, rate_to_decimal
+from reports.layout import Fmt, LanguageLink, Section, Texts, row, section, table
+from reports.sources import Provenance, VintageCurves, check_href
+
+REPORT: Final = "static_pool"
+
+
+class StaticPoolContext(TypedDict):
+    """Everything ``static_pool.html.j2`` prints."""
+
+    lang: str
+    title: str
+    doc_kind: str
+    texts: dict[str, str]
+    rounding_note: str
+    key_figures: list[KeyFigure]
+    toc: list[TocEntry]
+    sections: list[Section]
+    alternate: LanguageLink | None
+    generated_at: str
+
+
+def _dpd30(document: Mapping[str, Any]) -> Decimal | None:
+    shares = {
+        str(item.get("bucket")): item.get("balance_share")
+        for item in document.get("delinquency") or []
+    }
+    if any(shares.get(bucket) is None for bucket in DPD30):
+        return None
+    return sum((rate_to_decimal(shares[bucket]) for bucket in DPD30), Decimal(0))
+
+
+def build_context(
+    deal: DealTerms,
+    *,
+    vintages: VintageCurves,
+    history: Sequence[Mapping[str, Any]],
+    generated_at: datetime,
+    provenance: Provenance,
+    locale: str = "en",
+    alternate_href: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> StaticPoolContext:
+    """Build the static-pool report of one pool.
+
+    Args:
+        deal: The deal's terms.
+        vintages: The vintage-curve points (may be empty: the report then says the
+            curves were not computed).
+        history: The pool's ``metrics.json`` documents (any order; other pools
+            are ignored).
+        generated_at: Timezone-aware generation time.
+        provenance: Run id and code version for the footer.
+        locale: ``"en"`` or ``"zh_CN"``.
+        alternate_href: Link to the same report in the other language.
+        labels: Texts overriding the packaged ones for ``locale``.
+
+    Returns:
+        The context for ``render_static_pool``.
+    """
+    check_locale(locale)
+    if alternate_href is not None:
+        check_href(alternate_href)
+    t = Texts(
+        translations.labels(locale, REPORT) if labels is None else labels,
+        required=list(translations.labels("en", REPORT)),
+    )
+    f = Fmt(locale, t("not_available"))
+    currency = deal.currency
+    documents = sorted(
+        (doc for doc in history if doc.get("pool_id") == deal.pool_id),
+        key=lambda doc: str(doc.get("period")),
+    )
+    chart_texts = ChartTexts(
+        summary_range=t("chart.summary_range"),
+        summary_single=t("chart.summary_single"),
+        summary_max=t("chart.summary_max"),
+        see_table=t("chart.see_table"),
+    )
+    curves_section: Section
+    charts = []
+    tables = []
+    for metric, key in (
+        ("cumulative_default_rate", "default"),
+        ("cumulative_net_loss_rate", "loss"),
+    ):
+        built = vintage_curves(
+            vintages.points,
+            metric=metric,
+            chart_id=f"chart-vintage-{key}",
+            title=t(f"{key}_chart"),
+            caption=t(f"{key}_caption"),
+            vintage_label=t("vintage"),
+            texts=t,
+            fmt=f,
+            chart_texts=chart_texts,
+            locale=locale,
+        )
+        if built is not None:
+            charts.append(built[0])
+            tables.append(built[1])
+    if charts:
+        curves_section = section(
+            1,
+            "vintages",
+            t("vintages_title"),
+            charts=charts,
+            notes=[t("censored"), t("definition")]
+            + ([t("scope_book")] if vintages.book_wide else []),
+        )
+    else:
+        curves_section = section(
+            1, "vintages", t("vintages_title"), notes=[t("no_vintages")], computed=False
+        )
+
+    rows = []
+    for doc in documents:
+        pool = doc.get("pool") or {}
+        performance = doc.get("performance") or {}
+        rows.append(
+            row(
+                str(doc["period"]),
+                f.amount(pool.get("closing_balance")),
+                f.number(pool.get("pool_factor"), 6),
+                f.rate(_dpd30(doc), 2),
+                f.rate(performance.get("cpr"), 2),
+                f.rate(performance.get("cdr"), 2),
+                f.rate(performance.get("cumulative_default_rate"), 4),
+            )
+        )
+    columns = [
+        (t("col.period"), False),
+        (t("closing_balance", currency=currency), True),
+        (t("pool_factor"), True),
+        (t("dpd30"), True),
+        (t("cpr"), True),
+        (t("cdr"), True),
+        (t("cumulative_default_rate"), True),
+    ]
+    history_section = (
+        section(2, "history", t("history_title"), [table(t("history_caption"), columns, rows)])
+        if rows
+        else section(2, "history", t("history_title"), notes=[t("not_computed")], computed=False)
+    )
+    sections = [curves_section, history_section]
+    deal_name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+    latest = str(documents[-1]["period"]) if documents else None
+    other = "zh-CN" if locale == "en" else "en"
+    stamp = format_timestamp(generated_at)
+    return {
+        "lang": html_lang(locale),
+        "title": t("title", deal_name=deal_name),
+        "doc_kind": t("doc_kind") + ("" if latest is None else " — " + t("as_of", period=latest)),
+        "texts": {key: t(key) for key in ("contents", "generated_at")} | {"key_figures": ""},
+        "rounding_note": t("rounding_note", currency=currency),
+        "key_figures": [],
+        "toc": [{"anchor": s["anchor"], "title": f"{s['number']}. {s['title']}"} for s in sections],
+        "sections": sections,
+        "alternate": None
+        if alternate_href is None
+        else {"label": t(f"language.{other}"), "href": alternate_href, "lang": other},
+        "generated_at": f"{stamp} · {provenance.run_id} · {provenance.code_version}",
+    }
