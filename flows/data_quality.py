@@ -9,6 +9,7 @@ business dates.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -118,6 +119,7 @@ def write_data_quality_report(
     start: date,
     end: date,
     generated_at: datetime,
+    restatements: Sequence[tuple[str, str, str, str, str]] = (),
 ) -> DataQualityOutput:
     """Render the run's data-quality report and its JSON summary.
 
@@ -129,6 +131,8 @@ def write_data_quality_report(
         end: Last business date of the run.
         generated_at: Timezone-aware generation time (the business date, so re-runs
             give identical bytes).
+        restatements: Published figures the run changed, as (pool_id, period, field,
+            old, new) text.
 
     Returns:
         The paths written and the lines the run summary should print.
@@ -143,6 +147,7 @@ def write_data_quality_report(
         corrections=corrections,
         ignored=ingested.ignored,
         generated_at=generated_at,
+        restatements=restatements,
     )
     report = catalog.data_quality_report(run_id)
     catalog.write_text(render_data_quality(context), report)
@@ -162,6 +167,7 @@ def write_data_quality_report(
         "rows_quarantined": sum(f.rows_quarantined for f in files),
         "rows_duplicate": sum(f.rows_duplicate for f in files),
         "corrections": len(corrections),
+        "restatements": len(restatements),
         "rules": [
             {"dataset": r.dataset, "rule_id": r.rule_id, "severity": r.severity, "rows": r.rows}
             for r in rules

@@ -1,4 +1,10 @@
-"""Deal terms from ``landing/deals/<pool_id>.yaml``, validated by the typed model."""
+"""Deal terms from ``landing/deals/<pool_id>.yaml``.
+
+Each file is read by the typed model (shape, types, identifiers), then the deals
+are judged by their data contract (``deal.odcs.yaml``): a deal breaking an
+``error`` rule is left out of the run with the rule named; ``warning`` rules
+are reported and the deal is used.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,10 @@ from dataclasses import dataclass, field
 import yaml
 from pydantic import ValidationError
 
+from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
+from data_contracts.deal_table import deal_frame
+from data_contracts.validate import validate_frame
 from flows.catalog import Catalog
 from transforms.performance import PerformanceRules
 
@@ -18,6 +27,7 @@ class DealBook:
 
     deals: dict[str, DealTerms] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def load_deals(catalog: Catalog) -> DealBook:
@@ -35,7 +45,22 @@ def load_deals(catalog: Catalog) -> DealBook:
             errors.append(f"{where}: pool_id {deal.pool_id!r} does not match the file name")
             continue
         deals[deal.pool_id] = deal
-    return DealBook(deals, tuple(errors))
+    if not deals:
+        return DealBook(deals, tuple(errors))
+    ordered = sorted(deals)
+    outcome = validate_frame(load_contract("deal"), deal_frame(deals[p] for p in ordered))
+    warnings: list[str] = []
+    for position, rule_id, severity, message in outcome.failures.select(
+        "row_index", "rule_id", "severity", "message"
+    ).iter_rows():
+        pool_id = ordered[position]
+        where = f"landing/deals/{pool_id}.yaml"
+        if severity == "error":
+            errors.append(f"{where}: breaks {rule_id}: {message}")
+            deals.pop(pool_id, None)
+        else:
+            warnings.append(f"{where}: warning {rule_id}: {message}")
+    return DealBook(deals, tuple(errors), tuple(warnings))
 
 
 def performance_rules(deal: DealTerms) -> PerformanceRules:

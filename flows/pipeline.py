@@ -353,6 +353,8 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
     run_id = _run_id(catalog, request, version, digests, state.chain_before(request.start))
     summary = RunSummary(run_id=run_id, start=request.start, end=request.end, pool=request.pool)
     summary.errors += book.errors
+    for warning in book.warnings:
+        logger.warning(warning)
     if request.pool is not None and request.pool not in book.deals:
         summary.errors.append(
             f"unknown pool {request.pool!r}; deals: {', '.join(sorted(book.deals)) or 'none'}"
@@ -410,7 +412,10 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
                 listener.chunk_done(report)
         timings["ingest"] = time.perf_counter() - mark
         _count_rows(summary, ingested)
-        if ingested.dates:
+
+        def data_quality_report(restated: Sequence[Restatement] = ()) -> None:
+            if not ingested.dates:
+                return
             quality = write_data_quality_report(
                 catalog,
                 run_id,
@@ -418,9 +423,16 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
                 start=min(ingested.dates),
                 end=max(ingested.dates),
                 generated_at=datetime.combine(max(ingested.dates), clock(0), tzinfo=SHANGHAI),
+                restatements=[
+                    (r.pool_id, r.period, r.field, _text(r.old), _text(r.new)) for r in restated
+                ],
             )
             summary.data_quality = str(quality.report)
             summary.data_quality_notices = quality.notices
+
+        # Written now so the index rendered downstream links it; written again below
+        # when the downstream stages restate figures of already-published periods.
+        data_quality_report()
         summary.errors += [f"chunk {c.describe()}" for c in summary.failed_chunks]
 
         downstream_key = _downstream_key(catalog, version, chain)
@@ -450,6 +462,8 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
                 timings=timings,
                 listener=listener,
             )
+            if summary.restatements:
+                data_quality_report(summary.restatements)
             if request.pool is None and not summary.failed_chunks:
                 for day, recorded in list(state.days.items()):
                     if recorded.status == "ingested":
@@ -577,6 +591,10 @@ def _downstream(
     summary.reports = [str(p) for future in rendered for p in future.result()]
     summary.index = str(index_task(data_root, generated_at).resolve())
     timings["render"] = time.perf_counter() - mark
+
+
+def _text(value: object) -> str:
+    return "null" if value is None else str(value)
 
 
 def _staged_dates(catalog: Catalog, dataset: str) -> list[date]:

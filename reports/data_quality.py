@@ -94,6 +94,20 @@ class CorrectionContext(TypedDict):
     changes: list[str]
 
 
+class RestatementContext(TypedDict):
+    """A figure of an already-published period that this run changed."""
+
+    pool_id: str
+    period: str
+    field: str
+    old: str
+    new: str
+
+
+MAX_RESTATEMENTS_SHOWN = 200
+"""The report lists this many restated figures; the run manifest lists them all."""
+
+
 class DataQualityContext(TypedDict):
     """Everything ``data_quality.html.j2`` prints."""
 
@@ -110,6 +124,8 @@ class DataQualityContext(TypedDict):
     warnings: list[RuleContext]
     corrections: list[CorrectionContext]
     corrections_hidden: int
+    restatements: list[RestatementContext]
+    restatements_hidden: int
     ignored: list[str]
 
 
@@ -149,6 +165,7 @@ def build_context(
     corrections: Sequence[CorrectionRecord],
     ignored: Sequence[str],
     generated_at: datetime,
+    restatements: Sequence[tuple[str, str, str, str, str]] = (),
 ) -> DataQualityContext:
     """Build the data-quality context of one run.
 
@@ -161,6 +178,8 @@ def build_context(
         corrections: Loans re-delivered with changed terms.
         ignored: Landing entries that are not delivery files.
         generated_at: Timezone-aware generation time.
+        restatements: Published figures this run changed, as (pool_id, period,
+            field, old, new) text.
 
     Returns:
         The context for ``render_data_quality``.
@@ -173,6 +192,7 @@ def build_context(
         ("Rows quarantined", count(sum(f.rows_quarantined for f in ordered))),
         ("Re-delivered rows (kept once)", count(sum(f.rows_duplicate for f in ordered))),
         ("Loan corrections", count(len(corrections))),
+        ("Published figures restated", count(len(restatements))),
         (
             "Rows with warnings",
             count(sum(r.rows for r in rules if r.severity == "warning")),
@@ -228,5 +248,10 @@ def build_context(
             for c in shown[:MAX_CORRECTIONS_SHOWN]
         ],
         "corrections_hidden": max(0, len(shown) - MAX_CORRECTIONS_SHOWN),
+        "restatements": [
+            {"pool_id": pool_id, "period": period, "field": field, "old": old, "new": new}
+            for pool_id, period, field, old, new in sorted(restatements)[:MAX_RESTATEMENTS_SHOWN]
+        ],
+        "restatements_hidden": max(0, len(restatements) - MAX_RESTATEMENTS_SHOWN),
         "ignored": sorted(ignored),
     }

@@ -196,6 +196,9 @@ def test_late_data_recomputes_from_its_date_onward_and_lists_restated_figures(
     assert {"pool_id": POOL, "period": "2024-02", "field": "collections.principal",
             "old": old, "new": new} in manifest["restatements"]  # fmt: skip
     assert "restated published figures" in summary.describe()
+    report = Path(summary.data_quality).read_text(encoding="utf-8")
+    assert "Restated figures of published periods" in report
+    assert f'<td><code>collections.principal</code></td><td class="num">{old}</td>' in report
 
 
 def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
