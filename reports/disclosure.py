@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
 from babel.numbers import format_currency
 
@@ -35,8 +35,9 @@ from reports.formatting import (
     to_decimal,
 )
 from reports.layout import (
+    DocumentContext,
     Fmt,
-    LanguageLink,
+    KeyFigure,
     Link,
     Row,
     Section,
@@ -59,34 +60,8 @@ from reports.sources import (
 )
 from transforms.schema import DPD_BUCKETS
 
-
-class KeyFigure(TypedDict):
-    """A headline figure printed above the sections."""
-
-    label: str
-    value: str
-
-
-class TocEntry(TypedDict):
-    """A line of the table of contents."""
-
-    anchor: str
-    title: str
-
-
-class DisclosureContext(TypedDict):
-    """Everything ``disclosure.html.j2`` prints."""
-
-    lang: str
-    title: str
-    doc_kind: str
-    texts: dict[str, str]
-    rounding_note: str
-    key_figures: list[KeyFigure]
-    toc: list[TocEntry]
-    sections: list[Section]
-    alternate: LanguageLink | None
-    generated_at: str
+DisclosureContext = DocumentContext
+"""Everything ``disclosure.html.j2`` prints."""
 
 
 REPORT: Final = "disclosure"

@@ -72,6 +72,35 @@ class Section(TypedDict):
     page_break: bool
 
 
+class KeyFigure(TypedDict):
+    """A headline figure printed above the sections."""
+
+    label: str
+    value: str
+
+
+class TocEntry(TypedDict):
+    """A line of the table of contents."""
+
+    anchor: str
+    title: str
+
+
+class DocumentContext(TypedDict):
+    """Everything a sectioned report template (``_document.html.j2``) prints."""
+
+    lang: str
+    title: str
+    doc_kind: str
+    texts: dict[str, str]
+    rounding_note: str
+    key_figures: list[KeyFigure]
+    toc: list[TocEntry]
+    sections: list[Section]
+    alternate: LanguageLink | None
+    generated_at: str
+
+
 class Texts:
     """Looks up report texts and fills their ``{placeholders}``."""
 

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
 from data_contracts.deal import DealTerms
 from reports import labels as translations
-from reports.disclosure import DPD30, DPD90, KeyFigure, TocEntry
+from reports.disclosure import DPD30, DPD90
 from reports.formatting import (
     check_locale,
     format_timestamp,
@@ -22,7 +22,16 @@ from reports.formatting import (
     rate_to_decimal,
     to_decimal,
 )
-from reports.layout import Fmt, LanguageLink, Link, Row, Section, Texts, row, section, table
+from reports.layout import (
+    DocumentContext,
+    Fmt,
+    Link,
+    Row,
+    Texts,
+    row,
+    section,
+    table,
+)
 from reports.sources import check_href
 
 REPORT: Final = "portfolio"
@@ -44,19 +53,8 @@ class PoolLatest:
             )
 
 
-class PortfolioContext(TypedDict):
-    """Everything ``portfolio.html.j2`` prints."""
-
-    lang: str
-    title: str
-    doc_kind: str
-    texts: dict[str, str]
-    rounding_note: str
-    key_figures: list[KeyFigure]
-    toc: list[TocEntry]
-    sections: list[Section]
-    alternate: LanguageLink | None
-    generated_at: str
+PortfolioContext = DocumentContext
+"""Everything ``portfolio.html.j2`` prints."""
 
 
 def _share(document: Mapping[str, Any], buckets: Sequence[str]) -> Decimal | None:

@@ -11,32 +11,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
 from data_contracts.deal import DealTerms
 from reports import labels as translations
 from reports.charts import ChartTexts
-from reports.disclosure import DPD30, KeyFigure, TocEntry, vintage_curves
+from reports.disclosure import DPD30, vintage_curves
 from reports.formatting import check_locale, format_timestamp, html_lang, rate_to_decimal
-from reports.layout import Fmt, LanguageLink, Section, Texts, row, section, table
+from reports.layout import (
+    DocumentContext,
+    Fmt,
+    Section,
+    Texts,
+    row,
+    section,
+    table,
+)
 from reports.sources import Provenance, VintageCurves, check_href
 
 REPORT: Final = "static_pool"
 
 
-class StaticPoolContext(TypedDict):
-    """Everything ``static_pool.html.j2`` prints."""
-
-    lang: str
-    title: str
-    doc_kind: str
-    texts: dict[str, str]
-    rounding_note: str
-    key_figures: list[KeyFigure]
-    toc: list[TocEntry]
-    sections: list[Section]
-    alternate: LanguageLink | None
-    generated_at: str
+StaticPoolContext = DocumentContext
+"""Everything ``static_pool.html.j2`` prints."""
 
 
 def _dpd30(document: Mapping[str, Any]) -> Decimal | None:
