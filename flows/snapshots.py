@@ -27,7 +27,9 @@ from pathlib import Path
 
 import polars as pl
 
+from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
+from data_contracts.validate import validate_frame
 from flows.catalog import Catalog, sha256_file
 from flows.deals import performance_rules
 from flows.periods import month_end, month_ends_between, previous_month_end
@@ -337,8 +339,41 @@ def _base(chain: Sequence[date], previous: date | None) -> date | None:
     return ends[-1] if ends else previous
 
 
+class SnapshotContractError(RuntimeError):
+    """The engine produced snapshots that break their contract: nothing was written."""
+
+
+def check_snapshots(frame: pl.DataFrame) -> None:
+    """Validate snapshots against ``loan_snapshots.odcs.yaml`` before they are published.
+
+    Snapshots are derived data: a broken rule is a defect in the engine or in
+    its inputs, so the stage stops rather than quarantining rows.
+
+    Raises:
+        SnapshotContractError: Naming each error rule broken, its row count and a
+            first example (as-of date and loan).
+    """
+    if frame.height == 0:
+        return
+    outcome = validate_frame(load_contract("loan_snapshots"), frame)
+    errors = outcome.failures.filter(pl.col("severity") == "error")
+    if errors.height == 0:
+        return
+    lines = []
+    for rule_id, positions in (
+        errors.group_by("rule_id").agg(pl.col("row_index")).sort("rule_id").iter_rows()
+    ):
+        first = frame.row(int(positions[0]), named=True)
+        lines.append(
+            f"{rule_id}: {len(positions)} rows, e.g. loan {first['loan_id']} "
+            f"as of {first['as_of_date']}"
+        )
+    raise SnapshotContractError("loan snapshots break their contract: " + "; ".join(lines))
+
+
 def _write(catalog: Catalog, frame: pl.DataFrame, keep: Sequence[date]) -> list[date]:
     """Write the partitions of ``keep``; a date without rows has no partition."""
+    check_snapshots(frame.filter(pl.col("as_of_date").is_in(list(keep))))
     written = []
     by_date = {
         key[0]: part
