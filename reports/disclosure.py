@@ -97,6 +97,18 @@ M_BUCKETS: Final = (
 DPD30: Final = ("31-60", "61-90", "91-120", "121-150", "151-180", "180+")
 DPD90: Final = ("91-120", "121-150", "151-180", "180+")
 
+
+def delinquency_share(document: Mapping[str, Any], buckets: Sequence[str]) -> Decimal | None:
+    """The pool-balance share of ``buckets`` in a metrics document (null if any is missing)."""
+    shares = {
+        str(item.get("bucket")): item.get("balance_share")
+        for item in document.get("delinquency") or []
+    }
+    if any(shares.get(bucket) is None for bucket in buckets):
+        return None
+    return sum((rate_to_decimal(shares[bucket]) for bucket in buckets), Decimal(0))
+
+
 DIMENSIONS: Final = (
     "balance",
     "outstanding_balance",

@@ -12,31 +12,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final, TypedDict
-from urllib.parse import urlsplit
 
 from babel import Locale
 
 from reports import labels as translations
 from reports.formatting import check_locale, format_long_date, format_timestamp, html_lang
+from reports.sources import check_href
 
 _PERIOD: Final = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_UNSAFE_HREF: Final = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
 REPORT: Final = "index"
 
 
 def _check_href(href: str) -> None:
     """Only relative links below the index: no scheme, host, root or '..'."""
-    parts = urlsplit(href)
-    if (
-        not href
-        or _UNSAFE_HREF.search(href)
-        or parts.scheme
-        or parts.netloc
-        or href.startswith("/")
-        or ".." in parts.path.split("/")
-    ):
-        raise ValueError(f"href must be a relative path inside the reports tree: {href!r}")
+    check_href(href, allow_parent=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 Each file has a ``common`` group shared by every report, one group per report
 (``disclosure``, ``index``, ``static_pool``, ``portfolio``) and ``provinces``
 (ISO 3166-2:CN code to local name). Both locales carry the same keys and the
-same ``{placeholders}``; the files are read once and never change at run time,
+same ``{fields}`` to fill in; the files are read once and never change at run time,
 so the report builders stay deterministic.
 """
 

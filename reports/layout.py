@@ -102,7 +102,7 @@ class DocumentContext(TypedDict):
 
 
 class Texts:
-    """Looks up report texts and fills their ``{placeholders}``."""
+    """Looks up report texts and fills in their ``{fields}``."""
 
     def __init__(self, labels: Mapping[str, str], required: Sequence[str] = ()) -> None:
         missing = sorted(set(required) - set(labels))

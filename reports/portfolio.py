@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from data_contracts.deal import DealTerms
 from reports import labels as translations
-from reports.disclosure import DPD30, DPD90
+from reports.disclosure import DPD30, DPD90, delinquency_share
 from reports.formatting import (
     check_locale,
     format_timestamp,
@@ -55,16 +55,6 @@ class PoolLatest:
 
 PortfolioContext = DocumentContext
 """Everything ``portfolio.html.j2`` prints."""
-
-
-def _share(document: Mapping[str, Any], buckets: Sequence[str]) -> Decimal | None:
-    shares = {
-        str(item.get("bucket")): item.get("balance_share")
-        for item in document.get("delinquency") or []
-    }
-    if any(shares.get(bucket) is None for bucket in buckets):
-        return None
-    return sum((rate_to_decimal(shares[bucket]) for bucket in buckets), Decimal(0))
 
 
 def build_context(
@@ -123,8 +113,8 @@ def build_context(
         closing = pool.get("closing_balance")
         shares = {
             "wac": characteristics.get("wac"),
-            "dpd30": _share(doc, DPD30),
-            "dpd90": _share(doc, DPD90),
+            "dpd30": delinquency_share(doc, DPD30),
+            "dpd90": delinquency_share(doc, DPD90),
         }
         rows.append(
             row(

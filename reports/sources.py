@@ -16,14 +16,16 @@ _SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
 _MONTH: Final = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
-def check_href(href: str) -> None:
+def check_href(href: str, *, allow_parent: bool = True) -> None:
     """Refuse anything but a relative path inside the reports tree (no scheme, host or root).
 
-    ``..`` segments are allowed: a disclosure links up to a pool's static-pool report.
+    ``..`` segments are allowed unless ``allow_parent`` is false: a disclosure links
+    up to a pool's static-pool report, while the index only links down.
 
     Raises:
-        ValueError: If ``href`` is empty, absolute, has a scheme or host, or
-            contains whitespace, backslashes or control characters.
+        ValueError: If ``href`` is empty, absolute, has a scheme or host, contains
+            whitespace, backslashes or control characters, or (when not allowed)
+            a ``..`` segment.
     """
     parts = urlsplit(href)
     if (
@@ -32,6 +34,7 @@ def check_href(href: str) -> None:
         or parts.scheme
         or parts.netloc
         or href.startswith("/")
+        or (not allow_parent and ".." in parts.path.split("/"))
     ):
         raise ValueError(f"href must be a relative path inside the reports tree: {href!r}")
 

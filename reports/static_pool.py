@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from data_contracts.deal import DealTerms
 from reports import labels as translations
 from reports.charts import ChartTexts
-from reports.disclosure import DPD30, vintage_curves
-from reports.formatting import check_locale, format_timestamp, html_lang, rate_to_decimal
+from reports.disclosure import DPD30, delinquency_share, vintage_curves
+from reports.formatting import check_locale, format_timestamp, html_lang
 from reports.layout import (
     DocumentContext,
     Fmt,
@@ -34,16 +33,6 @@ REPORT: Final = "static_pool"
 
 StaticPoolContext = DocumentContext
 """Everything ``static_pool.html.j2`` prints."""
-
-
-def _dpd30(document: Mapping[str, Any]) -> Decimal | None:
-    shares = {
-        str(item.get("bucket")): item.get("balance_share")
-        for item in document.get("delinquency") or []
-    }
-    if any(shares.get(bucket) is None for bucket in DPD30):
-        return None
-    return sum((rate_to_decimal(shares[bucket]) for bucket in DPD30), Decimal(0))
 
 
 def build_context(
@@ -138,7 +127,7 @@ def build_context(
                 str(doc["period"]),
                 f.amount(pool.get("closing_balance")),
                 f.number(pool.get("pool_factor"), 6),
-                f.rate(_dpd30(doc), 2),
+                f.rate(delinquency_share(doc, DPD30), 2),
                 f.rate(performance.get("cpr"), 2),
                 f.rate(performance.get("cdr"), 2),
                 f.rate(performance.get("cumulative_default_rate"), 4),

@@ -184,7 +184,7 @@ def stratifications(
             band, order = _numeric_band(value, dimension, cut)
         else:
             band = pl.col(dimension).fill_null(UNKNOWN)
-            # Categories sort by name; the placeholder order is fixed below.
+            # Categories sort by name; the order of the fixed bands is set below.
             order = pl.lit(0, dtype=pl.Int32)
         grouped = (
             rows.with_columns(band=band, band_order=order)
