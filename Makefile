@@ -69,7 +69,8 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test-browser: $(STAMP)
 	@if [ ! -x $(CHROMIUM) ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
 		$(SUDO) apt-get update && \
-		$(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends chromium fonts-noto-cjk; \
 	fi
 	ABS_PIPELINE_BROWSER_TEST=1 ABS_PIPELINE_BROWSER_OUT=$(BROWSER_OUT) \
 		$(BIN)/python -m pytest tests/reports/test_browser.py -q -s
