@@ -98,6 +98,12 @@ DPD30: Final = ("31-60", "61-90", "91-120", "121-150", "151-180", "180+")
 DPD90: Final = ("91-120", "121-150", "151-180", "180+")
 
 
+def _decimals_shown(value: Decimal, most: int) -> int:
+    """Decimals an axis tick needs to show ``value`` without trailing zeros, at most ``most``."""
+    exponent = value.normalize().as_tuple().exponent
+    return min(max(0, -exponent) if isinstance(exponent, int) else 0, most)
+
+
 def delinquency_share(document: Mapping[str, Any], buckets: Sequence[str]) -> Decimal | None:
     """The pool-balance share of ``buckets`` in a metrics document (null if any is missing)."""
     shares = {
@@ -194,9 +200,7 @@ class _Report:
         places: int,
     ) -> Chart:
         def tick(value: Decimal) -> str:
-            exponent = (value * 100).normalize().as_tuple().exponent
-            shown = max(0, -exponent) if isinstance(exponent, int) else 0
-            return format_rate(value, self.locale, min(shown, 4))
+            return format_rate(value, self.locale, _decimals_shown(value * 100, 4))
 
         return line_chart(
             chart_id=chart_id,
@@ -356,9 +360,7 @@ def _money_chart(
 ) -> Chart:
     def tick(value: Decimal) -> str:
         millions = value / 1_000_000
-        exponent = millions.normalize().as_tuple().exponent
-        places = max(0, -exponent) if isinstance(exponent, int) else 0
-        return format_number(millions, r.locale, min(places, 3))
+        return format_number(millions, r.locale, _decimals_shown(millions, 3))
 
     return line_chart(
         chart_id=chart_id,

@@ -8,33 +8,12 @@ import polars as pl
 import pytest
 
 from flows.snapshots import SnapshotContractError, check_snapshots
+from tests.data_contracts.test_derived_contracts import SNAPSHOT
 from transforms import schema
 
 
 def _snapshot(**overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "as_of_date": date(2025, 1, 31),
-        "loan_id": "L1",
-        "pool_id": "P1",
-        "opening_principal": 100_000,
-        "closing_principal": 91_000,
-        "scheduled_principal_paid": 9_000,
-        "unscheduled_principal_paid": 0,
-        "interest_paid": 1_000,
-        "fees_paid": 0,
-        "dpd": 0,
-        "bucket": "current",
-        "status": "current",
-        "default_date": None,
-        "defaulted_principal": 0,
-        "recoveries": 0,
-        "purchased_principal": 0,
-        "removed_principal": 0,
-        "months_on_book": 1,
-        "remaining_term": 11,
-    }
-    row.update(overrides)
-    return row
+    return {**SNAPSHOT, "as_of_date": date(2025, 1, 31), **overrides}
 
 
 def _frame(*rows: dict[str, object]) -> pl.DataFrame:
