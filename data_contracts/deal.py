@@ -63,6 +63,30 @@ class ThresholdStep(_Strict):
     threshold: Decimal
 
 
+DELINQUENCY_SHARE_FLOORS: dict[str, int] = {
+    "delinquency_30_plus_share": 30,
+    "delinquency_90_plus_share": 90,
+}
+"""Trigger metrics that measure performing loans more than this many days past due."""
+
+
+def structurally_zero(metric: str, default_dpd: int) -> str | None:
+    """Why a trigger metric is always 0 under the deal's definitions, or None.
+
+    A loan leaves the performing pool when its DPD exceeds ``default_dpd``, so a
+    share of performing loans more than ``X`` days past due is always 0 when
+    ``X >= default_dpd``.
+    """
+    floor = DELINQUENCY_SHARE_FLOORS.get(metric)
+    if floor is not None and floor >= default_dpd:
+        return (
+            f"{metric} measures performing loans over {floor} days past due, but loans "
+            f"over default_dpd ({default_dpd}) have defaulted and left the performing "
+            "pool; use delinquency_ratio (31 DPD to default_dpd over the closing pool balance)"
+        )
+    return None
+
+
 class Trigger(_Strict):
     """A performance test; breaching it has ``consequence``."""
 
@@ -72,6 +96,7 @@ class Trigger(_Strict):
         "cumulative_net_loss_rate",
         "delinquency_90_plus_share",
         "delinquency_30_plus_share",
+        "delinquency_ratio",
         "payment_rate",
         "excess_spread",
     ]
@@ -110,12 +135,32 @@ class Definitions(_Strict):
     cumulative_default_denominator: Literal["initial", "initial_plus_purchases"] = (
         "initial_plus_purchases"
     )
+    advance_payment_days: int = Field(default=7, ge=0, le=31)
+    """Principal paid up to this many days before its due date is still scheduled."""
 
     @model_validator(mode="after")
     def _charge_off_after_default(self) -> Definitions:
-        if self.charge_off_dpd < self.default_dpd:
-            raise ValueError("charge_off_dpd must not be below default_dpd")
+        # DOMAIN.md: a loan defaults first, then is charged off; equal thresholds
+        # would make the two events the same day and the gap between them vanish.
+        if self.charge_off_dpd <= self.default_dpd:
+            raise ValueError(
+                f"charge_off_dpd ({self.charge_off_dpd}) must be greater than "
+                f"default_dpd ({self.default_dpd})"
+            )
         return self
+
+
+class PaymentDateRule(_Strict):
+    """Notes pay on ``day_of_month``, ``months_after`` months after the period's month."""
+
+    day_of_month: int = Field(default=26, ge=1, le=31)
+    months_after: int = Field(default=1, ge=0, le=12)
+
+
+class ReportDateRule(_Strict):
+    """The report is dated this many exchange business days before the payment date."""
+
+    business_days_before: int = Field(default=5, ge=0, le=60)
 
 
 class Eligibility(_Strict):
@@ -149,6 +194,13 @@ class DealTerms(_Strict):
     triggers: tuple[Trigger, ...] = ()
     definitions: Definitions = Definitions()
 
+    # Dates and interest conventions (DOMAIN.md "Dates").
+    day_count: Literal["ACT/365", "ACT/360", "30/360"] = "ACT/365"
+    payment_date_rule: PaymentDateRule | None = None
+    """When given, wins over ``payment_day`` (which then must agree or be left out)."""
+    business_day_convention: Literal["following", "modified_following"] = "following"
+    report_date_rule: ReportDateRule = ReportDateRule()
+
     @field_validator("pool_id")
     @classmethod
     def _safe_pool_id(cls, value: str) -> str:
@@ -167,6 +219,35 @@ class DealTerms(_Strict):
         if self.revolving_period_end is not None and self.revolving_period_end < self.cutoff_date:
             raise ValueError("revolving_period_end is before cutoff_date")
         return self
+
+    @model_validator(mode="after")
+    def _payment_rule_agrees(self) -> DealTerms:
+        rule = self.payment_date_rule
+        if (
+            rule is not None
+            and "payment_day" in self.model_fields_set
+            and rule.day_of_month != self.payment_day
+        ):
+            raise ValueError(
+                f"payment_day ({self.payment_day}) disagrees with "
+                f"payment_date_rule.day_of_month ({rule.day_of_month}); give one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _triggers_can_fire(self) -> DealTerms:
+        for trigger in self.triggers:
+            reason = structurally_zero(trigger.metric, self.definitions.default_dpd)
+            if reason is not None:
+                raise ValueError(f"trigger {trigger.name!r} can never fire: {reason}")
+        return self
+
+    @property
+    def payment_rule(self) -> PaymentDateRule:
+        """The payment-date rule in force (``payment_day`` of the next month by default)."""
+        if self.payment_date_rule is not None:
+            return self.payment_date_rule
+        return PaymentDateRule(day_of_month=self.payment_day, months_after=1)
 
     @property
     def is_revolving(self) -> bool:

@@ -66,5 +66,8 @@ def load_deals(catalog: Catalog) -> DealBook:
 def performance_rules(deal: DealTerms) -> PerformanceRules:
     d = deal.definitions
     return PerformanceRules(
-        default_dpd=d.default_dpd, charge_off_dpd=d.charge_off_dpd, tolerance_fen=d.dpd_tolerance
+        default_dpd=d.default_dpd,
+        charge_off_dpd=d.charge_off_dpd,
+        tolerance_fen=d.dpd_tolerance,
+        advance_payment_days=d.advance_payment_days,
     )

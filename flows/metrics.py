@@ -15,19 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
-from data_contracts.deal import DealTerms
+from data_contracts.deal import DealTerms, Trigger
 from data_contracts.metrics_contract import contract_conventions, contract_version, validate_metrics
 from flows.catalog import Catalog
 from flows.periods import month_end, period_label
 from transforms import pool_metrics, schema
 from transforms.concentration import concentration
+from transforms.dates import DateRules, interest_period
 from transforms.metrics_document import build_metrics_document, dumps_metrics
 from transforms.portfolio import portfolio_metrics
 from transforms.roll_rates import roll_rates
@@ -63,6 +64,38 @@ def _ppm(rate: Decimal) -> int:
     return int((rate * schema.RATE_SCALE).to_integral_value(rounding=ROUND_HALF_UP))
 
 
+def date_rules(deal: DealTerms) -> DateRules:
+    """The deal's payment-date, report-date and day-count conventions."""
+    rule = deal.payment_rule
+    return DateRules(
+        closing_date=deal.closing_date,
+        payment_day=rule.day_of_month,
+        months_after=rule.months_after,
+        business_day_convention=deal.business_day_convention,
+        report_business_days=deal.report_date_rule.business_days_before,
+        day_count=deal.day_count,
+    )
+
+
+def period_dates(deal: DealTerms, period_end: date) -> dict[str, Any]:
+    """Payment date, report date and interest period of one collection period.
+
+    Raises:
+        CalendarHorizonError: If a date is beyond the exchange calendar.
+    """
+    first = waterfall_terms(deal).period_number(period_end) <= 1
+    previous = None if first else period_end.replace(day=1) - timedelta(days=1)
+    period = interest_period(period_end, previous, date_rules(deal))
+    return {
+        "payment_date": period.payment_date,
+        "report_date": period.report_date,
+        "interest_period_start": period.start,
+        "interest_period_end": period.end,
+        "interest_days": period.days,
+        "day_count": period.day_count,
+    }
+
+
 def waterfall_terms(deal: DealTerms) -> WaterfallTerms:
     """The deal's terms as the waterfall fold takes them (rates in parts per million)."""
     return WaterfallTerms(
@@ -89,6 +122,7 @@ def waterfall_terms(deal: DealTerms) -> WaterfallTerms:
             )
             for t in deal.triggers
         ),
+        date_rules=date_rules(deal),
     )
 
 
@@ -229,15 +263,50 @@ def _one(frame: pl.DataFrame, pool_id: str, period_end: date) -> dict[str, Any]:
 
 
 def _definitions(deal: DealTerms) -> dict[str, Any]:
+    """Every convention in use, from the deal (so a deal's own choice shows)."""
     terms = deal.definitions
+    rule = deal.payment_rule
+    triggers = {f"trigger.{t.name}": _trigger_definition(t) for t in deal.triggers}
     return {
         **contract_conventions(),
+        **triggers,
         "default_dpd": terms.default_dpd,
         "charge_off_dpd": terms.charge_off_dpd,
         "dpd_tolerance_fen": terms.dpd_tolerance,
         "cumulative_default_denominator": terms.cumulative_default_denominator,
+        "advance_payment_days": terms.advance_payment_days,
+        "day_count": deal.day_count,
+        "payment_date_rule": (
+            f"day {rule.day_of_month} of the month {rule.months_after} month(s) after the "
+            "collection period"
+        ),
+        "payment_day_of_month": rule.day_of_month,
+        "payment_months_after": rule.months_after,
+        "business_day_convention": deal.business_day_convention,
+        "business_day_calendar": "XSHG (Shanghai Stock Exchange, exchange-calendars)",
+        "report_date_rule": (
+            f"{deal.report_date_rule.business_days_before} exchange business days before the "
+            "payment date"
+        ),
+        "report_business_days_before": deal.report_date_rule.business_days_before,
+        "closing_date": deal.closing_date.isoformat(),
+        "cutoff_date": deal.cutoff_date.isoformat(),
         "metrics_contract_version": contract_version(),
     }
+
+
+def _trigger_definition(trigger: Trigger) -> str:
+    if trigger.threshold is not None:
+        threshold = f"{trigger.threshold}"
+    else:
+        threshold = ", ".join(
+            f"{s.threshold} from period {s.from_period}"
+            for s in sorted(trigger.schedule, key=lambda s: s.from_period)
+        )
+    return (
+        f"{trigger.metric} {trigger.comparison} {threshold}; consequence "
+        f"{trigger.consequence}; {contract_conventions().get(trigger.metric, trigger.metric)}"
+    )
 
 
 def metrics_document(
@@ -292,6 +361,7 @@ def metrics_document(
         waterfall=_rows(marts["waterfall_steps"], pool_id, period_end),
         delinquency_m=_rows(marts["pool_delinquency_m"], pool_id, period_end),
         definitions=_definitions(deal),
+        dates=period_dates(deal, period_end),
     )
 
 

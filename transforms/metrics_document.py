@@ -73,6 +73,13 @@ CREDIT_ENHANCEMENT_MONEY: Final = (
     "principal_deficiency",
 )
 CREDIT_ENHANCEMENT_RATES: Final = ("overcollateralisation_ratio", "excess_spread")
+PERIOD_DATES: Final = (
+    "payment_date",
+    "report_date",
+    "interest_period_start",
+    "interest_period_end",
+)
+"""Deal dates of a period document (ISO dates)."""
 
 
 def fen_to_yuan_str(fen: int) -> str:
@@ -313,6 +320,19 @@ def _definitions(values: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _dates(values: Mapping[str, Any]) -> dict[str, Any]:
+    _require(values, [*PERIOD_DATES, "interest_days", "day_count"], "dates")
+    out: dict[str, Any] = {}
+    for key in PERIOD_DATES:
+        value = values[key]
+        if not isinstance(value, date):
+            raise TypeError(f"{key} must be a date, got {type(value).__name__}")
+        out[key] = value.isoformat()
+    out["interest_days"] = _count(values["interest_days"])
+    out["day_count"] = str(values["day_count"])
+    return out
+
+
 def _concentration(row: Mapping[str, Any] | None) -> dict[str, Any]:
     if row is None:
         return {**dict.fromkeys(CONCENTRATION_SHARES), "province_shares": None}
@@ -345,6 +365,7 @@ def build_metrics_document(
     waterfall: Sequence[Mapping[str, Any]] | None = None,
     delinquency_m: Sequence[Mapping[str, Any]] | None = None,
     definitions: Mapping[str, Any] | None = None,
+    dates: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the ``metrics.json`` document of one pool and collection period.
 
@@ -388,6 +409,8 @@ def build_metrics_document(
         delinquency_m: :func:`~transforms.pool_metrics.delinquency_m_notation`
             rows (key ``delinquency_m``).
         definitions: Conventions used, text or integers (key ``definitions``).
+        dates: The period's deal dates, top-level keys :data:`PERIOD_DATES`
+            (dates) plus ``interest_days`` (int) and ``day_count`` (text).
 
     Tranche rows may also carry ``kind`` and :data:`TRANCHE_EXTRA_MONEY` /
     :data:`TRANCHE_EXTRA_RATES`; trigger rows :data:`TRIGGER_EXTRA_TEXT` and
@@ -445,6 +468,8 @@ def build_metrics_document(
         document["delinquency_m"] = _m_buckets(delinquency_m)
     if definitions is not None:
         document["definitions"] = _definitions(definitions)
+    if dates is not None:
+        document.update(_dates(dates))
     return document
 
 

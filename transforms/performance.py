@@ -44,10 +44,19 @@ Conventions are the team's loan-mechanics rules (DOMAIN.md "Loan mechanics"):
     first: ``U(e) = max(0, U(e-1) - a)``. So a reversed prepayment undoes the
     prepayment, and a reversed instalment undoes the instalment.
 
+  ``d`` counts the principal due through the value date plus
+  ``advance_payment_days`` (DOMAIN.md "Scheduled versus unscheduled"): an
+  instalment paid a few days before it falls due (a due date on a weekend or
+  holiday) is scheduled principal, never a prepayment.
   ``unscheduled_e = U(e) - U(e-1)`` (never negative for a payment, at most
   ``principal_paid_e``) and ``scheduled_e = principal_paid_e - unscheduled_e``.
   Scheduled principal never exceeds the principal due, and neither part ever
   goes below zero. (Derived from amounts, not from ``kind``.)
+- Prepaid versus matured: a loan whose balance reaches 0 more than
+  ``advance_payment_days`` before its final due date is ``prepaid``,
+  otherwise ``matured``.
+- Default is the first day DPD exceeds ``default_dpd``; charge-off the first
+  day DPD reaches ``charge_off_dpd`` (DOMAIN.md "Servicer status").
 - Cash on or before the default date is performing cash (scheduled and
   unscheduled principal, interest, fees); cash after it is recovery.
 - Pool membership follows ``pool_assets``: a purchase in a period counts from
@@ -142,13 +151,17 @@ class PerformanceRules:
 
     Attributes:
         default_dpd: A loan defaults on the first day its DPD exceeds this.
-        charge_off_dpd: A loan is charged off on the first day its DPD exceeds this.
+        charge_off_dpd: A loan is charged off on the first day its DPD reaches this.
         tolerance_fen: A shortfall of at most this many fen counts as paid.
+        advance_payment_days: Principal paid up to this many days before its
+            due date is scheduled; a loan repaid within this many days of its
+            final due date has matured.
     """
 
     default_dpd: int = 90
     charge_off_dpd: int = 180
     tolerance_fen: int = 100
+    advance_payment_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -309,6 +322,38 @@ def _loan_book(
             pl.col("tolerance").fill_null(rules.tolerance_fen),
         )
         .drop("in_state")
+    )
+
+
+def _with_advance_days(
+    book: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    rules: PerformanceRules,
+    rules_by_pool: Mapping[str, PerformanceRules] | None,
+) -> pl.LazyFrame:
+    """``advance_days`` per loan: that of the pool it was last added to, else ``rules``'."""
+    fallback = pl.lit(rules.advance_payment_days, dtype=pl.Int32)
+    if not rules_by_pool:
+        return book.with_columns(fallback.alias("advance_days"))
+    pool_ids = sorted(rules_by_pool)
+    by_pool = pl.LazyFrame(
+        {
+            "pool_id": pool_ids,
+            "advance_days": [rules_by_pool[p].advance_payment_days for p in pool_ids],
+        },
+        schema={"pool_id": pl.String, "advance_days": pl.Int32},
+    )
+    latest = (
+        pool_assets.filter(pl.col("event") == "added")
+        .select(pl.col("loan_id").cast(pl.String), pl.col("pool_id").cast(pl.String), "event_date")
+        .sort("loan_id", "event_date", "pool_id")
+        .group_by("loan_id")
+        .agg(pl.col("pool_id").last())
+        .join(by_pool, on="pool_id", how="inner")
+        .select("loan_id", "advance_days")
+    )
+    return book.join(latest, on="loan_id", how="left", maintain_order="left").with_columns(
+        pl.col("advance_days").fill_null(fallback)
     )
 
 
@@ -562,13 +607,22 @@ def _events(
         _signed_cash(repayments)
         .join(
             book.select(
-                "loan_id", "k", pl.col("principal").alias("loan_principal"), "open_day", "o_raw"
+                "loan_id",
+                "k",
+                pl.col("principal").alias("loan_principal"),
+                "open_day",
+                "o_raw",
+                "advance_days",
             ),
             on="loan_id",
             how="inner",
         )
         .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
-        .with_columns(_day_key(pl.col("day")).alias("key"))
+        .with_columns(
+            _day_key(pl.col("day")).alias("key"),
+            # Principal due within advance_payment_days after the value date is scheduled.
+            _day_key(pl.col("day") + pl.col("advance_days")).alias("due_key"),
+        )
         .sort("key", "repayment_id")
         .with_columns((pl.col("o_raw") + _cum_per_loan(pl.col("principal"))).alias("raw_after"))
         .with_columns(
@@ -579,7 +633,9 @@ def _events(
         )
     )
     events = _asof(
-        events, due_by_day.select("key", pl.col("cum_principal_due").alias("due")), "key"
+        events,
+        due_by_day.select(pl.col("key").alias("due_key"), pl.col("cum_principal_due").alias("due")),
+        "due_key",
     )
     frame = (
         events.join(book.select("k", "o_u"), on="k", how="left", maintain_order="left")
@@ -720,10 +776,13 @@ def _cash_days(
     )
     days = _materialise(pl.concat([days, oldest_unpaid.select("oldest_unpaid")], how="horizontal"))
 
-    def first_day_over(threshold: str) -> pl.Expr:
+    def first_day_over(threshold: str, reach: int) -> pl.Expr:
         # DPD is constant-slope inside [day, next_day): the first day it
-        # exceeds the threshold there is the later of `day` and due + X + 1.
-        start = pl.max_horizontal(pl.col("day"), pl.col("oldest_unpaid") + pl.col(threshold) + 1)
+        # exceeds the threshold there is the later of `day` and due + X + 1
+        # (``reach`` 1); the first day it reaches it, due + X (``reach`` 0).
+        start = pl.max_horizontal(
+            pl.col("day"), pl.col("oldest_unpaid") + pl.col(threshold) + reach
+        )
         inside = pl.col("next_day").is_null() | (start < pl.col("next_day"))
         return pl.when(~pl.col("repaid") & pl.col("oldest_unpaid").is_not_null() & inside).then(
             start
@@ -732,8 +791,10 @@ def _cash_days(
     loan_days = (
         days.select(
             "k",
-            pl.min_horizontal(first_day_over("default_dpd"), "o_default_day").alias("default_day"),
-            pl.min_horizontal(first_day_over("charge_off_dpd"), "o_charge_off_day").alias(
+            pl.min_horizontal(first_day_over("default_dpd", 1), "o_default_day").alias(
+                "default_day"
+            ),
+            pl.min_horizontal(first_day_over("charge_off_dpd", 0), "o_charge_off_day").alias(
                 "charge_off_day"
             ),
         )
@@ -926,7 +987,8 @@ def run_engine(
         raise ValueError("at least one as-of date is needed")
     _validate(dates, state, base)
     last_day = _epoch_day(dates[-1])
-    book = _materialise(_loan_book(loans, state, rules))
+    book = _loan_book(loans, state, rules)
+    book = _materialise(_with_advance_days(book, pool_assets, rules, rules_by_pool))
     schedule = _materialise(_schedule(book, schedules))
     due_by_day = _materialise(_due_by_day(book, schedule))
     events = _events(book, due_by_day, repayments, last_day)
@@ -944,7 +1006,7 @@ def run_engine(
     ).select(_day("as_of"), _day("previous_as_of"))
     carried = _base_columns() if state is not None else ()
     grid = (
-        book.select("k", "origination", "principal", *carried)
+        book.select("k", "origination", "principal", "advance_days", *carried)
         .join(loan_days, on="k", how="left")
         .join(terms, on="k", how="left")
         .join(periods, how="cross")
@@ -1052,7 +1114,9 @@ def _snapshot_rows(
         .then(pl.lit("charged_off"))
         .when(defaulted)
         .then(pl.lit("defaulted"))
-        .when(pl.col("repaid") & (pl.col("zero_day") >= pl.col("final_due")))
+        .when(
+            pl.col("repaid") & (pl.col("zero_day") >= pl.col("final_due") - pl.col("advance_days"))
+        )
         .then(pl.lit("matured"))
         .when(pl.col("repaid"))
         .then(pl.lit("prepaid"))

@@ -19,17 +19,14 @@ Conventions (DOMAIN.md and the team rules):
   counted again). ``removed`` is the ``removed_principal`` of loans that had
   not defaulted by the period end: a defaulted loan has already left the
   performing pool, and counting its removal again would break the identity.
-- Period rates (SMM, MDR, payment rate) divide by the *period-start balance*,
-  ``opening_balance + purchased_principal``: a purchase takes effect from the
-  start of its period (team rules), so the purchased loans' principal is
-  exposed to prepayment, default and collection for the whole period. With the
-  bare opening balance a heavy-purchase month could show SMM above 1 (the
-  purchased loans prepay, but their principal is not in the base); with the
-  purchases included ``0 <= SMM <= 1`` whenever no reversal takes principal
-  back. This is DOMAIN.md's ``SMM = unscheduled / (opening - scheduled)`` with
-  "opening" read as the balance at the start of the period, purchases
-  included, and the metrics contract states it
-  (``data_contracts/metrics.odcs.yaml``).
+- Period rates follow the opening cohort (DOMAIN.md "Conventions"): the
+  loans performing in the pool at the period start. ``SMM`` = the cohort's
+  unscheduled principal / (its opening balance - its scheduled principal);
+  ``MDR`` = the cohort's principal that defaulted in the period / its opening
+  balance. Loans bought during the period are in neither part of either
+  rate. The payment rate is every collection from obligors in the period
+  (principal, interest and fees of the whole pool; recoveries excluded) /
+  the opening pool balance -- never opening + purchases.
 - Ratios whose denominator is zero are null, never 0 or infinity: a share of
   an empty pool, or a prepayment rate of a pool with nothing left to prepay,
   is undefined rather than zero.
@@ -79,6 +76,14 @@ ROLLFORWARD_MONEY: Final = (
     "purchased_principal",
     "closing_balance",
 )
+
+COHORT_MONEY: Final = (
+    "cohort_opening_balance",
+    "cohort_scheduled_principal",
+    "cohort_unscheduled_principal",
+    "cohort_defaulted_principal",
+)
+"""Opening-cohort amounts (loans performing in the pool at the period start)."""
 
 _KEYS: Final = ["pool_id", "period_end"]
 _PERFORMING: Final = pl.col("status").is_in(list(schema.PERFORMING_STATUSES))
@@ -235,6 +240,23 @@ def _defaulted_in_period() -> pl.Expr:
     )
 
 
+def _opening_cohort() -> pl.Expr:
+    """Rows of loans performing in their pool at the period start.
+
+    A loan bought in the period carries its purchased principal; a loan that
+    defaulted by the previous as-of date was no longer performing.
+    """
+    defaulted_before = pl.col("default_date").is_not_null() & (
+        pl.col("previous_as_of").is_null() | (pl.col("default_date") <= pl.col("previous_as_of"))
+    )
+    return (
+        (pl.col("purchased_principal") == 0)
+        & (pl.col("opening_principal") > 0)
+        & pl.col("previous_as_of").is_not_null()
+        & ~defaulted_before
+    )
+
+
 def _not_defaulted() -> pl.Expr:
     return pl.col("default_date").is_null() | (pl.col("default_date") > pl.col("as_of_date"))
 
@@ -250,7 +272,12 @@ def _pool_flows(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.Lazy
     rows = _pool_rows(snapshots, as_of_dates)
     defaulted = _defaulted_in_period()
     removed = _not_defaulted() & (pl.col("removed_principal") != 0)
+    cohort = _opening_cohort()
     per_as_of = rows.group_by("pool_id", "as_of_date").agg(
+        cohort_opening_balance=pl.col("opening_principal").filter(cohort).sum(),
+        cohort_scheduled_principal=pl.col("scheduled_principal_paid").filter(cohort).sum(),
+        cohort_unscheduled_principal=pl.col("unscheduled_principal_paid").filter(cohort).sum(),
+        cohort_defaulted_principal=pl.col("defaulted_principal").filter(cohort & defaulted).sum(),
         scheduled_principal=pl.col("scheduled_principal_paid").sum(),
         unscheduled_principal=pl.col("unscheduled_principal_paid").sum(),
         defaulted_principal=pl.col("defaulted_principal").filter(defaulted).sum(),
@@ -354,6 +381,7 @@ def pool_rollforward(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl
             "defaulted_count",
             "removed_count",
             "purchased_count",
+            *COHORT_MONEY,
         )
         .sort(_KEYS)
     )
@@ -632,36 +660,43 @@ def pool_collections(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl
 # --------------------------------------------------------------------------- performance
 
 
-def with_period_rates(rollforward: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the period prepayment and default rates to a roll-forward.
+def with_period_rates(rollforward: pl.LazyFrame, collections: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the period prepayment, default and payment rates to a roll-forward.
 
-    With ``start = opening + purchased`` (the period-start balance, see the
-    module docstring): ``smm = unscheduled / (start - scheduled)``,
-    ``cpr = 1 - (1 - smm)^12``, ``mdr = defaulted / start``,
-    ``cdr = 1 - (1 - mdr)^12`` and ``payment_rate = (scheduled + unscheduled)
-    / start``.
+    Over the opening cohort (see the module docstring): ``smm = cohort
+    unscheduled / (cohort opening - cohort scheduled)``, ``cpr = 1 - (1 -
+    smm)^12``, ``mdr = cohort defaulted / cohort opening``, ``cdr = 1 - (1 -
+    mdr)^12``; ``payment_rate = (principal + interest + fees collected) /
+    opening balance``.
 
     Args:
         rollforward: Output of :func:`pool_rollforward`.
+        collections: Output of :func:`pool_collections` (same keys).
 
     Returns:
-        ``rollforward`` with ``period_start_balance`` (Int64 fen) and Float64
-        ``smm``, ``cpr``, ``mdr``, ``cdr`` and ``payment_rate``; each rate is
-        null when its denominator is zero.
+        ``rollforward`` with Float64 ``smm``, ``cpr``, ``mdr``, ``cdr`` and
+        ``payment_rate``; each rate is null when its denominator is zero.
     """
-    scheduled = pl.col("scheduled_principal")
-    unscheduled = pl.col("unscheduled_principal")
-    start = pl.col("period_start_balance")
+    cohort = pl.col("cohort_opening_balance")
+    obligor_cash = collections.select(
+        *_KEYS,
+        (pl.col("principal") + pl.col("interest") + pl.col("fees")).alias("obligor_collections"),
+    )
     return (
-        rollforward.with_columns(
-            period_start_balance=pl.col("opening_balance") + pl.col("purchased_principal")
-        )
+        rollforward.join(obligor_cash, on=_KEYS, how="left")
         .with_columns(
-            smm=ratio(unscheduled, start - scheduled),
-            mdr=ratio(pl.col("defaulted_principal"), start),
-            payment_rate=ratio(scheduled + unscheduled, start),
+            smm=ratio(
+                pl.col("cohort_unscheduled_principal"),
+                cohort - pl.col("cohort_scheduled_principal"),
+            ),
+            mdr=ratio(pl.col("cohort_defaulted_principal"), cohort),
+            payment_rate=ratio(
+                pl.col("obligor_collections").fill_null(0), pl.col("opening_balance")
+            ),
         )
         .with_columns(cpr=annualised(pl.col("smm")), cdr=annualised(pl.col("mdr")))
+        .drop("obligor_collections")
+        .sort(_KEYS)
     )
 
 
@@ -674,7 +709,9 @@ def delinquency_shares(buckets: pl.LazyFrame) -> pl.LazyFrame:
     Returns:
         Columns ``pool_id``, ``period_end``, ``delinquent_30_plus_balance``,
         ``delinquent_90_plus_balance`` (Int64 fen), ``delinquency_30_plus_share``
-        and ``delinquency_90_plus_share`` (Float64, null for an empty pool),
+        ``delinquency_90_plus_share`` and ``delinquency_ratio`` (the balance
+        31 DPD to default_dpd / closing pool balance; Float64, null for an
+        empty pool),
         sorted by ``pool_id``, ``period_end``.
     """
     over_30 = pl.col("bucket").is_in(list(schema.DPD_BUCKETS[2:]))
@@ -693,6 +730,9 @@ def delinquency_shares(buckets: pl.LazyFrame) -> pl.LazyFrame:
             delinquency_90_plus_share=ratio(
                 pl.col("delinquent_90_plus_balance"), pl.col("pool_balance")
             ),
+            # Performing loans are at most default_dpd past due, so 31+ among
+            # them is the 31 DPD .. default_dpd balance of DOMAIN.md's ratio.
+            delinquency_ratio=ratio(pl.col("delinquent_30_plus_balance"), pl.col("pool_balance")),
         )
         .drop("pool_balance")
         .sort(_KEYS)
@@ -799,16 +839,16 @@ def pool_performance(
             :func:`cumulative_performance`).
 
     Returns:
-        Columns ``pool_id``, ``period_end``, ``period_start_balance``,
-        ``smm``, ``cpr``, ``mdr``, ``cdr``, ``payment_rate`` (from
+        Columns ``pool_id``, ``period_end``, the opening-cohort amounts
+        (:data:`COHORT_MONEY`), ``smm``, ``cpr``, ``mdr``, ``cdr``, ``payment_rate`` (from
         :func:`with_period_rates`) and every
         column of :func:`cumulative_performance`.
 
     Raises:
         ValueError: If a period end is not a month-end or ``denominator`` is unknown.
     """
-    rates = with_period_rates(pool_rollforward(snapshots, period_ends)).select(
-        *_KEYS, "period_start_balance", "smm", "cpr", "mdr", "cdr", "payment_rate"
-    )
+    rates = with_period_rates(
+        pool_rollforward(snapshots, period_ends), pool_collections(snapshots, period_ends)
+    ).select(*_KEYS, *COHORT_MONEY, "smm", "cpr", "mdr", "cdr", "payment_rate")
     cumulative = cumulative_performance(snapshots, period_ends, cutoffs, denominator=denominator)
     return rates.join(cumulative, on=_KEYS, how="inner").sort(_KEYS)

@@ -7,7 +7,7 @@ short of it. A metric that cannot be computed for the period (an empty pool)
 does not breach; its actual value is reported as null.
 
 Consequences: ``early_amortisation`` (加速清偿事件) ends the revolving period
-and switches the waterfall to sequential amortisation from the next period
+and switches the waterfall to sequential amortisation from the breach period
 on, for good; ``sequential_pay`` is recorded (principal is always paid
 sequentially here, so the order does not change); ``report_only`` is shown
 and changes nothing.
@@ -24,6 +24,7 @@ TRIGGER_METRICS: Final = (
     "cumulative_net_loss_rate",
     "delinquency_90_plus_share",
     "delinquency_30_plus_share",
+    "delinquency_ratio",
     "payment_rate",
     "excess_spread",
 )

@@ -10,10 +10,12 @@ Order of payments (DOMAIN.md "Tranches, waterfall, triggers"):
 
 Income (interest, borrower fees and penalties, recoveries) pays, in order:
 
-1. senior fees: trustee, then servicer (annual rates / 12 on the period-start
-   pool balance), with any earlier shortfall;
+1. senior fees: trustee, then servicer (annual rate x opening pool balance x
+   the day-count fraction of the interest period; purchases are not in the
+   base), with any earlier shortfall;
 2. interest of each rated class in order (A, then B, ...: balance at the start
-   of the period x coupon / 12, half-up to the fen), with earlier shortfalls;
+   of the period x coupon x the day-count fraction, half-up to the fen), with
+   earlier shortfalls carried forward and paid first next time;
 3. the default top-up: income up to the period's defaulted principal (plus
    any earlier uncovered defaults) moves to the principal account;
 4. the rest to the subordinated class (its ``interest_paid``); without one it
@@ -31,16 +33,23 @@ principal, the default top-up and cash retained from earlier periods):
   subordinated class); anything left after every class is repaid is released.
   Purchases made after the revolving period are reported as unfunded.
 
+The interest period runs from the previous payment date (period 1: the
+closing date) to the period's payment date (:mod:`transforms.dates`); terms
+without date rules accrue a regular 30/360 month (1/12 of a year).
+
 The revolving period lasts while the period ends on or before the deal's
-``revolving_period_end`` and no ``early_amortisation`` trigger has breached in
-an earlier period: a breach in period ``n`` switches the waterfall from
-period ``n + 1`` on, for good. Triggers are tested after the period's
-payments, on the period's metrics and its excess spread.
+``revolving_period_end`` and no ``early_amortisation`` trigger has breached
+(DOMAIN.md "Early amortisation"): triggers are tested on the period's
+metrics and its excess spread before principal is distributed, and a breach
+in period ``n`` switches the principal waterfall to sequential amortisation
+from period ``n`` on, for good. In the breach period the purchases already
+made in it (dated before the breach was known, at the period end) are paid
+and the rest of the principal funds amortise the notes; from the next period
+on no purchase is paid (the flows quarantine later purchase events, so any
+that reach the waterfall are reported as unfunded).
 
 Excess spread (annualised) = (interest + borrower fees - senior fees due -
-rated-class interest due) / period-start balance x 12, where the period-start
-balance is the opening pool balance plus the period's purchases (effective
-from the period start; see :mod:`transforms.pool_metrics`).
+rated-class interest due) / opening pool balance x 12 (no purchases in the base).
 
 Credit enhancement at the period end: collateral = closing pool balance +
 principal account; a class's subordination = balance of the classes below it
@@ -53,35 +62,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
+from fractions import Fraction
 from typing import Any, Final, Literal
 
 import polars as pl
 
+from transforms.dates import DateRules, accrue, interest_period
 from transforms.triggers import TriggerResult, TriggerTerms, evaluate_trigger
 
 MONTHS_PER_YEAR: Final = 12
 PPM: Final = 1_000_000
 TrancheKind = Literal["senior", "mezzanine", "subordinated"]
-
-
-def monthly_accrual(balance: int, annual_ppm: int) -> int:
-    """One month of an annual rate on a balance, rounded half-up to the fen.
-
-    Args:
-        balance: Balance in fen (not negative).
-        annual_ppm: Annual rate in parts per million.
-
-    Returns:
-        ``round_half_up(balance * annual_ppm / 1e6 / 12)`` computed in integers.
-
-    Raises:
-        ValueError: If ``balance`` or ``annual_ppm`` is negative.
-    """
-    if balance < 0 or annual_ppm < 0:
-        raise ValueError("balance and rate must not be negative")
-    denominator = PPM * MONTHS_PER_YEAR
-    return (2 * balance * annual_ppm + denominator) // (2 * denominator)
 
 
 @dataclass(frozen=True)
@@ -106,6 +98,7 @@ class WaterfallTerms:
         servicer_fee_ppm: Servicer fee, likewise.
         revolving_period_end: Last day of the revolving period (None: static pool).
         triggers: Performance triggers.
+        date_rules: Payment dates and day count (None: a regular 30/360 month).
     """
 
     pool_id: str
@@ -115,6 +108,16 @@ class WaterfallTerms:
     servicer_fee_ppm: int = 0
     revolving_period_end: date | None = None
     triggers: tuple[TriggerTerms, ...] = ()
+    date_rules: DateRules | None = None
+
+    def year_fraction(self, period_end: date) -> Fraction:
+        """The day-count fraction of the interest period paid for ``period_end``."""
+        if self.date_rules is None:
+            return Fraction(1, MONTHS_PER_YEAR)
+        previous = None
+        if self.period_number(period_end) > 1:
+            previous = date(period_end.year, period_end.month, 1) - timedelta(days=1)
+        return interest_period(period_end, previous, self.date_rules).year_fraction
 
     def __post_init__(self) -> None:
         if not self.tranches:
@@ -157,11 +160,6 @@ class PeriodInputs:
     purchase_price: int = 0
     metrics: Mapping[str, float | None] = field(default_factory=dict)
     """Trigger metrics other than excess spread (cumulative default rate, ...)."""
-
-    @property
-    def period_start_balance(self) -> int:
-        """Opening balance plus purchases (effective from the period start)."""
-        return self.opening_balance + self.purchased_principal
 
 
 @dataclass(frozen=True)
@@ -290,21 +288,22 @@ def step(
         The state for the next period and what happened in this one.
     """
     number = terms.period_number(period.period_end)
-    revolving = (
+    in_revolving_period = (
         terms.revolving_period_end is not None
         and period.period_end <= terms.revolving_period_end
         and not state.early_amortisation
     )
     steps: list[WaterfallStep] = []
-    base = period.period_start_balance
+    base = period.opening_balance
+    fraction = terms.year_fraction(period.period_end)
     balances = list(state.balances)
     arrears = list(state.interest_arrears)
     classes = terms.tranches
 
     income = _Ledger("income", period.interest + period.fees + period.recoveries, steps)
     available_income = income.cash
-    trustee_due = monthly_accrual(base, terms.trustee_fee_ppm)
-    servicer_due = monthly_accrual(base, terms.servicer_fee_ppm)
+    trustee_due = accrue(base, terms.trustee_fee_ppm, fraction)
+    servicer_due = accrue(base, terms.servicer_fee_ppm, fraction)
     fees_due = trustee_due + servicer_due
     # Earlier fee shortfalls are owed to the trustee first.
     trustee_paid = income.pay("trustee_fee", trustee_due + state.fee_arrears)
@@ -312,7 +311,7 @@ def step(
     fee_arrears = trustee_due + state.fee_arrears + servicer_due - trustee_paid - servicer_paid
 
     interest_due = [
-        monthly_accrual(b, t.coupon_ppm) for b, t in zip(balances, classes, strict=True)
+        accrue(b, t.coupon_ppm, fraction) for b, t in zip(balances, classes, strict=True)
     ]
     interest_paid = [0] * len(classes)
     note_interest_due = 0
@@ -323,6 +322,18 @@ def step(
         interest_paid[i] = income.pay(
             f"class_{tranche.class_name}_interest", interest_due[i] + arrears[i]
         )
+
+    # Triggers test the period's figures before principal is distributed, so a
+    # breach changes this period's principal waterfall (DOMAIN.md).
+    excess = (
+        (period.interest + period.fees - fees_due - note_interest_due) / base * MONTHS_PER_YEAR
+        if base
+        else None
+    )
+    metrics = {**period.metrics, "excess_spread": excess}
+    results = tuple(evaluate_trigger(t, number, metrics) for t in terms.triggers)
+    accelerating = any(r.breached and r.consequence == "early_amortisation" for r in results)
+    revolving = in_revolving_period and not accelerating
 
     deficiency = state.principal_deficiency + period.defaulted_principal
     top_up = income.pay("default_top_up", deficiency)
@@ -353,6 +364,9 @@ def step(
         purchases_paid = principal.pay("revolving_purchases", period.purchase_price)
         retained = principal.cash
     else:
+        if in_revolving_period:
+            # The breach period: purchases made before the breach was known are paid.
+            purchases_paid = principal.pay("revolving_purchases", period.purchase_price)
         for i, tranche in enumerate(classes):
             principal_paid[i] = principal.pay(f"class_{tranche.class_name}_principal", balances[i])
         released += principal.pay("principal_released", principal.cash)
@@ -374,14 +388,6 @@ def step(
         )
         for i, t in enumerate(classes)
     )
-    excess = (
-        (period.interest + period.fees - fees_due - note_interest_due) / base * MONTHS_PER_YEAR
-        if base
-        else None
-    )
-    metrics = {**period.metrics, "excess_spread": excess}
-    results = tuple(evaluate_trigger(t, number, metrics) for t in terms.triggers)
-    accelerating = any(r.breached and r.consequence == "early_amortisation" for r in results)
     outcome = PeriodOutcome(
         period_end=period.period_end,
         period_number=number,
@@ -469,6 +475,7 @@ METRIC_COLUMNS: Final = (
     "cumulative_net_loss_rate",
     "delinquency_90_plus_share",
     "delinquency_30_plus_share",
+    "delinquency_ratio",
     "payment_rate",
 )
 
@@ -546,7 +553,10 @@ def waterfall_inputs(
         )
         .join(
             delinquency_shares.select(
-                *keys, "delinquency_90_plus_share", "delinquency_30_plus_share"
+                *keys,
+                "delinquency_90_plus_share",
+                "delinquency_30_plus_share",
+                "delinquency_ratio",
             ),
             on=keys,
             how="left",
@@ -715,9 +725,10 @@ def outcome_frames(pool_id: str, outcomes: Sequence[PeriodOutcome]) -> Waterfall
                     "threshold": result.threshold,
                     "actual": result.actual,
                     "breached": result.breached,
-                    # The consequence binds from the next period; "in effect" says
-                    # whether this period's payments already followed it.
-                    "in_effect": in_effect and result.consequence == "early_amortisation",
+                    # The consequence binds from the breach period; "in effect" says
+                    # whether this period's payments followed it.
+                    "in_effect": (in_effect or outcome.early_amortisation_breach)
+                    and result.consequence == "early_amortisation",
                 }
             )
         step_rows.extend(

@@ -365,7 +365,8 @@ class TestContract:
         from data_contracts.metrics_contract import contract_conventions
 
         assert contract_conventions()["smm"] == (
-            "unscheduled principal / (opening balance + purchased principal - scheduled principal)"
+            "opening cohort's unscheduled principal / (opening cohort's opening balance - "
+            "its scheduled principal); loans bought in the period are in neither part"
         )
 
     def test_optional_sections_are_formatted(self) -> None:

@@ -231,6 +231,18 @@ class TestRollforward:
                 "defaulted_count": [0, 0, 1, 0, 0, 0],
                 "removed_count": [0, 1, 0, 0, 0, 0],
                 "purchased_count": [0, 1, 0, 0, 0, 0],
+                # The opening cohort: loans performing in the pool at the period start.
+                "cohort_opening_balance": [
+                    2_400_000,
+                    2_186_151,
+                    1_811_514,
+                    250_000,
+                    230_000,
+                    210_000,
+                ],
+                "cohort_scheduled_principal": [163_849, 164_637, 140_934, 20_000, 20_000, 20_000],
+                "cohort_unscheduled_principal": [50_000, 420_000, 0, 0, 0, 0],
+                "cohort_defaulted_principal": [0, 0, 290_000, 0, 0, 0],
             },
             schema_overrides={"period_end": pl.Date},
         ).with_columns(pl.exclude("pool_id", "period_end").cast(pl.Int64))
@@ -499,54 +511,74 @@ class TestScalarRates:
             fn(1.5)
 
 
+def _rates(rows: list[dict[str, Any]], periods: list[date]) -> pl.LazyFrame:
+    snapshots = frame(rows)
+    return with_period_rates(
+        pool_rollforward(snapshots, periods), pool_collections(snapshots, periods)
+    )
+
+
 class TestPeriodRates:
-    def test_smm_cpr_mdr_cdr_from_the_rollforward(self) -> None:
-        got = with_period_rates(pool_rollforward(frame(ROWS), PERIODS)).filter(
-            pl.col("pool_id") == "P1"
-        )
+    def test_smm_mdr_and_payment_rate_follow_the_opening_cohort(self) -> None:
+        got = _rates(ROWS, PERIODS).filter(pl.col("pool_id") == "P1")
         feb, mar, apr = got.collect().rows(named=True)
         assert feb["smm"] == pytest.approx(50_000 / (2_400_000 - 163_849), rel=1e-15)
         assert feb["cpr"] == pytest.approx(1 - (1 - 50_000 / 2_236_151) ** 12, rel=1e-14)
         assert feb["mdr"] == 0.0
         assert feb["cdr"] == 0.0
-        assert feb["payment_rate"] == pytest.approx(213_849 / 2_400_000, rel=1e-15)
-        # L5's 6,000.00 purchase counts from the start of March: it is in the base.
-        assert mar["period_start_balance"] == 2_186_151 + 600_000
-        assert mar["smm"] == pytest.approx(420_000 / (2_786_151 - 214_637), rel=1e-15)
-        assert mar["payment_rate"] == pytest.approx(634_637 / 2_786_151, rel=1e-15)
+        # Principal 213,849 + interest 21,000 + fees 500 over the opening balance.
+        assert feb["payment_rate"] == pytest.approx(235_349 / 2_400_000, rel=1e-15)
+        # L5, bought in March, is in neither part of SMM: L1 L2 L3 L4 L6 open at
+        # 2,186,151 and pay 164,637 scheduled and 420,000 unscheduled.
+        assert mar["smm"] == pytest.approx(420_000 / (2_186_151 - 164_637), rel=1e-15)
+        # The payment rate counts every obligor collection (L5's too) over the
+        # opening balance alone: 634,637 principal + 24,862 interest.
+        assert mar["payment_rate"] == pytest.approx(659_499 / 2_186_151, rel=1e-15)
         assert apr["smm"] == 0.0
         assert apr["mdr"] == pytest.approx(290_000 / 1_811_514, rel=1e-15)
         assert apr["cdr"] == pytest.approx(1 - (1 - 290_000 / 1_811_514) ** 12, rel=1e-14)
 
     def test_zero_denominators_give_null_rates(self) -> None:
         rows = [snap(JAN, "X", "P", 0, 0, status="matured", remaining=0)]
-        got = with_period_rates(pool_rollforward(frame(rows), [FEB]))
+        got = _rates(rows, [FEB])
         assert rows_of(got, "opening_balance", "smm", "cpr", "mdr", "cdr", "payment_rate") == [
             (0, None, None, None, None, None)
         ]
 
-    def test_a_pool_made_only_of_purchases_has_defined_rates(self) -> None:
+    def test_a_pool_made_only_of_purchases_has_no_opening_cohort_rates(self) -> None:
         rows = [
             snap(JAN, "X", "P", 0, 0, status="matured", remaining=0),
             snap(FEB, "Y", "P", 50_000, 40_000, unsched=10_000, purchased=50_000),
         ]
-        got = with_period_rates(pool_rollforward(frame(rows), [FEB]))
-        assert rows_of(got, "opening_balance", "period_start_balance", "smm", "payment_rate") == [
-            (0, 50_000, 0.2, 0.2)
+        got = _rates(rows, [FEB])
+        assert rows_of(got, "opening_balance", "cohort_opening_balance", "smm", "payment_rate") == [
+            (0, 0, None, None)
         ]
 
-    def test_smm_stays_within_one_in_a_heavy_purchase_month(self) -> None:
+    def test_purchases_prepaying_in_their_first_month_leave_smm_alone(self) -> None:
         # A small opening pool; the purchases prepay heavily within their first period.
         rows = [
             snap(JAN, "X", "P", 10_000, 10_000),
-            snap(FEB, "X", "P", 10_000, 9_000, sched=1_000),
+            snap(FEB, "X", "P", 10_000, 9_000, sched=1_000, unsched=450),
             snap(FEB, "Y", "P", 500_000, 0, unsched=500_000, purchased=500_000, status="prepaid"),
             snap(FEB, "Z", "P", 300_000, 100_000, unsched=200_000, purchased=300_000),
         ]
-        got = with_period_rates(pool_rollforward(frame(rows), [FEB])).collect()
-        # On the bare opening balance this would be 700,000 / 9,000 = 77.8.
-        assert got["smm"].to_list() == [pytest.approx(700_000 / 809_000, rel=1e-15)]
-        assert 0.0 <= got["cpr"][0] <= 1.0
+        got = _rates(rows, [FEB]).collect()
+        assert got["smm"].to_list() == [pytest.approx(450 / 9_000, rel=1e-15)]
+
+    def test_a_loan_defaulted_before_the_period_is_not_in_the_cohort(self) -> None:
+        rows = [
+            snap(JAN, "X", "P", 10_000, 10_000),
+            snap(
+                JAN, "D", "P", 5_000, 5_000, status="defaulted", default_date=JAN, defaulted=5_000
+            ),
+            snap(FEB, "X", "P", 10_000, 9_000, sched=1_000),
+            snap(
+                FEB, "D", "P", 5_000, 5_000, status="defaulted", default_date=JAN, defaulted=5_000
+            ),
+        ]
+        got = _rates(rows, [FEB])
+        assert rows_of(got, "cohort_opening_balance", "mdr") == [(10_000, 0.0)]
 
 
 class TestCumulativePerformance:

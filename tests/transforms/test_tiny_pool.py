@@ -32,17 +32,26 @@ May    32,800  0         3,700   0       6,000     0       23,100
 ====== ======= ========= ======= ======= ========= ======= =======
 
 Notes: A 32,000 at 6%, B 4,000 at 12%, C 4,000 subordinated; trustee fee
-1.2% and servicer fee 2.4% a year on the period-start balance.
+1.2% and servicer fee 2.4% a year on the opening pool balance (purchases are
+not in the base), a regular 30/360 month (1/12 of a year) each period.
+
+Rates over the opening cohort (loans performing in the pool at the period
+start; L09 in March and L10 in April are in neither part):
+
+- SMM: Feb 0; Mar 6,400 / (36,600 - 3,400) (L09's 900 left out); Apr 1,000 /
+  (34,900 - 3,500) (L10's 500 left out); May 0. MDR May 6,000 / 32,800.
+- Payment rate = (principal + interest + fees) / opening: Feb 3,740 / 40,000,
+  Mar 11,096 / 36,600, Apr 5,339 / 34,900, May 3,968 / 32,800.
 
 - Feb (revolving): income 340; fees 40 + 80; A 160, B 40, C 20. Principal
   funds 3,400, no purchase: retained.
-- Mar (revolving): start 45,600; income 396; fees 45.60 + 91.20; A 160,
-  B 40, C 59.20. Funds 4,300 + 6,400 + 3,400 retained = 14,100; L09 costs
+- Mar (revolving): opening 36,600; income 396; fees 36.60 + 73.20; A 160,
+  B 40, C 86.20. Funds 4,300 + 6,400 + 3,400 retained = 14,100; L09 costs
   9,000; 5,100 retained.
-- Apr (amortising): start 39,900; income 339; fees 39.90 + 79.80; A 160,
-  B 40, C 19.30. Funds 4,000 + 1,000 + 2,100 repurchase + 5,100 = 12,200,
+- Apr (amortising): opening 34,900; income 339; fees 34.90 + 69.80; A 160,
+  B 40, C 34.30. Funds 4,000 + 1,000 + 2,100 repurchase + 5,100 = 12,200,
   all to A (19,800 left); L10's 5,000 is unfunded.
-- May: start 32,800; income 268 + 500 recoveries = 768; fees 32.80 + 65.60;
+- May: opening 32,800; income 268 + 500 recoveries = 768; fees 32.80 + 65.60;
   A 19,800 x 0.5% = 99, B 40; the 530.60 left tops up the 6,000 default
   (5,469.40 uncovered); C 0. Funds 3,700 + 530.60 = 4,230.60 to A
   (15,569.40 left).
@@ -241,9 +250,7 @@ TERMS = WaterfallTerms(
             "above",
             (ThresholdStep(1, 0.02), ThresholdStep(3, 0.05)),
         ),
-        TriggerTerms(
-            "90+ delinquency", "delinquency_90_plus_share", "above", (ThresholdStep(1, 0.03),)
-        ),
+        TriggerTerms("Delinquency ratio", "delinquency_ratio", "above", (ThresholdStep(1, 0.20),)),
     ),
 )
 
@@ -287,12 +294,13 @@ def test_pool_factor_collections_and_rates() -> None:
         (370_000, 26_800, 50_000),
     ]
     perf = _collect(pool_performance(SNAPSHOTS, PERIODS, {"T": JAN}))
-    assert [r["smm"] for r in perf] == pytest.approx([0.0, 0.15496368, 0.02785515, 0.0], abs=1e-8)
-    assert [r["cpr"] for r in perf] == pytest.approx([0.0, 0.86741191, 0.28752154, 0.0], abs=1e-8)
-    assert [r["mdr"] for r in perf] == pytest.approx([0.0, 0.0, 0.0, 0.18292683], abs=1e-8)
+    smm = [0.0, 6_400 / 33_200, 1_000 / 31_400, 0.0]
+    assert [r["smm"] for r in perf] == pytest.approx(smm, abs=1e-15)
+    assert [r["cpr"] for r in perf] == pytest.approx([1 - (1 - x) ** 12 for x in smm], abs=1e-14)
+    assert [r["mdr"] for r in perf] == pytest.approx([0.0, 0.0, 0.0, 6_000 / 32_800], abs=1e-15)
     assert [r["cdr"] for r in perf] == pytest.approx([0.0, 0.0, 0.0, 0.91146165], abs=1e-8)
     assert [r["payment_rate"] for r in perf] == pytest.approx(
-        [0.085, 0.23464912, 0.12531328, 0.11280488], abs=1e-8
+        [3_740 / 40_000, 11_096 / 36_600, 5_339 / 34_900, 3_968 / 32_800], abs=1e-15
     )
     may = perf[-1]
     # Denominator: cut-off 40,000 + purchases 9,000 + 5,000 = 54,000.
@@ -355,10 +363,10 @@ def test_the_waterfall_pays_as_computed_by_hand() -> None:
         ("C", 2_000, 0, 400_000),
         ("A", 16_000, 0, 3_200_000),
         ("B", 4_000, 0, 400_000),
-        ("C", 5_920, 0, 400_000),
+        ("C", 8_620, 0, 400_000),
         ("A", 16_000, 1_220_000, 1_980_000),
         ("B", 4_000, 0, 400_000),
-        ("C", 1_930, 0, 400_000),
+        ("C", 3_430, 0, 400_000),
         ("A", 9_900, 423_060, 1_556_940),
         ("B", 4_000, 0, 400_000),
         ("C", 0, 0, 400_000),
@@ -369,7 +377,7 @@ def test_the_waterfall_pays_as_computed_by_hand() -> None:
     assert april_a["interest_per_100"] == 0.5
     summary = frames.summary.collect()
     assert summary["revolving"].to_list() == [True, True, False, False]
-    assert summary["senior_fees_due"].to_list() == [12_000, 13_680, 11_970, 9_840]
+    assert summary["senior_fees_due"].to_list() == [12_000, 10_980, 10_470, 9_840]
     assert summary["purchases_paid"].to_list() == [0, 900_000, 0, 0]
     assert summary["purchases_unfunded"].to_list() == [0, 0, 500_000, 0]
     assert summary["principal_account"].to_list() == [340_000, 510_000, 0, 0]
@@ -377,7 +385,7 @@ def test_the_waterfall_pays_as_computed_by_hand() -> None:
     assert summary["principal_deficiency"].to_list() == [0, 0, 0, 546_940]
     assert summary["overcollateralisation"].to_list() == [0, 0, 500_000, 2_310_000 - 2_356_940]
     assert summary["excess_spread"].to_list() == pytest.approx(
-        [0.006, 0.01557895, 0.00580451, 0.01119512], abs=1e-8
+        [0.006, 86.20 / 36_600 * 12, 34.30 / 34_900 * 12, 30.60 / 32_800 * 12], abs=1e-12
     )
     # Subordination of A at the end of February: (4,000 + 4,000) / 40,000.
     assert tranches.row(0, named=True)["subordination"] == 0.2
@@ -391,6 +399,5 @@ def test_the_may_default_breaches_the_stepped_up_trigger() -> None:
     assert cdr["breached"].to_list() == [False, False, False, True]
     assert cdr["actual"][-1] == pytest.approx(0.11111111, abs=1e-8)
     assert (
-        tests.filter(pl.col("metric") == "delinquency_90_plus_share")["breached"].to_list()
-        == [False] * 4
+        tests.filter(pl.col("metric") == "delinquency_ratio")["breached"].to_list() == [False] * 4
     )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from fractions import Fraction
 
 import pytest
 
+from transforms.dates import DateRules, accrue
 from transforms.triggers import ThresholdStep, TriggerTerms, evaluate_trigger
 from transforms.waterfall import (
     PeriodInputs,
     TrancheTerms,
     WaterfallTerms,
     fold_waterfall,
-    monthly_accrual,
 )
 
 JAN, FEB, MAR = date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31)
@@ -61,11 +62,21 @@ class TestAccrual:
     )
     def test_a_month_of_interest_rounds_half_up(self, balance: int, ppm: int, fen: int) -> None:
         # 50 fen at 1% a month is 0.5 fen: half-up gives 1; 49 gives 0.49 -> 0.
-        assert monthly_accrual(balance, ppm) == fen
+        assert accrue(balance, ppm, Fraction(1, 12)) == fen
 
     def test_negative_inputs_are_refused(self) -> None:
         with pytest.raises(ValueError, match="negative"):
-            monthly_accrual(-1, 10)
+            accrue(-1, 10, Fraction(1, 12))
+
+    def test_terms_with_date_rules_accrue_the_actual_days_of_the_interest_period(self) -> None:
+        # Period 2 (February 2024) pays on Tue 2024-03-26 for 2024-02-26 .. 2024-03-26:
+        # 29 days ACT/365 on class A's 900,000 fen at 12%: 900,000 x 0.12 x 29 / 365.
+        terms = replace(TERMS, date_rules=DateRules(closing_date=date(2024, 1, 5)))
+        assert terms.year_fraction(FEB) == Fraction(29, 365)
+        [_, feb] = fold_waterfall([period(JAN), period(FEB)], terms)
+        assert feb.tranches[0].interest_due == 8_581  # 8,580.82 rounded half-up
+        # Period 1 accrues from the closing date 2024-01-05 to Mon 2024-02-26: 52 days.
+        assert terms.year_fraction(JAN) == Fraction(52, 365)
 
 
 class TestTriggers:
@@ -100,20 +111,22 @@ class TestTriggers:
 
 
 class TestFold:
-    def test_a_breach_ends_the_revolving_period_from_the_next_period_on(self) -> None:
+    def test_a_breach_switches_to_sequential_pay_from_the_breach_period_on(self) -> None:
         periods = [period(JAN, cdr=0.02), period(FEB), period(MAR)]
         calm = fold_waterfall(periods, TERMS)
         breached = fold_waterfall(periods, replace(TERMS, triggers=(BREACH,)))
         assert [o.revolving for o in calm] == [True, True, True]
-        assert [o.revolving for o in breached] == [True, False, False]
+        assert [o.revolving for o in breached] == [False, False, False]
         assert [o.early_amortisation_breach for o in breached] == [True, False, False]
         # Without the trigger every period buys receivables and no note is repaid.
         assert [o.purchases_paid for o in calm] == [100_000] * 3
         assert [o.tranches[0].principal_paid for o in calm] == [0, 0, 0]
-        # With it, February and March amortise class A and buy nothing with trust cash.
+        # January's purchase was made before the breach was known and is paid; what is
+        # left amortises class A. From February no purchase is paid with trust cash.
         assert [o.purchases_paid for o in breached] == [100_000, 0, 0]
         assert [o.purchases_unfunded for o in breached] == [0, 100_000, 100_000]
         assert [o.tranches[0].principal_paid for o in breached] == [0, 100_000, 100_000]
+        assert [o.principal_account for o in breached] == [0, 0, 0]
         assert breached[-1].tranches[0].closing_balance == 700_000
         # Class A interest follows the lower balance: 800,000 x 1% in March.
         assert breached[2].tranches[0].interest_due == 8_000
@@ -121,7 +134,7 @@ class TestFold:
     def test_the_breach_is_permanent_even_when_the_metric_recovers(self) -> None:
         periods = [period(JAN, cdr=0.02), period(FEB, cdr=0.0), period(MAR, cdr=0.0)]
         outcomes = fold_waterfall(periods, replace(TERMS, triggers=(BREACH,)))
-        assert [o.revolving for o in outcomes] == [True, False, False]
+        assert [o.revolving for o in outcomes] == [False, False, False]
         assert [r.breached for o in outcomes for r in o.triggers] == [True, False, False]
 
     def test_the_revolving_period_ends_on_its_date(self) -> None:
