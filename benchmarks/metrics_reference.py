@@ -1,8 +1,9 @@
 """An independent plain-SQL (DuckDB) implementation of the core pool metrics.
 
 Written from DOMAIN.md and the team's conventions, not from the Polars code:
-the pool roll-forward with counts, delinquency buckets, WAC and SMM/CPR per
-pool and period end. The tests compare it with ``transforms.pool_metrics`` on
+the pool roll-forward with counts, delinquency buckets, WAC and SMM/CPR (over
+the opening cohort: loans performing in the pool at the previous period end)
+per pool and period end. The tests compare it with ``transforms.pool_metrics`` on
 a generated tape; ``benchmarks/metrics.py`` times both.
 
 Input tables (registered by the caller): ``snapshots`` (loan snapshots at
@@ -99,24 +100,26 @@ order by 1, 2
 CPR = (
     _PERIODS
     + """
-, flows as (
-    select pool_id, as_of_date,
-           sum(scheduled_principal_paid) as scheduled,
-           sum(unscheduled_principal_paid) as unscheduled,
-           sum(purchased_principal) as purchased,
-           sum(case when performing then closing_principal else 0 end) as closing
-    from pooled group by pool_id, as_of_date
-), with_opening as (
-    select f.*, coalesce(o.closing, 0) as opening
-    from flows f
-    join as_of a on a.as_of_date = f.as_of_date
-    left join flows o on o.pool_id = f.pool_id and o.as_of_date = a.previous_as_of
+, cohort as (
+    -- The opening cohort: loans performing in the same pool at the previous as-of date.
+    select p.pool_id, p.as_of_date,
+           sum(prev.closing_principal) as opening,
+           sum(p.scheduled_principal_paid) as scheduled,
+           sum(p.unscheduled_principal_paid) as unscheduled
+    from pooled p
+    join snapshots prev
+      on prev.loan_id = p.loan_id and prev.as_of_date = p.previous_as_of
+         and prev.pool_id = p.pool_id and prev.status in ('current', 'delinquent')
+    group by p.pool_id, p.as_of_date
+), periods as (
+    select distinct pool_id, as_of_date from pooled
 )
-select pool_id, as_of_date as period_end,
-       unscheduled / nullif(opening + purchased - scheduled, 0) as smm,
-       1 - pow(1 - unscheduled / nullif(opening + purchased - scheduled, 0), 12) as cpr
-from with_opening
-where as_of_date in (select unnest($periods))
+select k.pool_id, k.as_of_date as period_end,
+       c.unscheduled / nullif(c.opening - c.scheduled, 0) as smm,
+       1 - pow(1 - c.unscheduled / nullif(c.opening - c.scheduled, 0), 12) as cpr
+from periods k
+left join cohort c on c.pool_id = k.pool_id and c.as_of_date = k.as_of_date
+where k.as_of_date in (select unnest($periods))
 order by 1, 2
 """
 )

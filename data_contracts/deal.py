@@ -153,7 +153,7 @@ class Definitions(_Strict):
 class PaymentDateRule(_Strict):
     """Notes pay on ``day_of_month``, ``months_after`` months after the period's month."""
 
-    day_of_month: int = Field(default=26, ge=1, le=31)
+    day_of_month: int = Field(default=26, ge=1, le=28)
     months_after: int = Field(default=1, ge=0, le=12)
 
 

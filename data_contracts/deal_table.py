@@ -52,7 +52,7 @@ def deal_frame(deals: Iterable[DealTerms]) -> pl.DataFrame:
             "currency": deal.currency,
             "cutoff_date": deal.cutoff_date,
             "closing_date": deal.closing_date,
-            "payment_day": deal.payment_day,
+            "payment_day": deal.payment_rule.day_of_month,
             "revolving_period_end": deal.revolving_period_end,
             "legal_final_date": deal.legal_final_date,
             "tranche_count": len(deal.tranches),

@@ -224,7 +224,12 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
         "currency": "CNY",
         "cutoff_date": day(deal.cutoff_date),
         "closing_date": day(deal.closing_date),
-        "payment_day": 26,
+        # Dates: the 26th of the month after each collection period, moved to the
+        # next exchange business day; the report five business days before.
+        "payment_date_rule": {"day_of_month": 26, "months_after": 1},
+        "business_day_convention": "following",
+        "report_date_rule": {"business_days_before": 5},
+        "day_count": "ACT/365",
         "revolving_period_end": day(deal.revolving_end_date),
         "legal_final_date": day(deal.legal_final_date),
         "eligibility": {
@@ -256,8 +261,9 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
                 "consequence": "early_amortisation",
             },
             {
-                "name": "90+ days delinquency",
-                "metric": "delinquency_90_plus_share",
+                # Loans over default_dpd have defaulted, so the test is 31 DPD to default.
+                "name": "Delinquency ratio (31 DPD to default)",
+                "metric": "delinquency_ratio",
                 "comparison": "above",
                 "threshold": "0.0300",
                 "consequence": "early_amortisation",
@@ -268,6 +274,7 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
             "charge_off_dpd": cal.CHARGE_OFF_DPD,
             "dpd_tolerance": "1.00",
             "cumulative_default_denominator": "initial_plus_purchases",
+            "advance_payment_days": 7,
         },
     }
 

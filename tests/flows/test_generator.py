@@ -14,7 +14,10 @@ import yaml
 
 from data_contracts.deal import DealTerms
 from flows.generator import GenerationSummary, generate_landing
+from flows.metrics import date_rules
+from flows.periods import month_ends_between
 from transforms import schema
+from transforms.dates import is_business_day, payment_date, report_date
 from transforms.schedules import build_schedules
 
 MONEY_TEXT = r"^\d+\.\d{2}$"
@@ -180,13 +183,30 @@ def test_the_deal_yaml_validates_and_sizes_the_notes_on_the_cutoff_pool(book: La
     assert shares["C"] == pytest.approx(0.075, abs=0.002)
     assert {t.kind for t in deal.tranches} == {"senior", "mezzanine", "subordinated"}
     metrics = {t.metric for t in deal.triggers}
-    assert {"cumulative_default_rate", "delinquency_90_plus_share"} <= metrics
+    assert {"cumulative_default_rate", "delinquency_ratio"} <= metrics
     steps = next(t for t in deal.triggers if t.metric == "cumulative_default_rate").schedule
     assert [s.threshold for s in steps] == sorted(s.threshold for s in steps)
     assert deal.definitions.default_dpd == 90
     assert deal.definitions.charge_off_dpd == 180
     assert deal.definitions.dpd_tolerance == 100
     assert deal.definitions.cumulative_default_denominator == "initial_plus_purchases"
+
+
+def test_no_demo_payment_or_report_date_falls_on_a_weekend_or_exchange_holiday(
+    book: Landing,
+) -> None:
+    raw = yaml.safe_load((book.root / "deals" / "HB2024-1.yaml").read_text(encoding="utf-8"))
+    deal = DealTerms.model_validate(raw)
+    rules = date_rules(deal)
+    assert (rules.payment_day, rules.business_day_convention, rules.day_count) == (
+        26,
+        "following",
+        "ACT/365",
+    )
+    periods = month_ends_between(deal.cutoff_date, deal.revolving_period_end or deal.cutoff_date)
+    days = [payment_date(p, rules) for p in periods] + [report_date(p, rules) for p in periods]
+    assert days
+    assert all(is_business_day(d) and d.weekday() < 5 for d in days)
 
 
 def test_pool_members_are_eligible_and_revolving_purchases_run_monthly(book: Landing) -> None:

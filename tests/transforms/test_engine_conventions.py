@@ -1,0 +1,89 @@
+"""The engine's market conventions, each on a hand-computed loan history.
+
+The loan is the 3-month ``equal_principal`` loan of 3,000.00 yuan of
+``test_performance``: instalments of 1,000.00 principal due 2024-02-15, 03-15
+and 04-15 (30.00, 20.00 and 10.00 interest). ``advance_payment_days`` is 7
+unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tests.transforms.test_performance import (
+    DUE_1,
+    DUE_2,
+    DUE_3,
+    THREE_MONTH,
+    _column,
+    _snapshots,
+)
+from transforms.performance import PerformanceRules
+
+FEB_END, MAR_END, APR_END = date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)
+
+
+def test_an_instalment_paid_two_days_early_is_scheduled_not_a_prepayment() -> None:
+    # Paid on Tue 02-13 for the instalment due Thu 02-15 (e.g. a due date on a holiday).
+    cash = [("r1", "A", date(2024, 2, 13), 100_000, 3_000, 0, "scheduled")]
+    got = _snapshots([THREE_MONTH], cash, dates=[FEB_END])
+    assert _column(got, "scheduled_principal_paid") == [100_000]
+    assert _column(got, "unscheduled_principal_paid") == [0]
+
+
+def test_next_months_instalment_paid_at_month_end_within_the_window_is_scheduled() -> None:
+    # 03-10 pays instalment 2 (due 03-15, five days later) together with instalment 1.
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 3, 10), 100_000, 2_000, 0, "scheduled"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[FEB_END, MAR_END])
+    assert _column(got, "scheduled_principal_paid") == [100_000, 100_000]
+    assert _column(got, "unscheduled_principal_paid") == [0, 0]
+
+
+def test_principal_paid_further_ahead_than_the_window_is_unscheduled() -> None:
+    # Ten days before its due date is beyond the seven-day window.
+    cash = [("r1", "A", date(2024, 2, 5), 100_000, 3_000, 0, "scheduled")]
+    got = _snapshots([THREE_MONTH], cash, dates=[FEB_END])
+    assert _column(got, "unscheduled_principal_paid") == [100_000]
+    # With a ten-day window the same payment is scheduled.
+    wide = _snapshots(
+        [THREE_MONTH], cash, dates=[FEB_END], rules=PerformanceRules(advance_payment_days=10)
+    )
+    assert _column(wide, "unscheduled_principal_paid") == [0]
+
+
+def test_a_loan_paid_off_three_days_before_its_final_due_date_has_matured() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+        ("r3", "A", date(2024, 4, 12), 100_000, 1_000, 0, "scheduled"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[APR_END])
+    assert _column(got, "status") == ["matured"]
+    assert _column(got, "unscheduled_principal_paid") == [0]
+
+
+def test_a_loan_paid_off_thirty_days_before_its_final_due_date_is_prepaid() -> None:
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+        ("r3", "A", date(2024, 3, 16), 100_000, 0, 0, "full_prepayment"),
+    ]
+    got = _snapshots([THREE_MONTH], cash, dates=[MAR_END])
+    assert (DUE_3 - date(2024, 3, 16)).days == 30
+    assert _column(got, "status") == ["prepaid"]
+    # One snapshot: its flows run from origination, instalments 1 and 2 on time.
+    assert _column(got, "scheduled_principal_paid") == [200_000]
+    assert _column(got, "unscheduled_principal_paid") == [100_000]
+
+
+def test_a_loan_is_charged_off_on_the_day_dpd_reaches_the_threshold() -> None:
+    # Nothing is paid: instalment 1 (due 02-15) is 100 days past due on 05-25.
+    rules = PerformanceRules(default_dpd=90, charge_off_dpd=100)
+    days = [date(2024, 5, 15), date(2024, 5, 16), date(2024, 5, 24), date(2024, 5, 25)]
+    got = _snapshots([THREE_MONTH], [], dates=days, rules=rules)
+    assert _column(got, "dpd") == [90, 91, 99, 100]
+    # Default when DPD exceeds 90; charge-off when it reaches 100.
+    assert _column(got, "status") == ["delinquent", "defaulted", "defaulted", "charged_off"]
