@@ -139,7 +139,8 @@ class SnapshotOutcome:
 
 def _fingerprint(rules_by_pool: Mapping[str, PerformanceRules]) -> str:
     rules = sorted(
-        (p, r.default_dpd, r.charge_off_dpd, r.tolerance_fen) for p, r in rules_by_pool.items()
+        (p, r.default_dpd, r.charge_off_dpd, r.tolerance_fen, r.advance_payment_days)
+        for p, r in rules_by_pool.items()
     )
     text = json.dumps({"code": code_version(), "rules": rules, "state": list(ENGINE_STATE)})
     return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,493 @@
+"""A deliberately simple recomputation of the pool figures, in plain Python loops.
+
+Written from DOMAIN.md and the conventions the metrics contract states, not from
+``transforms/``: it imports nothing from there. Every loan is walked day by day
+from origination, so the code stays close to the definitions (DPD, default,
+charge-off, the split of principal into scheduled and unscheduled, the pool's
+membership); it is slow and only meant for a tape of a few hundred loans.
+
+Inputs are plain dicts (the rows of the curated loans, repayments and pool
+events); amounts are integer fen, rates parts per million.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Any
+
+PERFORMING = ("current", "delinquent")
+BUCKETS = ("current", "1-30", "31-60", "61-90", "91-120", "121-150", "151-180", "180+")
+
+
+def half_up(value: Fraction) -> int:
+    """Round a non-negative rational half-up to an integer."""
+    return int((2 * value.numerator + value.denominator) // (2 * value.denominator))
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def schedule(loan: Mapping[str, Any]) -> list[tuple[date, int, int]]:
+    """(due date, principal due, interest due) per instalment, DOMAIN.md "Loan mechanics"."""
+    principal = int(loan["principal"])
+    n = int(loan["term_months"])
+    r = Fraction(int(loan["rate_ppm"]), 12 * 1_000_000)
+    method = loan["repayment_method"]
+    rows: list[tuple[int, int]] = []
+    balance = principal
+    if method == "equal_instalment":
+        if r == 0:
+            payment = half_up(Fraction(principal, n))
+        else:
+            growth = (1 + r) ** n
+            payment = half_up(principal * r * growth / (growth - 1))
+        for k in range(1, n + 1):
+            interest = half_up(balance * r)
+            due = balance if k == n else min(payment - interest, balance)
+            rows.append((due, interest))
+            balance -= due
+    elif method == "equal_principal":
+        each = half_up(Fraction(principal, n))
+        for k in range(1, n + 1):
+            interest = half_up(balance * r)
+            due = balance if k == n else min(each, balance)
+            rows.append((due, interest))
+            balance -= due
+    elif method == "interest_only":
+        for k in range(1, n + 1):
+            rows.append((principal if k == n else 0, half_up(principal * r)))
+    elif method == "bullet":
+        rows = [(0, 0)] * (n - 1) + [(principal, half_up(principal * r * n))]
+    else:
+        raise ValueError(f"unknown method {method}")
+    first = loan["first_due_date"]
+    return [(add_months(first, k), p, i) for k, (p, i) in enumerate(rows)]
+
+
+@dataclass
+class Rules:
+    default_dpd: int = 90
+    charge_off_dpd: int = 180
+    tolerance: int = 100
+    advance_days: int = 7
+
+
+@dataclass
+class LoanDay:
+    """A loan's position at the end of one day (cumulative since origination)."""
+
+    paid: int = 0
+    scheduled: int = 0
+    unscheduled: int = 0
+    interest: int = 0
+    fees: int = 0
+    recoveries: int = 0
+    performing_paid: int = 0
+    dpd: int = 0
+    default_day: date | None = None
+    charge_off_day: date | None = None
+    zero_day: date | None = None
+    instalments_due: int = 0
+
+
+@dataclass
+class LoanHistory:
+    """A loan's end-of-day positions on the days asked for."""
+
+    loan: Mapping[str, Any]
+    final_due: date
+    instalments: int
+    at: dict[date, LoanDay] = field(default_factory=dict)
+
+
+def walk_loan(
+    loan: Mapping[str, Any], cash: Sequence[Mapping[str, Any]], days: Iterable[date], rules: Rules
+) -> LoanHistory:
+    """Walk one loan day by day and keep its position on each day of ``days``."""
+    plan = schedule(loan)
+    principal = int(loan["principal"])
+    wanted = sorted(d for d in set(days) if d >= loan["origination_date"])
+    history = LoanHistory(loan, plan[-1][0], len(plan))
+    if not wanted:
+        return history
+    by_day: dict[date, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in cash:
+        by_day[row["value_date"]].append(row)
+    raw = 0  # signed principal before the cap
+    cash_total = 0  # principal + interest, what DPD compares with the amounts due
+    ahead = 0  # running "principal paid ahead of the schedule"
+    state = LoanDay()
+    day = loan["origination_date"]
+    while day <= wanted[-1]:
+        for row in sorted(by_day.get(day, []), key=lambda x: x["repayment_id"]):
+            sign = -1 if row["kind"] == "reversal" else 1
+            p = sign * int(row["principal_paid"])
+            i = sign * int(row["interest_paid"])
+            f = sign * (int(row["fee_paid"]) + int(row["penalty_paid"]))
+            before = min(max(raw, 0), principal)
+            raw += p
+            after = min(max(raw, 0), principal)
+            cash_total += p + i
+            horizon = day + timedelta(days=rules.advance_days)
+            due_so_far = sum(pd for d, pd, _ in plan if d <= horizon)
+            if sign > 0:
+                new_ahead = max(ahead, 0, after - due_so_far)
+            elif after < due_so_far:
+                new_ahead = min(ahead, after)
+            else:
+                new_ahead = max(0, ahead - (before - after))
+            unscheduled = new_ahead - ahead
+            ahead = new_ahead
+            paid = after - before
+            performing = state.default_day is None or day <= state.default_day
+            if performing:
+                state.scheduled += paid - unscheduled
+                state.unscheduled += unscheduled
+                state.interest += i
+                state.fees += f
+                state.performing_paid += paid
+            else:
+                state.recoveries += paid + i + f
+            state.paid = after
+        repaid = state.paid >= principal
+        if repaid and state.zero_day is None:
+            state.zero_day = day
+        if not repaid:
+            state.zero_day = None
+        # DPD: the oldest instalment whose cumulative amount due exceeds the cash by
+        # more than the tolerance.
+        dpd = 0
+        if not repaid:
+            running = 0
+            for due_day, pd, idue in plan:
+                if pd + idue == 0:
+                    continue
+                running += pd + idue
+                if running - cash_total > rules.tolerance:
+                    dpd = max(0, (day - due_day).days)
+                    break
+        state.dpd = dpd
+        if state.default_day is None and dpd > rules.default_dpd:
+            state.default_day = day
+        if state.charge_off_day is None and dpd >= rules.charge_off_dpd:
+            state.charge_off_day = day
+        state.instalments_due = sum(1 for d, _, _ in plan if d <= day)
+        if day in wanted:
+            history.at[day] = LoanDay(**vars(state))
+        day += timedelta(days=1)
+    return history
+
+
+def _bucket(dpd: int) -> str:
+    bounds = (0, 30, 60, 90, 120, 150, 180)
+    return BUCKETS[sum(1 for b in bounds if dpd > b)]
+
+
+def _months_between(later: date, earlier: date) -> int:
+    return (later.year * 12 + later.month) - (earlier.year * 12 + earlier.month)
+
+
+@dataclass
+class Membership:
+    """One loan's effective pool events (repeated adds and stray removals dropped)."""
+
+    events: list[tuple[date, str]]
+
+    def member_on(self, day: date) -> bool:
+        state = False
+        for event_day, event in self.events:
+            if event_day > day:
+                break
+            state = event == "added"
+        return state
+
+    def removed_between(self, start: date | None, end: date) -> bool:
+        return any(
+            event == "removed" and (start is None or d > start) and d <= end
+            for d, event in self.events
+        )
+
+
+def memberships(pool_events: Iterable[Mapping[str, Any]], pool_id: str) -> dict[str, Membership]:
+    raw: dict[str, list[tuple[date, int, str]]] = defaultdict(list)
+    for row in pool_events:
+        if row["pool_id"] == pool_id:
+            rank = 0 if row["event"] == "added" else 1
+            raw[row["loan_id"]].append((row["event_date"], rank, row["event"]))
+    out = {}
+    for loan_id, events in raw.items():
+        kept: list[tuple[date, str]] = []
+        for d, _, event in sorted(events):
+            previous = kept[-1][1] if kept else None
+            # Repeated adds, and removals of a loan not in the pool, change nothing.
+            changes = previous != "added" if event == "added" else previous == "added"
+            if changes:
+                kept.append((d, event))
+        out[loan_id] = Membership(kept)
+    return out
+
+
+@dataclass
+class Row:
+    """A pool loan's figures for one period, as the definitions use them."""
+
+    status: str
+    opening: int
+    closing: int
+    scheduled: int
+    unscheduled: int
+    interest: int
+    fees: int
+    recoveries: int
+    defaulted_now: int
+    removed: int
+    purchased: int
+    in_cohort: bool
+    dpd: int
+    remaining_term: int
+    months_on_book: int
+
+
+def pool_rows(
+    history: LoanHistory,
+    membership: Membership,
+    grid: Sequence[date],
+    t: date,
+    rules: Rules,
+) -> Row | None:
+    """The loan's row in the pool for the period ending ``t`` (None: not in the pool)."""
+    loan = history.loan
+    if t < loan["origination_date"] or t not in history.at:
+        return None
+    dates = [d for d in grid if d >= loan["origination_date"]]
+    position = dates.index(t)
+    prev = dates[position - 1] if position else None
+    grid_prev = grid[grid.index(t) - 1] if grid.index(t) else None
+    removed = membership.removed_between(grid_prev, t)
+    member = membership.member_on(t)
+    if not member and not removed:
+        return None
+    now = history.at[t]
+    before = history.at[prev] if prev is not None else LoanDay()
+    principal = int(loan["principal"])
+    defaulted = now.default_day is not None and now.default_day <= t
+    defaulted_before = (
+        now.default_day is not None and grid_prev is not None and now.default_day <= grid_prev
+    )
+    if removed:
+        status = "repurchased"
+    elif now.charge_off_day is not None and now.charge_off_day <= t:
+        status = "charged_off"
+    elif defaulted:
+        status = "defaulted"
+    elif now.paid >= principal:
+        assert now.zero_day is not None
+        late = (history.final_due - now.zero_day).days <= rules.advance_days
+        status = "matured" if late else "prepaid"
+    elif now.dpd > 0:
+        status = "delinquent"
+    else:
+        status = "current"
+    if prev is None:
+        was_member = False
+    else:
+        prev_grid_prev = grid[grid.index(prev) - 1] if grid.index(prev) else None
+        was_member = membership.member_on(prev) and not membership.removed_between(
+            prev_grid_prev, prev
+        )
+    opening = principal - before.paid
+    joined = not was_member and not defaulted_before
+    purchased = opening if joined else 0
+    defaulted_now = (
+        principal - now.performing_paid
+        if defaulted and (grid_prev is None or now.default_day > grid_prev)  # type: ignore[operator]
+        else 0
+    )
+    return Row(
+        status=status,
+        opening=opening,
+        closing=principal - now.paid,
+        scheduled=now.scheduled - before.scheduled,
+        unscheduled=now.unscheduled - before.unscheduled,
+        interest=now.interest - before.interest,
+        fees=now.fees - before.fees,
+        recoveries=now.recoveries - before.recoveries,
+        defaulted_now=defaulted_now,
+        removed=principal - now.paid if removed and not defaulted else 0,
+        purchased=purchased,
+        in_cohort=purchased == 0 and opening > 0 and prev is not None and not defaulted_before,
+        dpd=now.dpd,
+        remaining_term=0 if now.paid >= principal else history.instalments - now.instalments_due,
+        months_on_book=_months_between(t, loan["origination_date"]),
+    )
+
+
+def _ratio(numer: int | float, denom: int | float) -> float | None:
+    return None if denom == 0 else numer / denom
+
+
+def _money(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def pool_figures(
+    *,
+    loans: Sequence[Mapping[str, Any]],
+    repayments: Sequence[Mapping[str, Any]],
+    pool_events: Sequence[Mapping[str, Any]],
+    pool_id: str,
+    cutoff: date,
+    grid: Sequence[date],
+    periods: Sequence[date],
+    rules: Rules,
+    denominator: str,
+) -> dict[date, dict[str, Any]]:
+    """The figures of each period as metrics.json states them (money as yuan strings).
+
+    Args:
+        loans: Curated loans with ``rate_ppm`` added.
+        repayments: Curated repayments.
+        pool_events: Curated pool events.
+        pool_id: The pool.
+        cutoff: Its cut-off date.
+        grid: Every snapshot date the pipeline used, sorted (month-ends, cut-offs).
+        periods: Month-ends to report (after the cut-off month).
+        rules: The deal's definitions.
+        denominator: ``initial`` or ``initial_plus_purchases``.
+    """
+    cash: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in repayments:
+        cash[row["loan_id"]].append(row)
+    members = memberships(pool_events, pool_id)
+    in_pool = [loan for loan in loans if loan["loan_id"] in members]
+    histories = {
+        loan["loan_id"]: walk_loan(loan, cash[loan["loan_id"]], grid, rules) for loan in in_pool
+    }
+    month_ends = [d for d in grid if (d + timedelta(days=1)).day == 1]
+
+    def rows_at(t: date, chain: Sequence[date]) -> list[tuple[Mapping[str, Any], Row]]:
+        out = []
+        for loan in in_pool:
+            row = pool_rows(histories[loan["loan_id"]], members[loan["loan_id"]], chain, t, rules)
+            if row is not None:
+                out.append((loan, row))
+        return out
+
+    # The cut-off balance: performing loans of the pool at the cut-off date.
+    cutoff_balance = sum(r.closing for _, r in rows_at(cutoff, grid) if r.status in PERFORMING)
+    figures: dict[date, dict[str, Any]] = {}
+    cumulative = {"defaulted": 0, "recoveries": 0, "purchased": 0}
+    # Collection periods start in the month after the cut-off month.
+    first_reported = date(
+        cutoff.year, cutoff.month, calendar.monthrange(cutoff.year, cutoff.month)[1]
+    )
+    for t in month_ends:
+        if t <= first_reported:
+            continue
+        prev = month_ends[month_ends.index(t) - 1]
+        rows = rows_at(t, grid)
+        opening_rows = [r for _, r in rows_at(prev, grid) if r.status in PERFORMING]
+        performing = [(loan, r) for loan, r in rows if r.status in PERFORMING]
+        opening = sum(r.closing for r in opening_rows)
+        closing = sum(r.closing for _, r in performing)
+        scheduled = sum(r.scheduled for _, r in rows)
+        unscheduled = sum(r.unscheduled for _, r in rows)
+        interest = sum(r.interest for _, r in rows)
+        fees = sum(r.fees for _, r in rows)
+        recoveries = sum(r.recoveries for _, r in rows)
+        defaulted = sum(r.defaulted_now for _, r in rows)
+        purchased = sum(r.purchased for _, r in rows)
+        cohort = [r for _, r in rows if r.in_cohort]
+        c_open = sum(r.opening for r in cohort)
+        c_sched = sum(r.scheduled for r in cohort)
+        c_unsched = sum(r.unscheduled for r in cohort)
+        c_default = sum(r.defaulted_now for r in cohort)
+        cumulative["defaulted"] += defaulted
+        cumulative["recoveries"] += recoveries
+        cumulative["purchased"] += purchased
+        if t not in periods:
+            continue
+        smm = _ratio(c_unsched, c_open - c_sched)
+        mdr = _ratio(c_default, c_open)
+        base = cutoff_balance + (
+            cumulative["purchased"] if denominator == "initial_plus_purchases" else 0
+        )
+        weight = sum(r.closing for _, r in performing)
+        by_bucket: dict[str, list[int]] = {b: [0, 0] for b in BUCKETS}
+        for _, r in performing:
+            by_bucket[_bucket(r.dpd)][0] += 1
+            by_bucket[_bucket(r.dpd)][1] += r.closing
+        count = len(performing)
+        figures[t] = {
+            "pool": {
+                "opening_balance": _money(opening),
+                "scheduled_principal": _money(scheduled),
+                "unscheduled_principal": _money(unscheduled),
+                "defaulted_principal": _money(defaulted),
+                "removed_principal": _money(sum(r.removed for _, r in rows)),
+                "purchased_principal": _money(purchased),
+                "closing_balance": _money(closing),
+                "cutoff_balance": _money(cutoff_balance),
+                "pool_factor": _ratio(closing, cutoff_balance),
+                "opening_count": len(opening_rows),
+                "closing_count": count,
+            },
+            "collections": {
+                "principal": _money(scheduled + unscheduled),
+                "interest": _money(interest),
+                "fees": _money(fees),
+                "recoveries": _money(recoveries),
+                "total": _money(scheduled + unscheduled + interest + fees + recoveries),
+            },
+            "characteristics": {
+                "wac": _ratio(
+                    sum(int(loan["rate_ppm"]) * r.closing for loan, r in performing),
+                    weight * 1_000_000,
+                ),
+                "wam_months": _ratio(
+                    sum(r.remaining_term * r.closing for _, r in performing), weight
+                ),
+                "wala_months": _ratio(
+                    sum(r.months_on_book * r.closing for _, r in performing), weight
+                ),
+                "average_balance": _money(half_up(Fraction(weight, count))) if count else None,
+                "loan_count": count,
+                "obligor_count": len({loan["borrower_id"] for loan, _ in performing}),
+            },
+            "delinquency": [
+                {
+                    "bucket": b,
+                    "count": by_bucket[b][0],
+                    "balance": _money(by_bucket[b][1]),
+                    "balance_share": _ratio(by_bucket[b][1], weight),
+                }
+                for b in BUCKETS
+            ],
+            "performance": {
+                "smm": smm,
+                "cpr": None if smm is None else 1 - (1 - smm) ** 12,
+                "mdr": mdr,
+                "cdr": None if mdr is None else 1 - (1 - mdr) ** 12,
+                "payment_rate": _ratio(scheduled + unscheduled + interest + fees, opening),
+                "cumulative_default_rate": _ratio(cumulative["defaulted"], base),
+                "cumulative_net_loss_rate": _ratio(
+                    cumulative["defaulted"] - cumulative["recoveries"], base
+                ),
+                "recovery_rate": _ratio(cumulative["recoveries"], cumulative["defaulted"]),
+            },
+            "revolving": {
+                "purchased_count": sum(1 for _, r in rows if r.purchased != 0),
+                "purchased_principal": _money(purchased),
+            },
+        }
+    return figures
