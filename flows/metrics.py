@@ -24,8 +24,11 @@ import polars as pl
 
 from data_contracts.deal import DealTerms, Trigger
 from data_contracts.metrics_contract import contract_conventions, contract_version, validate_metrics
+from flows.amortisation import quarantine_late_purchases
 from flows.catalog import Catalog
+from flows.curate import curate
 from flows.periods import month_end, period_label
+from flows.snapshots import build_loan_snapshots, snapshot_dates
 from transforms import pool_metrics, schema
 from transforms.concentration import concentration
 from transforms.dates import DateRules, interest_period
@@ -38,6 +41,7 @@ from transforms.vintage import vintage_curves
 from transforms.waterfall import (
     TrancheTerms,
     WaterfallTerms,
+    early_amortisation_starts,
     outcome_frames,
     revolving_purchases,
     waterfall,
@@ -368,13 +372,56 @@ def metrics_document(
 def compute_pool_metrics(
     catalog: Catalog, deals: Mapping[str, DealTerms], period_ends: Sequence[date]
 ) -> list[PoolPeriod]:
-    """Write the metrics marts and one validated metrics.json per pool and reported period."""
+    """Write the metrics marts and one validated metrics.json per pool and reported period.
+
+    A pool that breaches an early-amortisation trigger stops buying: purchase
+    events dated after the breach period are quarantined
+    (:mod:`flows.amortisation`), the curated views and snapshots are rebuilt
+    and the marts recomputed, and every period from the breach period on is
+    re-published, so the class balances chain across all published periods.
+    """
+    marts = _marts(catalog, deals)
+    if marts is None:
+        return []
+    republish: set[tuple[str, date]] = set()
+    # One pass normally settles it: removing purchases after the breach leaves every
+    # figure up to the breach unchanged. The bound guards against a breach that moves.
+    for _ in range(3):
+        starts = early_amortisation_starts(marts["trigger_tests"])
+        if not quarantine_late_purchases(catalog, starts):
+            break
+        _rebuild_snapshots(catalog, deals)
+        rebuilt = _marts(catalog, deals)
+        assert rebuilt is not None  # the snapshots were there a moment ago
+        marts = rebuilt
+        for pool_id, start in starts.items():
+            republish.update(
+                (pool_id, d) for d in marts["pool_rollforward"]["period_end"] if d >= start
+            )
+    for name, frame in sorted(marts.items()):
+        catalog.write_frame(frame, catalog.mart(name))
+    written = []
+    computed = set(marts["pool_rollforward"]["period_end"])
+    for pool_id, deal in sorted(deals.items()):
+        wanted = set(period_ends) | {d for p, d in republish if p == pool_id}
+        for period_end in reportable_periods(deal, sorted(wanted)):
+            if period_end not in computed:
+                continue
+            document = metrics_document(marts, deal, period_end)
+            validate_metrics(document)
+            path = catalog.metrics_json(pool_id, period_label(period_end))
+            catalog.write_text(dumps_metrics(document), path)
+            written.append(PoolPeriod(pool_id, period_label(period_end), path))
+    return written
+
+
+def _marts(catalog: Catalog, deals: Mapping[str, DealTerms]) -> dict[str, pl.DataFrame] | None:
     snapshot_days = catalog.snapshot_dates()
     month_end_days = [d for d in snapshot_days if d == month_end(d)]
     if len(month_end_days) < 2:
-        return []
+        return None
     cutoff_days = sorted({deal.cutoff_date for deal in deals.values()} & set(snapshot_days))
-    marts = metric_marts(
+    return metric_marts(
         month_end_snapshots=catalog.scan_many(
             [catalog.snapshot_partition(d) for d in month_end_days], schema.LOAN_SNAPSHOTS
         ),
@@ -390,17 +437,17 @@ def compute_pool_metrics(
         deals=deals,
         periods=month_end_days[1:],
     )
-    for name, frame in sorted(marts.items()):
-        catalog.write_frame(frame, catalog.mart(name))
-    written = []
-    computed = set(month_end_days[1:])
-    for pool_id, deal in sorted(deals.items()):
-        for period_end in reportable_periods(deal, period_ends):
-            if period_end not in computed:
-                continue
-            document = metrics_document(marts, deal, period_end)
-            validate_metrics(document)
-            path = catalog.metrics_json(pool_id, period_label(period_end))
-            catalog.write_text(dumps_metrics(document), path)
-            written.append(PoolPeriod(pool_id, period_label(period_end), path))
-    return written
+
+
+def _rebuild_snapshots(catalog: Catalog, deals: Mapping[str, DealTerms]) -> None:
+    """Curate again and recompute every snapshot after pool events were quarantined."""
+    horizon = max(catalog.snapshot_dates())
+    curated = curate(catalog, horizon)
+    if curated.first_origination is None:
+        return
+    build_loan_snapshots(
+        catalog,
+        snapshot_dates(curated.first_origination, horizon, deals.values()),
+        deals,
+        recompute=True,
+    )

@@ -804,3 +804,53 @@ def waterfall(inputs: pl.DataFrame, terms: WaterfallTerms) -> WaterfallFrames:
         for row in rows.iter_rows(named=True)
     ]
     return outcome_frames(terms.pool_id, fold_waterfall(periods, terms))
+
+
+# --------------------------------------------------------------------------- early amortisation
+
+PURCHASE_AFTER_EARLY_AMORTISATION: Final = "purchase after early amortisation"
+"""Why a purchase event dated after an early-amortisation breach is quarantined."""
+
+
+def early_amortisation_starts(trigger_tests: pl.DataFrame) -> dict[str, date]:
+    """The end of the first period in which each pool breached an early-amortisation trigger.
+
+    Args:
+        trigger_tests: The ``trigger_tests`` mart (:func:`outcome_frames`).
+
+    Returns:
+        Pool to period end, for pools with a breach.
+    """
+    breaches = (
+        trigger_tests.filter(pl.col("breached") & (pl.col("consequence") == "early_amortisation"))
+        .group_by("pool_id")
+        .agg(pl.col("period_end").min())
+        .sort("pool_id")
+    )
+    return dict(breaches.iter_rows())
+
+
+def purchases_after_early_amortisation(starts: Mapping[str, date]) -> pl.Expr:
+    """Rows of revolving purchases dated after their pool's early-amortisation breach.
+
+    From the breach period on revolving purchases stop (DOMAIN.md "Early
+    amortisation"): a purchase event dated after the end of the breach period
+    is not the trust's and must be quarantined. Purchases dated within the
+    breach period were made before the breach was known and stay.
+
+    Args:
+        starts: Breach period end per pool (:func:`early_amortisation_starts`).
+
+    Returns:
+        A boolean expression over pool-event rows (``pool_id``, ``event``,
+        ``reason``, ``event_date``).
+    """
+    after = pl.lit(False)
+    for pool_id, start in sorted(starts.items()):
+        after = after | (
+            (pl.col("pool_id") == pool_id)
+            & (pl.col("event") == "added")
+            & (pl.col("reason") == "revolving_purchase")
+            & (pl.col("event_date") > start)
+        )
+    return after
