@@ -10,6 +10,9 @@ On top of PyYAML's safe loader (no Python objects, only plain data), it refuses:
 - a mapping that repeats a key (PyYAML keeps the last one silently);
 - more than one document in the file.
 
+Dates are left as text (no implicit timestamps): the typed model parses them, so a
+bad date is reported with its field and value instead of failing inside the loader.
+
 Every refusal is an :class:`~flows.errors.InputRejectedError` naming the file, the line
 and what to fix.
 """
@@ -26,6 +29,7 @@ from flows.errors import InputRejectedError
 from flows.limits import Limits, read_regular
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
 class _Refused(yaml.YAMLError):
@@ -80,6 +84,12 @@ class _GuardedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_GuardedLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _expanded_size(root: Node, cap: int) -> int:
     """Nodes in the document with every alias expanded, counted without expanding them."""
     sizes: dict[int, int] = {}
@@ -131,6 +141,8 @@ def load_yaml_text(text: str, where: str, limits: Limits) -> Any:
         problem = exc.problem or exc.context or "not valid YAML"
         raise InputRejectedError(f"not valid YAML: {problem}", where=shown) from None
     except yaml.YAMLError as exc:
+        raise InputRejectedError(f"not valid YAML: {exc}", where=where) from None
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InputRejectedError(f"not valid YAML: {exc}", where=where) from None
     finally:
         loader.dispose()
