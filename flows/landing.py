@@ -467,6 +467,9 @@ def read_landing_file(
         )
     if not header and file_format in ("csv", "csv.gz"):
         file = LandingFile(dataset, business_date, path, relative, empty_frame(dataset), empty=True)
+    elif file_format == "jsonl" and rows.height == 0:
+        # JSON Lines has no header: no lines is a delivery of no records.
+        file = LandingFile(dataset, business_date, path, relative, empty_frame(dataset))
     else:
         table = mapping.table(dataset) if mapping is not None else None
         file = _canonical(dataset, business_date, path, relative, header, rows, table)

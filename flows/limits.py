@@ -64,8 +64,11 @@ class Limits:
         return f"ABS_PIPELINE_{name.upper()}"
 
     def describe(self, name: str) -> str:
-        """``the limit max_rows = 5000000 (ABS_PIPELINE_MAX_ROWS)``."""
-        return f"the limit {name} = {getattr(self, name)} ({self.setting(name)})"
+        """``the limit max_rows = 5000000 (raise ABS_PIPELINE_MAX_ROWS if the file is genuine)``."""
+        return (
+            f"the limit {name} = {getattr(self, name)} "
+            f"(raise {self.setting(name)} if the file is genuine)"
+        )
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -146,7 +149,7 @@ def _kind_refusal(mode: int, *, directory: bool) -> str | None:
         return None
     wanted = "a directory" if directory else "a regular file"
     kind = next((kind for test, kind in _KINDS if test(mode)), "something else")
-    return f"{kind}, not {wanted}: refused and not opened"
+    return f"{kind}, not {wanted}: refused and not opened (deliver the {wanted[2:]} itself)"
 
 
 def read_regular(path: Path, root: Path, max_bytes: int, limit_name: str, limits: Limits) -> bytes:
@@ -229,8 +232,7 @@ def gunzip_capped(data: bytes, limits: Limits) -> bytes:
             total += len(chunk)
             if total > cap:
                 raise LimitExceededError(
-                    f"decompresses to more than {cap} bytes: over "
-                    f"{limits.describe('max_decompressed_bytes')}"
+                    f"decompresses to over {limits.describe('max_decompressed_bytes')}"
                 )
             pending = inflater.unconsumed_tail
             if not pending or inflater.eof:

@@ -119,7 +119,10 @@ def load_yaml_text(text: str, where: str, limits: Limits) -> Any:
     Raises:
         InputRejectedError: naming ``where``, the line and the broken rule.
     """
-    loader = _GuardedLoader(text, limits)
+    try:
+        loader = _GuardedLoader(text, limits)
+    except yaml.YAMLError as exc:
+        raise InputRejectedError(f"not valid YAML: {exc}", where=where) from None
     try:
         node = loader.get_single_node()
         if node is None:
