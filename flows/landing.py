@@ -336,15 +336,10 @@ def _jsonl_frame(text: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
             io.BytesIO("\n".join(lines["text"].to_list()).encode("utf-8")),
             infer_schema_length=None,
         )
-    except pl.exceptions.PolarsError as exc:
-        for number, line in lines.iter_rows():
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as bad:
-                raise LandingError(f"line {number}: invalid JSON ({bad.msg})") from exc
-            if not isinstance(value, dict):
-                raise LandingError(f"line {number}: not a JSON object") from exc
-        raise LandingError(f"unreadable JSON Lines ({exc})") from exc
+    except pl.exceptions.PolarsError:
+        # Numbers too large for the fast reader (a 400-digit balance) are kept as the
+        # text delivered, so the row is judged by its type rule instead of the file failing.
+        records = _json_records_as_text(lines)
     nested = [c for c, t in records.schema.items() if t.is_nested()]
     if nested:
         raise LandingError(f"columns {nested} hold nested values, not scalars")
@@ -357,6 +352,38 @@ def _jsonl_frame(text: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
         else pl.lit("{}").alias(ORIGINAL),
     )
     return header, frame.with_columns(pl.lit(None, dtype=pl.String).alias("_shape"))
+
+
+def _json_records_as_text(lines: pl.DataFrame) -> pl.DataFrame:
+    """Parse JSON Lines one by one, every number kept as the text it was written as."""
+    records: list[dict[str, str | None]] = []
+    for number, line in lines.iter_rows():
+        try:
+            value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as bad:
+            raise LandingError(f"line {number}: invalid JSON ({bad.msg})") from bad
+        except (ValueError, RecursionError) as bad:
+            raise LandingError(f"line {number}: unreadable JSON ({bad})") from bad
+        if not isinstance(value, dict):
+            raise LandingError(f"line {number}: not a JSON object")
+        nested = sorted(k for k, v in value.items() if isinstance(v, dict | list))
+        if nested:
+            raise LandingError(f"columns {nested} hold nested values, not scalars")
+        records.append({k: _json_text(v) for k, v in value.items()})
+    names = list(dict.fromkeys(k for record in records for k in record))
+    return pl.DataFrame(
+        [[record.get(name) for name in names] for record in records],
+        schema=dict.fromkeys(names, pl.String),
+        orient="row",
+    )
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _parquet_frame(data: bytes, limits: Limits) -> tuple[list[str], pl.DataFrame]:

@@ -55,6 +55,8 @@ class Landing:
     refused: bool = True
     """The whole file is refused (exit code 3), else one row is quarantined."""
     limits: Limits = field(default_factory=Limits)
+    line: int = 2
+    """The line of the quarantined row."""
 
 
 def _write(name: str, data: bytes) -> Callable[[Path], None]:
@@ -90,6 +92,12 @@ def _gzip_bomb() -> bytes:
     """About 4 MB that inflate to 4 GiB: 256 gzip members of 16 MiB of zeros each."""
     member = gzip.compress(b"0" * (16 << 20), compresslevel=9)
     return gzip.compress(LOAN_HEADER.encode() + b"\n") + member * 256
+
+
+def _jsonl_loan_with_a_huge_principal() -> bytes:
+    record = dict(zip(LOAN_HEADER.split(","), loan("N1").split(","), strict=True))
+    fields = [f'"{k}": "{v}"' for k, v in record.items() if k != "principal"]
+    return ("{" + ", ".join([*fields, '"principal": ' + "9" * 400]) + "}\n").encode()
 
 
 def _nested_jsonl() -> bytes:
@@ -150,6 +158,13 @@ LANDING: dict[str, Landing] = {
         "loans.csv",
         "loans.principal.type",
         refused=False,
+    ),
+    "a 400-digit number in JSON Lines": Landing(
+        _write("loans.jsonl", _jsonl_loan_with_a_huge_principal()),
+        "loans.jsonl",
+        "loans.principal.type",
+        refused=False,
+        line=1,
     ),
     "NUL bytes in a text field": Landing(
         _write("loans.csv", csv_text(LOAN_HEADER, loan("N1", channel="a\x00pp"))),
@@ -224,8 +239,8 @@ def test_hostile_landing_input_is_named_with_its_rule(
     else:
         assert errors == []
         found = quarantined(root)
-        assert list(found) == [(case.names, 2)]
-        assert case.rule in found[(case.names, 2)]
+        assert list(found) == [(case.names, case.line)]
+        assert case.rule in found[(case.names, case.line)]
     _clean_run_succeeds(root, folder)
 
 
