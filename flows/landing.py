@@ -413,7 +413,15 @@ def _parquet_frame(data: bytes, limits: Limits) -> tuple[list[str], pl.DataFrame
     if nested:
         raise LandingError(f"columns {nested} hold nested values, not scalars")
     header = records.columns
-    text = records.select(pl.all().cast(pl.String))
+    casts = []
+    for name, dtype in records.schema.items():
+        try:
+            casts.append(records.get_column(name).cast(pl.String))
+        except pl.exceptions.PolarsError as exc:
+            first = str(exc).splitlines()[0]
+            message = f"column {name!r} ({dtype}) cannot be read as text: {first}"
+            raise LandingError(message) from exc
+    text = pl.DataFrame(casts)
     frame = text.with_row_index("source_line", offset=1).select(
         pl.col("source_line").cast(pl.Int64),
         *header,

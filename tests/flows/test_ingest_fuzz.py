@@ -65,6 +65,21 @@ def test_random_bytes_never_escape_the_reader(
         assert read.frame["source_file"].unique().to_list() in ([], [f"landing/{DAY}/{name}"])
 
 
+@SLOW
+@given(name=st.sampled_from(_FORMATS), data=st.binary(max_size=400))
+def test_random_bytes_through_a_whole_ingest_are_accounted_for(
+    name: str, data: bytes, fuzz_root: Path
+) -> None:
+    folder = fuzz_root / "landing" / DAY.isoformat()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(data)
+    outcome = ingest_dates(Catalog(fuzz_root), [DAY], limits=LIMITS, deal_pools=frozenset())
+    (file,) = outcome.files
+    assert file.rows_read == file.rows_accepted + file.rows_quarantined
+    assert all(e.where == f"landing/{DAY}/{name}" for e in outcome.rejections())
+
+
 def _csv_text(header: list[str], rows: list[list[str]], quoted: bool) -> bytes:
     def cell(value: str) -> str:
         return '"' + value.replace('"', '""') + '"' if quoted else value
@@ -131,7 +146,7 @@ _YAML_VALUES: st.SearchStrategy[Any] = st.recursive(
 _DEAL_KEYS = ("pool_id", "name", "cutoff_date", "closing_date", "tranches", "definitions")
 
 
-@FAST
+@settings(FAST, max_examples=60)
 @given(
     document=st.one_of(
         _YAML_VALUES,

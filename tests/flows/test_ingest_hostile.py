@@ -11,6 +11,7 @@ delivery of the same date ingests without an error. Deal cases do the same for
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import shutil
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from flows.catalog import Catalog
@@ -100,6 +102,13 @@ def _jsonl_loan_with_a_huge_principal() -> bytes:
     return ("{" + ", ".join([*fields, '"principal": ' + "9" * 400]) + "}\n").encode()
 
 
+def _parquet_with_bytes() -> bytes:
+    buffer = io.BytesIO()
+    frame = pl.DataFrame({"loan_id": ["N1"], "channel": pl.Series([b"\xff\xfe"], dtype=pl.Binary)})
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
 def _nested_jsonl() -> bytes:
     return b'{"repayment_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
 
@@ -119,7 +128,10 @@ LANDING: dict[str, Landing] = {
         "max_columns",
     ),
     "a gzip bomb": Landing(
-        _write("loans.csv.gz", _gzip_bomb()), "loans.csv.gz", "max_decompressed"
+        _write("loans.csv.gz", _gzip_bomb()),
+        "loans.csv.gz",
+        "max_decompressed_bytes",
+        limits=Limits(max_decompressed_bytes=16 << 20),  # the default: test_ingest_memory.py
     ),
     "a file over the size limit": Landing(
         _write("loans.csv", csv_text(LOAN_HEADER, *(loan(f"N{i}") for i in range(40)))),
@@ -137,6 +149,11 @@ LANDING: dict[str, Landing] = {
         _write("loans.csv", csv_text(LOAN_HEADER, loan("N1", channel="x" * 10_000_000))),
         "loans.csv",
         "line 2: a value of 10000000 bytes, over the limit max_field_bytes",
+    ),
+    "a Parquet column of bytes that are not text": Landing(
+        _write("loans.parquet", _parquet_with_bytes()),
+        "loans.parquet",
+        "column 'channel' (Binary) cannot be read as text",
     ),
     "deeply nested JSON Lines": Landing(
         _write("repayments.jsonl", _nested_jsonl()), "repayments.jsonl", "max_json_depth"
