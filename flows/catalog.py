@@ -79,9 +79,12 @@ class Catalog:
         for child in self.landing.iterdir():
             if child.is_dir():
                 try:
-                    found.append(date.fromisoformat(child.name))
+                    day = date.fromisoformat(child.name)
                 except ValueError:
                     continue
+                # Only YYYY-MM-DD: "20240305" parses too, but is not that date's folder.
+                if day.isoformat() == child.name:
+                    found.append(day)
         return sorted(found)
 
     def landing_files(self, business_date: date) -> dict[str, list[Path]]:

@@ -30,6 +30,7 @@ from flows.limits import DEFAULT_LIMITS, Limits
 from tests.flows.ingest_cases import (
     DAY,
     DEAL_HB1,
+    HISTORY_DAY,
     LOAN_HEADER,
     POOL_HEADER,
     copy_root,
@@ -297,6 +298,7 @@ def test_date_folders_that_do_not_parse_are_listed_with_the_reason(
     assert reasons["landing/2024-02-30"] == "2024-02-30 is not a calendar date: folder not read"
     assert "the name must be YYYY-MM-DD" in reasons["landing/20240305"]
     assert outcome.rejections() == []
+    assert Catalog(root).landing_dates() == [HISTORY_DAY, DAY]  # "20240305" is not a date folder
     later = IngestOutcome()
     later.merge(outcome)
     later.merge(outcome)
