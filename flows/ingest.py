@@ -371,7 +371,10 @@ def _read(  # noqa: PLR0917 (a file, its date, and how to read it)
             try:
                 mappings[source] = load_mapping(mapping_path)
             except InputRejectedError as exc:
-                mappings[source] = f"invalid mapping {exc.where or shown}: {exc.message}"
+                # The loader names the file relative to its folder; show it from the root.
+                line = (exc.where or "").partition(":")[2]
+                place = f"{shown}:{line}" if line else shown
+                mappings[source] = f"invalid mapping {place}: {exc.message}"
             except (ValidationError, ValueError, OSError) as exc:
                 first_line = str(exc).splitlines()[0]
                 mappings[source] = f"invalid mapping {shown}: {first_line}"

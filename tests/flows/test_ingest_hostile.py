@@ -78,6 +78,15 @@ def _symlink(name: str, target: str) -> Callable[[Path], None]:
     return setup
 
 
+def _mapping_with_duplicate_keys(folder: Path) -> None:
+    _write("loans.acme.csv", csv_text(LOAN_HEADER, loan("N1")))(folder)
+    mappings = folder.parent / "mappings"
+    mappings.mkdir(exist_ok=True)
+    (mappings / "acme.mapping.yaml").write_text(
+        "source: acme\nsource: other\ndatasets: {loans: {}}\n", encoding="utf-8"
+    )
+
+
 def _fifo(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     os.mkfifo(folder / "repayments.csv")
@@ -119,6 +128,11 @@ LANDING: dict[str, Landing] = {
         _symlink("loans.csv", "/etc/passwd"), "loans.csv", "a symbolic link"
     ),
     "a landing file that is a FIFO": Landing(_fifo, "repayments.csv", "a FIFO"),
+    "a mapping file with a repeated key": Landing(
+        _mapping_with_duplicate_keys,
+        "loans.acme.csv",
+        "invalid mapping landing/mappings/acme.mapping.yaml:2: duplicate key 'source'",
+    ),
     "a directory with a landing file's name": Landing(
         _folder_named_like_a_file, "loans.csv", "a directory"
     ),
