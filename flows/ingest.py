@@ -131,6 +131,8 @@ class FileOutcome:
     refused: bool = False
     """The path was refused (not a regular file inside the data root) and never opened;
     ``sha256`` is empty."""
+    limit: str | None = None
+    """The limit the file went over (``flows.limits.Limits`` field), if that refused it."""
 
 
 @dataclass(frozen=True)
@@ -871,9 +873,12 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
             file_format=f.file_format,
             encoding=f.encoding,
             refused=f.refused,
+            limit=f.limit,
         )
         if f.refused:
             per_file.rejected = "refused: not a regular file inside the data root"
+        elif f.limit:
+            per_file.rejected = f"over the limit {f.limit}"
         elif f.error:
             per_file.rejected = "unreadable"
         elif f.empty:

@@ -57,6 +57,7 @@ from flows.limits import (
     Limits,
     gunzip_capped,
     json_shape,
+    limit_named,
     read_regular,
     refusal,
 )
@@ -113,6 +114,8 @@ class LandingFile:
     """The file holds no header at all (zero bytes, or only blank lines)."""
     refused: bool = False
     """The path was refused (a link, device, FIFO, folder...) and never opened."""
+    limit: str | None = None
+    """The limit (``flows.limits.Limits`` field) the file went over, if that is why it failed."""
 
 
 def empty_frame(dataset: str) -> pl.DataFrame:
@@ -137,6 +140,7 @@ def unreadable(
     source: str | None = None,
     file_format: str = "csv",
     refused: bool = False,
+    limit: str | None = None,
 ) -> LandingFile:
     """A file refused as a whole; ``message`` is prefixed with the file's path.
 
@@ -153,6 +157,7 @@ def unreadable(
         source=source,
         file_format=file_format,
         refused=refused,
+        limit=limit,
     )
 
 
@@ -240,7 +245,7 @@ def _split_rows(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
     return header, rows
 
 
-def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
+def _parse_quoted(text: str, separator: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
     """Header and rows of delimited text with quoted fields, keeping each record's first line."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     header: list[str] = []
@@ -261,7 +266,7 @@ def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
             raise LimitExceededError(
-                f"line {consumed + 1}: a value longer than the reader's field limit"
+                f"line {consumed + 1}: a value over {limits.describe('max_field_bytes')}"
             ) from exc
         raise LandingError(f"line {consumed + 1}: malformed quoting ({exc})") from exc
     rows = pl.DataFrame(
@@ -295,7 +300,7 @@ def _delimited_frame(
             f"line 1: the header has {named} columns, over {limits.describe('max_columns')}"
         )
     if '"' in text:
-        header, rows = _parse_quoted(text, separator)
+        header, rows = _parse_quoted(text, separator, limits)
     else:
         header, rows = _split_rows(text, separator)
     width = len(header)
@@ -494,11 +499,19 @@ def read_landing_file(
             exc.message,
             source=source,
             file_format=file_format,
-            refused=True,
+            refused=refusal(path, root) is not None,
+            limit=limit_named(exc.message),
         )
     except (LandingError, LimitExceededError, OSError) as exc:
         return unreadable(
-            dataset, business_date, path, relative, str(exc), source=source, file_format=file_format
+            dataset,
+            business_date,
+            path,
+            relative,
+            str(exc),
+            source=source,
+            file_format=file_format,
+            limit=limit_named(str(exc)),
         )
     if not header and file_format in ("csv", "csv.gz"):
         file = LandingFile(dataset, business_date, path, relative, empty_frame(dataset), empty=True)

@@ -209,6 +209,15 @@ class LimitExceededError(ValueError):
     """Content over a limit; the message names the limit and its setting."""
 
 
+_NAMED_LIMIT: Final = re.compile(r"the limit (\w+)")
+
+
+def limit_named(message: str) -> str | None:
+    """The limit an error message names (as :meth:`Limits.describe` writes it), if any."""
+    found = _NAMED_LIMIT.search(message)
+    return found[1] if found else None
+
+
 def gunzip_capped(data: bytes, limits: Limits) -> bytes:
     """Inflate every gzip member of ``data``, stopping as soon as the output passes the cap.
 

@@ -26,7 +26,7 @@ from flows.catalog import Catalog
 from flows.deals import DealBook, load_deals
 from flows.errors import EXIT_INPUT_REJECTED
 from flows.ingest import IngestOutcome, ingest_dates
-from flows.limits import DEFAULT_LIMITS, Limits
+from flows.limits import DEFAULT_LIMITS, Limits, limit_named
 from tests.flows.ingest_cases import (
     DAY,
     DEAL_HB1,
@@ -268,6 +268,15 @@ def test_hostile_landing_input_is_named_with_its_rule(
         assert case.rule in error.message
         assert str(error).startswith(f"{shown}: ")
         assert quarantined(root) == {}
+        (file,) = [f for f in outcome.files if f.error]
+        named = case.rule if case.rule.startswith("max_") else limit_named(case.rule)
+        if named is not None:
+            assert (file.limit, file.rejected) == (named, f"over the limit {named}")
+        elif case.rule.startswith("a "):  # a link, a FIFO, a directory: never opened
+            assert file.refused
+            assert file.sha256 == ""
+        else:
+            assert file.rejected == "unreadable"
     else:
         assert errors == []
         found = quarantined(root)
