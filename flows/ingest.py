@@ -42,6 +42,7 @@ from pydantic import ValidationError
 from data_contracts.contract import Contract, Rule, load_contract
 from data_contracts.validate import validate_frame
 from flows.catalog import Catalog, parse_landing_name, remove_stale_temporaries, sha256_file
+from flows.deals import deal_pool_ids
 from flows.errors import InputRejectedError
 from flows.landing import (
     ORIGINAL,
@@ -284,8 +285,6 @@ def ingest_dates(
     """
     limits = limits if limits is not None else current_limits()
     if deal_pools is None:
-        from flows.deals import deal_pool_ids  # noqa: PLC0415 (deals imports the contracts)
-
         deal_pools = deal_pool_ids(catalog)
     outcome = IngestOutcome(dates=sorted(dates))
     if not dates:
