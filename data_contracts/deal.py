@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Literal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """Identifiers become parts of output paths: nothing else is let through."""
@@ -20,9 +28,13 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 def _yuan_to_fen(value: object) -> int:
     if isinstance(value, bool) or value is None:
         raise ValueError("an amount in yuan is required")
-    if isinstance(value, int):
-        return value * 100
-    amount = Decimal(str(value).replace(",", "").strip())
+    text = str(value).replace(",", "").strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("not an amount in yuan") from None
+    if not amount.is_finite() or abs(amount) >= MAX_YUAN:
+        raise ValueError(f"amount does not fit the money type (below {MAX_YUAN} yuan)")
     if amount != amount.quantize(Decimal("0.01")):
         raise ValueError(f"amount {value} has more than two decimals")
     return int((amount * 100).to_integral_value(rounding=ROUND_HALF_UP))
@@ -256,3 +268,79 @@ class DealTerms(_Strict):
     @property
     def notes_balance(self) -> int:
         return sum(t.original_balance for t in self.tranches)
+
+    # -- plausibility (hostile input): dates in a window, notes sized on the pool --
+    cutoff_pool_balance: Fen | None = Field(default=None, gt=0)
+    """The pool's principal balance at the cut-off date, in yuan."""
+    tranche_tolerance: Rate = Decimal("0.01")
+    """How far the tranches' total may be from ``cutoff_pool_balance``, as a share of it."""
+
+    @model_validator(mode="after")
+    def _plausible(self) -> DealTerms:
+        for name in _DATE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not PLAUSIBLE_FROM <= value <= PLAUSIBLE_TO:
+                raise ValueError(
+                    f"{name} {value.isoformat()} is outside the plausible window "
+                    f"{PLAUSIBLE_FROM.isoformat()} .. {PLAUSIBLE_TO.isoformat()}"
+                )
+        pool = self.cutoff_pool_balance
+        if pool is not None:
+            gap = abs(self.notes_balance - pool)
+            if gap > self.tranche_tolerance * pool:
+                raise ValueError(
+                    f"tranches total {_yuan(self.notes_balance)} yuan, not within "
+                    f"{self.tranche_tolerance:.2%} of cutoff_pool_balance {_yuan(pool)} yuan"
+                )
+        return self
+
+
+MAX_YUAN: Final = Decimal(10) ** 13
+"""Amounts are Int64 fen from staging on; 13 digits of yuan is the money type's range."""
+
+PLAUSIBLE_FROM: Final = date(1990, 1, 1)
+PLAUSIBLE_TO: Final = date(2100, 12, 31)
+"""The window a deal's dates must fall in (a typo such as 0202 or 2202 is refused)."""
+
+_DATE_FIELDS: Final = ("cutoff_date", "closing_date", "revolving_period_end", "legal_final_date")
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def describe_errors(where: str, exc: ValidationError, *, shown: int = 10) -> list[str]:
+    """One line per problem of a deal file: the file, the field and the bad value.
+
+    Args:
+        where: The file, as the operator should see it (``landing/deals/HB-1.yaml``).
+        exc: What the typed model refused.
+        shown: At most this many lines; the last says how many more there are.
+
+    Returns:
+        Lines like ``landing/deals/HB-1.yaml: field tranches.0.coupon: Input should be
+        less than or equal to 1 (got '3.9')``.
+    """
+    lines = []
+    problems = exc.errors(include_url=False)
+    for problem in problems[:shown]:
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in problem["loc"])
+        if field:
+            got = _shown_value(problem.get("input"))
+            lines.append(f"{where}: field {field}: {message} (got {got})")
+        else:
+            lines.append(f"{where}: {message}")
+    if len(problems) > shown:
+        lines.append(f"{where}: and {len(problems) - shown} more problems")
+    return lines
+
+
+def _shown_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."

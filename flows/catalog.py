@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,20 +79,23 @@ class Catalog:
         for child in self.landing.iterdir():
             if child.is_dir():
                 try:
-                    found.append(date.fromisoformat(child.name))
+                    day = date.fromisoformat(child.name)
                 except ValueError:
                     continue
+                # Only YYYY-MM-DD: "20240305" parses too, but is not that date's folder.
+                if day.isoformat() == child.name:
+                    found.append(day)
         return sorted(found)
 
     def landing_files(self, business_date: date) -> dict[str, list[Path]]:
         """The delivery files of a business date by dataset, in name order."""
         folder = self.landing_dir(business_date)
         files: dict[str, list[Path]] = {name: [] for name in LANDING_DATASETS}
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             return files
         for path in sorted(folder.iterdir()):
             parsed = parse_landing_name(path.name)
-            if parsed is not None and path.is_file():
+            if parsed is not None and _regular(path):
                 files[parsed.dataset].append(path)
         return files
 
@@ -103,7 +107,7 @@ class Catalog:
         return [
             p
             for p in sorted(folder.iterdir())
-            if parse_landing_name(p.name) is None or not p.is_file()
+            if parse_landing_name(p.name) is None or not _regular(p)
         ]
 
     @property
@@ -115,9 +119,12 @@ class Catalog:
         return self.mappings_dir / f"{source}.mapping.yaml"
 
     def deal_files(self) -> list[Path]:
-        if not self.deals_dir.is_dir():
+        """Regular ``.yaml`` / ``.yml`` files of the deals folder (links and folders are not)."""
+        if not self.deals_dir.is_dir() or self.deals_dir.is_symlink():
             return []
-        return sorted(self.deals_dir.glob("*.yaml"))
+        return sorted(
+            p for p in self.deals_dir.iterdir() if p.suffix in (".yaml", ".yml") and _regular(p)
+        )
 
     # -- staged and quarantine ---------------------------------------------------------
     def staged_partition(self, dataset: str, business_date: date) -> Path:
@@ -298,6 +305,14 @@ def remove_stale_temporaries(path: Path) -> None:
     if path.parent.is_dir():
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def _regular(path: Path) -> bool:
+    """A regular file itself, not a link to one (links are refused, never opened)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def sha256_file(path: Path) -> str:

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do nothing when the landing folder already holds deliveries",
     )
+    gen.add_argument(
+        "--bad-rows",
+        action="store_true",
+        help="put a realistic handful of bad rows into the cut-off date's files",
+    )
 
     run = commands.add_parser("run", help="process one business date (the nightly job)")
     run.add_argument("--date", type=_date, default=None, help="default: yesterday in Asia/Shanghai")
@@ -319,7 +324,12 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"landing zone {out} already holds deliveries; not generating")
         return 0
     summary = generate_landing(
-        out, loans=args.loans, start=args.start, months=args.months, seed=args.seed
+        out,
+        loans=args.loans,
+        start=args.start,
+        months=args.months,
+        seed=args.seed,
+        bad_rows=args.bad_rows,
     )
     print(
         f"wrote {summary.loans} loans, {summary.repayments} repayments and "

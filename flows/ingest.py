@@ -13,14 +13,26 @@ Re-deliveries: a loan delivered again with other terms is a correction
 (accepted, recorded with the changed fields); a repayment or pool event
 delivered again unchanged is accepted and counted as a duplicate (curation keeps
 it once); a repayment_id delivered again with other values is quarantined.
+
+Hostile input: files are found by ``lstat`` (``flows.landing.scan_day``) and read
+under the limits of ``flows.limits``; a path that is not a regular file inside
+the data root is refused and never opened, and a file over a limit is refused
+with the limit named (each an error of the file, see
+:meth:`IngestOutcome.rejections`). Row by row, a date outside the plausible
+window breaks ``<dataset>.<column>.date_window``, a control character
+``<dataset>.row.control_characters`` and a pool event for a pool with no deal
+file ``pool_assets.pool_id.known_deal``. Folders and files that are not
+deliveries are listed in ``ignored`` with the reason, never read.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
@@ -30,14 +42,20 @@ from pydantic import ValidationError
 from data_contracts.contract import Contract, Rule, load_contract
 from data_contracts.validate import validate_frame
 from flows.catalog import Catalog, parse_landing_name, remove_stale_temporaries, sha256_file
+from flows.deals import deal_pool_ids
+from flows.errors import InputRejectedError
 from flows.landing import (
     ORIGINAL,
     READ_ERRORS,
+    DayEntries,
     LandingFile,
     empty_frame,
     read_landing_file,
+    scan_day,
+    scan_landing,
     unreadable,
 )
+from flows.limits import Limits, current_limits, refusal
 from flows.mapping import SourceMapping, load_mapping
 from transforms import schema
 from transforms.staging import TYPE_ERRORS, cast_landing
@@ -78,6 +96,18 @@ def batch_rule(dataset: str) -> str:
     return f"{dataset}.batch.error_share"
 
 
+def date_window_rule(dataset: str, column: str) -> str:
+    """Broken by a date outside the plausible window (settings ``min_date`` .. ``max_date``)."""
+    return f"{dataset}.{column}.date_window"
+
+
+KNOWN_DEAL_RULE: Final = "pool_assets.pool_id.known_deal"
+"""Broken by a pool event for a pool that has no deal file."""
+
+LANDING_FOLDER: Final = "landing"
+"""The ``dataset`` of a :class:`FileOutcome` for a business date folder refused whole."""
+
+
 @dataclass
 class FileOutcome:
     """What became of one delivered file."""
@@ -99,20 +129,47 @@ class FileOutcome:
     source: str | None = None
     file_format: str = "csv"
     encoding: str | None = None
+    refused: bool = False
+    """The path was refused (not a regular file inside the data root) and never opened;
+    ``sha256`` is empty."""
+    limit: str | None = None
+    """The limit the file went over (``flows.limits.Limits`` field), if that refused it."""
 
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One term of a corrected loan: the value before and after, as text."""
+    """One term of a corrected loan: the value before and after, as text.
+
+    Money is shown in yuan with two decimals (``previous_yuan`` / ``value_yuan`` give
+    the Decimal); personal data (the borrower id) is never carried: ``redacted`` says
+    that it changed and both values are None.
+    """
 
     column: str
     previous: str | None
     value: str | None
+    redacted: bool = False
+
+    @property
+    def is_money(self) -> bool:
+        return self.column in _MONEY_TERMS
+
+    @property
+    def previous_yuan(self) -> Decimal | None:
+        return Decimal(self.previous) if self.is_money and self.previous is not None else None
+
+    @property
+    def value_yuan(self) -> Decimal | None:
+        return Decimal(self.value) if self.is_money and self.value is not None else None
 
 
 @dataclass(frozen=True)
 class Correction:
-    """A loan delivered again with changed terms (accepted; the latest delivery wins)."""
+    """A loan delivered again with changed terms (accepted; the latest delivery wins).
+
+    ``loan_id`` is for internal use only; anything published shows ``row_key``, a
+    pseudonymous key of the delivery row (stable for the same file and line).
+    """
 
     loan_id: str
     business_date: date
@@ -120,6 +177,19 @@ class Correction:
     source_line: int
     previous_business_date: date
     changes: tuple[FieldChange, ...]
+    row_key: str = ""
+
+
+PERSONAL_TERMS: Final = frozenset({"borrower_id"})
+"""Loan terms that identify a person: a correction says they changed, never to what."""
+
+_MONEY_TERMS: Final = frozenset(c for c, dtype in schema.LOANS.items() if dtype == schema.MONEY)
+
+
+def row_key(source_file: str, source_line: int) -> str:
+    """A pseudonymous key of a delivered row: the same file and line give the same key."""
+    digest = hashlib.sha256(f"{source_file}:{source_line}".encode()).hexdigest()
+    return f"row-{digest[:12]}"
 
 
 @dataclass
@@ -133,7 +203,9 @@ class IngestOutcome:
     """(dataset, rule_id) -> up to EXAMPLES_PER_RULE ``file:line`` of rows that broke it."""
     corrections: list[Correction] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    """Landing entries that are not delivery files (not read)."""
+    """Landing entries that are not delivery files or date folders (not read)."""
+    ignored_reasons: dict[str, str] = field(default_factory=dict)
+    """Why each entry of ``ignored`` was not read."""
     contract_versions: dict[str, str] = field(default_factory=dict)
     staged: list[str] = field(default_factory=list)
     dates: list[date] = field(default_factory=list)
@@ -146,10 +218,31 @@ class IngestOutcome:
             kept = self.examples.setdefault(key, [])
             kept.extend(found[: EXAMPLES_PER_RULE - len(kept)])
         self.corrections.extend(other.corrections)
-        self.ignored.extend(other.ignored)
+        self.ignored.extend(p for p in other.ignored if p not in self.ignored_reasons)
+        self.ignored_reasons.update(other.ignored_reasons)
         self.contract_versions.update(other.contract_versions)
         self.staged.extend(other.staged)
         self.dates.extend(other.dates)
+
+    def ignore(self, relative: str, reason: str) -> None:
+        """List a landing entry that is not read, once, with the reason."""
+        if relative not in self.ignored_reasons:
+            self.ignored.append(relative)
+            self.ignored_reasons[relative] = reason
+
+    def ignored_with_reasons(self) -> list[tuple[str, str]]:
+        """(entry, reason) of everything ignored, in the order found."""
+        return [(p, self.ignored_reasons.get(p, "not a delivery file")) for p in self.ignored]
+
+    def rejections(self) -> list[InputRejectedError]:
+        """One error per file refused or unreadable as a whole (exit code 3), file first."""
+        return [
+            InputRejectedError(
+                (f.error or "").removeprefix(f"{f.path}: ") or "refused", where=f.path
+            )
+            for f in sorted(self.files, key=lambda f: (f.business_date, f.path))
+            if f.error is not None
+        ]
 
 
 @dataclass
@@ -171,55 +264,118 @@ def _staged_before(catalog: Catalog, dataset: str, before: date) -> pl.DataFrame
     return catalog.scan_many(parts, columns).select(list(columns)).collect()
 
 
-def ingest_dates(catalog: Catalog, dates: Sequence[date]) -> IngestOutcome:
+def ingest_dates(
+    catalog: Catalog,
+    dates: Sequence[date],
+    *,
+    limits: Limits | None = None,
+    deal_pools: frozenset[str] | None = None,
+) -> IngestOutcome:
     """Ingest every landing file of ``dates`` and (re)write their partitions whole.
 
     Deliveries before ``min(dates)`` that are already staged are the history the
     cross-dataset checks compare with.
+
+    Args:
+        catalog: The data root.
+        dates: The business dates to ingest.
+        limits: Resource limits and the plausible date window (default: the
+            ``ABS_PIPELINE_*`` settings over the defaults).
+        deal_pools: Pools that have a deal file (default: the deal files found).
     """
+    limits = limits if limits is not None else current_limits()
+    if deal_pools is None:
+        deal_pools = deal_pool_ids(catalog)
     outcome = IngestOutcome(dates=sorted(dates))
     if not dates:
         return outcome
+    root = catalog.root
+    for path, reason in scan_landing(root, catalog.landing):
+        outcome.ignore(path.relative_to(root).as_posix(), reason)
     first = min(dates)
     history = _History(*(_staged_before(catalog, dataset, first) for dataset in DATASET_ORDER))
     mappings: dict[str, SourceMapping | str] = {}
+    days: dict[date, DayEntries] = {}
     for day in sorted(dates):
-        outcome.ignored.extend(
-            p.relative_to(catalog.root).as_posix() for p in catalog.unrecognised_landing_files(day)
-        )
+        entries = days[day] = scan_day(root, catalog.landing_dir(day))
+        for path, reason in entries.ignored:
+            outcome.ignore(path.relative_to(root).as_posix(), reason)
+        for refused in entries.refused:
+            if refused.dataset is None:
+                outcome.files.append(_refused_folder(day, refused.path, root, refused.reason))
     for dataset in DATASET_ORDER:
         files = [
-            _read(catalog, dataset, day, path, mappings)
+            _read(catalog, dataset, day, path, mappings, limits)
             for day in sorted(dates)
-            for path in catalog.landing_files(day)[dataset]
+            for path in days[day].files[dataset]
+        ] + [
+            unreadable(
+                dataset,
+                day,
+                refused.path,
+                refused.path.relative_to(root).as_posix(),
+                refused.reason,
+                refused=True,
+            )
+            for day in sorted(dates)
+            for refused in days[day].refused
+            if refused.dataset == dataset
         ]
-        accepted, quarantined, part = _ingest_dataset(dataset, files, history)
+        files.sort(key=lambda f: (f.business_date, f.relative_path))
+        accepted, quarantined, part = _ingest_dataset(
+            dataset, files, history, limits=limits, deal_pools=deal_pools
+        )
         setattr(history, dataset, pl.concat([getattr(history, dataset), accepted]))
         outcome.merge(part)
-        outcome.staged.extend(_write_partitions(catalog, dataset, dates, accepted, quarantined))
+        delivered = {day for day in dates if any(f.business_date == day for f in files)}
+        outcome.staged.extend(
+            _write_partitions(catalog, dataset, dates, delivered, accepted, quarantined)
+        )
     return outcome
 
 
-def _read(
+def _refused_folder(day: date, folder: Path, root: Path, reason: str) -> FileOutcome:
+    relative = folder.relative_to(root).as_posix()
+    return FileOutcome(
+        dataset=LANDING_FOLDER,
+        business_date=day,
+        path=relative,
+        sha256="",
+        error=f"{relative}: {reason}",
+        rejected="refused: not a folder inside the data root",
+        refused=True,
+    )
+
+
+def _read(  # noqa: PLR0917 (a file, its date, and how to read it)
     catalog: Catalog,
     dataset: str,
     day: date,
     path: Path,
     mappings: dict[str, SourceMapping | str],
+    limits: Limits,
 ) -> LandingFile:
     """Read a landing file with the mapping its name points to."""
     parsed = parse_landing_name(path.name)
     source = parsed.source if parsed is not None else None
     if source is None:
-        return read_landing_file(dataset, day, path, catalog.root)
+        return read_landing_file(dataset, day, path, catalog.root, limits=limits)
     if source not in mappings:
         mapping_path = catalog.mapping_file(source)
         shown = mapping_path.relative_to(catalog.root).as_posix()
-        if not mapping_path.is_file():
+        refused = refusal(mapping_path, catalog.root)
+        if not mapping_path.exists() and not mapping_path.is_symlink():
             mappings[source] = f"no mapping {shown} for source {source!r}"
+        elif refused is not None:
+            mappings[source] = f"mapping {shown} refused: {refused}"
         else:
             try:
                 mappings[source] = load_mapping(mapping_path)
+            except InputRejectedError as exc:
+                # The loader names the file relative to its folder; show it from the root.
+                line = (exc.where or "").partition(":")[2]
+                place = f"{shown}:{line}" if line else shown
+                mappings[source] = f"invalid mapping {place}: {exc.message}"
             except (ValidationError, ValueError, OSError) as exc:
                 first_line = str(exc).splitlines()[0]
                 mappings[source] = f"invalid mapping {shown}: {first_line}"
@@ -227,7 +383,7 @@ def _read(
     if isinstance(mapping, str):
         relative = path.relative_to(catalog.root).as_posix()
         return unreadable(dataset, day, path, relative, mapping, source=source)
-    return read_landing_file(dataset, day, path, catalog.root, mapping=mapping)
+    return read_landing_file(dataset, day, path, catalog.root, mapping=mapping, limits=limits)
 
 
 class _Rejections:
@@ -267,7 +423,12 @@ class _Rejections:
 
 
 def _ingest_dataset(
-    dataset: str, files: list[LandingFile], history: _History
+    dataset: str,
+    files: list[LandingFile],
+    history: _History,
+    *,
+    limits: Limits,
+    deal_pools: frozenset[str],
 ) -> tuple[pl.DataFrame, pl.DataFrame, IngestOutcome]:
     contract = load_contract(dataset)
     outcome = IngestOutcome(contract_versions={dataset: contract.version})
@@ -293,6 +454,17 @@ def _ingest_dataset(
     _reject_listed(
         rejections, typed.filter(~pl.col("row").is_in(unread)).select("row", pl.col(TYPE_ERRORS))
     )
+
+    _reject_implausible_dates(
+        dataset, typed.filter(~pl.col("row").is_in(rejections.rows().implode())), rejections, limits
+    )
+    if dataset == "pool_assets":
+        rejections.add(
+            typed.filter(
+                pl.col("pool_id").is_not_null() & ~pl.col("pool_id").is_in(sorted(deal_pools))
+            )["row"],
+            KNOWN_DEAL_RULE,
+        )
 
     candidates = typed.filter(~pl.col("row").is_in(rejections.rows().implode()))
     if candidates.height:
@@ -323,6 +495,19 @@ def _ingest_dataset(
     quarantined = raw.join(flagged, on="row", how="inner").select(*QUARANTINE_SCHEMA).sort(*_ORDER)
     outcome.files.extend(_file_outcomes(dataset, files, raw, flagged, accepted_rows, duplicates))
     return accepted, quarantined, outcome
+
+
+def _reject_implausible_dates(
+    dataset: str, typed: pl.DataFrame, rejections: _Rejections, limits: Limits
+) -> None:
+    """Dates outside the plausible window: a loan of 0001-01-01 would poison every later run."""
+    for column, dtype in schema.INPUT_DATASETS[dataset].items():
+        if dtype != pl.Date:
+            continue
+        outside = typed.filter(
+            (pl.col(column) < limits.min_date) | (pl.col(column) > limits.max_date)
+        )["row"]
+        rejections.add(outside, date_window_rule(dataset, column))
 
 
 def _reject_listed(rejections: _Rejections, listed: pl.DataFrame) -> None:
@@ -614,7 +799,7 @@ def _loan_corrections(
         *[_text(f"_prev_{c}") for c in terms],
     ).iter_rows(named=True):
         changes = tuple(
-            FieldChange(c, record[f"_prev_{c}"], record[c])
+            _field_change(c, record[f"_prev_{c}"], record[c])
             for c in terms
             if record[c] != record[f"_prev_{c}"]
         )
@@ -626,9 +811,26 @@ def _loan_corrections(
                 source_line=record["source_line"],
                 previous_business_date=record["_prev_date"],
                 changes=changes,
+                row_key=row_key(record["source_file"], record["source_line"]),
             )
         )
     return corrections, unchanged
+
+
+def _field_change(column: str, previous: str | None, value: str | None) -> FieldChange:
+    """A changed term as it may be shown: money in yuan, personal data withheld."""
+    if column in PERSONAL_TERMS:
+        return FieldChange(column, None, None, redacted=True)
+    if column in _MONEY_TERMS:
+        return FieldChange(column, _fen_as_yuan(previous), _fen_as_yuan(value))
+    return FieldChange(column, previous, value)
+
+
+def _fen_as_yuan(fen: str | None) -> str | None:
+    """Integer fen text as exact yuan text with two decimals (``1234550`` -> ``12345.50``)."""
+    if fen is None:
+        return None
+    return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
 
 
 def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
@@ -658,7 +860,7 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
             dataset=dataset,
             business_date=f.business_date,
             path=f.relative_path,
-            sha256=sha256_file(f.path),
+            sha256="" if f.refused else sha256_file(f.path),
             rows_read=f.frame.height,
             rows_accepted=counts["accepted"].get(f.relative_path, 0),
             rows_quarantined=counts["quarantined"].get(f.relative_path, 0),
@@ -669,8 +871,14 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
             source=f.source,
             file_format=f.file_format,
             encoding=f.encoding,
+            refused=f.refused,
+            limit=f.limit,
         )
-        if f.error:
+        if f.refused:
+            per_file.rejected = "refused: not a regular file inside the data root"
+        elif f.limit:
+            per_file.rejected = f"over the limit {f.limit}"
+        elif f.error:
             per_file.rejected = "unreadable"
         elif f.empty:
             per_file.rejected = "empty file: no header line"
@@ -701,17 +909,18 @@ def _mark_share_rejections(
             )
 
 
-def _write_partitions(
+def _write_partitions(  # noqa: PLR0917 (the parts of one dataset's batch)
     catalog: Catalog,
     dataset: str,
     dates: Sequence[date],
+    delivered: set[date],
     accepted: pl.DataFrame,
     quarantined: pl.DataFrame,
 ) -> list[str]:
     """Replace the staged and quarantine partitions of every date, whole."""
     written = []
     for day in dates:
-        has_files = bool(catalog.landing_files(day)[dataset])
+        has_files = day in delivered
         staged_path = catalog.staged_partition(dataset, day)
         quarantine_path = catalog.quarantine_partition(dataset, day)
         remove_stale_temporaries(staged_path)

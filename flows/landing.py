@@ -20,6 +20,16 @@ declares; undeclared, strict UTF-8 is tried first, then GB18030. A file that
 cannot be read as a whole (bad gzip stream, undecodable bytes, broken
 quoting, invalid JSON) is refused with an error naming the file and line; a
 row with the wrong number of fields breaks ``<dataset>.row.field_count``.
+
+Hostile input (``flows.limits``): a file is read only if it is a regular file
+inside the data root (a symbolic link, device, FIFO or directory with a file's
+name is refused by name and never opened), and is refused with the limit named
+when it is larger than ``max_file_bytes``, inflates past
+``max_decompressed_bytes``, has more than ``max_columns`` columns or
+``max_rows`` rows, a value longer than ``max_field_bytes`` or JSON nested
+deeper than ``max_json_depth``; each limit is checked before the step it
+protects. A value holding a NUL byte or another control character (other than
+tab and line breaks) breaks ``<dataset>.row.control_characters``.
 """
 
 from __future__ import annotations
@@ -27,15 +37,30 @@ from __future__ import annotations
 import csv
 import io
 import json
-import zlib
+import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Final
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from flows.catalog import parse_landing_name
+from flows.errors import InputRejectedError
+from flows.limits import (
+    DEFAULT_LIMITS,
+    LimitExceededError,
+    Limits,
+    gunzip_capped,
+    json_shape,
+    limit_named,
+    read_regular,
+    refusal,
+)
 from flows.mapping import MAPPING_ERRORS, DatasetMapping, SourceMapping, apply_mapping
 from transforms import schema
 
@@ -46,6 +71,21 @@ ORIGINAL: Final = "original"
 """The row as delivered, JSON with the file's own column names."""
 
 _HEADER_SEPARATORS: Final = (",", "|")
+
+CONTROL_CHARACTERS: Final = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+"""NUL and the other C0 controls except tab, line feed and carriage return, and DEL."""
+
+_DATE_FOLDER: Final = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_LANDING_SUBFOLDERS: Final = frozenset({"deals", "mappings"})
+
+
+CONTROL_FILES: Final = frozenset({"manifest.json"})
+"""Files of a delivery folder that are not data: read by the delivery check, not here."""
+
+
+def control_characters_rule(dataset: str) -> str:
+    """Broken by a row with a NUL byte or another control character in a value."""
+    return f"{dataset}.row.control_characters"
 
 
 class LandingError(ValueError):
@@ -72,6 +112,10 @@ class LandingFile:
     """The text encoding used (declared or detected); None for Parquet."""
     empty: bool = False
     """The file holds no header at all (zero bytes, or only blank lines)."""
+    refused: bool = False
+    """The path was refused (a link, device, FIFO, folder...) and never opened."""
+    limit: str | None = None
+    """The limit (``flows.limits.Limits`` field) the file went over, if that is why it failed."""
 
 
 def empty_frame(dataset: str) -> pl.DataFrame:
@@ -95,8 +139,14 @@ def unreadable(
     *,
     source: str | None = None,
     file_format: str = "csv",
+    refused: bool = False,
+    limit: str | None = None,
 ) -> LandingFile:
-    """A file refused as a whole; ``message`` is prefixed with the file's path."""
+    """A file refused as a whole; ``message`` is prefixed with the file's path.
+
+    ``refused``: the path itself was refused (not a regular file inside the data
+    root) and the file was never opened.
+    """
     return LandingFile(
         dataset,
         business_date,
@@ -106,6 +156,8 @@ def unreadable(
         error=f"{relative}: {message}",
         source=source,
         file_format=file_format,
+        refused=refused,
+        limit=limit,
     )
 
 
@@ -113,22 +165,14 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _gunzip(data: bytes) -> bytes:
-    """Decompress every gzip member; a stream cut short is an error naming the last line."""
-    out: list[bytes] = []
-    rest = data
-    while rest:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out.append(inflater.decompress(rest))
-            out.append(inflater.flush())
-        except zlib.error as exc:
-            raise LandingError(f"not a valid gzip stream ({exc})") from exc
-        if not inflater.eof:
-            line = b"".join(out).count(b"\n") + 1
-            raise LandingError(f"truncated gzip stream: the data ends inside line {line}")
-        rest = inflater.unused_data
-    return b"".join(out)
+def _gunzip(data: bytes, limits: Limits) -> bytes:
+    """Decompress every gzip member under the cap; a stream cut short names the last line."""
+    try:
+        return gunzip_capped(data, limits)
+    except LimitExceededError:
+        raise
+    except ValueError as exc:
+        raise LandingError(str(exc)) from exc
 
 
 def decode(data: bytes, declared: str | None) -> tuple[str, str]:
@@ -183,7 +227,7 @@ def _separator(header: str, declared: str | None) -> str:
 
 def _check_header(header: Sequence[str]) -> list[str]:
     names = [h.strip() for h in header]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, seen in Counter(names).items() if seen > 1)
     if repeated:
         raise LandingError(f"line 1: the header repeats the columns {repeated}")
     if any(n == "" for n in names):
@@ -201,7 +245,7 @@ def _split_rows(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
     return header, rows
 
 
-def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
+def _parse_quoted(text: str, separator: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
     """Header and rows of delimited text with quoted fields, keeping each record's first line."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     header: list[str] = []
@@ -220,6 +264,10 @@ def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
             starts.append(start)
             records.append(record)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise LimitExceededError(
+                f"line {consumed + 1}: a value over {limits.describe('max_field_bytes')}"
+            ) from exc
         raise LandingError(f"line {consumed + 1}: malformed quoting ({exc})") from exc
     rows = pl.DataFrame(
         {"source_line": starts, "fields": records},
@@ -228,11 +276,31 @@ def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
     return header, rows
 
 
-def _delimited_frame(text: str, declared: str | None) -> tuple[list[str], pl.DataFrame]:
-    first_line = next((line for line in text.split("\n") if line.strip()), "")
+def _first_line(text: str) -> str:
+    """The first line that is not blank, found without splitting the whole text."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if text[start:end].strip():
+            return text[start:end]
+        start = end + 1
+    return ""
+
+
+def _delimited_frame(
+    text: str, declared: str | None, limits: Limits
+) -> tuple[list[str], pl.DataFrame]:
+    first_line = _first_line(text)
     separator = _separator(first_line, declared)
+    # Counted before the header is split: a header of 200,000 names is refused unread.
+    named = first_line.count(separator) + 1
+    if named > limits.max_columns:
+        raise LimitExceededError(
+            f"line 1: the header has {named} columns, over {limits.describe('max_columns')}"
+        )
     if '"' in text:
-        header, rows = _parse_quoted(text, separator)
+        header, rows = _parse_quoted(text, separator, limits)
     else:
         header, rows = _split_rows(text, separator)
     width = len(header)
@@ -257,7 +325,14 @@ def _delimited_frame(text: str, declared: str | None) -> tuple[list[str], pl.Dat
     return header, frame.drop("fields")
 
 
-def _jsonl_frame(text: str) -> tuple[list[str], pl.DataFrame]:
+def _jsonl_frame(text: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
+    depth, keys = json_shape(text)
+    if depth > limits.max_json_depth:
+        raise LimitExceededError(
+            f"JSON nested {depth} levels deep, over {limits.describe('max_json_depth')}"
+        )
+    if keys > limits.max_columns:
+        raise LimitExceededError(f"a record has {keys} keys, over {limits.describe('max_columns')}")
     lines = _lines(text)
     if lines.height == 0:
         return [], pl.DataFrame(schema={"source_line": pl.Int64, ORIGINAL: pl.String})
@@ -266,15 +341,10 @@ def _jsonl_frame(text: str) -> tuple[list[str], pl.DataFrame]:
             io.BytesIO("\n".join(lines["text"].to_list()).encode("utf-8")),
             infer_schema_length=None,
         )
-    except pl.exceptions.PolarsError as exc:
-        for number, line in lines.iter_rows():
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as bad:
-                raise LandingError(f"line {number}: invalid JSON ({bad.msg})") from exc
-            if not isinstance(value, dict):
-                raise LandingError(f"line {number}: not a JSON object") from exc
-        raise LandingError(f"unreadable JSON Lines ({exc})") from exc
+    except pl.exceptions.PolarsError:
+        # Numbers too large for the fast reader (a 400-digit balance) are kept as the
+        # text delivered, so the row is judged by its type rule instead of the file failing.
+        records = _json_records_as_text(lines)
     nested = [c for c, t in records.schema.items() if t.is_nested()]
     if nested:
         raise LandingError(f"columns {nested} hold nested values, not scalars")
@@ -289,7 +359,57 @@ def _jsonl_frame(text: str) -> tuple[list[str], pl.DataFrame]:
     return header, frame.with_columns(pl.lit(None, dtype=pl.String).alias("_shape"))
 
 
-def _parquet_frame(data: bytes) -> tuple[list[str], pl.DataFrame]:
+def _json_records_as_text(lines: pl.DataFrame) -> pl.DataFrame:
+    """Parse JSON Lines one by one, every number kept as the text it was written as."""
+    records: list[dict[str, str | None]] = []
+    for number, line in lines.iter_rows():
+        try:
+            value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError as bad:
+            raise LandingError(f"line {number}: invalid JSON ({bad.msg})") from bad
+        except (ValueError, RecursionError) as bad:
+            raise LandingError(f"line {number}: unreadable JSON ({bad})") from bad
+        if not isinstance(value, dict):
+            raise LandingError(f"line {number}: not a JSON object")
+        nested = sorted(k for k, v in value.items() if isinstance(v, dict | list))
+        if nested:
+            raise LandingError(f"columns {nested} hold nested values, not scalars")
+        records.append({k: _json_text(v) for k, v in value.items()})
+    names = list(dict.fromkeys(k for record in records for k in record))
+    return pl.DataFrame(
+        [[record.get(name) for name in names] for record in records],
+        schema=dict.fromkeys(names, pl.String),
+        orient="row",
+    )
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parquet_frame(data: bytes, limits: Limits) -> tuple[list[str], pl.DataFrame]:
+    # The footer says how large the file is before any column is read.
+    try:
+        metadata = pq.read_metadata(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise LandingError(f"not a readable Parquet file ({exc})") from exc
+    if metadata.num_columns > limits.max_columns:
+        raise LimitExceededError(
+            f"{metadata.num_columns} columns, over {limits.describe('max_columns')}"
+        )
+    if metadata.num_rows > limits.max_rows:
+        raise LimitExceededError(f"{metadata.num_rows} rows, over {limits.describe('max_rows')}")
+    uncompressed = sum(
+        metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
+    )
+    if uncompressed > limits.max_decompressed_bytes:
+        raise LimitExceededError(
+            f"{uncompressed} bytes of column data, over {limits.describe('max_decompressed_bytes')}"
+        )
     try:
         records = pl.read_parquet(io.BytesIO(data))
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -298,7 +418,15 @@ def _parquet_frame(data: bytes) -> tuple[list[str], pl.DataFrame]:
     if nested:
         raise LandingError(f"columns {nested} hold nested values, not scalars")
     header = records.columns
-    text = records.select(pl.all().cast(pl.String))
+    casts = []
+    for name, dtype in records.schema.items():
+        try:
+            casts.append(records.get_column(name).cast(pl.String))
+        except pl.exceptions.PolarsError as exc:
+            first = str(exc).splitlines()[0]
+            message = f"column {name!r} ({dtype}) cannot be read as text: {first}"
+            raise LandingError(message) from exc
+    text = pl.DataFrame(casts)
     frame = text.with_row_index("source_line", offset=1).select(
         pl.col("source_line").cast(pl.Int64),
         *header,
@@ -315,6 +443,7 @@ def read_landing_file(
     root: Path,
     *,
     mapping: SourceMapping | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> LandingFile:
     """Read one landing file as canonical text columns with lineage.
 
@@ -324,9 +453,12 @@ def read_landing_file(
         path: the file.
         root: the data root (lineage paths are relative to it).
         mapping: the servicer mapping named by the file (None: canonical columns).
+        limits: the resource limits the file must stay within.
 
     Returns:
-        The file's rows, or the reason it could not be read (``error``).
+        The file's rows, or the reason it could not be read (``error``): refused
+        (not a regular file inside the data root, never opened), over a limit
+        (the limit and its setting named), or unreadable (file and line named).
     """
     relative = path.relative_to(root).as_posix()
     name = path.name
@@ -337,28 +469,90 @@ def read_landing_file(
     declared = mapping.encoding if mapping is not None else None
     encoding: str | None = None
     try:
-        data = path.read_bytes()
+        data = read_regular(path, root, limits.max_file_bytes, "max_file_bytes", limits)
         if file_format == "parquet":
-            header, rows = _parquet_frame(data)
+            header, rows = _parquet_frame(data, limits)
         else:
             if file_format == "csv.gz":
-                data = _gunzip(data)
+                data = _gunzip(data, limits)
+            # Counted before anything is decoded or split.
+            lines = data.count(b"\n")
+            if lines > limits.max_rows:
+                raise LimitExceededError(
+                    f"more than {limits.max_rows} rows ({lines} lines), over "
+                    f"{limits.describe('max_rows')}"
+                )
             text, encoding = decode(data, declared)
+            del data
             if file_format == "jsonl":
-                header, rows = _jsonl_frame(text)
+                header, rows = _jsonl_frame(text, limits)
             else:
                 delimiter = mapping.delimiter if mapping is not None else None
-                header, rows = _delimited_frame(text, delimiter)
-    except (LandingError, OSError) as exc:
+                header, rows = _delimited_frame(text, delimiter, limits)
+        _check_sizes(header, rows, limits)
+    except InputRejectedError as exc:
         return unreadable(
-            dataset, business_date, path, relative, str(exc), source=source, file_format=file_format
+            dataset,
+            business_date,
+            path,
+            relative,
+            exc.message,
+            source=source,
+            file_format=file_format,
+            refused=refusal(path, root) is not None,
+            limit=limit_named(exc.message),
+        )
+    except (LandingError, LimitExceededError, OSError) as exc:
+        return unreadable(
+            dataset,
+            business_date,
+            path,
+            relative,
+            str(exc),
+            source=source,
+            file_format=file_format,
+            limit=limit_named(str(exc)),
         )
     if not header and file_format in ("csv", "csv.gz"):
         file = LandingFile(dataset, business_date, path, relative, empty_frame(dataset), empty=True)
+    elif file_format == "jsonl" and rows.height == 0:
+        # JSON Lines has no header: no lines is a delivery of no records.
+        file = LandingFile(dataset, business_date, path, relative, empty_frame(dataset))
     else:
         table = mapping.table(dataset) if mapping is not None else None
         file = _canonical(dataset, business_date, path, relative, header, rows, table)
     return replace(file, source=source, file_format=file_format, encoding=encoding)
+
+
+def _check_sizes(header: list[str], rows: pl.DataFrame, limits: Limits) -> None:
+    """Refuse a file with more columns than allowed or a name or value that is too long."""
+    if len(header) > limits.max_columns:
+        raise LimitExceededError(f"{len(header)} columns, over {limits.describe('max_columns')}")
+    cap = limits.max_field_bytes
+    long_names = [h for h in header if len(h.encode("utf-8", "replace")) > cap]
+    if long_names:
+        raise LimitExceededError(
+            f"line 1: a column name is longer than {limits.describe('max_field_bytes')}"
+        )
+    value_columns = [h for h in header if h in rows.columns] + (
+        ["fields"] if "fields" in rows.columns else []
+    )
+    if rows.height == 0 or not value_columns:
+        return
+    lengths = [
+        pl.col(h).list.eval(pl.element().str.len_bytes()).list.max()
+        if h == "fields"
+        else pl.col(h).cast(pl.String).str.len_bytes()
+        for h in value_columns
+    ]
+    longest = rows.select(
+        "source_line", pl.max_horizontal(lengths).fill_null(0).alias("_bytes")
+    ).filter(pl.col("_bytes") > cap)
+    if longest.height:
+        line, size = longest.row(0)
+        raise LimitExceededError(
+            f"line {line}: a value of {size} bytes, over {limits.describe('max_field_bytes')}"
+        )
 
 
 def _canonical(  # noqa: PLR0917 (the parts of one file, each named at the call)
@@ -376,18 +570,26 @@ def _canonical(  # noqa: PLR0917 (the parts of one file, each named at the call)
     required = [c for c in columns if c not in schema.OPTIONAL_COLUMNS[dataset]]
     missing = tuple(c for c in required if c not in delivered)
     extra = tuple(h for h in header if renames[h] not in columns)
+    control = pl.any_horizontal(
+        [pl.col(h).cast(pl.String).str.contains(CONTROL_CHARACTERS) for h in header]
+        or [pl.lit(False)]
+    ).fill_null(False)
     selected = rows.select(
         *[pl.col(h).alias(renames[h]) for h in header if renames[h] in columns],
         "source_line",
         ORIGINAL,
         "_shape",
+        control.alias("_control"),
     )
     if mapping is not None:
         selected = apply_mapping(selected, dataset, mapping)
     else:
         selected = selected.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias(MAPPING_ERRORS))
-    shape = pl.when(pl.col("_shape").is_not_null()).then(
-        pl.concat_list(pl.lit(f"{dataset}.row.field_count"))
+    shape = (
+        pl.when(pl.col("_shape").is_not_null())
+        .then(pl.concat_list(pl.lit(f"{dataset}.row.field_count")))
+        .when(pl.col("_control"))
+        .then(pl.concat_list(pl.lit(control_characters_rule(dataset))))
     )
     frame = selected.select(
         *[
@@ -401,3 +603,92 @@ def _canonical(  # noqa: PLR0917 (the parts of one file, each named at the call)
         shape.otherwise(pl.col(MAPPING_ERRORS)).alias(READ_ERRORS),
     )
     return LandingFile(dataset, business_date, path, relative, frame, missing, extra)
+
+
+# -- what a landing folder holds ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A landing entry refused by its path (never opened), and why."""
+
+    dataset: str | None
+    """The dataset its name claims; None for a business date folder refused whole."""
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class DayEntries:
+    """A business date folder: its delivery files, entries refused by path, entries ignored."""
+
+    files: dict[str, list[Path]]
+    refused: list[Refused] = field(default_factory=list)
+    ignored: list[tuple[Path, str]] = field(default_factory=list)
+    """(entry, reason): names that are not a delivery file, so they are not read."""
+
+
+def scan_day(root: Path, folder: Path) -> DayEntries:
+    """Sort a business date folder's entries by ``lstat`` alone, opening none of them.
+
+    A regular file named like a delivery (``loans.csv``, ``repayments.acme.csv.gz``)
+    is a delivery file; one so named that is a link, device, FIFO or directory is
+    refused; any other name is ignored (listed with the reason). A folder that is
+    itself a link is refused whole and not listed.
+    """
+    files: dict[str, list[Path]] = {name: [] for name in schema.INPUT_DATASETS}
+    try:
+        folder.lstat()
+    except FileNotFoundError:
+        return DayEntries(files)
+    except OSError as exc:
+        return DayEntries(files, [Refused(None, folder, f"cannot be examined ({exc.strerror})")])
+    reason = refusal(folder, root, directory=True)
+    if reason is not None:
+        return DayEntries(files, [Refused(None, folder, reason)])
+    refused: list[Refused] = []
+    ignored: list[tuple[Path, str]] = []
+    for path in sorted(folder.iterdir()):
+        if path.name in CONTROL_FILES:
+            continue
+        parsed = parse_landing_name(path.name)
+        if parsed is None or parsed.dataset not in files:
+            ignored.append((path, _IGNORED_NAME))
+            continue
+        reason = refusal(path, root)
+        if reason is None:
+            files[parsed.dataset].append(path)
+        else:
+            refused.append(Refused(parsed.dataset, path, reason))
+    return DayEntries(files, refused, ignored)
+
+
+_IGNORED_NAME: Final = (
+    "not a delivery file name (<dataset>[.<source>].csv, .csv.gz, .parquet or .jsonl): not read"
+)
+
+
+def scan_landing(root: Path, landing: Path) -> list[tuple[Path, str]]:
+    """Entries directly under ``landing/`` that are not a business date folder, with the reason.
+
+    ``deals/`` and ``mappings/`` are not business dates; a folder named like a date
+    (``YYYY-MM-DD``) is one even when it is a link (the day's ingest refuses it).
+    """
+    if refusal(landing, root, directory=True) is not None:
+        return []
+    ignored: list[tuple[Path, str]] = []
+    for path in sorted(landing.iterdir()):
+        name = path.name
+        if name in _LANDING_SUBFOLDERS:
+            continue
+        if _DATE_FOLDER.fullmatch(name):
+            try:
+                date.fromisoformat(name)
+            except ValueError:
+                ignored.append((path, f"{name} is not a calendar date: folder not read"))
+            continue
+        kind = "folder" if path.is_dir() and not path.is_symlink() else "entry"
+        ignored.append(
+            (path, f"not a business date folder (the name must be YYYY-MM-DD): {kind} not read")
+        )
+    return ignored

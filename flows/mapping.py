@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Final, Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flows.limits import DEFAULT_LIMITS
+from flows.safe_yaml import load_yaml_file
 from transforms import schema
 
 SOURCE_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -104,7 +105,7 @@ def load_mapping(path: Path) -> SourceMapping:
     Raises:
         ValueError: if the file is not a valid mapping, or names another source.
     """
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml_file(path, path.parent, DEFAULT_LIMITS)  # flows.safe_yaml: guarded YAML
     mapping = SourceMapping.model_validate(raw)
     expected = path.name.removesuffix(".mapping.yaml")
     if mapping.source != expected:

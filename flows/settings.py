@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.limits import DEFAULT_LIMITS
+
 
 class Settings(BaseSettings):
     """Where the data lives, how the embedded Prefect runs, and how runs are scheduled.
@@ -32,6 +34,20 @@ class Settings(BaseSettings):
     """How long a run waits for another run to release the data root before failing."""
     dask_workers: int = Field(default=2, ge=1)
     """Workers of the local Dask cluster started by ``--task-runner dask`` without an address."""
+
+    # -- input limits (flows/limits.py: what each one bounds, and where it is enforced) --
+    max_file_bytes: int = Field(default=DEFAULT_LIMITS.max_file_bytes, ge=1)
+    max_decompressed_bytes: int = Field(default=DEFAULT_LIMITS.max_decompressed_bytes, ge=1)
+    max_columns: int = Field(default=DEFAULT_LIMITS.max_columns, ge=1)
+    max_field_bytes: int = Field(default=DEFAULT_LIMITS.max_field_bytes, ge=1)
+    max_rows: int = Field(default=DEFAULT_LIMITS.max_rows, ge=1)
+    max_json_depth: int = Field(default=DEFAULT_LIMITS.max_json_depth, ge=1)
+    max_yaml_bytes: int = Field(default=DEFAULT_LIMITS.max_yaml_bytes, ge=1)
+    max_yaml_aliases: int = Field(default=DEFAULT_LIMITS.max_yaml_aliases, ge=0)
+    max_yaml_nodes: int = Field(default=DEFAULT_LIMITS.max_yaml_nodes, ge=1)
+    max_yaml_depth: int = Field(default=DEFAULT_LIMITS.max_yaml_depth, ge=1)
+    min_date: date = DEFAULT_LIMITS.min_date
+    max_date: date = DEFAULT_LIMITS.max_date
 
 
 def yesterday(timezone: str, now: datetime | None = None) -> date:

@@ -23,7 +23,7 @@ import numpy as np
 
 from flows.generator.behaviour import Events, simulate_month
 from flows.generator.book import Book, Borrowers, monthly_counts, originate
-from flows.generator.calendar import Months
+from flows.generator.calendar import Months, to_date
 from flows.generator.pool import (
     PoolEvents,
     deal_document,
@@ -63,7 +63,7 @@ def _record_written(book: Book, events: Events) -> None:
 
 
 def generate_landing(
-    out: Path, *, loans: int, start: str, months: int, seed: int
+    out: Path, *, loans: int, start: str, months: int, seed: int, bad_rows: bool = False
 ) -> GenerationSummary:
     """Write a synthetic landing zone.
 
@@ -74,6 +74,8 @@ def generate_landing(
         months: Length of the window in calendar months; cash is generated up
             to the last day of the last month.
         seed: Seed of the random generator.
+        bad_rows: Put a realistic handful of bad rows (about 3% of each file) into
+            the delivery of the pool's cut-off date (``flows.generator.bad_rows``).
 
     Returns:
         Counts of what was written.
@@ -98,6 +100,8 @@ def generate_landing(
     book = Book(loans)
     deal = plan_deal(start, months, table)
 
+    # The cut-off date's files (loans, repayments and the initial pool) carry the bad rows.
+    spoiled = to_date(deal.cutoff_date) if bad_rows else None
     pending = Events.empty()
     folders: set[str] = set()
     repayments = 0
@@ -105,14 +109,16 @@ def generate_landing(
     cutoff_balance = 0
     for i in range(months):
         first_of_month = book.count
-        folders |= write_loans(out, originate(book, borrowers, rng, table, i=i, n=int(counts[i])))
+        folders |= write_loans(
+            out, originate(book, borrowers, rng, table, i=i, n=int(counts[i])), spoiled
+        )
 
         pending = Events.concat([pending, simulate_month(book, table, rng, i)])
         in_month = pending.value_date <= table.last_day(i)
         written = pending.take(in_month)
         pending = pending.take(~in_month)
         _record_written(book, written)
-        folders |= write_repayments(out, written, repayments + 1)
+        folders |= write_repayments(out, written, repayments + 1, spoiled)
         repayments += written.size
 
         parts: list[PoolEvents] = []
@@ -129,7 +135,7 @@ def generate_landing(
                     revolve(book, rng, table, i=i, first_of_month=first_of_month, target=target)
                 )
         month_events = PoolEvents.concat(parts)
-        folders |= write_pool_assets(out, deal.pool_id, month_events)
+        folders |= write_pool_assets(out, deal.pool_id, month_events, spoiled)
         pool_events += month_events.size
 
     pool_ids: tuple[str, ...] = ()

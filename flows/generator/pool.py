@@ -242,6 +242,7 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
             "max_dpd_at_purchase": 0,
         },
         "tranches": [t for t in tranches if t["original_balance"] != "0.00"],
+        "cutoff_pool_balance": _yuan(cutoff_balance),
         "fees": {"trustee": "0.0005", "servicer": "0.0050"},
         "triggers": [
             {

@@ -7,6 +7,7 @@ dataset is written once, whole.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from flows.generator.bad_rows import spoil
 from flows.generator.behaviour import Events
 from flows.generator.book import loan_ids
 from flows.generator.calendar import I64
@@ -40,25 +42,34 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _write_by_day(out: Path, frame: pl.DataFrame, day_column: str, name: str) -> set[str]:
-    """Write ``frame`` as ``out/<day>/<name>.csv`` per day; return the days written."""
+def _write_by_day(
+    out: Path, frame: pl.DataFrame, day_column: str, name: str, spoiled: date | None = None
+) -> set[str]:
+    """Write ``frame`` as ``out/<day>/<name>.csv`` per day; return the days written.
+
+    The file of the ``spoiled`` day also carries a few bad rows (``bad_rows.spoil``).
+    """
     written: set[str] = set()
     for (day,), part in frame.partition_by(day_column, as_dict=True, maintain_order=True).items():
         folder = day.isoformat()
+        if day == spoiled:
+            part = spoil(name, part)  # noqa: PLW2901 (the day's rows, with its bad rows)
         _write_text(out / folder / f"{name}.csv", part.write_csv())
         written.add(folder)
     return written
 
 
-def write_loans(out: Path, loans: pl.DataFrame) -> set[str]:
+def write_loans(out: Path, loans: pl.DataFrame, spoiled: date | None = None) -> set[str]:
     """Loans in the folder of their origination date."""
     frame = loans.sort("loan_id").with_columns(
         _yuan("principal"), pl.col("annual_rate").cast(pl.String).str.strip_chars_end("0")
     )
-    return _write_by_day(out, frame, "origination_date", "loans")
+    return _write_by_day(out, frame, "origination_date", "loans", spoiled)
 
 
-def write_repayments(out: Path, events: Events, first_number: int) -> set[str]:
+def write_repayments(
+    out: Path, events: Events, first_number: int, spoiled: date | None = None
+) -> set[str]:
     """Repayments in the folder of their value date.
 
     Events are numbered in (value date, loan, order-within-day) order, so
@@ -83,10 +94,12 @@ def write_repayments(out: Path, events: Events, first_number: int) -> set[str]:
     ).with_columns(
         _yuan(c) for c in ("principal_paid", "interest_paid", "fee_paid", "penalty_paid")
     )
-    return _write_by_day(out, frame, "value_date", "repayments")
+    return _write_by_day(out, frame, "value_date", "repayments", spoiled)
 
 
-def write_pool_assets(out: Path, pool_id: str, events: PoolEvents) -> set[str]:
+def write_pool_assets(
+    out: Path, pool_id: str, events: PoolEvents, spoiled: date | None = None
+) -> set[str]:
     """Pool membership events in the folder of their event date."""
     if events.size == 0:
         return set()
@@ -104,7 +117,7 @@ def write_pool_assets(out: Path, pool_id: str, events: PoolEvents) -> set[str]:
         .sort("event_date", "event", "loan_id")
         .with_columns(_yuan("purchase_price"))
     )
-    return _write_by_day(out, frame, "event_date", "pool_assets")
+    return _write_by_day(out, frame, "event_date", "pool_assets", spoiled)
 
 
 def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:

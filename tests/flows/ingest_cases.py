@@ -77,8 +77,24 @@ def csv_text(header: str, *rows: str) -> bytes:
     return ("\n".join([header, *rows]) + "\n").encode("utf-8")
 
 
+DEAL_HB1 = """\
+pool_id: HB-1
+name: Deal HB-1
+cutoff_date: 2024-03-01
+closing_date: 2024-03-08
+cutoff_pool_balance: "10000.00"
+tranches:
+  - {class: A, kind: senior, original_balance: "8900.00", coupon: "0.039"}
+  - {class: C, kind: subordinated, original_balance: "1100.00", coupon: "0"}
+"""
+"""The deal of pool HB-1 (pool events of a pool without a deal file are quarantined)."""
+
+
 def write_history(root: Path) -> IngestOutcome:
-    """Land and ingest the history day."""
+    """Land the deal of HB-1, then land and ingest the history day."""
+    deals = root / "landing" / "deals"
+    deals.mkdir(parents=True, exist_ok=True)
+    (deals / "HB-1.yaml").write_text(DEAL_HB1, encoding="utf-8")
     folder = root / "landing" / HISTORY_DAY.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "loans.csv").write_bytes(csv_text(LOAN_HEADER, loan("L1"), loan("L2"), loan("L3")))

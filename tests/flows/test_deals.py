@@ -55,4 +55,5 @@ def test_a_file_the_model_refuses_is_named_with_its_reason(tmp_path: Path) -> No
     _write(tmp_path, _deal("GOOD-2"))
     book = load_deals(Catalog(tmp_path))
     assert sorted(book.deals) == ["GOOD-2"]
-    assert book.errors[0].startswith("landing/deals/BAD-1.yaml: invalid deal terms")
+    assert book.errors[0].startswith("landing/deals/BAD-1.yaml: field tranches: ")
+    assert book.errors[0].endswith("(got a list of 0)")

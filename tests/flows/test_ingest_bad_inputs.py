@@ -13,6 +13,7 @@ import gzip
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -76,14 +77,21 @@ def _correction(outcome: IngestOutcome, root: Path) -> None:
     assert correction.source_file == f"landing/{DAY}/loans.csv"
     assert correction.source_line == 2
     assert [(c.column, c.previous, c.value) for c in correction.changes] == [
-        ("principal", "1000000", "1200000"),
+        ("borrower_id", None, None),
+        ("principal", "10000.00", "12000.00"),
         ("annual_rate", "0.120000", "0.150000"),
     ]
+    assert correction.changes[0].redacted
+    assert correction.changes[1].value_yuan == Decimal("12000.00")
+    assert correction.row_key.startswith("row-")
+    assert "L2" not in correction.row_key
     assert outcome.files[0].rows_duplicate == 1  # L3 again, unchanged
 
 
 def _ignored(outcome: IngestOutcome, root: Path) -> None:
     assert outcome.ignored == [f"landing/{DAY}/notes.txt"]
+    (reason,) = outcome.ignored_reasons.values()
+    assert "not a delivery file name" in reason
 
 
 def _kept_verbatim(outcome: IngestOutcome, root: Path) -> None:
@@ -257,7 +265,10 @@ CASES: dict[str, Case] = {
     ),
     "loan re-delivered with changed terms is a correction": Case(
         files={
-            "loans.csv": _loans(loan("L2", principal="12000.00", annual_rate="0.15"), loan("L3"))
+            "loans.csv": _loans(
+                loan("L2", borrower_id="B-NEW", principal="12000.00", annual_rate="0.15"),
+                loan("L3"),
+            )
         },
         accepted={"loans.csv": 2},
         check=_correction,
