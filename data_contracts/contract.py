@@ -72,7 +72,7 @@ CrossDatasetCheck = Literal[
 CROSS_DATASET_CHECKS: tuple[str, ...] = get_args(CrossDatasetCheck)
 """The names an ``implementation`` of a custom quality entry may take."""
 
-INPUT_DATASETS = ("loans", "repayments", "pool_assets")
+INPUT_DATASETS = ("loans", "repayments", "pool_assets", "loan_tape")
 """Datasets a servicer delivers, validated row by row at ingest."""
 
 DATASETS = (*INPUT_DATASETS, "deal", "loan_snapshots")

@@ -21,13 +21,13 @@ import polars as pl
 
 from transforms.schema import Columns
 
-LANDING_DATASETS = ("loans", "repayments", "pool_assets")
+LANDING_DATASETS = ("loans", "repayments", "pool_assets", "loan_tape")
 LANDING_SUFFIXES = (".csv.gz", ".csv", ".parquet", ".jsonl")
 PART = "part-0.parquet"
 
 # <dataset>[.<source>]<suffix>: a source names the servicer mapping the file is read with.
 _LANDING_NAME = re.compile(
-    r"^(?P<dataset>loans|repayments|pool_assets)(?:\.(?P<source>[a-z0-9][a-z0-9_-]{0,63}))?"
+    r"^(?P<dataset>loans|repayments|pool_assets|loan_tape)(?:\.(?P<source>[a-z0-9][a-z0-9_-]{0,63}))?"
     r"(?P<suffix>\.csv\.gz|\.csv|\.parquet|\.jsonl)$"
 )
 

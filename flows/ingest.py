@@ -42,7 +42,7 @@ from flows.mapping import SourceMapping, load_mapping
 from transforms import schema
 from transforms.staging import TYPE_ERRORS, cast_landing
 
-DATASET_ORDER: Final = ("loans", "repayments", "pool_assets")
+DATASET_ORDER: Final = ("loans", "repayments", "pool_assets", "loan_tape")
 """Loans first: the other datasets are checked against the loans known so far."""
 
 MIN_ROWS_FOR_SHARE: Final = 20
@@ -159,6 +159,7 @@ class _History:
     loans: pl.DataFrame
     repayments: pl.DataFrame
     pool_assets: pl.DataFrame
+    loan_tape: pl.DataFrame
 
 
 def _staged_before(catalog: Catalog, dataset: str, before: date) -> pl.DataFrame:

@@ -36,7 +36,13 @@ from typing import Final
 
 import polars as pl
 
-from flows.mapping import MAPPING_ERRORS, DatasetMapping, SourceMapping, apply_mapping
+from flows.mapping import (
+    MAPPING_ERRORS,
+    DatasetMapping,
+    SourceMapping,
+    apply_mapping,
+    map_columns,
+)
 from transforms import schema
 
 READ_ERRORS: Final = "read_errors"
@@ -181,27 +187,31 @@ def _separator(header: str, declared: str | None) -> str:
     return max(_HEADER_SEPARATORS, key=header.count)
 
 
-def _check_header(header: Sequence[str]) -> list[str]:
+def _check_header(header: Sequence[str], *, allow_empty: bool = False) -> list[str]:
     names = [h.strip() for h in header]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise LandingError(f"line 1: the header repeats the columns {repeated}")
-    if any(n == "" for n in names):
+    if any(n == "" for n in names) and not allow_empty:
         raise LandingError("line 1: the header has an empty column name")
     return names
 
 
-def _split_rows(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
+def _split_rows(
+    text: str, separator: str, *, allow_empty: bool = False
+) -> tuple[list[str], pl.DataFrame]:
     """Header and rows (a list of fields each) of unquoted delimited text."""
     lines = _lines(text)
     if lines.height == 0:
         return [], pl.DataFrame(schema={"source_line": pl.Int64, "fields": pl.List(pl.String)})
-    header = _check_header(lines["text"][0].split(separator))
+    header = _check_header(lines["text"][0].split(separator), allow_empty=allow_empty)
     rows = lines.slice(1).select("source_line", pl.col("text").str.split(separator).alias("fields"))
     return header, rows
 
 
-def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
+def _parse_quoted(
+    text: str, separator: str, *, allow_empty: bool = False
+) -> tuple[list[str], pl.DataFrame]:
     """Header and rows of delimited text with quoted fields, keeping each record's first line."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     header: list[str] = []
@@ -215,7 +225,7 @@ def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
             if not header:
-                header = _check_header(record)
+                header = _check_header(record, allow_empty=allow_empty)
                 continue
             starts.append(start)
             records.append(record)
@@ -228,13 +238,15 @@ def _parse_quoted(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
     return header, rows
 
 
-def _delimited_frame(text: str, declared: str | None) -> tuple[list[str], pl.DataFrame]:
+def _delimited_frame(
+    text: str, declared: str | None, *, allow_empty: bool = False
+) -> tuple[list[str], pl.DataFrame]:
     first_line = next((line for line in text.split("\n") if line.strip()), "")
     separator = _separator(first_line, declared)
     if '"' in text:
-        header, rows = _parse_quoted(text, separator)
+        header, rows = _parse_quoted(text, separator, allow_empty=allow_empty)
     else:
-        header, rows = _split_rows(text, separator)
+        header, rows = _split_rows(text, separator, allow_empty=allow_empty)
     width = len(header)
     columns = [
         pl.col("fields").list.get(i, null_on_oob=True).alias(name) for i, name in enumerate(header)
@@ -348,7 +360,9 @@ def read_landing_file(
                 header, rows = _jsonl_frame(text)
             else:
                 delimiter = mapping.delimiter if mapping is not None else None
-                header, rows = _delimited_frame(text, delimiter)
+                # A mapping may name the column an export leaves without a header.
+                unnamed = mapping is not None and "" in mapping.table(dataset).columns
+                header, rows = _delimited_frame(text, delimiter, allow_empty=unnamed)
     except (LandingError, OSError) as exc:
         return unreadable(
             dataset, business_date, path, relative, str(exc), source=source, file_format=file_format
@@ -373,18 +387,23 @@ def _canonical(  # noqa: PLR0917 (the parts of one file, each named at the call)
     columns = schema.INPUT_DATASETS[dataset]
     renames = {h: (mapping.columns.get(h, h) if mapping is not None else h) for h in header}
     delivered = set(renames.values())
+    extra = tuple(h for h in header if renames[h] not in columns)
+    if mapping is not None:
+        mapped, delivered = map_columns(rows, header, dataset, mapping)
+        selected = apply_mapping(
+            mapped.select(*sorted(delivered), "source_line", ORIGINAL, "_shape"), dataset, mapping
+        )
+        delivered = {c for c in selected.columns if c in columns}
+    else:
+        selected = rows.select(
+            *[pl.col(h).alias(renames[h]) for h in header if renames[h] in columns],
+            "source_line",
+            ORIGINAL,
+            "_shape",
+        )
     required = [c for c in columns if c not in schema.OPTIONAL_COLUMNS[dataset]]
     missing = tuple(c for c in required if c not in delivered)
-    extra = tuple(h for h in header if renames[h] not in columns)
-    selected = rows.select(
-        *[pl.col(h).alias(renames[h]) for h in header if renames[h] in columns],
-        "source_line",
-        ORIGINAL,
-        "_shape",
-    )
-    if mapping is not None:
-        selected = apply_mapping(selected, dataset, mapping)
-    else:
+    if mapping is None:
         selected = selected.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias(MAPPING_ERRORS))
     shape = pl.when(pl.col("_shape").is_not_null()).then(
         pl.concat_list(pl.lit(f"{dataset}.row.field_count"))

@@ -41,6 +41,7 @@ EFFECTIVE_DATE = {
     "loans": "origination_date",
     "repayments": "value_date",
     "pool_assets": "event_date",
+    "loan_tape": "as_of_date",
 }
 """The column that dates a staged row's effect on the snapshots."""
 
