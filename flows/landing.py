@@ -390,9 +390,7 @@ def _canonical(  # noqa: PLR0917 (the parts of one file, each named at the call)
     extra = tuple(h for h in header if renames[h] not in columns)
     if mapping is not None:
         mapped, delivered = map_columns(rows, header, dataset, mapping)
-        selected = apply_mapping(
-            mapped.select(*sorted(delivered), "source_line", ORIGINAL, "_shape"), dataset, mapping
-        )
+        selected = apply_mapping(mapped, dataset, mapping)
         delivered = {c for c in selected.columns if c in columns}
     else:
         selected = rows.select(

@@ -443,9 +443,8 @@ def parse_number(text: pl.Expr, fmt: NumberFormat) -> tuple[pl.Expr, pl.Expr]:
     scale = exponent.replace_strict(
         list(_EXPONENTS), [Decimal(10) ** k for k in _EXPONENTS], default=None, return_dtype=_WORK
     )
-    value = pl.when(cleaned.str.contains(_NUMBER) & has_digits).then(mantissa * scale)
-    value = pl.when(negative).then(-value).otherwise(value)
-    return value, percent
+    parsed: pl.Expr = pl.when(cleaned.str.contains(_NUMBER) & has_digits).then(mantissa * scale)
+    return pl.when(negative).then(-parsed).otherwise(parsed), percent
 
 
 def _decimal_text(value: pl.Expr, places: int) -> pl.Expr:
@@ -548,7 +547,7 @@ def _status_columns(
 def map_columns(
     frame: pl.DataFrame, header: list[str], dataset: str, mapping: DatasetMapping
 ) -> tuple[pl.DataFrame, set[str]]:
-    """Rename the delivered columns and add those the mapping derives.
+    """Give the delivered columns their canonical names and add the mapping's constants.
 
     Args:
         frame: the file's rows as text, one column per ``header`` name, plus lineage.
@@ -557,24 +556,20 @@ def map_columns(
         mapping: the dataset's part of the servicer's mapping.
 
     Returns:
-        The frame with canonical names (servicer-only columns kept for the
-        derivations, then left for the caller to drop), constants and derived
-        columns as text, and the set of canonical columns now present.
+        The frame with a canonical column for each renamed one (the servicer's
+        column is kept too, so derivations may use either name), constants as
+        text, and the set of canonical columns now present.
     """
     canonical = schema.INPUT_DATASETS[dataset]
     renames = {h: mapping.columns[h] for h in header if h in mapping.columns}
-    # A servicer column that keeps its name but collides with a renamed one is dropped first.
+    # A servicer column named like a canonical one that another column maps to is dropped.
     clashing = [h for h in header if h not in renames and h in renames.values()]
-    renamed = frame.drop(clashing).rename(renames)
-    texts = [pl.lit(str(v), dtype=pl.String).alias(c) for c, v in mapping.constants.items()]
-    if texts:
-        renamed = renamed.with_columns(*texts)
-    if mapping.derived:
-        renamed = renamed.with_columns(
-            *[_derived_text(dataset, c, e).alias(c) for c, e in sorted(mapping.derived.items())]
-        )
-    present = {c for c in renamed.columns if c in canonical}
-    return renamed, present
+    aliased = frame.drop(clashing).with_columns(
+        *[pl.col(h).alias(target) for h, target in renames.items() if h != target],
+        *[pl.lit(str(v), dtype=pl.String).alias(c) for c, v in mapping.constants.items()],
+    )
+    present = {c for c in aliased.columns if c in canonical} | set(mapping.derived)
+    return aliased, present
 
 
 def apply_mapping(frame: pl.DataFrame, dataset: str, mapping: DatasetMapping) -> pl.DataFrame:
@@ -592,9 +587,9 @@ def apply_mapping(frame: pl.DataFrame, dataset: str, mapping: DatasetMapping) ->
     """
     values: list[pl.Expr] = []
     errors: list[pl.Expr] = []
-    derived = set(mapping.derived) | set(mapping.constants)
+    derived = set(mapping.constants)
     for column in schema.INPUT_DATASETS[dataset]:
-        if column not in frame.columns:
+        if column not in frame.columns or column in mapping.derived:
             continue
         text = pl.col(column).cast(pl.String).str.strip_chars()
         text = pl.when(text == "").then(None).otherwise(text)
@@ -608,6 +603,11 @@ def apply_mapping(frame: pl.DataFrame, dataset: str, mapping: DatasetMapping) ->
         pl.concat_list(errors).list.drop_nulls() if errors else pl.lit([], dtype=pl.List(pl.String))
     )
     frame = frame.with_columns(*values, error_list.alias(MAPPING_ERRORS))
+    if mapping.derived:
+        # Derivations see the converted canonical columns and the servicer's own columns.
+        frame = frame.with_columns(
+            *[_derived_text(dataset, c, e).alias(c) for c, e in sorted(mapping.derived.items())]
+        )
     if mapping.status_codes and "status" in frame.columns:
         # Evaluated together: the range rule reads the servicer's code, not the mapped status.
         extra, rules = _status_columns(dataset, frame, mapping)
