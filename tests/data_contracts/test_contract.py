@@ -69,6 +69,8 @@ def test_cross_dataset_rules_name_a_known_check_and_carry_a_severity() -> None:
         "loans.origination_date.not_future": ("not_after_business_date", "error"),
         "repayments.repayment_id.conflict": ("id_conflict", "error"),
         "repayments.loan_id.known_loan": ("known_loan", "error"),
+        "loan_tape.as_of_date.not_future": ("not_after_business_date", "error"),
+        "loan_tape.loan_id.known_loan": ("known_loan", "error"),
         "repayments.value_date.on_or_after_origination": ("on_or_after_origination", "error"),
         "repayments.value_date.not_future": ("not_after_business_date", "error"),
         "repayments.principal_paid.within_outstanding": ("within_outstanding", "warning"),
