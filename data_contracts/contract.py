@@ -66,6 +66,7 @@ CrossDatasetCheck = Literal[
     "id_conflict",
     "added_twice",
     "removed_not_in_pool",
+    "iso_region",
 ]
 """Checks against other datasets or earlier deliveries, run by the ingest stage."""
 
