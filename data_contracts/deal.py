@@ -146,7 +146,7 @@ def is_iso_currency(code: str) -> bool:
 def is_iso_region(code: str) -> bool:
     """``code`` is an ISO 3166-1 alpha-2 country (TW) or ISO 3166-2 subdivision (CN-GD)."""
     if "-" in code:
-        return pycountry.subdivisions.get(code=code) is not None
+        return pycountry.subdivisions.get(code=code) is not None  # type: ignore[no-untyped-call]  # pycountry leaves this untyped
     return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None
 
 

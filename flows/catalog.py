@@ -170,6 +170,10 @@ class Catalog:
     def mart(self, name: str) -> Path:
         return self.root / "marts" / name / PART
 
+    def mart_summary(self, name: str) -> Path:
+        """A mart's summary document (``marts/<name>/summary.json``), e.g. the reconciliation's."""
+        return self.root / "marts" / name / "summary.json"
+
     # -- reports and runs --------------------------------------------------------------
     @property
     def reports(self) -> Path:

@@ -735,3 +735,64 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
         .select([pl.col(c).cast(t) for c, t in REVOLVING_METRICS.items()])
         .sort("pool_id", "as_of_date")
     )
+
+
+# --- curation and snapshot dates ------------------------------------------------------------------
+
+
+def current_tape(staged: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per loan and as-of date: the latest delivery wins (a re-sent month corrects)."""
+    return (
+        staged.sort("business_date", "source_file", "source_line")
+        .unique(subset=["loan_id", "as_of_date"], keep="last", maintain_order=True)
+        .select(list(schema.LOAN_TAPE))
+        .sort("loan_id", "as_of_date")
+    )
+
+
+def at_dates(snapshots: pl.LazyFrame, as_of_dates: Sequence[date]) -> pl.LazyFrame:
+    """Tape-derived snapshots at ``as_of_dates``.
+
+    A date with the loan's own tape row keeps it; a date between tape rows (a
+    cut-off or the latest business date inside a month) shows the loan's last
+    reported position with no flows, so a collection period is never split and
+    nothing is counted twice. A date before a loan's first tape row has no row.
+    """
+    wanted = pl.LazyFrame({"_date": sorted(set(as_of_dates))}, schema={"_date": pl.Date})
+    latest = (
+        snapshots.select("loan_id")
+        .unique()
+        .join(wanted, how="cross")
+        .sort("_date")
+        .join_asof(
+            snapshots.sort("as_of_date").with_columns(pl.col("as_of_date").alias("_reported")),
+            left_on="_date",
+            right_on="as_of_date",
+            by="loan_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("_reported").is_not_null())
+    )
+    same_day = pl.col("_reported") == pl.col("_date")
+    flows = [
+        "scheduled_principal_paid",
+        "unscheduled_principal_paid",
+        "interest_paid",
+        "fees_paid",
+        "recoveries",
+        "purchased_principal",
+        "removed_principal",
+    ]
+    return (
+        latest.with_columns(
+            pl.col("_date").alias("as_of_date"),
+            pl.when(same_day)
+            .then(pl.col("opening_principal"))
+            .otherwise(pl.col("closing_principal"))
+            .alias("opening_principal"),
+            *[pl.when(same_day).then(pl.col(c)).otherwise(0).alias(c) for c in flows],
+        )
+        .select(list(schema.LOAN_SNAPSHOTS))
+        .sort("as_of_date", "loan_id")
+    )
