@@ -26,6 +26,7 @@ from data_contracts.deal import DealTerms
 from data_contracts.metrics_contract import contract_conventions, contract_version, validate_metrics
 from flows.catalog import Catalog
 from flows.periods import month_end, period_label
+from flows.tape import tape_sections
 from transforms import pool_metrics, schema
 from transforms.concentration import concentration
 from transforms.metrics_document import build_metrics_document, dumps_metrics
@@ -329,6 +330,7 @@ def compute_pool_metrics(
             if period_end not in computed:
                 continue
             document = metrics_document(marts, deal, period_end)
+            document.update(tape_sections(catalog, deal, period_end))
             validate_metrics(document)
             path = catalog.metrics_json(pool_id, period_label(period_end))
             catalog.write_text(dumps_metrics(document), path)

@@ -31,6 +31,7 @@ from data_contracts.deal import DealTerms
 from flows.catalog import Catalog
 from flows.deals import performance_rules
 from transforms import schema
+from transforms.metrics_document import fen_to_yuan_str
 from transforms.tape import (
     RECONCILIATION,
     REVOLVING_METRICS,
@@ -38,6 +39,7 @@ from transforms.tape import (
     apply_servicer_charge_offs,
     at_dates,
     current_tape,
+    data_source_section,
     reconcile,
     reconciliation_summary,
     revolving_metrics,
@@ -47,6 +49,8 @@ from transforms.tape import (
 )
 
 RECONCILIATION_MART = "reconciliation"
+SERVICER_LOANS = "servicer_loans"
+"""Curated list of the loans whose snapshots come from the tape."""
 REVOLVING_MART = "revolving_metrics"
 
 
@@ -205,4 +209,62 @@ def prepare_tape(catalog: Catalog, until: date, deals: Mapping[str, DealTerms]) 
     reconciled = with_tape.join(paid, on="loan_id", how="semi").join(
         revolving, on="loan_id", how="anti"
     )
+    catalog.write_frame(servicer, catalog.curated(SERVICER_LOANS))
     return ServicerTape(catalog, tape, servicer, reconciled.sort("loan_id"), deals)
+
+
+def _fen_text(value: int | None) -> str | None:
+    return None if value is None else fen_to_yuan_str(value)
+
+
+def tape_sections(catalog: Catalog, deal: DealTerms, period_end: date) -> dict[str, object]:
+    """The ``data_source`` (and, for revolving pools, ``revolving_accounts``) of a metrics.json.
+
+    Empty when nothing of the pool comes from a tape and the deal keeps engine balances.
+    """
+    tape_path, servicer_path = catalog.curated("loan_tape"), catalog.curated(SERVICER_LOANS)
+    snapshot = catalog.snapshot_partition(period_end)
+    if not (tape_path.is_file() and servicer_path.is_file() and snapshot.is_file()):
+        return {}
+    members = (
+        catalog.scan(snapshot).filter(pl.col("pool_id") == deal.pool_id).select("loan_id").collect()
+    )
+    servicer = members.join(pl.read_parquet(servicer_path), on="loan_id", how="semi")
+    if servicer.height == 0 and deal.balance_source == "engine":
+        return {}
+    rows = pl.read_parquet(tape_path).join(servicer, on="loan_id", how="semi")
+    at_end = rows.filter(pl.col("as_of_date") <= period_end)
+    delivered = [c for c in schema.LOAN_TAPE if at_end[c].null_count() < at_end.height]
+    revolving = at_end["credit_limit"].null_count() < at_end.height
+    sections: dict[str, object] = {
+        "data_source": data_source_section(
+            balance_source=deal.balance_source,
+            servicer_loans=servicer.height,
+            engine_loans=members.height - servicer.height,
+            available=tape_availability(delivered),
+            revolving=revolving,
+        )
+    }
+    mart = catalog.mart(REVOLVING_MART)
+    if revolving and mart.is_file():
+        found = pl.read_parquet(mart).filter(
+            (pl.col("pool_id") == deal.pool_id) & (pl.col("as_of_date") == period_end)
+        )
+        if found.height:
+            row = found.row(0, named=True)
+            sections["revolving_accounts"] = {
+                **{c: _fen_text(row[c]) for c, t in REVOLVING_METRICS.items() if t == schema.MONEY},
+                "account_count": row["account_count"],
+                "thirty_plus_count": row["thirty_plus_count"],
+                **{
+                    c: row[c]
+                    for c in (
+                        "payment_rate",
+                        "utilisation",
+                        "thirty_plus_share",
+                        "charge_off_rate_annualised",
+                        "yield_annualised",
+                    )
+                },
+            }
+    return sections

@@ -796,3 +796,73 @@ def at_dates(snapshots: pl.LazyFrame, as_of_dates: Sequence[date]) -> pl.LazyFra
         .select(list(schema.LOAN_SNAPSHOTS))
         .sort("as_of_date", "loan_id")
     )
+
+
+# --- what a pool's disclosure can show ----------------------------------------------------------
+
+NEEDS_INTEREST: Final = (
+    "collections.interest",
+    "collections.total",
+    "performance.payment_rate",
+    "performance.excess_spread",
+    "credit_enhancement.excess_spread",
+)
+"""metrics.json figures that need the interest collected."""
+
+INSTALMENT_ONLY: Final = {
+    "characteristics.wam_months": "revolving accounts have no schedule, so no remaining term",
+    "performance.smm": "schedule-based prepayment does not apply to revolving accounts",
+    "performance.cpr": "schedule-based prepayment does not apply to revolving accounts",
+}
+"""Figures hidden for revolving pools, with the reason the report states."""
+
+
+def data_source_section(
+    *,
+    balance_source: str,
+    servicer_loans: int,
+    engine_loans: int,
+    available: Mapping[str, bool],
+    revolving: bool,
+) -> dict[str, object]:
+    """The ``data_source`` object of a pool's metrics.json.
+
+    Args:
+        balance_source: the deal's ``balance_source``.
+        servicer_loans: the pool's loans whose snapshots come from the tape.
+        engine_loans: the pool's loans computed by the engine from repayments.
+        available: :func:`tape_availability` of the pool's tape rows.
+        revolving: the pool holds revolving accounts.
+
+    Returns:
+        ``balance_source`` (``engine``, ``servicer`` or ``mixed``: what the figures rest on),
+        the counts, ``not_available`` (metrics.json keys the source cannot give: the
+        report prints "not available from this source", never the 0 in the document)
+        and ``hidden_sections`` (instalment-only figures of revolving pools, with reasons).
+    """
+    if servicer_loans and engine_loans:
+        source = "mixed"
+    elif servicer_loans:
+        source = "servicer"
+    else:
+        source = "engine" if balance_source == "engine" else balance_source
+    missing: list[str] = []
+    if servicer_loans:
+        if not available.get("interest_paid", False):
+            missing.extend(NEEDS_INTEREST)
+        if not available.get("fees_paid", False):
+            missing.append("collections.fees")
+        if not available.get("recoveries", False):
+            missing.extend(("collections.recoveries", "performance.recovery_rate"))
+    hidden = (
+        [{"section": key, "reason": reason} for key, reason in INSTALMENT_ONLY.items()]
+        if revolving
+        else []
+    )
+    return {
+        "balance_source": source,
+        "servicer_loans": servicer_loans,
+        "engine_loans": engine_loans,
+        "not_available": sorted(set(missing)),
+        "hidden_sections": hidden,
+    }

@@ -14,6 +14,7 @@ from flows.catalog import Catalog
 from flows.curate import curate
 from flows.deals import load_deals
 from flows.ingest import ingest_dates
+from flows.metrics import compute_pool_metrics
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
@@ -127,3 +128,22 @@ def test_a_loan_whose_sources_disagree_is_in_the_reconciliation_mart(root: Path)
     # The engine's balance stands for E1: the deal's balance_source is the engine.
     e1 = _snapshots(root).filter((pl.col("loan_id") == "E1") & (pl.col("as_of_date") == FEB))
     assert e1["closing_principal"].to_list() == [90_000]
+
+
+def test_metrics_json_states_the_source_and_what_it_cannot_give(root: Path) -> None:
+    catalog = Catalog(root)
+    periods = compute_pool_metrics(catalog, load_deals(catalog).deals, [FEB, MAR])
+    assert [p.period for p in periods] == ["2024-02", "2024-03"]
+    document = json.loads(catalog.metrics_json("TP", "2024-03").read_text(encoding="utf-8"))
+    assert document["currency"] == "USD"
+    source = document["data_source"]
+    assert (source["balance_source"], source["servicer_loans"], source["engine_loans"]) == (
+        "mixed",
+        2,
+        1,
+    )
+    # The tape has no interest_paid_to_date: interest-based figures are marked, never a 0.
+    assert "collections.interest" in source["not_available"]
+    assert "performance.payment_rate" in source["not_available"]
+    assert source["hidden_sections"] == []
+    assert document["pool"]["defaulted_principal"] == "450.00"

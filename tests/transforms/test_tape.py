@@ -21,6 +21,7 @@ from transforms.schedules import build_schedules
 from transforms.tape import (
     Tolerances,
     apply_servicer_charge_offs,
+    data_source_section,
     reconcile,
     reconciliation_summary,
     revolving_metrics,
@@ -420,3 +421,20 @@ def test_revolving_rates_that_need_interest_are_null_when_the_tape_lacks_it() ->
     assert feb["principal_collections"] == 20_000
     assert feb["payment_rate"] is None
     assert feb["utilisation"] is None
+
+
+def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
+    section = data_source_section(
+        balance_source="servicer",
+        servicer_loans=3,
+        engine_loans=0,
+        available={"interest_paid": True, "fees_paid": True, "recoveries": False},
+        revolving=True,
+    )
+    assert section["balance_source"] == "servicer"
+    assert section["not_available"] == ["collections.recoveries", "performance.recovery_rate"]
+    hidden = {h["section"]: h["reason"] for h in section["hidden_sections"]}  # type: ignore[attr-defined]
+    assert set(hidden) == {"characteristics.wam_months", "performance.smm", "performance.cpr"}
+    assert hidden["characteristics.wam_months"] == (
+        "revolving accounts have no schedule, so no remaining term"
+    )
