@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--months", type=_positive, default=18)
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument(
+        "--second-servicer-loans",
+        type=int,
+        default=0,
+        help="also write a second pool of this many loans from another servicer "
+        "(a GBK month-end loan tape read through its mapping file)",
+    )
+    gen.add_argument(
         "--if-empty",
         action="store_true",
         help="do nothing when the landing folder already holds deliveries",
@@ -319,7 +326,12 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"landing zone {out} already holds deliveries; not generating")
         return 0
     summary = generate_landing(
-        out, loans=args.loans, start=args.start, months=args.months, seed=args.seed
+        out,
+        loans=args.loans,
+        start=args.start,
+        months=args.months,
+        seed=args.seed,
+        second_servicer_loans=args.second_servicer_loans,
     )
     print(
         f"wrote {summary.loans} loans, {summary.repayments} repayments and "
