@@ -276,7 +276,12 @@ def update_loan_snapshots(
     }
     pool_assets = catalog.scan(catalog.curated("pool_assets"))
     # The servicer's tape: its loans' snapshots, charge-offs and reconciliation (flows.tape).
+    # Loans known only from the tape are not run through the engine at all.
     tape = prepare_tape(catalog, until, deals)
+    inputs = {
+        name: frame.join(tape.tape_only.lazy(), on="loan_id", how="anti")
+        for name, frame in inputs.items()
+    }
 
     def engine(
         chain: list[date], state: EngineState | None, base: date | None

@@ -86,6 +86,11 @@ class ServicerTape:
     deals: Mapping[str, DealTerms]
 
     @property
+    def tape_only(self) -> pl.DataFrame:
+        """``loan_id`` of the servicer-sourced loans the engine need not compute."""
+        return self.servicer_loans.join(self.reconciled_loans, on="loan_id", how="anti")
+
+    @property
     def available(self) -> dict[str, bool]:
         """Which tape-derived flows this tape can give (see ``tape_availability``)."""
         delivered = [c for c in schema.LOAN_TAPE if self.tape[c].null_count() < self.tape.height]
@@ -141,10 +146,13 @@ class ServicerTape:
         )
         rows = pl.concat([earlier, found]).sort("as_of_date", "loan_id")
         self.catalog.write_frame(rows, mart)
+        # Loan-dates compared so far: the tape rows of reconciled loans at every snapshot date
+        # written before and in this chain.
+        dates = sorted({*self.catalog.snapshot_dates(), *chain})
         compared = (
             self.tape.lazy()
             .join(self.reconciled_loans.lazy(), on="loan_id", how="semi")
-            .join(engine.lazy().select("as_of_date", "loan_id"), on=["as_of_date", "loan_id"])
+            .filter(pl.col("as_of_date").is_in(dates))
             .select(pl.len())
             .collect()
             .item()
@@ -230,21 +238,30 @@ def tape_sections(catalog: Catalog, deal: DealTerms, period_end: date) -> dict[s
         catalog.scan(snapshot).filter(pl.col("pool_id") == deal.pool_id).select("loan_id").collect()
     )
     servicer = members.join(pl.read_parquet(servicer_path), on="loan_id", how="semi")
-    if servicer.height == 0 and deal.balance_source == "engine":
+    regions = (
+        catalog.scan(catalog.curated("loans"))
+        .join(members.lazy(), on="loan_id", how="semi")
+        .select(pl.col("province").unique())
+        .collect()["province"]
+        .to_list()
+    )
+    outside = sorted(r for r in regions if r is not None and not deal.region_allowed(r))
+    if servicer.height == 0 and deal.balance_source == "engine" and not outside:
         return {}
     rows = pl.read_parquet(tape_path).join(servicer, on="loan_id", how="semi")
     at_end = rows.filter(pl.col("as_of_date") <= period_end)
     delivered = [c for c in schema.LOAN_TAPE if at_end[c].null_count() < at_end.height]
     revolving = at_end["credit_limit"].null_count() < at_end.height
-    sections: dict[str, object] = {
-        "data_source": data_source_section(
-            balance_source=deal.balance_source,
-            servicer_loans=servicer.height,
-            engine_loans=members.height - servicer.height,
-            available=tape_availability(delivered),
-            revolving=revolving,
-        )
-    }
+    source = data_source_section(
+        balance_source=deal.balance_source,
+        servicer_loans=servicer.height,
+        engine_loans=members.height - servicer.height,
+        available=tape_availability(delivered),
+        revolving=revolving,
+    )
+    # The deal's allowed_regions: a pool loan from elsewhere is named for the report.
+    source["regions_not_allowed"] = outside
+    sections: dict[str, object] = {"data_source": source}
     mart = catalog.mart(REVOLVING_MART)
     if revolving and mart.is_file():
         found = pl.read_parquet(mart).filter(

@@ -828,7 +828,7 @@ def data_source_section(
     """The ``data_source`` object of a pool's metrics.json.
 
     Args:
-        balance_source: the deal's ``balance_source``.
+        balance_source: the deal's ``balance_source`` (kept as ``requested_balance_source``).
         servicer_loans: the pool's loans whose snapshots come from the tape.
         engine_loans: the pool's loans computed by the engine from repayments.
         available: :func:`tape_availability` of the pool's tape rows.
@@ -840,12 +840,14 @@ def data_source_section(
         report prints "not available from this source", never the 0 in the document)
         and ``hidden_sections`` (instalment-only figures of revolving pools, with reasons).
     """
+    # What the figures rest on, whatever the deal asks for: a servicer deal whose loans have
+    # no tape rows yet is still computed by the engine.
     if servicer_loans and engine_loans:
         source = "mixed"
     elif servicer_loans:
         source = "servicer"
     else:
-        source = "engine" if balance_source == "engine" else balance_source
+        source = "engine"
     missing: list[str] = []
     if servicer_loans:
         if not available.get("interest_paid", False):
@@ -861,6 +863,7 @@ def data_source_section(
     )
     return {
         "balance_source": source,
+        "requested_balance_source": balance_source,
         "servicer_loans": servicer_loans,
         "engine_loans": engine_loans,
         "not_available": sorted(set(missing)),

@@ -16,6 +16,7 @@ from flows.deals import load_deals
 from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
 from flows.snapshots import build_loan_snapshots, snapshot_dates
+from flows.tape import tape_sections
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
 DAY = date(2024, 3, 31)
@@ -146,4 +147,13 @@ def test_metrics_json_states_the_source_and_what_it_cannot_give(root: Path) -> N
     assert "collections.interest" in source["not_available"]
     assert "performance.payment_rate" in source["not_available"]
     assert source["hidden_sections"] == []
+    assert source["requested_balance_source"] == "engine"
+    assert source["regions_not_allowed"] == []
     assert document["pool"]["defaulted_principal"] == "450.00"
+
+
+def test_a_pool_loan_outside_the_deals_allowed_regions_is_named(root: Path) -> None:
+    catalog = Catalog(root)
+    deal = load_deals(catalog).deals["TP"].model_copy(update={"allowed_regions": ("US-CA",)})
+    sections = tape_sections(catalog, deal, MAR)
+    assert sections["data_source"]["regions_not_allowed"] == ["US-NY", "US-TX"]  # type: ignore[index]
