@@ -12,6 +12,8 @@ DEMO_LOANS  ?= 50000
 DEMO_START  ?= 2024-01
 DEMO_MONTHS ?= 18
 DEMO_SEED   ?= 20240101
+# A second pool, delivered by another servicer as a month-end loan tape (GBK, own mapping).
+DEMO_SECOND_SERVICER_LOANS ?= 5000
 DEMO_END    ?= 2025-06-30
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -38,7 +40,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/abs-pipeline generate --out $(DATA)/landing --loans $(DEMO_LOANS) \
 		--start $(DEMO_START) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --if-empty \
-		--bad-rows
+		--bad-rows --second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS)
 	$(BIN)/abs-pipeline backfill --start $(DEMO_START)-01 --end $(DEMO_END) --data-root $(DATA)
 
 test: $(STAMP)

@@ -66,13 +66,14 @@ CrossDatasetCheck = Literal[
     "id_conflict",
     "added_twice",
     "removed_not_in_pool",
+    "iso_region",
 ]
 """Checks against other datasets or earlier deliveries, run by the ingest stage."""
 
 CROSS_DATASET_CHECKS: tuple[str, ...] = get_args(CrossDatasetCheck)
 """The names an ``implementation`` of a custom quality entry may take."""
 
-INPUT_DATASETS = ("loans", "repayments", "pool_assets")
+INPUT_DATASETS = ("loans", "repayments", "pool_assets", "loan_tape")
 """Datasets a servicer delivers, validated row by row at ingest."""
 
 DATASETS = (*INPUT_DATASETS, "deal", "loan_snapshots")

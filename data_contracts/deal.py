@@ -11,6 +11,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated, Final, Literal
 
+import pycountry
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -152,12 +153,11 @@ class Definitions(_Strict):
 
     @model_validator(mode="after")
     def _charge_off_after_default(self) -> Definitions:
-        # DOMAIN.md: a loan defaults first, then is charged off; equal thresholds
-        # would make the two events the same day and the gap between them vanish.
+        # DOMAIN.md: charge-off comes after default; equal values would make them one day.
         if self.charge_off_dpd <= self.default_dpd:
             raise ValueError(
-                f"charge_off_dpd ({self.charge_off_dpd}) must be greater than "
-                f"default_dpd ({self.default_dpd})"
+                f"definitions.charge_off_dpd ({self.charge_off_dpd}) must be greater than "
+                f"definitions.default_dpd ({self.default_dpd})"
             )
         return self
 
@@ -187,7 +187,56 @@ class Eligibility(_Strict):
     max_dpd_at_purchase: int = 0
 
 
-class DealTerms(_Strict):
+# --- servicer tapes: currency, regions, balance source, reconciliation -----------------------
+
+
+def is_iso_currency(code: str) -> bool:
+    """``code`` is an ISO 4217 currency code (CNY, USD, TWD)."""
+    return pycountry.currencies.get(alpha_3=code) is not None
+
+
+def is_iso_region(code: str) -> bool:
+    """``code`` is an ISO 3166-1 alpha-2 country (TW) or ISO 3166-2 subdivision (CN-GD)."""
+    if "-" in code:
+        return pycountry.subdivisions.get(code=code) is not None  # type: ignore[no-untyped-call]  # pycountry leaves this untyped
+    return len(code) == 2 and pycountry.countries.get(alpha_2=code) is not None
+
+
+class ReconciliationTolerances(_Strict):
+    """How far engine and servicer may differ before a difference is listed."""
+
+    balance: Fen = 0
+    """Balance difference allowed, in yuan in the YAML (0: to the fen)."""
+    dpd_days: int = Field(default=0, ge=0, le=90)
+
+
+class TapeTerms(_Strict):
+    """Deal fields for servicer tapes, currencies and regions (mixed into DealTerms)."""
+
+    allowed_regions: tuple[str, ...] = ("CN",)
+    """ISO 3166 codes or prefixes a loan's region must start with (CN, US-CA, TW)."""
+    balance_source: Literal["engine", "servicer"] = "engine"
+    """Which balance the disclosure uses where a loan has both repayments and a tape."""
+    reconciliation: ReconciliationTolerances = ReconciliationTolerances()
+
+    @field_validator("allowed_regions")
+    @classmethod
+    def _iso_regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [code for code in value if not is_iso_region(code)]
+        if unknown:
+            raise ValueError(
+                f"allowed_regions: {unknown} are not ISO 3166 country or subdivision codes"
+            )
+        if not value:
+            raise ValueError("allowed_regions: name at least one country or subdivision")
+        return value
+
+    def region_allowed(self, region: str) -> bool:
+        """``region`` is one of the allowed codes or lies within one (US-CA within US)."""
+        return any(region == code or region.startswith(f"{code}-") for code in self.allowed_regions)
+
+
+class DealTerms(TapeTerms):
     """The terms of one securitisation trust and its pool."""
 
     pool_id: str
@@ -212,6 +261,13 @@ class DealTerms(_Strict):
     """When given, wins over ``payment_day`` (which then must agree or be left out)."""
     business_day_convention: Literal["following", "modified_following"] = "following"
     report_date_rule: ReportDateRule = ReportDateRule()
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if not is_iso_currency(value):
+            raise ValueError(f"currency {value!r} is not an ISO 4217 code (CNY, USD, TWD)")
+        return value
 
     @field_validator("pool_id")
     @classmethod

@@ -204,8 +204,16 @@ def _failure_rows(
     # ``unexpected_list`` at a few hundred values even with result_format
     # COMPLETE, while ``unexpected_index_list`` is complete.
     columns: list[str] = list(meta["columns"])
+    # With several columns each value is named ("charge_off_dpd 180, default_dpd 180").
+    named = len(columns) > 1
     found = pl.concat_str(
-        [pl.col(c).cast(pl.String).fill_null("null") for c in columns], separator=", "
+        [
+            pl.concat_str(
+                pl.lit(f"{c} " if named else ""), pl.col(c).cast(pl.String).fill_null("null")
+            )
+            for c in columns
+        ],
+        separator=", ",
     ).str.replace_all("\n", "\\n", literal=True)
     rows = prepared.select(columns)[indices]
     return rows.select(

@@ -22,13 +22,13 @@ import polars as pl
 
 from transforms.schema import Columns
 
-LANDING_DATASETS = ("loans", "repayments", "pool_assets")
+LANDING_DATASETS = ("loans", "repayments", "pool_assets", "loan_tape")
 LANDING_SUFFIXES = (".csv.gz", ".csv", ".parquet", ".jsonl")
 PART = "part-0.parquet"
 
 # <dataset>[.<source>]<suffix>: a source names the servicer mapping the file is read with.
 _LANDING_NAME = re.compile(
-    r"^(?P<dataset>loans|repayments|pool_assets)(?:\.(?P<source>[a-z0-9][a-z0-9_-]{0,63}))?"
+    r"^(?P<dataset>loans|repayments|pool_assets|loan_tape)(?:\.(?P<source>[a-z0-9][a-z0-9_-]{0,63}))?"
     r"(?P<suffix>\.csv\.gz|\.csv|\.parquet|\.jsonl)$"
 )
 
@@ -176,6 +176,10 @@ class Catalog:
 
     def mart(self, name: str) -> Path:
         return self.root / "marts" / name / PART
+
+    def mart_summary(self, name: str) -> Path:
+        """A mart's summary document (``marts/<name>/summary.json``), e.g. the reconciliation's."""
+        return self.root / "marts" / name / "summary.json"
 
     # -- reports and runs --------------------------------------------------------------
     @property

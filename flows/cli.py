@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--months", type=_positive, default=18)
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument(
+        "--second-servicer-loans",
+        type=int,
+        default=0,
+        help="also write a second pool of this many loans from another servicer "
+        "(a GBK month-end loan tape read through its mapping file)",
+    )
+    gen.add_argument(
         "--if-empty",
         action="store_true",
         help="do nothing when the landing folder already holds deliveries",
@@ -330,6 +337,7 @@ def _generate(args: argparse.Namespace) -> int:
         months=args.months,
         seed=args.seed,
         bad_rows=args.bad_rows,
+        second_servicer_loans=args.second_servicer_loans,
     )
     print(
         f"wrote {summary.loans} loans, {summary.repayments} repayments and "

@@ -40,6 +40,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from data_contracts.contract import Contract, Rule, load_contract
+from data_contracts.deal import is_iso_region
 from data_contracts.validate import validate_frame
 from flows.catalog import Catalog, parse_landing_name, remove_stale_temporaries, sha256_file
 from flows.deals import deal_pool_ids
@@ -60,7 +61,7 @@ from flows.mapping import SourceMapping, load_mapping
 from transforms import schema
 from transforms.staging import TYPE_ERRORS, cast_landing
 
-DATASET_ORDER: Final = ("loans", "repayments", "pool_assets")
+DATASET_ORDER: Final = ("loans", "repayments", "pool_assets", "loan_tape")
 """Loans first: the other datasets are checked against the loans known so far."""
 
 MIN_ROWS_FOR_SHARE: Final = 20
@@ -252,6 +253,7 @@ class _History:
     loans: pl.DataFrame
     repayments: pl.DataFrame
     pool_assets: pl.DataFrame
+    loan_tape: pl.DataFrame
 
 
 def _staged_before(catalog: Catalog, dataset: str, before: date) -> pl.DataFrame:
@@ -744,6 +746,14 @@ def _within_outstanding(
     return failed["row"], _NO_ROWS
 
 
+def _iso_region(rule: Rule, clean: pl.DataFrame, history: _History) -> tuple[pl.Series, pl.Series]:
+    """The region is an ISO 3166 country or subdivision code (which ones a deal allows is
+    the deal's ``allowed_regions``, checked where loans join its pool)."""
+    codes = clean[rule.column].drop_nulls().unique().to_list()
+    unknown = [code for code in codes if not is_iso_region(code)]
+    return clean.filter(pl.col(rule.column).is_in(unknown))["row"], _NO_ROWS
+
+
 _CHECKS: Final[dict[str, _Check]] = {
     "known_loan": _known_loan,
     "not_after_business_date": _not_after_business_date,
@@ -752,6 +762,7 @@ _CHECKS: Final[dict[str, _Check]] = {
     "added_twice": _added_twice,
     "removed_not_in_pool": _removed_not_in_pool,
     "within_outstanding": _within_outstanding,
+    "iso_region": _iso_region,
 }
 
 _CHECK_PHASE: Final = {
@@ -762,6 +773,7 @@ _CHECK_PHASE: Final = {
     "added_twice": 3,
     "removed_not_in_pool": 3,
     "within_outstanding": 4,
+    "iso_region": 0,
 }
 """Checks run in phases, each on the rows the earlier phases accepted."""
 

@@ -61,7 +61,13 @@ from flows.limits import (
     read_regular,
     refusal,
 )
-from flows.mapping import MAPPING_ERRORS, DatasetMapping, SourceMapping, apply_mapping
+from flows.mapping import (
+    MAPPING_ERRORS,
+    DatasetMapping,
+    SourceMapping,
+    apply_mapping,
+    map_columns,
+)
 from transforms import schema
 
 READ_ERRORS: Final = "read_errors"
@@ -225,27 +231,31 @@ def _separator(header: str, declared: str | None) -> str:
     return max(_HEADER_SEPARATORS, key=header.count)
 
 
-def _check_header(header: Sequence[str]) -> list[str]:
+def _check_header(header: Sequence[str], *, allow_empty: bool = False) -> list[str]:
     names = [h.strip() for h in header]
     repeated = sorted(n for n, seen in Counter(names).items() if seen > 1)
     if repeated:
         raise LandingError(f"line 1: the header repeats the columns {repeated}")
-    if any(n == "" for n in names):
+    if any(n == "" for n in names) and not allow_empty:
         raise LandingError("line 1: the header has an empty column name")
     return names
 
 
-def _split_rows(text: str, separator: str) -> tuple[list[str], pl.DataFrame]:
+def _split_rows(
+    text: str, separator: str, *, allow_empty: bool = False
+) -> tuple[list[str], pl.DataFrame]:
     """Header and rows (a list of fields each) of unquoted delimited text."""
     lines = _lines(text)
     if lines.height == 0:
         return [], pl.DataFrame(schema={"source_line": pl.Int64, "fields": pl.List(pl.String)})
-    header = _check_header(lines["text"][0].split(separator))
+    header = _check_header(lines["text"][0].split(separator), allow_empty=allow_empty)
     rows = lines.slice(1).select("source_line", pl.col("text").str.split(separator).alias("fields"))
     return header, rows
 
 
-def _parse_quoted(text: str, separator: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
+def _parse_quoted(
+    text: str, separator: str, limits: Limits, *, allow_empty: bool = False
+) -> tuple[list[str], pl.DataFrame]:
     """Header and rows of delimited text with quoted fields, keeping each record's first line."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     header: list[str] = []
@@ -259,7 +269,7 @@ def _parse_quoted(text: str, separator: str, limits: Limits) -> tuple[list[str],
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
             if not header:
-                header = _check_header(record)
+                header = _check_header(record, allow_empty=allow_empty)
                 continue
             starts.append(start)
             records.append(record)
@@ -289,7 +299,7 @@ def _first_line(text: str) -> str:
 
 
 def _delimited_frame(
-    text: str, declared: str | None, limits: Limits
+    text: str, declared: str | None, limits: Limits, *, allow_empty: bool = False
 ) -> tuple[list[str], pl.DataFrame]:
     first_line = _first_line(text)
     separator = _separator(first_line, declared)
@@ -300,9 +310,9 @@ def _delimited_frame(
             f"line 1: the header has {named} columns, over {limits.describe('max_columns')}"
         )
     if '"' in text:
-        header, rows = _parse_quoted(text, separator, limits)
+        header, rows = _parse_quoted(text, separator, limits, allow_empty=allow_empty)
     else:
-        header, rows = _split_rows(text, separator)
+        header, rows = _split_rows(text, separator, allow_empty=allow_empty)
     width = len(header)
     columns = [
         pl.col("fields").list.get(i, null_on_oob=True).alias(name) for i, name in enumerate(header)
@@ -488,7 +498,9 @@ def read_landing_file(
                 header, rows = _jsonl_frame(text, limits)
             else:
                 delimiter = mapping.delimiter if mapping is not None else None
-                header, rows = _delimited_frame(text, delimiter, limits)
+                # A mapping may name the column an export leaves without a header.
+                unnamed = mapping is not None and "" in mapping.table(dataset).columns
+                header, rows = _delimited_frame(text, delimiter, limits, allow_empty=unnamed)
         _check_sizes(header, rows, limits)
     except InputRejectedError as exc:
         return unreadable(
@@ -567,23 +579,27 @@ def _canonical(  # noqa: PLR0917 (the parts of one file, each named at the call)
     columns = schema.INPUT_DATASETS[dataset]
     renames = {h: (mapping.columns.get(h, h) if mapping is not None else h) for h in header}
     delivered = set(renames.values())
-    required = [c for c in columns if c not in schema.OPTIONAL_COLUMNS[dataset]]
-    missing = tuple(c for c in required if c not in delivered)
     extra = tuple(h for h in header if renames[h] not in columns)
     control = pl.any_horizontal(
         [pl.col(h).cast(pl.String).str.contains(CONTROL_CHARACTERS) for h in header]
         or [pl.lit(False)]
     ).fill_null(False)
-    selected = rows.select(
-        *[pl.col(h).alias(renames[h]) for h in header if renames[h] in columns],
-        "source_line",
-        ORIGINAL,
-        "_shape",
-        control.alias("_control"),
-    )
+    rows = rows.with_columns(control.alias("_control"))
     if mapping is not None:
-        selected = apply_mapping(selected, dataset, mapping)
+        mapped, delivered = map_columns(rows, header, dataset, mapping)
+        selected = apply_mapping(mapped, dataset, mapping)
+        delivered = {c for c in selected.columns if c in columns}
     else:
+        selected = rows.select(
+            *[pl.col(h).alias(renames[h]) for h in header if renames[h] in columns],
+            "source_line",
+            ORIGINAL,
+            "_shape",
+            "_control",
+        )
+    required = [c for c in columns if c not in schema.OPTIONAL_COLUMNS[dataset]]
+    missing = tuple(c for c in required if c not in delivered)
+    if mapping is None:
         selected = selected.with_columns(pl.lit([], dtype=pl.List(pl.String)).alias(MAPPING_ERRORS))
     shape = (
         pl.when(pl.col("_shape").is_not_null())

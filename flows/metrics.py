@@ -29,6 +29,7 @@ from flows.catalog import Catalog
 from flows.curate import curate
 from flows.periods import month_end, period_label
 from flows.snapshots import build_loan_snapshots, snapshot_dates
+from flows.tape import tape_sections
 from transforms import pool_metrics, schema
 from transforms.concentration import concentration
 from transforms.dates import DateRules, interest_period
@@ -408,6 +409,7 @@ def compute_pool_metrics(
             if period_end not in computed:
                 continue
             document = metrics_document(marts, deal, period_end)
+            document.update(tape_sections(catalog, deal, period_end))
             validate_metrics(document)
             path = catalog.metrics_json(pool_id, period_label(period_end))
             catalog.write_text(dumps_metrics(document), path)

@@ -33,6 +33,7 @@ from data_contracts.validate import validate_frame
 from flows.catalog import Catalog, sha256_file
 from flows.deals import performance_rules
 from flows.periods import month_end, month_ends_between, previous_month_end
+from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
 from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules, run_engine
@@ -41,6 +42,7 @@ EFFECTIVE_DATE = {
     "loans": "origination_date",
     "repayments": "value_date",
     "pool_assets": "event_date",
+    "loan_tape": "as_of_date",
 }
 """The column that dates a staged row's effect on the snapshots."""
 
@@ -274,6 +276,13 @@ def update_loan_snapshots(
         name: catalog.scan(catalog.curated(name)) for name in ("loans", "schedules", "repayments")
     }
     pool_assets = catalog.scan(catalog.curated("pool_assets"))
+    # The servicer's tape: its loans' snapshots, charge-offs and reconciliation (flows.tape).
+    # Loans known only from the tape are not run through the engine at all.
+    tape = prepare_tape(catalog, until, deals)
+    inputs = {
+        name: frame.join(tape.tape_only.lazy(), on="loan_id", how="anti")
+        for name, frame in inputs.items()
+    }
 
     def engine(
         chain: list[date], state: EngineState | None, base: date | None
@@ -288,7 +297,7 @@ def update_loan_snapshots(
             base=base,
             rules_by_pool=rules_by_pool,
         )
-        return run.snapshots.collect(), run.state
+        return tape.merge(run.snapshots.collect(), chain), run.state
 
     written: list[date] = []
     if mode == "incremental" and loaded is not None:
@@ -307,6 +316,7 @@ def update_loan_snapshots(
     for extra in (d for d in redo if d != month_end(d) and d != until):
         part, _ = engine([*_lead_in(extra), extra], None, None)
         written += _write(catalog, part, [extra])
+    tape.write_revolving()
     _save_state(
         catalog,
         new_state,

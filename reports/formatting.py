@@ -17,14 +17,20 @@ Conventions every report follows:
 
 from __future__ import annotations
 
+import gettext
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final, TypeAlias
 
+import pycountry
+from babel import Locale
 from babel.dates import format_date as babel_format_date
 from babel.numbers import (
+    format_currency,
     format_decimal,
     format_percent,
+    get_currency_precision,
+    get_currency_symbol,
     get_minus_sign_symbol,
     get_plus_sign_symbol,
 )
@@ -195,3 +201,62 @@ def format_timestamp(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware")
     return value.isoformat(timespec="seconds")
+
+
+# --- any currency and region (servicer tapes) --------------------------------------------------
+
+_CURRENCY_LOCALES: Final = {"en": "en_001", "zh_CN": "zh_CN"}
+"""Symbols come from world English in English reports, so USD is US$ (never a bare $)."""
+
+NOT_AVAILABLE: Final = {"en": "not available from this source", "zh_CN": "该数据源未提供"}
+"""What a report prints for a figure the pool's data source cannot give (never 0)."""
+
+
+def format_money(value: Amount, currency: str, locale: str) -> str:
+    """An amount with its currency's symbol: ``US$1,234.50``, ``NT$1,234.50``, ``¥1,234.50``.
+
+    Args:
+        value: The amount in the currency's main unit (``"1234.50"``).
+        currency: ISO 4217 code of the deal's currency.
+        locale: A supported report locale.
+
+    Returns:
+        The amount as Babel formats it for the locale, rounded half-up to the
+        currency's minor unit.
+    """
+    amount = half_up(to_decimal(value), get_currency_precision(currency))
+    return format_currency(
+        amount,
+        currency,
+        locale=_CURRENCY_LOCALES[check_locale(locale)],
+        currency_digits=True,
+        decimal_quantization=True,
+    )
+
+
+def currency_symbol(currency: str, locale: str) -> str:
+    """The currency's symbol as the report shows it (``US$``, ``NT$``, ``¥``)."""
+    return get_currency_symbol(currency, locale=_CURRENCY_LOCALES[check_locale(locale)])
+
+
+def region_name(code: str, locale: str) -> str:
+    """The name of an ISO 3166 region in the report's language, from maintained sources.
+
+    Countries (``TW``) are named by Babel's territory data; subdivisions
+    (``CN-GD``, ``US-CA``) by pycountry's ISO 3166-2 list and its translations.
+    An unknown code is returned as it is.
+    """
+    language = check_locale(locale)
+    if "-" not in code:
+        territories = Locale.parse(language).territories
+        return str(territories.get(code, code))
+    subdivision = pycountry.subdivisions.get(code=code)  # type: ignore[no-untyped-call]  # pycountry is untyped
+    if subdivision is None:
+        return code
+    name = str(subdivision.name)
+    if language == "en":
+        return name
+    translation = gettext.translation(
+        "iso3166-2", pycountry.LOCALES_DIR, languages=[language], fallback=True
+    )
+    return translation.gettext(name)

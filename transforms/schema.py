@@ -93,15 +93,43 @@ POOL_ASSETS: Final[Columns] = {
 }
 POOL_ASSETS_OPTIONAL: Final = frozenset({"purchase_price"})
 
+# --- servicer loan tape (monthly loan-level snapshots) ----------------------------------------
+
+LOAN_TAPE: Final[Columns] = {
+    "as_of_date": pl.Date,
+    "loan_id": pl.String,
+    "current_principal": MONEY,
+    "dpd": pl.Int32,
+    "status": pl.String,
+    "principal_paid_to_date": MONEY,
+    "interest_paid_to_date": MONEY,
+    "fees_paid_to_date": MONEY,
+    "charged_off_principal": MONEY,
+    "recoveries_to_date": MONEY,
+    "default_date": pl.Date,
+    "charge_off_date": pl.Date,
+    "amount_past_due": MONEY,
+    "last_payment_date": pl.Date,
+    "next_due_date": pl.Date,
+    "credit_limit": MONEY,
+    "minimum_payment": MONEY,
+}
+"""The servicer's own snapshot of a loan at ``as_of_date`` (DESIGN.md ``loan_tape``)."""
+LOAN_TAPE_OPTIONAL: Final = frozenset(
+    c for c in LOAN_TAPE if c not in {"as_of_date", "loan_id", "current_principal", "dpd", "status"}
+)
+
 INPUT_DATASETS: Final[dict[str, Columns]] = {
     "loans": LOANS,
     "repayments": REPAYMENTS,
     "pool_assets": POOL_ASSETS,
+    "loan_tape": LOAN_TAPE,
 }
 OPTIONAL_COLUMNS: Final[dict[str, frozenset[str]]] = {
     "loans": LOANS_OPTIONAL,
     "repayments": REPAYMENTS_OPTIONAL,
     "pool_assets": POOL_ASSETS_OPTIONAL,
+    "loan_tape": LOAN_TAPE_OPTIONAL,
 }
 MONEY_COLUMNS: Final = {
     name: tuple(c for c, t in cols.items() if t == MONEY) for name, cols in INPUT_DATASETS.items()

@@ -33,6 +33,7 @@ from flows.generator.pool import (
     revolve,
     select_cutoff,
 )
+from flows.generator.second_servicer import write_second_servicer
 from flows.generator.writer import write_deal, write_loans, write_pool_assets, write_repayments
 
 __all__ = ["GenerationSummary", "generate_landing"]
@@ -63,7 +64,14 @@ def _record_written(book: Book, events: Events) -> None:
 
 
 def generate_landing(
-    out: Path, *, loans: int, start: str, months: int, seed: int, bad_rows: bool = False
+    out: Path,
+    *,
+    loans: int,
+    start: str,
+    months: int,
+    seed: int,
+    bad_rows: bool = False,
+    second_servicer_loans: int = 0,
 ) -> GenerationSummary:
     """Write a synthetic landing zone.
 
@@ -76,6 +84,9 @@ def generate_landing(
         seed: Seed of the random generator.
         bad_rows: Put a realistic handful of bad rows (about 3% of each file) into
             the delivery of the pool's cut-off date (``flows.generator.bad_rows``).
+        second_servicer_loans: When positive, a second pool of this many seasoned loans
+            delivered by another servicer as a month-end loan tape through its mapping
+            (``flows.generator.second_servicer``).
 
     Returns:
         Counts of what was written.
@@ -142,6 +153,11 @@ def generate_landing(
     if cutoff_balance > 0:
         write_deal(out, deal.pool_id, deal_document(deal, cutoff_balance))
         pool_ids = (deal.pool_id,)
+    if second_servicer_loans > 0:
+        second = write_second_servicer(
+            out, loans=second_servicer_loans, start=start, months=months, seed=seed
+        )
+        pool_ids = (*pool_ids, second.pool_id)
     return GenerationSummary(
         loans=loans,
         repayments=repayments,

@@ -71,7 +71,7 @@ def test_a_deal_becomes_one_row_that_passes_its_contract() -> None:
 @pytest.mark.parametrize(
     ("changes", "rule_id"),
     [
-        ({"currency": "USD"}, "deal.currency.valid_values"),
+        ({"currency": "usd"}, "deal.currency.iso_4217"),
         ({"payment_day": 31}, "deal.payment_day.range"),
         ({"revolving_period_end": date(2024, 4, 1)}, "deal.revolving_period_end.after_closing"),
         ({"default_dpd": 20}, "deal.default_dpd.usual_range"),

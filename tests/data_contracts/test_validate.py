@@ -83,7 +83,7 @@ BROKEN_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("loans", "loans.repayment_method.required", {"repayment_method": None}),
     ("loans", "loans.repayment_method.valid_values", {"repayment_method": "balloon"}),
     ("loans", "loans.province.required", {"province": None}),
-    ("loans", "loans.province.valid_values", {"province": "CN-11"}),
+    ("loans", "loans.province.iso_3166", {"province": "cn-bj"}),
     ("loans", "loans.borrower_age.range", {"borrower_age": 17}),
     ("loans", "loans.credit_score.range", {"credit_score": 1001}),
     ("repayments", "repayments.repayment_id.required", {"repayment_id": None}),

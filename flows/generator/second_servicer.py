@@ -1,0 +1,315 @@
+"""The demo's second pool: a seasoned cash-loan book delivered by another servicer.
+
+Unlike the main book, this servicer sends no cash events: it delivers its loans
+once (at the pool's cut-off) and then a month-end ``loan_tape`` — balance,
+days past due, status, paid-to-date totals, charged-off principal, recoveries
+— through its mapping file (``data_contracts/mappings/second_servicer.mapping.yaml``):
+GBK text, Chinese column names, its own status codes, ``YYYY/MM/DD`` dates,
+amounts with thousands separators and rates as percentages. The deal takes
+the servicer's balances (``balance_source: servicer``).
+
+The simulation is monthly and exact in fen: a performing loan pays its
+equal-principal schedule (and the month's interest) or, now and then, misses
+a month or repays in full; a delinquent loan cures or falls further behind;
+past 90 days it is defaulted, at 180 the servicer charges the balance off and
+later recovers part of it. Closed loans are reported in the month they close.
+Everything comes from its own ``PCG64`` stream: the same arguments give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import polars as pl
+import yaml
+
+from flows.generator.calendar import Months, to_date
+from flows.generator.writer import write_deal
+from transforms.schedules import build_schedules
+
+SOURCE: Final = "second_servicer"
+MAPPING: Final = (
+    Path(__file__).parents[2] / "data_contracts" / "mappings" / f"{SOURCE}.mapping.yaml"
+)
+ENCODING: Final = "gbk"
+
+_STATUS: Final = ("正常", "逾期", "违约", "核销", "提前结清", "正常结清")
+CURRENT, LATE, DEFAULTED, CHARGED_OFF, PREPAID, MATURED = range(6)
+_PREPAY, _MISS, _CURE, _RECOVER = 0.012, 0.03, 0.35, 0.15
+_TERMS: Final = (6, 12, 24)
+_CLOSING_LAG_DAYS: Final = 14
+
+
+@dataclass(frozen=True)
+class SecondPool:
+    """What the second servicer's delivery holds."""
+
+    pool_id: str
+    loans: int
+    tape_rows: int
+    months: int
+
+
+def _amount(fen: pl.Expr) -> pl.Expr:
+    """Yuan with thousands separators and two decimals, as this servicer writes them."""
+    whole = (fen // 100).cast(pl.String)
+    grouped = (
+        whole.str.reverse().str.replace_all(r"(\d{3})", "$1,").str.reverse().str.strip_prefix(",")
+    )
+    return pl.concat_str(grouped, pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2))
+
+
+def _slash_date(day: pl.Expr) -> pl.Expr:
+    return day.dt.strftime("%Y/%m/%d")
+
+
+def _write_gbk(path: Path, frame: pl.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(frame.write_csv().encode(ENCODING))
+    temporary.replace(path)
+
+
+def _draw_loans(rng: np.random.Generator, n: int, cutoff: date, year: int) -> pl.DataFrame:
+    mapping = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
+    provinces = sorted(mapping["datasets"]["loans"]["values"]["province"])
+    seasoning = rng.integers(35, 200, n)
+    principal = rng.integers(10, 300, n) * 10_000
+    rate_bp = rng.integers(700, 1800, n)
+    term = np.array(_TERMS)[rng.integers(0, len(_TERMS), n)]
+    region = np.array(provinces)[rng.integers(0, len(provinces), n)]
+    origination = pl.Series([cutoff.toordinal() - int(d) for d in seasoning]).map_elements(
+        date.fromordinal, return_dtype=pl.Date
+    )
+    return pl.DataFrame(
+        {
+            "loan_id": [f"JB{year}{i:07d}" for i in range(n)],
+            "borrower_id": [f"K{year}{i:07d}" for i in range(n)],
+            "product": ["cash_loan"] * n,
+            "origination_date": origination,
+            "principal": principal,
+            "annual_rate": [Decimal(int(b)) / Decimal(10_000) for b in rate_bp],
+            "term_months": term.astype(np.int32),
+            "repayment_method": ["equal_principal"] * n,
+            "region_name": region,
+        }
+    ).with_columns(pl.col("origination_date").dt.offset_by("1mo").alias("first_due_date"))
+
+
+def _month_end_tape(
+    loans: pl.DataFrame,
+    schedules: pl.DataFrame,
+    state: dict[str, Any],
+    rng: np.random.Generator,
+    as_of: date,
+) -> pl.DataFrame:
+    """Advance every loan to ``as_of`` and return the tape rows of that month-end."""
+    n = loans.height
+    due = (
+        schedules.filter(pl.col("due_date") <= as_of)
+        .group_by("loan_id")
+        .agg(pl.col("principal_due").sum().alias("due"))
+    )
+    due_to_date = loans.select("loan_id").join(due, on="loan_id", how="left")["due"].fill_null(0)
+    scheduled_balance = loans["principal"].to_numpy() - due_to_date.to_numpy()
+    balance, status = state["balance"], state["status"]
+    opening = balance.copy()
+    draw = rng.random(n)
+    open_ = (status == CURRENT) | (status == LATE) | (status == DEFAULTED)
+    performing = (status == CURRENT) | (status == LATE)
+    prepay = performing & (draw < _PREPAY)
+    miss = performing & ~prepay & (draw < _PREPAY + _MISS)
+    cured = (status == LATE) & (draw > 1 - _CURE)
+    pays = performing & ~prepay & ~miss & ((status == CURRENT) | cured)
+    balance = np.where(prepay, 0, balance)
+    balance = np.where(pays, np.minimum(balance, scheduled_balance), balance)
+    # A month's interest in whole fen, half-up: balance x rate (basis points) / 12.
+    rate_bp = (loans["annual_rate"] * 10_000).cast(pl.Int64).to_numpy()
+    interest = np.where(prepay | pays, (opening * rate_bp + 60_000) // 120_000, 0)
+    state["paid"] = state["paid"] + (opening - balance)
+    state["interest"] = state["interest"] + interest
+    # DPD: days since the oldest instalment not covered by the principal paid.
+    paid = pl.DataFrame({"loan_id": loans["loan_id"], "_paid": state["paid"]})
+    oldest = (
+        schedules.with_columns(pl.col("principal_due").cum_sum().over("loan_id").alias("_cum"))
+        .join(paid, on="loan_id")
+        .filter((pl.col("_cum") > pl.col("_paid")) & (pl.col("due_date") <= as_of))
+        .group_by("loan_id")
+        .agg(pl.col("due_date").min().alias("_oldest"))
+    )
+    oldest_due = loans.select("loan_id").join(oldest, on="loan_id", how="left")["_oldest"]
+    age = np.datetime64(as_of, "D") - oldest_due.to_numpy().astype("datetime64[D]")
+    dpd = np.where(oldest_due.is_null().to_numpy() | (balance == 0), 0, age.astype(np.int64))
+    dpd = np.where(open_, dpd, 0)
+    new_status = np.where(balance == 0, np.where(prepay, PREPAID, MATURED), CURRENT)
+    new_status = np.where((balance > 0) & (dpd > 0), LATE, new_status)
+    new_status = np.where((balance > 0) & (dpd > 90), DEFAULTED, new_status)
+    charge = (balance > 0) & (dpd >= 180)
+    state["charged"] = np.where(charge, balance, state["charged"])
+    new_status = np.where(charge, CHARGED_OFF, new_status)
+    balance = np.where(charge, 0, balance)
+    was_charged = status == CHARGED_OFF
+    recover = was_charged & (rng.random(n) < _RECOVER)
+    state["recovered"] = state["recovered"] + np.where(recover, state["charged"] // 20, 0)
+    new_status = np.where(was_charged, CHARGED_OFF, new_status)
+    dpd = np.where(was_charged, state["dpd"] + 30, dpd)
+    reported = open_ | was_charged | charge
+    state.update(balance=balance, status=new_status, dpd=dpd)
+    return _tape_rows(loans, state, as_of, reported)
+
+
+def _tape_rows(
+    loans: pl.DataFrame, state: dict[str, Any], as_of: date, reported: Any
+) -> pl.DataFrame:
+    """The servicer's tape rows of ``as_of`` for the ``reported`` loans."""
+    n = loans.height
+    rows = pl.DataFrame(
+        {
+            "_day": [as_of] * n,
+            "借据号": loans["loan_id"],
+            "_balance": state["balance"],
+            "逾期天数": state["dpd"].astype(np.int64),
+            "贷款状态": np.array(_STATUS)[state["status"]],
+            "_paid": state["paid"],
+            "_interest": state["interest"],
+            "_charged": state["charged"],
+            "_recovered": state["recovered"],
+            "_reported": reported,
+        }
+    ).filter(pl.col("_reported"))
+    return rows.select(
+        _slash_date(pl.col("_day")).alias("数据日期"),
+        "借据号",
+        _amount(pl.col("_balance")).alias("本金余额"),
+        "逾期天数",
+        "贷款状态",
+        _amount(pl.col("_paid")).alias("已还本金"),
+        _amount(pl.col("_interest")).alias("已还利息"),
+        _amount(pl.col("_charged")).alias("核销本金"),
+        _amount(pl.col("_recovered")).alias("累计回收"),
+    )
+
+
+def write_second_servicer(
+    out: Path, *, loans: int, start: str, months: int, seed: int
+) -> SecondPool:
+    """Write the second servicer's loans, pool, month-end tapes, mapping and deal.
+
+    Args:
+        out: The landing folder (the main book's).
+        loans: Loans in the seasoned pool.
+        start: First month of the window, ``YYYY-MM``; the cut-off is its last day.
+        months: Month-end tapes to write (the cut-off month included).
+        seed: The main generator's seed (this pool draws from its own stream).
+    """
+    rng = np.random.Generator(np.random.PCG64([seed, 2]))
+    table = Months.starting(start, months + 1)
+    cutoff = to_date(table.last_day(0))
+    year = cutoff.year
+    pool_id = f"JB{year}-2"
+    book = _draw_loans(rng, loans, cutoff, year)
+    schedules = build_schedules(book.lazy()).collect()
+    n = book.height
+    state: dict[str, Any] = {
+        "balance": book["principal"].to_numpy().copy(),
+        "status": np.full(n, CURRENT),
+        "paid": np.zeros(n, dtype=np.int64),
+        "interest": np.zeros(n, dtype=np.int64),
+        "charged": np.zeros(n, dtype=np.int64),
+        "recovered": np.zeros(n, dtype=np.int64),
+        "dpd": np.zeros(n, dtype=np.int64),
+    }
+    # Seasoning: the loans have paid their schedule up to the cut-off.
+    due = (
+        schedules.filter(pl.col("due_date") <= cutoff)
+        .group_by("loan_id")
+        .agg(pl.col("principal_due").sum().alias("due"))
+    )
+    paid = book.select("loan_id").join(due, on="loan_id", how="left")["due"].fill_null(0).to_numpy()
+    state["paid"] = paid.astype(np.int64)
+    state["balance"] = state["balance"] - state["paid"]
+    cutoff_balance = int(state["balance"].sum())
+    folder = out / cutoff.isoformat()
+    loan_file = book.select(
+        pl.col("loan_id").alias("借据号"),
+        pl.col("borrower_id").alias("客户号"),
+        pl.lit("现金贷").alias("产品"),
+        _slash_date(pl.col("origination_date")).alias("放款日"),
+        _slash_date(pl.col("first_due_date")).alias("首期还款日"),
+        _amount(pl.col("principal")).alias("合同金额"),
+        pl.concat_str(
+            (pl.col("annual_rate") * 100)
+            .cast(pl.String)
+            .str.strip_chars_end("0")
+            .str.strip_suffix("."),
+            pl.lit("%"),
+        ).alias("年化利率"),
+        pl.col("term_months").alias("期限"),
+        pl.lit("等额本金").alias("还款方式"),
+        pl.col("region_name").alias("地区"),
+    )
+    _write_gbk(folder / f"loans.{SOURCE}.csv", loan_file)
+    _write_gbk(
+        folder / f"pool_assets.{SOURCE}.csv",
+        book.select(
+            pl.lit(pool_id).alias("资产池"),
+            pl.col("loan_id").alias("借据号"),
+            pl.lit(cutoff.strftime("%Y/%m/%d")).alias("入池日"),
+            pl.lit("入池").alias("事件"),
+            pl.lit("初始入池").alias("原因"),
+        ),
+    )
+    rows = 0
+    cutoff_rows = _tape_rows(book, state, cutoff, np.ones(n, dtype=bool))
+    _write_gbk(folder / f"loan_tape.{SOURCE}.csv", cutoff_rows)
+    rows += cutoff_rows.height
+    for i in range(1, months):
+        as_of = to_date(table.last_day(i))
+        tape = _month_end_tape(book, schedules, state, rng, as_of)
+        _write_gbk(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape)
+        rows += tape.height
+    (out / "mappings").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(MAPPING, out / "mappings" / MAPPING.name)
+    write_deal(out, pool_id, _deal(pool_id, cutoff, cutoff_balance))
+    return SecondPool(pool_id=pool_id, loans=n, tape_rows=rows, months=months)
+
+
+def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
+    class_a = balance * 85 // 100 // 100 * 100
+    class_c = balance - class_a
+    return {
+        "pool_id": pool_id,
+        "name": f"Synthetic Jiebei-style Seasoned Cash Loan ABS {cutoff.year}-2",
+        "name_zh": f"模拟借呗型现金贷资产支持专项计划{cutoff.year}年第2期",
+        "currency": "CNY",
+        "allowed_regions": ["CN"],
+        "balance_source": "servicer",
+        "cutoff_date": cutoff,
+        "closing_date": date.fromordinal(cutoff.toordinal() + _CLOSING_LAG_DAYS),
+        "payment_day": 26,
+        "tranches": [
+            {
+                "class": "A",
+                "kind": "senior",
+                "original_balance": f"{class_a // 100}.{class_a % 100:02d}",
+                "coupon": "0.0350",
+                "rating": "AAA",
+                "code": f"{pool_id}A",
+            },
+            {
+                "class": "C",
+                "kind": "subordinated",
+                "original_balance": f"{class_c // 100}.{class_c % 100:02d}",
+                "coupon": "0",
+                "code": f"{pool_id}C",
+            },
+        ],
+        "eligibility": {"products": ["cash_loan"], "max_term_months": 24},
+    }
