@@ -17,7 +17,7 @@ from reports import labels as translations
 from reports.disclosure import DPD30, DPD90, delinquency_share
 from reports.formatting import (
     check_locale,
-    format_timestamp,
+    format_beijing_time,
     html_lang,
     rate_to_decimal,
     to_decimal,
@@ -196,7 +196,7 @@ def build_context(
         else section(1, "pools", t("caption"), notes=[t("empty")], computed=False)
     )
     other = "zh-CN" if locale == "en" else "en"
-    stamp = format_timestamp(generated_at)
+    stamp = format_beijing_time(generated_at, locale)
     return {
         "lang": html_lang(locale),
         "title": t("title"),
