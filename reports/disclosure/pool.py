@@ -391,7 +391,7 @@ def _stratifications(rows_in: Sequence[StratificationRow] | None, r: Report) -> 
                 total=True,
             )
         )
-        name = r.t.get(f"dimension.{dimension}", dimension, currency=r.currency)
+        name = r.t.get(f"dimension.{dimension}", dimension, currency=r.unit)
         columns = [
             (t("s6.band"), False),
             (t("s6.count"), True),

@@ -74,7 +74,7 @@ def _data_quality(quality: DataQuality | None, r: Report) -> Section:
             table(
                 t("s16.contracts_caption"),
                 [(t("s16.contract"), False), (t("s16.version"), False)],
-                [row(name, version) for name, version in quality.contract_versions],
+                [row(dataset(name), version) for name, version in quality.contract_versions],
             )
         )
     links: list[Link] = [{"label": link.label, "href": link.href} for link in quality.reports]

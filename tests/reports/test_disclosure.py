@@ -21,7 +21,7 @@ from reports.formatting import (
 from reports.labels import labels
 from reports.layout import Section
 from reports.render import render_disclosure
-from reports.sources import Restatement
+from reports.sources import Restatement, StratificationRow
 from tests.reports.samples import (
     GENERATED_AT,
     PROVENANCE,
@@ -120,7 +120,7 @@ def expected_figure(path: tuple[str, ...], value: Any, locale: str) -> str | Non
         expected = None
     elif len(path) >= 2 and path[-2] == "province_shares":
         expected = format_rate(value, locale, 2)
-    elif key == "name" and locale != "en":
+    elif key in ("name", "currency") and locale != "en":
         expected = None  # trigger names: the deal's Chinese name or the test in words
     elif path[0] == "definitions" and isinstance(value, str):
         expected = None  # recorded conventions print translated (see the definitions tests)
@@ -423,7 +423,7 @@ def test_stratifications_per_dimension_with_totals_and_local_province_names() ->
     context = build(locale="zh_CN")
     tables = section(context, "stratifications")["tables"]
     assert [t["caption"] for t in tables] == [
-        "按未偿余额（CNY）分布",
+        "按未偿余额（元）分布",
         "按地区分布",
         "按产品分布",
     ]
@@ -585,3 +585,92 @@ def test_no_personal_data_is_printed() -> None:
     html = render_disclosure(build())
     assert not re.search(r"borrower|身份证|\b\d{17}[\dX]\b", html)
     assert Decimal("1")  # the sample carries no borrower fields to leak
+
+
+@pytest.mark.parametrize(
+    ("dimension", "band", "chinese", "english"),
+    [
+        ("balance", "[10000, 50000)", "1万–5万元", "10,000–50,000"),
+        ("balance", "< 1000", "1,000元以下", "under 1,000"),
+        ("balance", ">= 50000", "5万元及以上", "50,000 and over"),
+        ("annual_rate", "[12%, 18%)", "12%–18%", "12%–18%"),
+        ("remaining_term", "[6, 12)", "6–12个月", "6–12 months"),
+        ("borrower_age", ">= 50", "50岁及以上", "50 years and over"),
+    ],
+)
+def test_bands_are_labelled_in_words_not_interval_notation(
+    dimension: str, band: str, chinese: str, english: str
+) -> None:
+    strata = [StratificationRow(dimension, band, 1, "100.00", 1.0, 0.1)]
+    for locale, expected in (("zh_CN", chinese), ("en", english)):
+        table = section(build(locale=locale, stratifications=strata), "stratifications")
+        assert table["tables"][0]["rows"][0]["header"] == expected
+
+
+def test_top_obligors_are_anonymous_ranks_above_one_percent() -> None:
+    metrics = make_metrics()
+    metrics["concentration"]["top_obligors"].append(
+        {"rank": 4, "balance": "9000.00", "balance_share": 0.0073, "borrower_id": "B-SECRET"}
+    )
+    context = build(metrics, locale="zh_CN")
+    top = rows(context, "concentration", 1)
+    assert list(top) == ["借款人1", "借款人2", "借款人3"]
+    assert top["借款人1"] == ["15,234.00", "1.23%"]
+    assert "B-SECRET" not in render_disclosure(context)
+
+
+def test_significant_events_list_rating_actions_breaches_and_repurchases_or_say_none() -> None:
+    events = rows(build(locale="zh_CN"), "significant_events")
+    assert events["评级调整"] == ["B档：中诚信国际于2025年6月20日将评级由AA+调整为AAA"]
+    assert events["触发事件"] == ["累计违约率触发事件：本期已触发"]
+    assert events["赎回或移出基础资产"] == ["本期赎回或移出基础资产本金1,000.00元"]
+    quiet = make_metrics()
+    quiet["pool"]["removed_principal"] = "0.00"
+    quiet["pool"]["purchased_principal"] = "10000.00"
+    for item in quiet["triggers"]:
+        item["breached"] = False
+    deal = make_deal(
+        tranches=[t.model_dump(by_alias=True, exclude={"ratings"}) for t in make_deal().tranches]
+    )
+    assert rows(build(quiet, locale="zh_CN", deal=deal), "significant_events") == {
+        "无": ["本期未发生重大事项。"]
+    }
+
+
+def test_non_numeric_events_are_listed_with_their_status() -> None:
+    events = rows(build(locale="zh_CN"), "triggers", 1)
+    assert events["违约事件"] == ["专项计划违约事件", "未发生", "–"]
+    bare = make_deal(events=[])
+    assert rows(build(locale="zh_CN", deal=bare), "triggers", 1)["权利完善事件"] == ["无", "–", "–"]
+
+
+def test_participants_and_the_responsibility_statement_come_first() -> None:
+    context = build(locale="zh_CN")
+    notice = section(context, "notice")
+    assert context["sections"][0] is notice
+    assert rows(context, "notice")["计划管理人"] == ["示例证券股份有限公司"]
+    assert rows(context, "notice")["托管人"] == ["示例银行股份有限公司"]
+    assert "示例证券股份有限公司" in notice["notes"][0]
+    securities = rows(context, "tranches")
+    assert securities["B"][:6] == ["HB251B", "花呗251B", "中间级", "AA+", "AAA", "中诚信国际"]
+    assert securities["C"][3:5] == ["未评级", "未评级"]
+
+
+def test_a_shortfall_against_the_forecast_is_flagged() -> None:
+    deal = make_deal(forecast_collections=[{"period": "2025-06", "amount": "110000.00"}])
+    context = build(deal=deal)
+    forecast = rows(context, "default", 2)
+    assert forecast["Shortfall against the forecast (forecast − actual) / forecast"] == ["25.04%"]
+    assert forecast["Collections 20% or more below the forecast"] == [
+        "Yes — ad hoc disclosure required"
+    ]
+    assert rows(context, "significant_events")["Ad hoc disclosure"] == [
+        "Collections 25.04% below the forecast"
+    ]
+
+
+def test_accounts_that_do_not_reconcile_are_refused() -> None:
+    metrics = make_metrics()
+    metrics["accounts"][1]["closing"] = "5432.10"
+    with pytest.raises(ValueError, match="account principal does not reconcile"):
+        build(metrics)
