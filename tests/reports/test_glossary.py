@@ -80,7 +80,8 @@ def test_every_term_has_both_languages_and_its_forbidden_alternatives() -> None:
     assert len(terms) >= 20
     for term in terms:
         assert set(term) == {"zh", "en", "forbidden_zh", "forbidden_en"}, term
-        assert term["zh"] and term["en"]
+        assert term["zh"]
+        assert term["en"]
         assert term["zh"] not in term["forbidden_zh"]
 
 
@@ -91,10 +92,11 @@ def test_no_forbidden_term_is_in_any_chinese_or_english_text() -> None:
             for label, text in texts.items():
                 for term in terms:
                     for forbidden in term[key]:
-                        if locale == "en":
-                            found = re.search(rf"\b{re.escape(forbidden)}\b", text, re.I)
-                        else:
-                            found = forbidden in text
+                        found = (
+                            re.search(rf"\b{re.escape(forbidden)}\b", text, re.I) is not None
+                            if locale == "en"
+                            else forbidden in text
+                        )
                         assert not found, (locale, group, label, forbidden)
 
 
@@ -115,8 +117,8 @@ def test_every_visible_string_of_the_chinese_report_is_chinese_but_codes_and_abb
     allowed = set(glossary()["abbreviations"]) | codes()
     foreign = set()
     for part in visible_text(render_sample("zh_CN"), "zh"):
-        for token in LATIN.findall(part):
-            token = token.rstrip(".")
+        for found in LATIN.findall(part):
+            token = found.rstrip(".")
             if token in allowed or RULE_ID.match(token):
                 continue
             # Run ids and code versions are codes even when split by a separator.
