@@ -21,6 +21,7 @@ import polars as pl
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
 from flows.catalog import LANDING_DATASETS, Catalog, atomic_write, sha256_file
+from flows.data_quality import chinese_report
 from flows.metrics import PoolPeriod
 from flows.version import code_version
 from reports import disclosure, index, portfolio, static_pool
@@ -233,6 +234,12 @@ def data_quality(
         contract_versions=versions,
         reports=links,
     )
+
+
+def _chinese_run(run: index.RunReport) -> index.RunReport:
+    """The same run's data-quality report in Chinese (written beside the English one)."""
+    href = chinese_report(Path(run.href)).as_posix()
+    return index.RunReport(run.run_id, run.start, run.end, href)
 
 
 def _write_pdf(document: bytes, path: Path) -> None:
@@ -450,7 +457,7 @@ def render_report_index(
             locale=locale,
             static_pool=static,
             portfolio=overview,
-            runs=run_reports,
+            runs=run_reports if locale == "en" else [_chinese_run(run) for run in run_reports],
             alternate=(other, catalog.index_page(_tag(other)).name),
         )
         catalog.write_text(render_index(context), catalog.index_page(_tag(locale)))
