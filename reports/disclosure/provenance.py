@@ -16,6 +16,7 @@ from reports.disclosure.base import (
 from reports.formatting import (
     format_beijing_time,
 )
+from reports.glossary import chinese_formula
 from reports.layout import (
     Link,
     Section,
@@ -167,7 +168,13 @@ def _recorded_value(value: object, r: Report) -> str:
         return r.date(date.fromisoformat(text))
     except ValueError:
         pass
-    return r.t.get(f"definition_value.{text}", r.t.get(f"day_count.{text}", text))
+    known = r.t.get(f"definition_value.{text}", r.t.get(f"day_count.{text}", ""))
+    if known:
+        return known
+    if r.locale.startswith("zh"):
+        # A formula the metrics stage recorded in English, printed in Chinese.
+        return chinese_formula(text) or r.t("s17.untranslated")
+    return text
 
 
 def data_quality(inputs: Inputs, r: Report) -> Section:

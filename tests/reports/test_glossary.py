@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from importlib.resources import files
-from typing import Any
 
 import pytest
-import yaml
 
+from reports.disclosure import build_context
+from reports.glossary import chinese_formula, glossary
 from reports.labels import groups
 from tests.reports.golden import render_sample
-from tests.reports.samples import PROVENANCE, make_deal
+from tests.reports.samples import GENERATED_AT, PROVENANCE, make_deal, make_metrics
 
 LATIN = re.compile(r"[A-Za-z][A-Za-z0-9+/._\-]*")
 RULE_ID = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)+$")
 """Contract rule ids (``loans.principal.positive``) are codes, printed as they are."""
-
-
-def glossary() -> dict[str, Any]:
-    text = (files("reports") / "glossary.yaml").read_text(encoding="utf-8")
-    document = yaml.safe_load(text)
-    assert isinstance(document, dict)
-    return document
 
 
 class VisibleText(HTMLParser):
@@ -135,3 +127,21 @@ def test_the_chinese_report_states_money_in_yuan_and_wan_yuan_never_the_iso_code
     assert "万元" in text
     assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日", text)
     assert "（北京时间）" in text
+
+
+def test_recorded_formulas_print_in_chinese_or_say_where_the_original_is() -> None:
+    assert chinese_formula("defaulted principal / (opening balance + purchased principal)") == (
+        "违约本金 / (期初资产池余额 + 购买本金)"
+    )
+    assert chinese_formula("1 - (1 - SMM)^12") == "1 − (1 − SMM)^12"
+    assert chinese_formula("principal of loans in arrears / something else") is None
+    metrics = make_metrics()
+    metrics["definitions"]["mdr"] = "defaulted principal / opening balance"
+    metrics["definitions"]["odd"] = "principal of loans in arrears"
+    context = build_context(
+        metrics, make_deal(), generated_at=GENERATED_AT, provenance=PROVENANCE, locale="zh_CN"
+    )
+    (definitions,) = [s for s in context["sections"] if s["key"] == "definitions"]
+    recorded = {row["header"]: row["cells"] for row in definitions["tables"][1]["rows"]}
+    assert recorded["MDR"] == ["违约本金 / 期初资产池余额"]
+    assert recorded["odd"] == ["记录的公式原文见英文版。"]
