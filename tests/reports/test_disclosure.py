@@ -505,7 +505,7 @@ def test_every_recorded_definition_is_printed_with_its_translation() -> None:
     recorded = rows(build(metrics, locale="zh_CN"), "definitions", 1)
     assert recorded["提前还款宽限天数"] == ["7"]
     assert recorded["工作日准则"] == ["顺延至下一工作日"]
-    assert recorded["some_new_convention"] == ["value"]
+    assert recorded["some_new_convention"] == ["记录的公式原文见英文版。"]
 
 
 @pytest.mark.parametrize(
