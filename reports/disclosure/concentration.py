@@ -12,6 +12,8 @@ from reports.layout import Section, present, row, section, table
 TOP_OBLIGORS: Final = 20
 TOP_OBLIGOR_FLOOR: Final = 0.01
 """The exchange reports list the top twenty obligors holding more than 1% of the pool."""
+TOP_REGIONS: Final = 10
+"""Regions shown one by one in the concentration section."""
 
 
 def concentration(inputs: Inputs, r: Report) -> Section:
@@ -69,11 +71,24 @@ def concentration(inputs: Inputs, r: Report) -> Section:
         ordered = sorted(
             provinces.items(), key=lambda item: (-rate_to_decimal(item[1] or 0), str(item[0]))
         )
+        # The largest regions one by one, the rest together (section 6 lists every region).
+        shown = [
+            row(r.province(str(code)), f.rate(share, 2)) for code, share in ordered[:TOP_REGIONS]
+        ]
+        rest = ordered[TOP_REGIONS:]
+        if rest:
+            others = [share for _, share in rest]
+            total = (
+                None
+                if any(share is None for share in others)
+                else sum(rate_to_decimal(share) for share in others)
+            )
+            shown.append(row(t("s15.other_regions", count=f.count(len(rest))), f.rate(total, 2)))
         tables.append(
             table(
                 t("s15.province_caption"),
                 [(t("s15.province"), False), (t("s15.share"), True)],
-                [row(r.province(str(code)), f.rate(share, 2)) for code, share in ordered],
+                shown,
             )
         )
     return section(15, "concentration", t("s15.title"), tables, notes=notes)

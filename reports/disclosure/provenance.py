@@ -107,6 +107,8 @@ FORMULAS: Final = (
     "hhi",
 )
 """Every rate the report prints, each defined in words (numerator and denominator)."""
+RECORDED_AS: Final = {"hhi": "hhi_obligor"}
+"""Keys under which ``metrics.json`` records a formula, where they differ from ours."""
 
 
 def _definitions(
@@ -125,9 +127,17 @@ def _definitions(
         row(t("s17.tolerance"), t("s17.tolerance_text", amount=tolerance, currency=r.unit)),
         row(t("s17.denominator"), t(f"denominator.{terms.cumulative_default_denominator}")),
         row(t("s17.amounts"), r.c("s17.amounts_text")),
-        # The formula in words, in the report's language; the metrics stage's own
-        # definitions (below) say which conventions it applied.
-        *(row(t(f"s17.{key}"), t(f"s17.{key}_text")) for key in FORMULAS),
+        # Each rate in words, in the report's language; a formula the metrics stage
+        # recorded with the figures is the one it used, so it takes the default's place.
+        *(
+            row(
+                t(f"s17.{key}"),
+                _recorded_value(recorded[RECORDED_AS.get(key, key)], r)
+                if RECORDED_AS.get(key, key) in recorded
+                else t(f"s17.{key}_text"),
+            )
+            for key in FORMULAS
+        ),
     ]
     definitions = table(
         t("s17.caption"), [(t("s17.term"), False), (t("s17.definition"), False)], rows
@@ -142,15 +152,17 @@ def _definitions(
         t("s17.repro_caption"), [(t("col.item"), False), (t("col.value"), False)], repro_rows
     )
     tables = [definitions]
-    if recorded:
-        # Every entry the metrics stage recorded, translated where the key is known.
+    used = {RECORDED_AS.get(key, key) for key in FORMULAS}
+    rest = {key: value for key, value in recorded.items() if key not in used}
+    if rest:
+        # Every other entry the metrics stage recorded, translated where the key is known.
         tables.append(
             table(
                 t("s17.recorded_caption"),
                 [(t("s17.term"), False), (t("col.value"), False)],
                 [
                     row(t.get(f"definition.{key}", key), _recorded_value(value, r))
-                    for key, value in sorted(recorded.items())
+                    for key, value in sorted(rest.items())
                 ],
             )
         )

@@ -142,6 +142,7 @@ def test_recorded_formulas_print_in_chinese_or_say_where_the_original_is() -> No
         metrics, make_deal(), generated_at=GENERATED_AT, provenance=PROVENANCE, locale="zh_CN"
     )
     (definitions,) = [s for s in context["sections"] if s["key"] == "definitions"]
-    recorded = {row["header"]: row["cells"] for row in definitions["tables"][1]["rows"]}
-    assert recorded["MDR"] == ["违约本金 / 期初资产池余额"]
-    assert recorded["odd"] == ["记录的公式原文见英文版。"]
+    rows = [{row["header"]: row["cells"] for row in t["rows"]} for t in definitions["tables"]]
+    # The formula the metrics stage used replaces the default text of its rate.
+    assert rows[0]["MDR"] == ["违约本金 / 期初资产池余额"]
+    assert rows[1]["odd"] == ["记录的公式原文见英文版。"]
