@@ -148,11 +148,11 @@ def build_context(
             return f.na
         return f.rate(weighted[key] / total_balance, 2)
 
-    notes = [t("total_note", currency=currency)]
+    notes = [t("total_note", currency=t.get(f"unit.{currency}", currency))]
     if rows:
         rows.append(
             row(
-                t("total", currency=currency),
+                t("total", currency=t.get(f"unit.{currency}", currency)),
                 "",
                 "",
                 f.amount(total_balance),
@@ -171,7 +171,7 @@ def build_context(
         (t("deal"), False),
         (t("pool"), False),
         (t("period"), False),
-        (t("closing_balance", currency=currency), True),
+        (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
         (t("pool_factor"), True),
         (t("loans"), True),
         (t("wac"), True),
@@ -202,7 +202,7 @@ def build_context(
         "title": t("title"),
         "doc_kind": t("doc_kind"),
         "texts": {key: t(key) for key in ("contents", "generated_at")} | {"key_figures": ""},
-        "rounding_note": t("rounding_note", currency=currency),
+        "rounding_note": t("rounding_note", currency=t.get(f"unit.{currency}", currency)),
         "key_figures": [],
         "toc": [],
         "sections": [overview],

@@ -135,7 +135,7 @@ def build_context(
         )
     columns = [
         (t("col.period"), False),
-        (t("closing_balance", currency=currency), True),
+        (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
         (t("pool_factor"), True),
         (t("dpd30"), True),
         (t("cpr"), True),
@@ -157,7 +157,7 @@ def build_context(
         "title": t("title", deal_name=deal_name),
         "doc_kind": t("doc_kind") + ("" if latest is None else " — " + t("as_of", period=latest)),
         "texts": {key: t(key) for key in ("contents", "generated_at")} | {"key_figures": ""},
-        "rounding_note": t("rounding_note", currency=currency),
+        "rounding_note": t("rounding_note", currency=t.get(f"unit.{currency}", currency)),
         "key_figures": [],
         "toc": [{"anchor": s["anchor"], "title": f"{s['number']}. {s['title']}"} for s in sections],
         "sections": sections,

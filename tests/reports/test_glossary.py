@@ -146,3 +146,32 @@ def test_recorded_formulas_print_in_chinese_or_say_where_the_original_is() -> No
     # The formula the metrics stage used replaces the default text of its rate.
     assert rows[0]["MDR"] == ["违约本金 / 期初资产池余额"]
     assert rows[1]["odd"] == ["记录的公式原文见英文版。"]
+
+
+def test_the_other_chinese_pages_state_money_in_yuan_too() -> None:
+    from reports import portfolio, static_pool
+    from reports.render import render_portfolio, render_static_pool
+    from tests.reports.samples import make_history, make_vintages
+
+    pool_page = render_static_pool(
+        static_pool.build_context(
+            make_deal(),
+            vintages=make_vintages(),
+            history=make_history(),
+            generated_at=GENERATED_AT,
+            provenance=PROVENANCE,
+            locale="zh_CN",
+        )
+    )
+    overview = render_portfolio(
+        portfolio.build_context(
+            [portfolio.PoolLatest(make_deal(), make_metrics(), "HB-2025-1/2025-06/x.html")],
+            generated_at=GENERATED_AT,
+            code_version="v",
+            locale="zh_CN",
+        )
+    )
+    for page in (pool_page, overview):
+        text = "\n".join(visible_text(page, "zh"))
+        assert "CNY" not in text
+        assert "（元）" in text
