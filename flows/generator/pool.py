@@ -223,7 +223,8 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
         tranche["short_name"] = f"花呗{deal.year % 100:02d}1{tranche['class']}"
         tranche["expected_maturity_date"] = day(deal.legal_final_date)
         if "rating" in tranche:
-            tranche["ratings"] = {"agency": "模拟信用评级有限公司", "initial": tranche["rating"]}
+            # The agency is the deal's rating agency (named in each language below).
+            tranche["ratings"] = {"initial": tranche["rating"]}
     document: dict[str, Any] = {
         "pool_id": deal.pool_id,
         "name": f"Synthetic Huabei-style Consumer Credit ABS {deal.year}-1",

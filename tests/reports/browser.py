@@ -135,7 +135,7 @@ class Page:
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": False},
         )
-        self.send("Emulation.setEmulatedMedia", {"media": "screen"})
+        self.send("Emulation.setEmulatedMedia", {"media": ""})
         self.send("Page.navigate", {"url": path.as_uri()})
         self.wait_for("Page.loadEventFired")
         # Let late console messages and requests arrive.
@@ -184,7 +184,8 @@ class Page:
             print_shot = screenshot.with_name(f"{screenshot.stem}.print.png")
             print_shot.write_bytes(b64decode(preview["data"]))
             self.report.print_screenshot = print_shot
-            self.send("Emulation.setEmulatedMedia", {"media": "screen"})
+            # Printing applies print media itself; no emulation may linger.
+            self.send("Emulation.setEmulatedMedia", {"media": ""})
             pdf = b64decode(self.send("Page.printToPDF", {"preferCSSPageSize": True})["data"])
             screenshot.with_suffix(".pdf").write_bytes(pdf)
             self.report.pdf_pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
