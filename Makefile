@@ -20,7 +20,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: demo test test-slow test-browser lint format golden clean-data help prefect-server serve bench-orchestration
+.PHONY: pdf-deps demo test test-slow test-browser lint format golden clean-data help prefect-server serve bench-orchestration
 
 help:
 	@echo "make demo       generate the demo tape (if none) and run the pipeline end to end"
@@ -37,13 +37,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) pdf-deps
 	$(BIN)/abs-pipeline generate --out $(DATA)/landing --loans $(DEMO_LOANS) \
 		--start $(DEMO_START) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --if-empty \
 		--bad-rows --second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS)
 	$(BIN)/abs-pipeline backfill --start $(DEMO_START)-01 --end $(DEMO_END) --data-root $(DATA)
 
-test: $(STAMP)
+# The archive PDFs (WeasyPrint) need Pango, HarfBuzz's subsetter (fast, reproducible font
+# subsets) and a CJK font (Debian fonts-noto-cjk): installed here when missing.
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk
+
+pdf-deps:
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q . || \
+		! ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || \
+		! ldconfig -p 2>/dev/null | grep -q libpangoft2; then \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends $(PDF_PACKAGES); \
+	fi
+
+test: $(STAMP) pdf-deps
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
@@ -58,7 +71,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-golden: $(STAMP)
+golden: $(STAMP) pdf-deps
 	$(BIN)/python -m data_contracts.compile --write-golden tests/data_contracts/golden
 	$(BIN)/python -m tests.reports.golden
 
@@ -69,7 +82,7 @@ CHROMIUM    ?= /usr/bin/chromium
 BROWSER_OUT ?= build/browser
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-test-browser: $(STAMP)
+test-browser: $(STAMP) pdf-deps
 	@if [ ! -x $(CHROMIUM) ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive \

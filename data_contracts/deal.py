@@ -51,6 +51,72 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# -- Exchange disclosure terms: participants, ratings, non-numeric events ------------------
+
+
+class Participant(_Strict):
+    """An institution taking part in the plan, named in each language."""
+
+    name: str = Field(min_length=1, max_length=120)
+    name_zh: str | None = Field(default=None, max_length=120)
+
+
+class Participants(_Strict):
+    """The plan's participants (管理人, 托管人, 资产服务机构/原始权益人, 评级机构)."""
+
+    manager: Participant | None = None
+    custodian: Participant | None = None
+    servicer: Participant | None = None
+    originator: Participant | None = None
+    rating_agency: Participant | None = None
+
+
+_Date = date
+"""``date`` under another name, for models with a field called ``date``."""
+
+
+class RatingAction(_Strict):
+    """A change of a class's rating by an agency."""
+
+    date: _Date
+    agency: str = Field(min_length=1, max_length=80)
+    from_rating: str = Field(min_length=1, max_length=16)
+    to_rating: str = Field(min_length=1, max_length=16)
+
+
+class ClassRatings(_Strict):
+    """A class's ratings: at issue, now, by which agency, and every action since issue."""
+
+    agency: str | None = Field(default=None, max_length=80)
+    initial: str | None = Field(default=None, max_length=16)
+    current: str | None = Field(default=None, max_length=16)
+    actions: tuple[RatingAction, ...] = ()
+
+
+class DealEvent(_Strict):
+    """A non-numeric event the deal documents list, with its status as the manager reports it."""
+
+    kind: Literal["event_of_default", "perfection_event", "servicer_termination"]
+    name: str = Field(min_length=1, max_length=120)
+    name_zh: str | None = Field(default=None, max_length=120)
+    status: Literal["not_occurred", "occurred", "cured"] = "not_occurred"
+    date: _Date | None = None
+    """When it occurred or was cured (required unless it has not occurred)."""
+
+    @model_validator(mode="after")
+    def _dated_when_it_happened(self) -> DealEvent:
+        if self.status != "not_occurred" and self.date is None:
+            raise ValueError(f"event {self.name!r}: status {self.status} needs a date")
+        return self
+
+
+class ForecastCollection(_Strict):
+    """Collections the offering documents forecast for a collection period (YYYY-MM)."""
+
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    amount: Fen = Field(ge=0)
+
+
 class Tranche(_Strict):
     """One class of notes."""
 
@@ -60,6 +126,26 @@ class Tranche(_Strict):
     coupon: Rate
     rating: str | None = None
     code: str | None = None
+    # Exchange disclosure terms of the class (all optional).
+    short_name: str | None = Field(default=None, max_length=40)
+    ratings: ClassRatings | None = None
+    expected_maturity_date: date | None = None
+    legal_maturity_date: date | None = None
+
+    @property
+    def initial_rating(self) -> str | None:
+        """The rating at issue: ``ratings.initial``, else the plain ``rating``."""
+        return self.ratings.initial if self.ratings and self.ratings.initial else self.rating
+
+    @property
+    def current_rating(self) -> str | None:
+        """The rating now: the latest rating action's, else ``ratings.current``, else at issue."""
+        if self.ratings is not None:
+            if self.ratings.actions:
+                return max(self.ratings.actions, key=lambda a: a.date).to_rating
+            if self.ratings.current:
+                return self.ratings.current
+        return self.initial_rating
 
 
 class Fees(_Strict):
@@ -119,6 +205,7 @@ class Trigger(_Strict):
     consequence: Literal["early_amortisation", "sequential_pay", "report_only"] = (
         "early_amortisation"
     )
+    name_zh: str | None = Field(default=None, max_length=80)
 
     @model_validator(mode="after")
     def _one_threshold_form(self) -> Trigger:
@@ -254,6 +341,10 @@ class DealTerms(TapeTerms):
     fees: Fees = Fees()
     triggers: tuple[Trigger, ...] = ()
     definitions: Definitions = Definitions()
+    # Exchange disclosure terms (all optional).
+    participants: Participants = Participants()
+    events: tuple[DealEvent, ...] = ()
+    forecast_collections: tuple[ForecastCollection, ...] = ()
 
     # Dates and interest conventions (DOMAIN.md "Dates").
     day_count: Literal["ACT/365", "ACT/360", "30/360"] = "ACT/365"

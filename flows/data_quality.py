@@ -1,8 +1,8 @@
 """Data-quality stage: the run's report of every file received and every rule broken.
 
-Writes ``reports/data_quality/<run_id>.html`` (self-contained) and a JSON
-summary beside it (run id, business dates, counts); the index and the
-disclosures link each period to the reports of the runs that ingested its
+Writes ``reports/data_quality/<run_id>.html`` (English) and ``<run_id>.zh-CN.html``
+(Chinese), self-contained, and a JSON summary beside them (run id, business dates,
+counts); the index and the disclosures link each period to the reports of the runs that ingested its
 business dates.
 """
 
@@ -111,6 +111,11 @@ def _records(
     return files, rules, corrections
 
 
+def chinese_report(report: Path) -> Path:
+    """The Chinese page beside a run's (English) data-quality report: ``<run_id>.zh-CN.html``."""
+    return report.with_name(f"{report.stem}.zh-CN.html")
+
+
 def write_data_quality_report(
     catalog: Catalog,
     run_id: str,
@@ -138,19 +143,24 @@ def write_data_quality_report(
         The paths written and the lines the run summary should print.
     """
     files, rules, corrections = _records(ingested)
-    context = data_quality.build_context(
-        run_id=run_id,
-        start=start,
-        end=end,
-        files=files,
-        rules=rules,
-        corrections=corrections,
-        ignored=ingested.ignored,
-        generated_at=generated_at,
-        restatements=restatements,
-    )
     report = catalog.data_quality_report(run_id)
-    catalog.write_text(render_data_quality(context), report)
+    pages = {"en": report, "zh_CN": chinese_report(report)}
+    for locale, page in pages.items():
+        other = pages["zh_CN" if locale == "en" else "en"]
+        context = data_quality.build_context(
+            run_id=run_id,
+            start=start,
+            end=end,
+            files=files,
+            rules=rules,
+            corrections=corrections,
+            ignored=ingested.ignored,
+            generated_at=generated_at,
+            restatements=restatements,
+            locale=locale,
+            alternate_href=other.name,
+        )
+        catalog.write_text(render_data_quality(context), page)
     notices = [
         f"rejected whole: {f.path}: {f.rejected}"
         for f in sorted(ingested.files, key=lambda f: (f.business_date, f.path))

@@ -20,11 +20,13 @@ import polars as pl
 
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
-from flows.catalog import LANDING_DATASETS, Catalog, sha256_file
+from flows.catalog import LANDING_DATASETS, Catalog, atomic_write, sha256_file
+from flows.data_quality import chinese_report
 from flows.metrics import PoolPeriod
 from flows.version import code_version
 from reports import disclosure, index, portfolio, static_pool
 from reports.formatting import html_lang
+from reports.pdf import render_pdf
 from reports.render import (
     render_disclosure,
     render_index,
@@ -45,6 +47,15 @@ from transforms.metrics_document import fen_to_yuan_str
 
 REPORT_LANGUAGES: Final = ("zh_CN", "en")
 """Report locales; output files carry the BCP 47 tag (``disclosure.zh-CN.html``)."""
+
+ARCHIVE_LANGUAGES: Final = ("zh_CN",)
+"""Locales whose disclosure is also archived as a PDF beside the HTML."""
+
+
+def archive_pdf(html_path: Path) -> Path:
+    """The archive PDF beside a disclosure (``disclosure.zh-CN.pdf``)."""
+    return html_path.with_suffix(".pdf")
+
 
 STRATIFICATION_COLUMNS: Final = {"pool_id", "period_end", "dimension", "band", "count", "balance"}
 VINTAGE_COLUMNS: Final = {"vintage", "months_on_book", "cumulative_default_rate"}
@@ -225,6 +236,19 @@ def data_quality(
     )
 
 
+def _chinese_run(run: index.RunReport) -> index.RunReport:
+    """The same run's data-quality report in Chinese (written beside the English one)."""
+    href = chinese_report(Path(run.href)).as_posix()
+    return index.RunReport(run.run_id, run.start, run.end, href)
+
+
+def _write_pdf(document: bytes, path: Path) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(document)
+
+    atomic_write(path, write)
+
+
 def _deal_file(catalog: Catalog, pool_id: str) -> Path | None:
     for path in catalog.deal_files():
         if path.stem == pool_id:
@@ -283,8 +307,13 @@ def render_disclosures(
                     catalog.static_pool_report(item.pool_id, _tag(locale)), folder
                 ),
             )
-            catalog.write_text(render_disclosure(context), path)
+            html = render_disclosure(context)
+            catalog.write_text(html, path)
             written.append(path)
+            if locale in ARCHIVE_LANGUAGES:
+                pdf = archive_pdf(path)
+                _write_pdf(render_pdf(html), pdf)
+                written.append(pdf)
     for pool_id, history in sorted(histories.items()):
         written += _render_static_pool(
             catalog, deals[pool_id], history, generated_at=generated_at, run_id=run_id
@@ -428,7 +457,7 @@ def render_report_index(
             locale=locale,
             static_pool=static,
             portfolio=overview,
-            runs=run_reports,
+            runs=run_reports if locale == "en" else [_chinese_run(run) for run in run_reports],
             alternate=(other, catalog.index_page(_tag(other)).name),
         )
         catalog.write_text(render_index(context), catalog.index_page(_tag(locale)))

@@ -38,6 +38,15 @@ DASHES: Final = ("", "6 3", "2 3", "8 3 2 3")
 MARKERS: Final = ("circle", "square", "triangle", "diamond")
 MARKER_SIZE: Final = 3.0
 MAX_X_LABELS: Final = 9
+FONT_SIZE: Final = 10.0
+"""The charts' font size in SVG units (the template sets it on each ``<svg>``)."""
+Y_TITLE_BAND: Final = 20.0
+"""Room at the left (and right) edge for a rotated axis title."""
+
+
+def text_width(text: str) -> float:
+    """A generous estimate of a label's width: CJK glyphs one em, others 0.62 em."""
+    return sum(FONT_SIZE if ord(ch) >= 0x2E80 else 0.62 * FONT_SIZE for ch in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,26 +274,39 @@ def line_chart(
     if not values:
         raise ValueError(f"chart {chart_id!r} has no values")
     low, high, step = axis_range(values, min_span)
-    right = WIDTH - RIGHT_PLAIN
+    tick_values: list[Decimal] = []
+    tick = low
+    while tick <= high:
+        tick_values.append(tick)
+        tick += step
+    # Margins wide enough for the widest tick label and the series labels at the line ends,
+    # so that no two labels of the chart overlap.
+    widest_tick = max(text_width(format_tick(v)) for v in tick_values)
+    left = max(float(LEFT), Y_TITLE_BAND + widest_tick + 6)
+    if secondary is not None:
+        widest_right = max(text_width(secondary[1](v)) for v in tick_values) + Y_TITLE_BAND
+    else:
+        widest_right = max((text_width(item.label) for item in series), default=0.0)
+    right = WIDTH - max(float(RIGHT_PLAIN), widest_right + 9)
     bottom = HEIGHT - BOTTOM
-    plot_w = right - LEFT
+    plot_w = right - left
     plot_h = bottom - TOP
 
     def x_at(i: int) -> float:
-        return LEFT + plot_w / 2 if count == 1 else LEFT + plot_w * i / (count - 1)
+        return left + plot_w / 2 if count == 1 else left + plot_w * i / (count - 1)
 
     def y_at(value: Decimal) -> float:
         return bottom - plot_h * float((value - low) / (high - low))
 
     y_ticks: list[Tick] = []
     y2_ticks: list[Tick] = []
-    tick = low
-    while tick <= high:
+    for tick in tick_values:
         y_ticks.append({"at": _c(y_at(tick)), "label": format_tick(tick)})
         if secondary is not None:
             y2_ticks.append({"at": _c(y_at(tick)), "label": secondary[1](tick)})
-        tick += step
-    every = max(1, math.ceil(count / MAX_X_LABELS))
+    widest_x = max((text_width(label) for label in x_labels), default=0.0) + 6
+    spacing = plot_w / (count - 1) if count > 1 else plot_w
+    every = max(1, math.ceil(count / MAX_X_LABELS), math.ceil(widest_x / spacing))
     x_ticks: list[Tick] = [
         {"at": _c(x_at(i)), "label": label}
         for i, label in enumerate(x_labels)
@@ -335,7 +357,7 @@ def line_chart(
         "description": _describe(title, x_labels, series, format_value, texts),
         "width": WIDTH,
         "height": HEIGHT,
-        "left": _c(LEFT),
+        "left": _c(left),
         "right": _c(right),
         "top": _c(TOP),
         "bottom": _c(bottom),

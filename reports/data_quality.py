@@ -10,9 +10,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Final, TypedDict
 
-from reports.formatting import format_count, format_timestamp
+from reports import labels as translations
+from reports.formatting import (
+    check_locale,
+    format_amount,
+    format_beijing_time,
+    format_count,
+    format_long_date,
+    html_lang,
+)
+from reports.layout import LanguageLink, Texts
+from reports.sources import check_href
+from transforms.schema import MONEY_COLUMNS
+
+REPORT: Final = "data_quality"
 
 MAX_CORRECTIONS_SHOWN: Final = 500
 """Corrections listed one by one; beyond this the report gives the count."""
@@ -87,11 +101,22 @@ class RuleContext(TypedDict):
 
 
 class CorrectionContext(TypedDict):
-    loan_id: str
+    """A corrected loan, keyed by where its row was delivered, never by its ids."""
+
+    row_key: str
     business_date: str
-    location: str
     previous_business_date: str
     changes: list[str]
+
+
+class DatasetSummary(TypedDict):
+    """Files and rows of one dataset over the run."""
+
+    dataset: str
+    files: str
+    rows_read: str
+    rows_accepted: str
+    rows_quarantined: str
 
 
 class RestatementContext(TypedDict):
@@ -113,46 +138,56 @@ class DataQualityContext(TypedDict):
 
     lang: str
     title: str
+    texts: dict[str, str]
     run_id: str
     business_dates: str
     generated_at: str
     totals: list[tuple[str, str]]
+    datasets: list[DatasetSummary]
     rejected: list[str]
     errors: list[str]
     files: list[FileContext]
     errors_by_rule: list[RuleContext]
     warnings: list[RuleContext]
     corrections: list[CorrectionContext]
-    corrections_hidden: int
+    corrections_hidden: str
     restatements: list[RestatementContext]
-    restatements_hidden: int
+    restatements_hidden: str
     ignored: list[str]
+    alternate: LanguageLink | None
 
 
-def _status(record: FileRecord) -> str:
+PERSONAL_COLUMNS: Final = frozenset({"borrower_id", "loan_id", "name", "id_number", "phone"})
+"""Columns whose values a report never prints: a correction says only that they changed."""
+
+MONEY: Final = frozenset(MONEY_COLUMNS["loans"])
+"""Loan terms held in integer fen: printed in yuan with two decimals."""
+
+
+def _change(column: str, old: str, new: str, texts: Texts, locale: str) -> str:
+    name = texts.get(f"column.{column}", column)
+    if column in PERSONAL_COLUMNS:
+        return texts("change_hidden", column=name)
+
+    def shown(value: str) -> str:
+        if column in MONEY and value:
+            try:
+                return format_amount(Decimal(int(value)) / 100, locale)
+            except ValueError:
+                return value
+        return value or "—"
+
+    return texts("change", column=name, old=shown(old), new=shown(new))
+
+
+def _status(record: FileRecord, texts: Texts) -> str:
     if record.error is not None:
-        return "unreadable"
+        return texts("status.unreadable")
     if record.rejected is not None:
-        return f"rejected: {record.rejected}"
+        return texts("status.rejected", reason=record.rejected)
     if record.rows_quarantined:
-        return "accepted in part"
-    return "accepted"
-
-
-def count(value: int) -> str:
-    """A row or file count as the report prints it (``12,345``)."""
-    return format_count(value, "en")
-
-
-def _rule(record: RuleRecord) -> RuleContext:
-    return {
-        "dataset": record.dataset,
-        "rule_id": record.rule_id,
-        "severity": record.severity,
-        "description": record.description,
-        "rows": count(record.rows),
-        "examples": list(record.examples),
-    }
+        return texts("status.partly")
+    return texts("status.accepted")
 
 
 def build_context(
@@ -166,8 +201,15 @@ def build_context(
     ignored: Sequence[str],
     generated_at: datetime,
     restatements: Sequence[tuple[str, str, str, str, str]] = (),
+    locale: str = "en",
+    alternate_href: str | None = None,
 ) -> DataQualityContext:
-    """Build the data-quality context of one run.
+    """Build the data-quality context of one run, in one language.
+
+    The report is compact: the summary and what went wrong come first; the
+    per-file list, warnings and corrections are folded. It prints no borrower
+    or loan id: a corrected loan is shown by the delivery row it came from
+    (file and line, a pseudonymous row key) and personal columns only as changed.
 
     Args:
         run_id: The run.
@@ -180,39 +222,84 @@ def build_context(
         generated_at: Timezone-aware generation time.
         restatements: Published figures this run changed, as (pool_id, period,
             field, old, new) text.
+        locale: ``"en"`` or ``"zh_CN"``.
+        alternate_href: Link to the same report in the other language.
 
     Returns:
         The context for ``render_data_quality``.
     """
+    check_locale(locale)
+    if alternate_href is not None:
+        check_href(alternate_href, allow_parent=False)
+    texts = Texts(
+        translations.labels(locale, REPORT),
+        required=list(translations.labels("en", REPORT)),
+    )
+
+    def count(value: int) -> str:
+        return format_count(value, locale)
+
+    def dataset(name: str) -> str:
+        return texts.get(f"dataset.{name}", name)
+
     ordered = sorted(files, key=lambda f: (f.business_date, f.path))
     totals = [
-        ("Files received", count(len(ordered))),
-        ("Rows read", count(sum(f.rows_read for f in ordered))),
-        ("Rows accepted", count(sum(f.rows_accepted for f in ordered))),
-        ("Rows quarantined", count(sum(f.rows_quarantined for f in ordered))),
-        ("Re-delivered rows (kept once)", count(sum(f.rows_duplicate for f in ordered))),
-        ("Loan corrections", count(len(corrections))),
-        ("Published figures restated", count(len(restatements))),
+        (texts("total.files"), count(len(ordered))),
+        (texts("total.rows_read"), count(sum(f.rows_read for f in ordered))),
+        (texts("total.rows_accepted"), count(sum(f.rows_accepted for f in ordered))),
+        (texts("total.rows_quarantined"), count(sum(f.rows_quarantined for f in ordered))),
+        (texts("total.rows_duplicate"), count(sum(f.rows_duplicate for f in ordered))),
+        (texts("total.corrections"), count(len(corrections))),
+        (texts("total.restated"), count(len(restatements))),
         (
-            "Rows with warnings",
+            texts("total.warnings"),
             count(sum(r.rows for r in rules if r.severity == "warning")),
         ),
         (
-            "Files rejected whole",
+            texts("total.rejected"),
             count(sum(1 for f in ordered if f.rejected is not None and f.error is None)),
         ),
-        ("Unreadable files", count(sum(1 for f in ordered if f.error is not None))),
+        (texts("total.unreadable"), count(sum(1 for f in ordered if f.error is not None))),
     ]
+    names = sorted({f.dataset for f in ordered})
+    datasets: list[DatasetSummary] = [
+        {
+            "dataset": dataset(name),
+            "files": count(sum(1 for f in ordered if f.dataset == name)),
+            "rows_read": count(sum(f.rows_read for f in ordered if f.dataset == name)),
+            "rows_accepted": count(sum(f.rows_accepted for f in ordered if f.dataset == name)),
+            "rows_quarantined": count(
+                sum(f.rows_quarantined for f in ordered if f.dataset == name)
+            ),
+        }
+        for name in names
+    ]
+
+    def rule(record: RuleRecord) -> RuleContext:
+        return {
+            "dataset": dataset(record.dataset),
+            "rule_id": record.rule_id,
+            "severity": record.severity,
+            "description": texts.get(f"rule.{record.rule_id}", record.description),
+            "rows": count(record.rows),
+            "examples": list(record.examples),
+        }
+
     by_rule = sorted(rules, key=lambda r: (r.dataset, r.rule_id))
     shown = sorted(corrections, key=lambda c: (c.business_date, c.location, c.loan_id))
-    dates = start.isoformat() if start == end else f"{start.isoformat()} to {end.isoformat()}"
+    day = format_long_date(start, locale)
+    last = format_long_date(end, locale)
+    dates = day if start == end else texts("date_range", start=day, end=last)
+    other = "zh-CN" if locale == "en" else "en"
     return {
-        "lang": "en",
-        "title": f"Data quality — run {run_id}",
+        "lang": html_lang(locale),
+        "title": texts("title", run_id=run_id),
+        "texts": {key: texts(key) for key in TEMPLATE_TEXTS},
         "run_id": run_id,
         "business_dates": dates,
-        "generated_at": format_timestamp(generated_at),
+        "generated_at": format_beijing_time(generated_at, locale),
         "totals": totals,
+        "datasets": datasets,
         "rejected": [
             f"{f.path}: {f.rejected}" for f in ordered if f.rejected is not None and f.error is None
         ],
@@ -220,38 +307,100 @@ def build_context(
         "files": [
             {
                 "business_date": f.business_date.isoformat(),
-                "dataset": f.dataset,
+                "dataset": dataset(f.dataset),
                 "path": f.path,
                 "format": f.file_format,
-                "source": f.source or "canonical",
+                "source": f.source or texts("canonical"),
                 "encoding": f.encoding or "—",
                 "sha256": f.sha256[:12],
                 "rows_read": count(f.rows_read),
                 "rows_accepted": count(f.rows_accepted),
                 "rows_quarantined": count(f.rows_quarantined),
                 "rows_duplicate": count(f.rows_duplicate),
-                "status": _status(f),
+                "status": _status(f, texts),
                 "problem": f.error is not None or f.rejected is not None,
             }
             for f in ordered
         ],
-        "errors_by_rule": [_rule(r) for r in by_rule if r.severity == "error"],
-        "warnings": [_rule(r) for r in by_rule if r.severity == "warning"],
+        "errors_by_rule": [rule(r) for r in by_rule if r.severity == "error"],
+        "warnings": [rule(r) for r in by_rule if r.severity == "warning"],
         "corrections": [
             {
-                "loan_id": c.loan_id,
+                "row_key": c.location,
                 "business_date": c.business_date.isoformat(),
-                "location": c.location,
                 "previous_business_date": c.previous_business_date.isoformat(),
-                "changes": [f"{column}: {old} → {new}" for column, old, new in c.changes],
+                "changes": [_change(col, old, new, texts, locale) for col, old, new in c.changes],
             }
             for c in shown[:MAX_CORRECTIONS_SHOWN]
         ],
-        "corrections_hidden": max(0, len(shown) - MAX_CORRECTIONS_SHOWN),
+        "corrections_hidden": texts(
+            "corrections_hidden", count=count(max(0, len(shown) - MAX_CORRECTIONS_SHOWN))
+        )
+        if len(shown) > MAX_CORRECTIONS_SHOWN
+        else "",
         "restatements": [
             {"pool_id": pool_id, "period": period, "field": field, "old": old, "new": new}
             for pool_id, period, field, old, new in sorted(restatements)[:MAX_RESTATEMENTS_SHOWN]
         ],
-        "restatements_hidden": max(0, len(restatements) - MAX_RESTATEMENTS_SHOWN),
+        "restatements_hidden": texts(
+            "restatements_hidden",
+            count=count(max(0, len(restatements) - MAX_RESTATEMENTS_SHOWN)),
+        )
+        if len(restatements) > MAX_RESTATEMENTS_SHOWN
+        else "",
         "ignored": sorted(ignored),
+        "alternate": None
+        if alternate_href is None
+        else {"label": texts(f"language.{other}"), "href": alternate_href, "lang": other},
     }
+
+
+TEMPLATE_TEXTS: Final = (
+    "business_dates",
+    "summary",
+    "by_dataset",
+    "dataset",
+    "files",
+    "rows_read",
+    "rows_accepted",
+    "rows_quarantined",
+    "rows_duplicate",
+    "problems",
+    "unreadable",
+    "rejected",
+    "no_problems",
+    "by_rule",
+    "rule",
+    "description",
+    "rows",
+    "examples",
+    "no_errors",
+    "warnings",
+    "no_warnings",
+    "corrections",
+    "corrections_note",
+    "row_key",
+    "delivered",
+    "previous",
+    "changes",
+    "no_corrections",
+    "restatements",
+    "restatements_note",
+    "pool",
+    "period",
+    "figure",
+    "old",
+    "new",
+    "no_restatements",
+    "files_received",
+    "file",
+    "format",
+    "sha256",
+    "status",
+    "no_files",
+    "ignored",
+    "run",
+    "generated_at",
+    "show",
+)
+"""The labels the template prints as they are."""

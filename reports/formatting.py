@@ -25,6 +25,7 @@ from typing import Final, TypeAlias
 import pycountry
 from babel import Locale
 from babel.dates import format_date as babel_format_date
+from babel.dates import format_time, get_timezone
 from babel.numbers import (
     format_currency,
     format_decimal,
@@ -260,3 +261,23 @@ def region_name(code: str, locale: str) -> str:
         "iso3166-2", pycountry.LOCALES_DIR, languages=[language], fallback=True
     )
     return translation.gettext(name)
+BEIJING: Final = "Asia/Shanghai"
+"""Reports print times in Beijing time (UTC+8), the exchange's."""
+
+
+def format_beijing_time(value: datetime, locale: str) -> str:
+    """Format an instant in Beijing time: ``2025年7月1日 02:00（北京时间）`` /
+    ``July 1, 2025, 02:00 (Beijing time)``.
+
+    Raises:
+        ValueError: If ``value`` has no timezone (a naive time is ambiguous).
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("generated_at must be timezone-aware")
+    zone = get_timezone(BEIJING)
+    local = value.astimezone(zone)
+    day = babel_format_date(local.date(), format="long", locale=check_locale(locale))
+    clock = format_time(local, "HH:mm", tzinfo=zone, locale=locale)
+    if locale.startswith("zh"):
+        return f"{day} {clock}（北京时间）"
+    return f"{day}, {clock} (Beijing time)"

@@ -16,7 +16,7 @@ from typing import Final, TypedDict
 from babel import Locale
 
 from reports import labels as translations
-from reports.formatting import check_locale, format_long_date, format_timestamp, html_lang
+from reports.formatting import check_locale, format_beijing_time, format_long_date, html_lang
 from reports.sources import check_href
 
 _PERIOD: Final = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -264,7 +264,7 @@ def build_context(
         "lang": html_lang(locale),
         "title": texts["title"],
         "texts": {key: texts[key] for key in sorted(required)},
-        "generated_at": format_timestamp(generated_at),
+        "generated_at": format_beijing_time(generated_at, locale),
         "portfolio": _language_links(portfolio or {}),
         "pools": pools,
         "runs": run_contexts,

@@ -19,7 +19,7 @@ import yaml
 
 from reports.formatting import check_locale
 
-REPORTS: Final = ("disclosure", "index", "static_pool", "portfolio")
+REPORTS: Final = ("disclosure", "index", "static_pool", "portfolio", "data_quality")
 """The report groups of a translation file."""
 
 

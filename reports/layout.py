@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from reports.charts import Chart
 from reports.formatting import (
@@ -99,6 +99,10 @@ class DocumentContext(TypedDict):
     sections: list[Section]
     alternate: LanguageLink | None
     generated_at: str
+    running_header: NotRequired[str]
+    """Printed at the top of every page (plan name, period)."""
+    created: NotRequired[str]
+    """The document's fixed creation time (UTC, ISO 8601), for the PDF's metadata."""
 
 
 class Texts:

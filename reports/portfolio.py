@@ -17,7 +17,7 @@ from reports import labels as translations
 from reports.disclosure import DPD30, DPD90, delinquency_share
 from reports.formatting import (
     check_locale,
-    format_timestamp,
+    format_beijing_time,
     html_lang,
     rate_to_decimal,
     to_decimal,
@@ -148,11 +148,11 @@ def build_context(
             return f.na
         return f.rate(weighted[key] / total_balance, 2)
 
-    notes = [t("total_note", currency=currency)]
+    notes = [t("total_note", currency=t.get(f"unit.{currency}", currency))]
     if rows:
         rows.append(
             row(
-                t("total", currency=currency),
+                t("total", currency=t.get(f"unit.{currency}", currency)),
                 "",
                 "",
                 f.amount(total_balance),
@@ -171,7 +171,7 @@ def build_context(
         (t("deal"), False),
         (t("pool"), False),
         (t("period"), False),
-        (t("closing_balance", currency=currency), True),
+        (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
         (t("pool_factor"), True),
         (t("loans"), True),
         (t("wac"), True),
@@ -196,13 +196,13 @@ def build_context(
         else section(1, "pools", t("caption"), notes=[t("empty")], computed=False)
     )
     other = "zh-CN" if locale == "en" else "en"
-    stamp = format_timestamp(generated_at)
+    stamp = format_beijing_time(generated_at, locale)
     return {
         "lang": html_lang(locale),
         "title": t("title"),
         "doc_kind": t("doc_kind"),
         "texts": {key: t(key) for key in ("contents", "generated_at")} | {"key_figures": ""},
-        "rounding_note": t("rounding_note", currency=currency),
+        "rounding_note": t("rounding_note", currency=t.get(f"unit.{currency}", currency)),
         "key_figures": [],
         "toc": [],
         "sections": [overview],

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 
 def _refuse_none(value: object) -> object:
@@ -21,10 +22,25 @@ def _refuse_none(value: object) -> object:
     return value
 
 
+def css_string(value: object) -> Markup:
+    """A CSS string literal of ``value`` (for ``content:`` in ``@page`` margin boxes).
+
+    Every ASCII character but letters, digits and spaces is written as a CSS escape,
+    so no quote, backslash, brace or angle bracket of a deal name can end the string,
+    the rule or the ``<style>`` element.
+    """
+    text = str(value)
+    escaped = "".join(
+        ch if ch.isalnum() or ch == " " or ord(ch) > 0x7F else f"\\{ord(ch):x} " for ch in text
+    )
+    # Safe: every character that HTML or CSS could read as syntax is escaped above.
+    return Markup(f'"{escaped}"')  # noqa: S704
+
+
 @cache
 def environment() -> Environment:
     """The Jinja environment every report is rendered with (created once, on first use)."""
-    return Environment(
+    env = Environment(
         loader=PackageLoader("reports", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html", "j2"), default_for_string=True),
         undefined=StrictUndefined,
@@ -34,6 +50,8 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
+    env.filters["css_string"] = css_string
+    return env
 
 
 def _render(template: str, context: Mapping[str, Any]) -> str:

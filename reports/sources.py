@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -152,3 +153,18 @@ class VintageCurves:
 
     points: tuple[VintagePoint, ...]
     book_wide: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Restatement:
+    """A re-publication of a period's disclosure after its figures changed.
+
+    Attributes:
+        restated_on: The date of the restatement (the report keeps its original date).
+        reason: Why the figures changed, as the operator or the run states it.
+        changes: (figure, old value, new value) as text.
+    """
+
+    restated_on: date
+    reason: str
+    changes: tuple[tuple[str, str, str], ...] = ()

@@ -16,7 +16,7 @@ from data_contracts.deal import DealTerms
 from reports import labels as translations
 from reports.charts import ChartTexts
 from reports.disclosure import DPD30, delinquency_share, vintage_curves
-from reports.formatting import check_locale, format_timestamp, html_lang
+from reports.formatting import check_locale, format_beijing_time, html_lang
 from reports.layout import (
     DocumentContext,
     Fmt,
@@ -135,7 +135,7 @@ def build_context(
         )
     columns = [
         (t("col.period"), False),
-        (t("closing_balance", currency=currency), True),
+        (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
         (t("pool_factor"), True),
         (t("dpd30"), True),
         (t("cpr"), True),
@@ -151,13 +151,13 @@ def build_context(
     deal_name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
     latest = str(documents[-1]["period"]) if documents else None
     other = "zh-CN" if locale == "en" else "en"
-    stamp = format_timestamp(generated_at)
+    stamp = format_beijing_time(generated_at, locale)
     return {
         "lang": html_lang(locale),
         "title": t("title", deal_name=deal_name),
         "doc_kind": t("doc_kind") + ("" if latest is None else " — " + t("as_of", period=latest)),
         "texts": {key: t(key) for key in ("contents", "generated_at")} | {"key_figures": ""},
-        "rounding_note": t("rounding_note", currency=currency),
+        "rounding_note": t("rounding_note", currency=t.get(f"unit.{currency}", currency)),
         "key_figures": [],
         "toc": [{"anchor": s["anchor"], "title": f"{s['number']}. {s['title']}"} for s in sections],
         "sections": sections,

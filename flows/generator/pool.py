@@ -208,7 +208,7 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
     class_a = cutoff_balance * 89 // 100 // 100 * 100
     class_b = cutoff_balance * 35 // 1000 // 100 * 100
     class_c = cutoff_balance - class_a - class_b
-    tranches = [
+    tranches: list[dict[str, Any]] = [
         {"class": "A", "kind": "senior", "original_balance": _yuan(class_a),
          "coupon": "0.0390", "rating": "AAA", "code": f"{deal.pool_id}A"},
         {"class": "B", "kind": "mezzanine", "original_balance": _yuan(class_b),
@@ -217,7 +217,15 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
          "coupon": "0", "code": f"{deal.pool_id}C"},
     ]  # fmt: skip
     day = to_date
-    return {
+    # Exchange disclosure terms: short names, ratings and the expected maturity of each class.
+    agency = "Demo Credit Ratings Co., Ltd."
+    for tranche in tranches:
+        tranche["short_name"] = f"花呗{deal.year % 100:02d}1{tranche['class']}"
+        tranche["expected_maturity_date"] = day(deal.legal_final_date)
+        if "rating" in tranche:
+            # The agency is the deal's rating agency (named in each language below).
+            tranche["ratings"] = {"initial": tranche["rating"]}
+    document: dict[str, Any] = {
         "pool_id": deal.pool_id,
         "name": f"Synthetic Huabei-style Consumer Credit ABS {deal.year}-1",
         "name_zh": f"模拟花呗型消费信贷资产支持专项计划{deal.year}年第1期",
@@ -278,6 +286,29 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
             "advance_payment_days": 7,
         },
     }
+    document["participants"] = {
+        "manager": {"name": "Demo Securities Co., Ltd.", "name_zh": "模拟证券股份有限公司"},
+        "custodian": {"name": "Demo Bank Co., Ltd.", "name_zh": "模拟银行股份有限公司"},
+        "servicer": {"name": "Demo Microcredit Co., Ltd.", "name_zh": "模拟小额贷款有限公司"},
+        "originator": {"name": "Demo Microcredit Co., Ltd.", "name_zh": "模拟小额贷款有限公司"},
+        "rating_agency": {"name": agency, "name_zh": "模拟信用评级有限公司"},
+    }
+    document["events"] = [
+        {"kind": "event_of_default", "name": "Event of default", "name_zh": "专项计划违约事件"},
+        {"kind": "perfection_event", "name": "Perfection event", "name_zh": "权利完善事件"},
+        {
+            "kind": "servicer_termination",
+            "name": "Servicer termination event",
+            "name_zh": "资产服务机构解任事件",
+        },
+    ]
+    names_zh = {
+        "Cumulative default rate": "累计违约率超标",
+        "90+ days delinquency": "严重逾期率超标",
+    }
+    for trigger in document["triggers"]:
+        trigger["name_zh"] = names_zh[trigger["name"]]
+    return document
 
 
 def _rate(ppm: int) -> str:

@@ -128,7 +128,7 @@ def test_the_data_quality_report_shows_what_the_run_received_and_rejected(
     assert f"landing/{DAY}/loans.batch.csv" in html
     assert "loans.batch.error_share" in html
     assert "loans.annual_rate.range" in html
-    assert "principal: 10000.00 → 12000.00" in html  # fen shown as yuan
+    assert "principal: 10,000.00 → 12,000.00" in html
     assert f"landing/{DAY}/repayments.csv.gz: not a valid gzip stream" in html
     assert "&lt;script&gt;" not in html  # file names are listed, contents never
     assert f"landing/{DAY}/readme.md" in html

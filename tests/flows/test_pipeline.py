@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import date
@@ -97,6 +98,21 @@ def test_consecutive_periods_chain(processed: tuple[Path, object]) -> None:
 
 def _yuan_display(text: str) -> str:
     return f"{Decimal(text):,.2f}"
+
+
+def test_no_borrower_or_loan_id_is_anywhere_under_reports(processed: tuple[Path, object]) -> None:
+    root, _ = processed
+    catalog = Catalog(root)
+    loans = pl.read_parquet(catalog.curated("loans"))
+    ids = set(loans["borrower_id"].to_list()) | set(loans["loan_id"].to_list())
+    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    pages = [p for p in catalog.reports.rglob("*") if p.suffix in {".html", ".json"}]
+    assert any(p.parent.name == "data_quality" for p in pages)
+    for page in pages:
+        found = pattern.search(page.read_text(encoding="utf-8"))
+        assert found is None, (page, found)
+    # The archive PDFs are rendered from the Chinese pages checked above.
+    assert list(catalog.reports.rglob("disclosure.zh-CN.pdf"))
 
 
 def test_the_disclosure_shows_the_figures_of_its_metrics(processed: tuple[Path, object]) -> None:

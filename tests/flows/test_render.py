@@ -123,7 +123,7 @@ def test_marts_and_partitions_feed_the_disclosure(catalog: Catalog) -> None:
     assert "0.10%" in html
     assert "发放月份批次为资产服务机构全部贷款" in html
     english = catalog.disclosure("HB-2025-1", "2025-06", "en").read_text(encoding="utf-8")
-    quality = english.split('id="s14-data_quality"')[1].split("</section>")[0]
+    quality = english.split('id="s16-data_quality"')[1].split("</section>")[0]
     assert '<th scope="row">Loans</th>\n<td class="num">6</td>\n<td class="num">5</td>' in quality
     assert "loans.principal.positive" in quality
     assert f'href="../../data_quality/{RUN_ID}.html"' in quality
@@ -131,9 +131,13 @@ def test_marts_and_partitions_feed_the_disclosure(catalog: Catalog) -> None:
 
 def test_rendering_twice_gives_identical_bytes(catalog: Catalog) -> None:
     render(catalog)
-    first = {p: p.read_bytes() for p in catalog.reports.rglob("*.html")}
+    first = {p: p.read_bytes() for p in catalog.reports.rglob("*.*ml")}
+    first |= {p: p.read_bytes() for p in catalog.reports.rglob("*.pdf")}
+    assert catalog.reports / "HB-2025-1" / "2025-06" / "disclosure.zh-CN.pdf" in first
     render(catalog)
-    assert {p: p.read_bytes() for p in catalog.reports.rglob("*.html")} == first
+    again = {p: p.read_bytes() for p in catalog.reports.rglob("*.*ml")}
+    again |= {p: p.read_bytes() for p in catalog.reports.rglob("*.pdf")}
+    assert again == first
 
 
 def test_missing_marts_leave_their_sections_not_computed(catalog: Catalog) -> None:
@@ -141,7 +145,7 @@ def test_missing_marts_leave_their_sections_not_computed(catalog: Catalog) -> No
     catalog.mart("vintage_curves").unlink()
     render(catalog)
     html = catalog.disclosure("HB-2025-1", "2025-06", "en").read_text(encoding="utf-8")
-    for anchor in ("s6-stratifications", "s13-static_pool"):
+    for anchor in ("s6-stratifications", "s14-static_pool"):
         part = html.split(f'id="{anchor}"')[1].split("</section>")[0]
         assert "Not computed for this period" in part
     static = catalog.static_pool_report("HB-2025-1", "en").read_text(encoding="utf-8")

@@ -54,8 +54,11 @@ class PageReport:
     console_errors: list[str] = field(default_factory=list)
     remote_requests: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+    print_screenshot: Path | None = None
     pdf_pages: int = 0
     height: int = 0
+    main_width: int = 0
+    """Width of the page's ``<main>`` at the viewport width (0 when it has none)."""
 
 
 class Page:
@@ -119,9 +122,10 @@ class Page:
             self.report.console_errors.append(f"{entry.get('source')}: {entry.get('text')}")
         self.events.append(message)
 
-    def inspect(self, path: Path, screenshot: Path | None = None) -> PageReport:
-        """Load ``path``, collect errors and requests, optionally take a full-page screenshot
-        and print to PDF (A4 from the page's ``@page`` rule)."""
+    def inspect(self, path: Path, screenshot: Path | None = None, width: int = WIDTH) -> PageReport:
+        """Load ``path``, collect errors and requests, optionally take a full-page screenshot,
+        a screenshot of the print preview (print media) and print to PDF (A4 from the
+        page's ``@page`` rule)."""
         self.report = PageReport(path.as_uri())
         self.events.clear()
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -129,8 +133,9 @@ class Page:
         self.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
         self.send(
             "Emulation.setDeviceMetricsOverride",
-            {"width": WIDTH, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": 800, "deviceScaleFactor": 1, "mobile": False},
         )
+        self.send("Emulation.setEmulatedMedia", {"media": ""})
         self.send("Page.navigate", {"url": path.as_uri()})
         self.wait_for("Page.loadEventFired")
         # Let late console messages and requests arrive.
@@ -141,11 +146,20 @@ class Page:
         metrics = self.send("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         self.report.height = math.ceil(size["height"])
+        measured = self.send(
+            "Runtime.evaluate",
+            {
+                "expression": "Math.round(document.querySelector('main')"
+                "?.getBoundingClientRect().width ?? 0)",
+                "returnByValue": True,
+            },
+        )
+        self.report.main_width = int(measured["result"].get("value") or 0)
         if screenshot is not None:
             self.send(
                 "Emulation.setDeviceMetricsOverride",
                 {
-                    "width": WIDTH,
+                    "width": width,
                     "height": self.report.height,
                     "deviceScaleFactor": 1,
                     "mobile": False,
@@ -157,6 +171,21 @@ class Page:
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             screenshot.write_bytes(b64decode(shot["data"]))
             self.report.screenshot = screenshot
+            # The print preview: print media at the width of an A4 page (96 dpi).
+            self.send("Emulation.setEmulatedMedia", {"media": "print"})
+            self.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 794, "height": self.report.height, "deviceScaleFactor": 1,
+                 "mobile": False},
+            )  # fmt: skip
+            preview = self.send(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            )
+            print_shot = screenshot.with_name(f"{screenshot.stem}.print.png")
+            print_shot.write_bytes(b64decode(preview["data"]))
+            self.report.print_screenshot = print_shot
+            # Printing applies print media itself; no emulation may linger.
+            self.send("Emulation.setEmulatedMedia", {"media": ""})
             pdf = b64decode(self.send("Page.printToPDF", {"preferCSSPageSize": True})["data"])
             screenshot.with_suffix(".pdf").write_bytes(pdf)
             self.report.pdf_pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")

@@ -43,6 +43,14 @@ def make_deal(**overrides: Any) -> DealTerms:
                 "coupon": "0.039",
                 "rating": "AAA",
                 "code": "HB251A",
+                "short_name": "花呗251A",
+                "ratings": {
+                    "agency": "中诚信国际",
+                    "initial": "AAA",
+                    "current": "AAA",
+                },
+                "expected_maturity_date": "2026-09-26",
+                "legal_maturity_date": "2028-09-26",
             },
             {
                 "class": "B",
@@ -51,14 +59,38 @@ def make_deal(**overrides: Any) -> DealTerms:
                 "coupon": "0.0419",
                 "rating": "AA+",
                 "code": "HB251B",
+                "short_name": "花呗251B",
+                "ratings": {
+                    "agency": "中诚信国际",
+                    "initial": "AA+",
+                    "actions": [
+                        {
+                            "date": "2025-06-20",
+                            "agency": "中诚信国际",
+                            "from_rating": "AA+",
+                            "to_rating": "AAA",
+                        }
+                    ],
+                },
+                "expected_maturity_date": "2026-12-26",
+                "legal_maturity_date": "2028-12-26",
             },
-            {"class": "C", "kind": "subordinated", "original_balance": "75000.00", "coupon": "0"},
+            {
+                "class": "C",
+                "kind": "subordinated",
+                "original_balance": "75000.00",
+                "coupon": "0",
+                "code": "HB251C",
+                "short_name": "花呗251C",
+                "expected_maturity_date": "2027-03-26",
+            },
         ],
         "triggers": [
             {
                 "name": "Cumulative default",
                 "metric": "cumulative_default_rate",
                 "threshold": "0.025",
+                "name_zh": "累计违约率触发事件",
             },
             {
                 "name": "Payment rate floor",
@@ -69,6 +101,27 @@ def make_deal(**overrides: Any) -> DealTerms:
             },
         ],
         "definitions": {"default_dpd": 90, "charge_off_dpd": 180, "dpd_tolerance": "1.00"},
+        "participants": {
+            "manager": {"name": "Demo Securities Co., Ltd.", "name_zh": "示例证券股份有限公司"},
+            "custodian": {"name": "Demo Bank Co., Ltd.", "name_zh": "示例银行股份有限公司"},
+            "servicer": {"name": "Demo Microcredit Co., Ltd.", "name_zh": "示例小额贷款有限公司"},
+            "originator": {"name": "Demo Microcredit Co., Ltd.", "name_zh": "示例小额贷款有限公司"},
+            "rating_agency": {"name": "Demo Ratings", "name_zh": "中诚信国际"},
+        },
+        "events": [
+            {"kind": "event_of_default", "name": "Event of default", "name_zh": "专项计划违约事件"},
+            {
+                "kind": "perfection_event",
+                "name": "Perfection event",
+                "name_zh": "权利完善事件",
+            },
+            {
+                "kind": "servicer_termination",
+                "name": "Servicer termination",
+                "name_zh": "资产服务机构解任事件",
+            },
+        ],
+        "forecast_collections": [{"period": "2025-06", "amount": "85000.00"}],
     }
     terms.update(overrides)
     return DealTerms.model_validate(terms)
@@ -81,6 +134,10 @@ _METRICS: dict[str, Any] = {
     "period_start": "2025-06-01",
     "period_end": "2025-06-30",
     "currency": "CNY",
+    "payment_date": "2025-07-28",
+    "report_date": "2025-07-21",
+    "interest_period_start": "2025-06-26",
+    "interest_period_end": "2025-07-28",
     "pool": {
         "opening_balance": "1300000.00",
         "scheduled_principal": "50000.00",
@@ -201,7 +258,34 @@ _METRICS: dict[str, Any] = {
         "top10_obligor_share": 0.0098,
         "hhi_obligor": 0.000912,
         "province_shares": {"CN-GD": 0.2, "CN-BJ": 0.3, "CN-ZJ": 0.5},
+        "top_obligors": [
+            {"rank": 1, "balance": "15234.00", "balance_share": 0.01234},
+            {"rank": 2, "balance": "13000.00", "balance_share": 0.01053},
+            {"rank": 3, "balance": "12600.00", "balance_share": 0.0102},
+        ],
     },
+    "expenses": {
+        "taxes": "35.10",
+        "management_fee": "50.00",
+        "custody_fee": "10.83",
+        "servicer_fee": "541.67",
+    },
+    "accounts": [
+        {
+            "account": "collection",
+            "opening": "0.00",
+            "inflow": "82450.75",
+            "outflow": "82450.75",
+            "closing": "0.00",
+        },
+        {
+            "account": "principal",
+            "opening": "4932.11",
+            "inflow": "70000.00",
+            "outflow": "69500.00",
+            "closing": "5432.11",
+        },
+    ],
     "credit_enhancement": {
         "collateral_balance": "1240000.00",
         "notes_balance": "880500.00",
@@ -239,6 +323,8 @@ _METRICS: dict[str, Any] = {
     ],
     "definitions": {
         "cumulative_default_denominator": "initial_plus_purchases",
+        "day_count": "ACT/365",
+        "business_day_convention": "following",
         "default_dpd": 90,
         "dpd_tolerance_fen": 100,
         "metrics_contract_version": "1.2.0",

@@ -4,7 +4,8 @@ Run by ``make test-browser`` (which installs Debian's ``chromium`` when it is
 missing); skipped in the ordinary suite. A small synthetic book goes through the
 pipeline; every report page is loaded, and the test fails on a console error
 or on any request for a non-local URL. Full-page screenshots (and print PDFs)
-of the latest disclosure in both languages go to ``$ABS_PIPELINE_BROWSER_OUT``
+of the latest disclosure in both languages, with a screenshot of its print
+preview (``*.print.png``), go to ``$ABS_PIPELINE_BROWSER_OUT``
 (default: the test's temporary folder) for a person to look at.
 """
 
@@ -92,12 +93,17 @@ def test_the_latest_disclosure_screenshots_in_both_languages(
     for language in ("en", "zh-CN"):
         source = catalog.disclosure(pool_id, period, language)
         shot = folder / f"disclosure.{language}.png"
-        report = page.inspect(source, screenshot=shot)
+        report = page.inspect(source, screenshot=shot, width=1600)
         assert report.console_errors == []
         assert report.remote_requests == []
         assert shot.read_bytes().startswith(PNG)
+        # The print preview is screenshot beside the screen view.
+        assert report.print_screenshot is not None
+        assert report.print_screenshot.read_bytes().startswith(PNG)
+        # On a wide screen the report uses the width (no fixed 720 px column).
+        assert report.main_width > 1000
         # A full page, not the first screen: the report runs over several A4 pages.
         assert report.height > 5000
-        assert report.pdf_pages >= 4
+        assert 4 <= report.pdf_pages <= 12
         shutil.copyfile(source, folder / source.name)
     print(f"screenshots in {folder}")

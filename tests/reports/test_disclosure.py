@@ -21,6 +21,7 @@ from reports.formatting import (
 from reports.labels import labels
 from reports.layout import Section
 from reports.render import render_disclosure
+from reports.sources import Restatement, StratificationRow
 from tests.reports.samples import (
     GENERATED_AT,
     PROVENANCE,
@@ -119,7 +120,18 @@ def expected_figure(path: tuple[str, ...], value: Any, locale: str) -> str | Non
         expected = None
     elif len(path) >= 2 and path[-2] == "province_shares":
         expected = format_rate(value, locale, 2)
-    elif key in ("period_start", "period_end"):
+    elif key in ("name", "currency") and locale != "en":
+        expected = None  # trigger names: the deal's Chinese name or the test in words
+    elif path[0] == "definitions" and isinstance(value, str):
+        expected = None  # recorded conventions print translated (see the definitions tests)
+    elif key in (
+        "period_start",
+        "period_end",
+        "payment_date",
+        "report_date",
+        "interest_period_start",
+        "interest_period_end",
+    ):
         expected = format_long_date(date.fromisoformat(value), locale)
     elif isinstance(value, int):
         expected = format_count(value, locale)
@@ -149,10 +161,10 @@ def test_every_figure_of_metrics_json_is_in_the_report_formatted(locale: str) ->
     assert checked > 120
 
 
-def test_all_fifteen_sections_are_printed_in_domain_order() -> None:
+def test_all_eighteen_sections_are_printed_in_domain_order() -> None:
     for locale in LOCALES:
         context = build(locale=locale)
-        assert [s["number"] for s in context["sections"]] == list(range(1, 16))
+        assert [s["number"] for s in context["sections"]] == list(range(18))
         assert all(s["computed"] for s in context["sections"])
         assert [entry["anchor"] for entry in context["toc"]] == [
             s["anchor"] for s in context["sections"]
@@ -168,6 +180,8 @@ def test_sections_without_data_say_not_computed_and_show_no_figures() -> None:
         "concentration",
         "credit_enhancement",
         "waterfall",
+        "expenses",
+        "accounts",
         "delinquency_m",
         "definitions",
         "period_number",
@@ -186,6 +200,7 @@ def test_sections_without_data_say_not_computed_and_show_no_figures() -> None:
         "credit_enhancement",
         "triggers",
         "static_pool",
+        "concentration",
         "data_quality",
     }
     for key in missing:
@@ -196,7 +211,16 @@ def test_sections_without_data_say_not_computed_and_show_no_figures() -> None:
     assert [t["caption"] for t in section(context, "tranches")["tables"]] == ["Notes issued"]
     html = render_disclosure(context)
     assert html.count(str(escape(note))) == len(missing)
-    assert "Obligor concentration: not computed for this period." in html
+    # Expenses absent from the document are not computed, never zero.
+    assert rows(context, "collections", 2) == {
+        "Taxes": ["not computed"],
+        "Management fee": ["not computed"],
+        "Custody fee": ["not computed"],
+        "Servicer fee": ["not computed"],
+    }
+    assert (
+        labels("en", "disclosure")["s4.ledger_missing"] in section(context, "collections")["notes"]
+    )
 
 
 def test_null_members_print_not_computed_instead_of_a_number() -> None:
@@ -213,22 +237,52 @@ def test_null_members_print_not_computed_instead_of_a_number() -> None:
 def test_deal_and_period_in_both_languages() -> None:
     english = rows(build(), "deal")
     assert english["Collection period"] == ["June 1, 2025 – June 30, 2025"]
-    assert english["Payment date"] == ["July 26, 2025"]
-    assert english["Report date"] == ["July 1, 2025"]
+    assert english["Payment date"] == ["July 28, 2025"]
+    assert english["Report date"] == ["July 21, 2025"]
+    assert english["Interest period"] == ["June 26, 2025 – July 28, 2025"]
     assert english["Period number"] == ["3"]
+    assert english["Day count"] == ["ACT/365 (actual days / 365)"]
     chinese = build(locale="zh_CN")
     assert chinese["lang"] == "zh-CN"
-    assert chinese["title"] == "受托机构报告 — 示例花呗2025-1 — 2025-06"
+    assert chinese["title"] == "资产管理报告 — 示例花呗2025-1 — 2025-06"
+    assert chinese["running_header"] == "示例花呗2025-1 · 第3期（2025-06）"
     zh_rows = rows(chinese, "deal")
     assert zh_rows["收款期间"] == ["2025年6月1日至2025年6月30日"]
-    assert zh_rows["兑付日"] == ["2025年7月26日"]
+    assert zh_rows["兑付日"] == ["2025年7月28日"]
+    assert zh_rows["起息日（专项计划设立日）"] == ["2025年4月15日"]
+    assert zh_rows["预期到期日"] == ["2027年3月26日"]
+    assert zh_rows["法定到期日"] == ["2028年12月26日"]
+
+
+def test_the_report_date_comes_from_the_document_never_from_the_run() -> None:
+    metrics = make_metrics()
+    for key in ("payment_date", "report_date", "interest_period_start", "interest_period_end"):
+        del metrics[key]
+    english = rows(build(metrics), "deal")
+    # GENERATED_AT is July 1, 2025: it must not appear as the report date.
+    assert english["Report date"] == ["not computed"]
+    assert english["Payment date"] == ["not computed"]
+    metrics["definitions"]["report_date"] = "2025-07-21"
+    assert rows(build(metrics), "deal")["Report date"] == ["July 21, 2025"]
+
+
+def test_a_restated_report_keeps_its_date_and_adds_the_restatement_date() -> None:
+    restated = Restatement(date(2025, 9, 3), "late repayments of June", (("x", "1", "2"),))
+    context = build(restatement=restated)
+    deal_rows = rows(context, "deal")
+    assert deal_rows["Report date"] == ["July 21, 2025"]
+    assert deal_rows["Restatement date"] == ["September 3, 2025"]
+    events = rows(context, "significant_events")
+    assert events["Restatement"] == [
+        "Figures restated on September 3, 2025: late repayments of June"
+    ]
 
 
 def test_key_figures_use_the_locale_currency_format() -> None:
     zh = {f["label"]: f["value"] for f in build(locale="zh_CN")["key_figures"]}
-    assert zh["期末资产池余额"] == "¥1,234,567.89"
+    assert zh["期末资产池余额"] == "123.46万元"
     en = {f["label"]: f["value"] for f in build()["key_figures"]}
-    assert en["Closing pool balance"] == "CN¥1,234,567.89"
+    assert en["Closing pool balance"] == "CNY 1,234,567.89"
     assert en["Triggers breached"] == "1 of 2"
     assert en["More than 30 days past due"] == "1.13%"
 
@@ -270,7 +324,15 @@ def test_collections_by_account_and_the_waterfall() -> None:
         "Income account (interest, fees and penalties, recoveries)": ["12,450.75"],
         "Total collections": ["82,450.75"],
     }
-    waterfall = rows(context, "collections", 2)
+    assert rows(context, "collections", 2) == {
+        "Taxes": ["35.10"],
+        "Management fee": ["50.00"],
+        "Custody fee": ["10.83"],
+        "Servicer fee": ["541.67"],
+    }
+    ledger = rows(context, "collections", 3)
+    assert ledger["Principal account"] == ["4,932.11", "70,000.00", "69,500.00", "5,432.11"]
+    waterfall = rows(context, "collections", 4)
     assert waterfall["2"] == [
         "Income account",
         "Class A interest",
@@ -345,19 +407,23 @@ def test_credit_enhancement_from_the_document() -> None:
     assert rows(context, "credit_enhancement")["A"] == ["845,500.00", "11.59%", "31.51%"]
     overview = rows(context, "credit_enhancement", 1)
     assert overview["Overcollateralisation (CNY)"] == ["359,500.00"]
-    assert overview["Overcollateralisation ratio"] == ["28.99%"]
+    assert overview[
+        "Overcollateralisation ratio ((collateral − notes outstanding) / collateral)"
+    ] == ["28.99%"]
     assert overview["Excess spread (annualised)"] == ["7.12%"]
     metrics = make_metrics()
     del metrics["credit_enhancement"]
     derived = rows(build(metrics), "credit_enhancement", 1)
-    assert derived["Overcollateralisation ((pool − notes) / pool)"] == ["28.68%"]
+    assert derived["Overcollateralisation ((pool balance − notes outstanding) / pool balance)"] == [
+        "28.68%"
+    ]
 
 
 def test_stratifications_per_dimension_with_totals_and_local_province_names() -> None:
     context = build(locale="zh_CN")
     tables = section(context, "stratifications")["tables"]
     assert [t["caption"] for t in tables] == [
-        "按未偿余额（CNY）分布",
+        "按未偿余额（元）分布",
         "按地区分布",
         "按产品分布",
     ]
@@ -415,16 +481,31 @@ def test_reproducibility_footer_names_run_code_and_input_hashes() -> None:
     recorded = rows(build(), "definitions", 1)
     assert recorded["metrics.json contract version"] == ["1.2.0"]
     assert recorded["Cumulative default rate denominator"] == [
-        "Cut-off pool balance plus cumulative principal of purchased loans"
+        "Cut-off pool balance plus cumulative purchased principal"
+    ]
+    assert recorded["Business-day convention"] == ["Following business day"]
+
+
+def test_every_rate_is_defined_in_words_in_each_language() -> None:
+    for locale in LOCALES:
+        definitions = rows(build(locale=locale), "definitions")
+        texts = labels(locale, "disclosure")
+        for key in ("smm", "mdr", "payment_rate", "credit_enhancement", "excess_spread"):
+            assert definitions[texts[f"s17.{key}"]] == [texts[f"s17.{key}_text"]]
+    zh = rows(build(locale="zh_CN"), "definitions")
+    assert zh["月还款率"] == [
+        "本期借款人还款合计（本金、利息及费用，不含违约回收款）÷ 期初资产池余额"
     ]
 
 
-def test_a_formula_recorded_with_the_figures_replaces_the_default_text() -> None:
+def test_every_recorded_definition_is_printed_with_its_translation() -> None:
     metrics = make_metrics()
-    metrics["definitions"]["smm"] = "unscheduled / (opening + purchased - scheduled)"
-    definitions = rows(build(metrics), "definitions")
-    assert definitions["SMM"] == ["unscheduled / (opening + purchased - scheduled)"]
-    assert definitions["CPR"] == ["1 − (1 − SMM)^12"]
+    metrics["definitions"]["advance_payment_days"] = 7
+    metrics["definitions"]["some_new_convention"] = "value"
+    recorded = rows(build(metrics, locale="zh_CN"), "definitions", 1)
+    assert recorded["提前还款宽限天数"] == ["7"]
+    assert recorded["工作日准则"] == ["顺延至下一工作日"]
+    assert recorded["some_new_convention"] == ["记录的公式原文见英文版。"]
 
 
 @pytest.mark.parametrize(
@@ -463,8 +544,11 @@ def test_html_is_print_ready_and_accessible() -> None:
         assert '<th scope="col"' in html
         assert '<th scope="row"' in html
         assert "tabular-nums" in html
-        assert "@page { size: A4" in html
-        assert "break-before: page" in html
+        assert "size: A4;" in html
+        assert "@page { @top-left { content: " in html
+        assert "counter(page)" in html
+        assert "720px" not in html
+        assert "190mm" not in html
         assert '<nav class="toc"' in html
 
 
@@ -501,3 +585,92 @@ def test_no_personal_data_is_printed() -> None:
     html = render_disclosure(build())
     assert not re.search(r"borrower|身份证|\b\d{17}[\dX]\b", html)
     assert Decimal("1")  # the sample carries no borrower fields to leak
+
+
+@pytest.mark.parametrize(
+    ("dimension", "band", "chinese", "english"),
+    [
+        ("balance", "[10000, 50000)", "1万–5万元", "10,000–50,000"),
+        ("balance", "< 1000", "1,000元以下", "under 1,000"),
+        ("balance", ">= 50000", "5万元及以上", "50,000 and over"),
+        ("annual_rate", "[12%, 18%)", "12%–18%", "12%–18%"),
+        ("remaining_term", "[6, 12)", "6–12个月", "6–12 months"),
+        ("borrower_age", ">= 50", "50岁及以上", "50 years and over"),
+    ],
+)
+def test_bands_are_labelled_in_words_not_interval_notation(
+    dimension: str, band: str, chinese: str, english: str
+) -> None:
+    strata = [StratificationRow(dimension, band, 1, "100.00", 1.0, 0.1)]
+    for locale, expected in (("zh_CN", chinese), ("en", english)):
+        table = section(build(locale=locale, stratifications=strata), "stratifications")
+        assert table["tables"][0]["rows"][0]["header"] == expected
+
+
+def test_top_obligors_are_anonymous_ranks_above_one_percent() -> None:
+    metrics = make_metrics()
+    metrics["concentration"]["top_obligors"].append(
+        {"rank": 4, "balance": "9000.00", "balance_share": 0.0073, "borrower_id": "B-SECRET"}
+    )
+    context = build(metrics, locale="zh_CN")
+    top = rows(context, "concentration", 1)
+    assert list(top) == ["借款人1", "借款人2", "借款人3"]
+    assert top["借款人1"] == ["15,234.00", "1.23%"]
+    assert "B-SECRET" not in render_disclosure(context)
+
+
+def test_significant_events_list_rating_actions_breaches_and_repurchases_or_say_none() -> None:
+    events = rows(build(locale="zh_CN"), "significant_events")
+    assert events["评级调整"] == ["B档：中诚信国际于2025年6月20日将评级由AA+调整为AAA"]
+    assert events["触发事件"] == ["累计违约率触发事件：本期已触发"]
+    assert events["赎回或移出基础资产"] == ["本期赎回或移出基础资产本金1,000.00元"]
+    quiet = make_metrics()
+    quiet["pool"]["removed_principal"] = "0.00"
+    quiet["pool"]["purchased_principal"] = "10000.00"
+    for item in quiet["triggers"]:
+        item["breached"] = False
+    deal = make_deal(
+        tranches=[t.model_dump(by_alias=True, exclude={"ratings"}) for t in make_deal().tranches]
+    )
+    assert rows(build(quiet, locale="zh_CN", deal=deal), "significant_events") == {
+        "无": ["本期未发生重大事项。"]
+    }
+
+
+def test_non_numeric_events_are_listed_with_their_status() -> None:
+    events = rows(build(locale="zh_CN"), "triggers", 1)
+    assert events["违约事件"] == ["专项计划违约事件", "未发生", "–"]
+    bare = make_deal(events=[])
+    assert rows(build(locale="zh_CN", deal=bare), "triggers", 1)["权利完善事件"] == ["无", "–", "–"]
+
+
+def test_participants_and_the_responsibility_statement_come_first() -> None:
+    context = build(locale="zh_CN")
+    notice = section(context, "notice")
+    assert context["sections"][0] is notice
+    assert rows(context, "notice")["计划管理人"] == ["示例证券股份有限公司"]
+    assert rows(context, "notice")["托管人"] == ["示例银行股份有限公司"]
+    assert "示例证券股份有限公司" in notice["notes"][0]
+    securities = rows(context, "tranches")
+    assert securities["B"][:6] == ["HB251B", "花呗251B", "中间级", "AA+", "AAA", "中诚信国际"]
+    assert securities["C"][3:5] == ["未评级", "未评级"]
+
+
+def test_a_shortfall_against_the_forecast_is_flagged() -> None:
+    deal = make_deal(forecast_collections=[{"period": "2025-06", "amount": "110000.00"}])
+    context = build(deal=deal)
+    forecast = rows(context, "default", 2)
+    assert forecast["Shortfall against the forecast (forecast − actual) / forecast"] == ["25.04%"]
+    assert forecast["Collections 20% or more below the forecast"] == [
+        "Yes — ad hoc disclosure required"
+    ]
+    assert rows(context, "significant_events")["Ad hoc disclosure"] == [
+        "Collections 25.04% below the forecast"
+    ]
+
+
+def test_accounts_that_do_not_reconcile_are_refused() -> None:
+    metrics = make_metrics()
+    metrics["accounts"][1]["closing"] = "5432.10"
+    with pytest.raises(ValueError, match="account principal does not reconcile"):
+        build(metrics)

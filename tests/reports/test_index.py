@@ -111,7 +111,7 @@ def test_html_lists_links_and_generation_time() -> None:
     )
     assert '<th scope="row">2025-05</th>' in html
     assert html.index("Deal HB-C") < html.index("Deal HB-B")
-    assert "2025-07-01T02:00:00+00:00" in html
+    assert "July 1, 2025, 10:00 (Beijing time)" in html
 
 
 def test_an_empty_index_says_so() -> None:
@@ -175,5 +175,5 @@ def test_static_pool_portfolio_and_data_quality_runs_are_linked_newest_first() -
 def test_the_chinese_index_uses_chinese_texts() -> None:
     html = render_index(build_context(sample(), generated_at=GENERATED_AT, locale="zh_CN"))
     assert '<html lang="zh-CN">' in html
-    assert "<title>受托机构报告</title>" in html
+    assert "<title>资产管理报告</title>" in html
     assert "尚未生成数据质量报告。" in html

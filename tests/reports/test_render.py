@@ -102,3 +102,15 @@ def test_autoescape_is_on_for_templates_and_strings() -> None:
 
 def test_the_environment_is_created_once() -> None:
     assert environment() is environment()
+
+
+def test_the_running_header_is_a_css_string_no_deal_name_can_break_out_of() -> None:
+    from reports.render import css_string
+
+    hostile = 'A"} body { display: none } </style><script>alert(1)</script>'
+    literal = str(css_string(hostile))
+    assert literal.startswith('"')
+    assert literal.endswith('"')
+    for forbidden in ('"', "}", "<", ">", "/"):
+        assert forbidden not in literal[1:-1]
+    assert str(css_string("示例花呗 2025")) == '"示例花呗 2025"'
