@@ -320,16 +320,19 @@ def run_polars(folder: Path, output: Path, batch_loans: int, dates: list[date]) 
 
 
 REFERENCE_SQL = """
+-- Loans are numbered (``loan_id`` below is that integer; ``lid`` the text id), so
+-- every window, group and join from here on works on integers.
 CREATE TEMP TABLE book AS
-SELECT loan_id, origination_date AS orig, principal AS lp
+SELECT ROW_NUMBER() OVER (ORDER BY loan_id)::INT AS loan_id, loan_id AS lid,
+       origination_date AS orig, principal AS lp
 FROM read_parquet('{folder}/loans/*.parquet');
 
 CREATE TEMP TABLE sched AS
-SELECT loan_id, instalment_no, due_date, principal_due + interest_due AS amount,
+SELECT b.loan_id, instalment_no, due_date, principal_due + interest_due AS amount,
        SUM(principal_due) OVER w AS cum_pdue,
        SUM(principal_due + interest_due) OVER w AS cum_due
-FROM read_parquet('{folder}/schedules/*.parquet')
-WINDOW w AS (PARTITION BY loan_id ORDER BY instalment_no ROWS UNBOUNDED PRECEDING);
+FROM read_parquet('{folder}/schedules/*.parquet') s JOIN book b ON s.loan_id = b.lid
+WINDOW w AS (PARTITION BY b.loan_id ORDER BY instalment_no ROWS UNBOUNDED PRECEDING);
 
 CREATE TEMP TABLE terms AS
 SELECT loan_id, COUNT(*) AS instalments, MAX(due_date) AS final_due FROM sched GROUP BY loan_id;
@@ -337,11 +340,11 @@ SELECT loan_id, COUNT(*) AS instalments, MAX(due_date) AS final_due FROM sched G
 -- Cash events in order, signed, with the cumulative principal before and after the cap.
 CREATE TEMP TABLE ev AS
 WITH e AS (
-  SELECT r.loan_id, r.value_date AS day, r.kind = 'reversal' AS rev, b.lp,
+  SELECT b.loan_id, r.value_date AS day, r.kind = 'reversal' AS rev, b.lp,
          CASE WHEN r.kind = 'reversal' THEN -1 ELSE 1 END AS s,
          r.principal_paid, r.interest_paid, r.fee_paid + r.penalty_paid AS fp,
-         ROW_NUMBER() OVER (PARTITION BY r.loan_id ORDER BY r.value_date, r.repayment_id) AS n
-  FROM read_parquet('{folder}/repayments/*.parquet') r JOIN book b USING (loan_id)
+         ROW_NUMBER() OVER (PARTITION BY b.loan_id ORDER BY r.value_date, r.repayment_id) AS n
+  FROM read_parquet('{folder}/repayments/*.parquet') r JOIN book b ON r.loan_id = b.lid
   WHERE r.value_date <= DATE '{last}'
 ), c AS (
   SELECT loan_id, day, rev, lp, n, s * principal_paid AS p, s * interest_paid AS i, s * fp AS f,
@@ -443,11 +446,11 @@ FROM (SELECT UNNEST([{dates}]) AS as_of);
 -- Pool membership: effective events per (loan, pool), the latest on or before each as-of.
 CREATE TEMP TABLE eff AS
 WITH pe AS (
-  SELECT a.loan_id, a.pool_id, a.event_date, a.event,
-         LAG(a.event) OVER (PARTITION BY a.loan_id, a.pool_id
+  SELECT b.loan_id, a.pool_id, a.event_date, a.event,
+         LAG(a.event) OVER (PARTITION BY b.loan_id, a.pool_id
                             ORDER BY a.event_date, CASE WHEN a.event = 'added' THEN 0 ELSE 1 END)
            AS prev_event
-  FROM read_parquet('{folder}/pool_assets/*.parquet') a JOIN book USING (loan_id)
+  FROM read_parquet('{folder}/pool_assets/*.parquet') a JOIN book b ON a.loan_id = b.lid
   WHERE a.event IN ('added', 'removed')
 )
 SELECT loan_id, pool_id, event_date, event,
@@ -518,7 +521,7 @@ SELECT *,
 FROM f;
 
 COPY (
-  SELECT as_of AS as_of_date, loan_id, pool_id, opening_principal, closing_principal,
+  SELECT as_of AS as_of_date, bk.lid AS loan_id, pool_id, opening_principal, closing_principal,
     sched AS scheduled_principal_paid, unsched AS unscheduled_principal_paid,
     interest AS interest_paid, fees AS fees_paid, dpd::INT AS dpd,
     CASE WHEN dpd = 0 THEN 'current' WHEN dpd <= 30 THEN '1-30' WHEN dpd <= 60 THEN '31-60'
@@ -531,11 +534,11 @@ COPY (
     CASE WHEN removed AND NOT defaulted THEN closing_principal ELSE 0 END AS removed_principal,
     ((year(as_of) * 12 + month(as_of)) - (year(orig) * 12 + month(orig)))::INT AS months_on_book,
     (CASE WHEN repaid THEN 0 ELSE instalments - instalments_due END)::INT AS remaining_term
-  FROM rows
+  FROM rows JOIN (SELECT loan_id, lid FROM book) bk USING (loan_id)
   WHERE opening_principal > 0 OR closing_principal > 0 OR defaulted OR removed
      OR sched <> 0 OR unsched <> 0 OR interest <> 0 OR fees <> 0 OR recoveries <> 0
      OR purchased_principal <> 0
-  ORDER BY as_of_date, loan_id
+  ORDER BY as_of, bk.lid
 ) TO '{output}' (FORMAT parquet);
 """
 
