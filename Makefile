@@ -21,6 +21,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 
 .PHONY: pdf-deps demo test test-slow test-browser lint format golden clean-data help prefect-server serve bench-orchestration
+.PHONY: bench-engine bench-engine-10m bench-contracts scaling-plot
 
 help:
 	@echo "make demo       generate the demo tape (if none) and run the pipeline end to end"
@@ -30,6 +31,8 @@ help:
 	@echo "make test-browser  load the reports in headless Chromium (installs it when missing)"
 	@echo "make prefect-server / make serve   the Prefect server on loopback, then the nightly and backfill deployments"
 	@echo "make bench-orchestration  orchestration overhead of a 365-day backfill"
+	@echo "make bench-engine / bench-engine-10m / bench-contracts   scale benchmarks (docs/SCALING.md)"
+	@echo "make scaling-plot  redraw docs/scaling.svg from benchmarks/results/engine.jsonl"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -103,6 +106,25 @@ serve: $(STAMP)
 
 bench-orchestration: $(STAMP)
 	$(BIN)/python benchmarks/orchestration.py
+
+# Scale benchmarks (docs/SCALING.md). Each appends its results to BENCH_RESULTS;
+# run one at a time on a quiet machine.
+BENCH_RESULTS ?= benchmarks/results/engine.jsonl
+BENCH_BATCH   ?= 250000
+
+bench-engine: $(STAMP)
+	$(BIN)/python benchmarks/engine.py --loans 100000 1000000 --batch-loans $(BENCH_BATCH) \
+		--json $(BENCH_RESULTS)
+
+bench-engine-10m: $(STAMP)
+	$(BIN)/python benchmarks/engine.py --loans 10000000 --no-reference --batch-loans $(BENCH_BATCH) \
+		--json $(BENCH_RESULTS)
+
+bench-contracts: $(STAMP)
+	$(BIN)/python benchmarks/contracts.py --rows 1000000 --gx
+
+scaling-plot: $(STAMP)
+	$(BIN)/python benchmarks/plot_scaling.py $(BENCH_RESULTS) docs/scaling.svg
 
 clean-data:
 	rm -rf $(DATA)

@@ -6,13 +6,22 @@ on-time, late, stopped-then-recovered, prepaying, overpaying and reversed
 payers, a pool with a cut-off and repurchases). Both implementations read the
 same Parquet inputs (loans, schedules, repayments, pool_assets) and write the
 12 month-end snapshots; each runs in its own process so that its wall time and
-peak resident memory are its own. The outputs are compared row for row.
+peak resident memory are its own. The outputs are compared row for row, and
+the line ends with engine time / DuckDB time.
 
-    .venv/bin/python benchmarks/engine.py            # 100k and 1M loans
-    .venv/bin/python benchmarks/engine.py --10m      # and 10M
-    .venv/bin/python benchmarks/engine.py --sizes 20000
+The engine runs the way the pipeline runs it: in loan batches
+(``transforms.batches``, loan_id hash buckets of about ``--batch-loans``
+loans). With more than one batch the inputs are first split by bucket in one
+streaming pass, then each batch is computed and written on its own, and each
+as-of date is put together from the batches; the split and the assembly are
+part of the engine's time. Books are drawn a million loans at a time (one
+Parquet file each), so a 10M book never has to fit in memory either.
 
-Target: 1M loans x 12 months in under 60 s and 6 GiB, and no slower than DuckDB.
+    .venv/bin/python benchmarks/engine.py                  # 100k and 1M loans
+    .venv/bin/python benchmarks/engine.py --loans 10000000 --no-reference
+    .venv/bin/python benchmarks/engine.py --loans 20000 --batch-loans 5000
+
+Targets (issue 16): 1M loans x 12 months in 10 s and 3 GiB; 10M within 16 GiB.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,11 +46,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from transforms import schema  # noqa: E402 -- after the checkout is on the path
-from transforms.performance import PerformanceRules, loan_snapshots  # noqa: E402
+from transforms.batches import (  # noqa: E402
+    bucket_count,
+    combine_snapshots,
+    engine_batch,
+    loan_bucket,
+)
+from transforms.performance import PerformanceRules  # noqa: E402
 from transforms.schedules import build_schedules  # noqa: E402
 
 POOL = "P1"
 DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE = 90, 180, 100
+INPUTS = ("loans", "schedules", "repayments", "pool_assets")
+DRAW_LOANS = 1_000_000
+"""Loans drawn (and written) at a time."""
 
 
 def _month_ends(year: int) -> list[date]:
@@ -63,7 +82,19 @@ def _day(value: date) -> int:
 
 
 def make_book(n: int, seed: int, out: Path) -> dict[str, int]:
-    """Draw ``n`` loans and their cash events; write the four inputs as Parquet."""
+    """Draw ``n`` loans and their cash events, a million at a time.
+
+    Each input is a folder of Parquet files (``<input>/part-<i>.parquet``).
+    """
+    counts = {"loans": 0, "schedule_rows": 0, "repayments": 0}
+    for part, first in enumerate(range(0, n, DRAW_LOANS)):
+        drawn = _draw(min(DRAW_LOANS, n - first), seed + part, first, out, part)
+        counts = {key: counts[key] + drawn[key] for key in counts}
+    return counts
+
+
+def _draw(n: int, seed: int, first_loan: int, out: Path, part: int) -> dict[str, int]:
+    """Draw loans ``first_loan + 1 .. first_loan + n`` and write them as part ``part``."""
     rng = np.random.Generator(np.random.PCG64(seed))
     origination = _day(date(2023, 12, 1)) + rng.integers(0, 31, n)
     terms = np.array([3, 6, 9, 12, 18, 24])
@@ -72,7 +103,7 @@ def make_book(n: int, seed: int, out: Path) -> dict[str, int]:
     method = methods[rng.choice(4, n, p=[0.6, 0.25, 0.1, 0.05])]
     principal = (np.clip(rng.lognormal(np.log(5_000), 0.8, n), 100, 200_000) * 100).astype(np.int64)
     rate_ppm = rng.choice([0, 79_500, 120_000, 150_000, 182_500, 240_000], n)
-    loan_id = pl.Series(np.arange(1, n + 1)).cast(pl.String).str.zfill(10)
+    loan_id = pl.Series(np.arange(first_loan + 1, first_loan + n + 1)).cast(pl.String).str.zfill(10)
     loans = pl.DataFrame(
         {
             "loan_id": "L" + loan_id,
@@ -93,7 +124,7 @@ def make_book(n: int, seed: int, out: Path) -> dict[str, int]:
     last = _day(MONTH_ENDS[-1])
     inst = schedules.with_columns(
         pl.col("due_date").cast(pl.Int32).alias("due"),
-        (pl.col("loan_id").str.slice(1).cast(pl.Int64) - 1).alias("j"),
+        (pl.col("loan_id").str.slice(1).cast(pl.Int64) - 1 - first_loan).alias("j"),
     ).filter(pl.col("due") <= last)
     j = inst["j"].to_numpy()
     k = inst["instalment_no"].to_numpy().astype(np.int64)
@@ -169,7 +200,9 @@ def make_book(n: int, seed: int, out: Path) -> dict[str, int]:
         pl.DataFrame(cash)
         .sort("seq")
         .select(
-            ("R" + pl.col("seq").cast(pl.String).str.zfill(12)).alias("repayment_id"),
+            ("R" + (pl.col("seq") + part * 10**10).cast(pl.String).str.zfill(12)).alias(
+                "repayment_id"
+            ),
             pl.col("loan"),
             pl.col("day").cast(pl.Int32).cast(pl.Date).alias("value_date"),
             pl.col("p").alias("principal_paid"),
@@ -214,47 +247,92 @@ def make_book(n: int, seed: int, out: Path) -> dict[str, int]:
             ),
         ]
     )
-    out.mkdir(parents=True, exist_ok=True)
-    loans.write_parquet(out / "loans.parquet")
-    schedules.write_parquet(out / "schedules.parquet")
-    repayments.write_parquet(out / "repayments.parquet")
-    pool_assets.write_parquet(out / "pool_assets.parquet")
+    frames = {
+        "loans": loans,
+        "schedules": schedules,
+        "repayments": repayments,
+        "pool_assets": pool_assets,
+    }
+    for name, frame in frames.items():
+        (out / name).mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(out / name / f"part-{part:03d}.parquet")
     return {"loans": n, "schedule_rows": schedules.height, "repayments": repayments.height}
 
 
 # -- the two implementations (each run in a child process) -----------------------------
 
 
-def run_polars(folder: Path, output: Path) -> None:
-    """The engine under test: ``transforms.performance.loan_snapshots``."""
-    scans = {
-        name: pl.scan_parquet(folder / f"{name}.parquet")
-        for name in ("loans", "schedules", "repayments", "pool_assets")
-    }
+def _split(folder: Path, scratch: Path, buckets: int) -> dict[str, list[pl.LazyFrame]]:
+    """Each input split by loan bucket in one streaming pass: per input, a scan per bucket."""
+    split: dict[str, list[pl.LazyFrame]] = {}
+    for name in INPUTS:
+        key = loan_bucket(pl.col("loan_id"), buckets).alias("bucket")
+        pl.scan_parquet(folder / name / "*.parquet").sink_parquet(
+            pl.PartitionBy(scratch / name, key=key, include_key=False), mkdir=True
+        )
+        split[name] = [
+            pl.scan_parquet(scratch / name / f"bucket={b}" / "*.parquet")
+            if (scratch / name / f"bucket={b}").is_dir()
+            else pl.scan_parquet(folder / name / "*.parquet").clear()
+            for b in range(buckets)
+        ]
+    return split
+
+
+def run_polars(folder: Path, output: Path, batch_loans: int, dates: list[date]) -> int:
+    """The engine under test, in batches; one Parquet file per as-of date under ``output``.
+
+    Returns:
+        The number of batches.
+    """
+    scans = {name: pl.scan_parquet(folder / name / "*.parquet") for name in INPUTS}
+    buckets = bucket_count(scans["loans"].select(pl.len()).collect().item(), batch_loans)
     rules = PerformanceRules(DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE)
-    frame = loan_snapshots(
-        scans["loans"],
-        scans["schedules"],
-        scans["repayments"],
-        scans["pool_assets"],
-        MONTH_ENDS,
-        rules=rules,
-        rules_by_pool={POOL: rules},
-    ).collect()
-    frame.write_parquet(output)
+    output.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(dir=output.parent) as scratch:
+        spill = Path(scratch)
+        split = _split(folder, spill, buckets) if buckets > 1 else None
+        parts = []
+        for b in range(buckets):
+            loans, schedules, repayments, pool_assets = (
+                split[name][b] if split else scans[name] for name in INPUTS
+            )
+            # Split inputs are the bucket already: each batch runs as one bucket.
+            run = engine_batch(
+                loans,
+                schedules,
+                repayments,
+                pool_assets,
+                dates,
+                bucket=0,
+                buckets=1,
+                rules=rules,
+                rules_by_pool={POOL: rules},
+            )
+            path = spill / f"batch-{b}.parquet"
+            run.snapshots.collect().write_parquet(path, compression="lz4")
+            parts.append(pl.scan_parquet(path))
+        for as_of in dates:
+            at = [p.filter(pl.col("as_of_date") == as_of) for p in parts]
+            frame = at[0].collect() if len(at) == 1 else combine_snapshots(at).collect()
+            frame.write_parquet(output / f"{as_of.isoformat()}.parquet")
+    return buckets
 
 
 REFERENCE_SQL = """
+-- Loans are numbered (``loan_id`` below is that integer; ``lid`` the text id), so
+-- every window, group and join from here on works on integers.
 CREATE TEMP TABLE book AS
-SELECT loan_id, origination_date AS orig, principal AS lp
-FROM read_parquet('{folder}/loans.parquet');
+SELECT ROW_NUMBER() OVER (ORDER BY loan_id)::INT AS loan_id, loan_id AS lid,
+       origination_date AS orig, principal AS lp
+FROM read_parquet('{folder}/loans/*.parquet');
 
 CREATE TEMP TABLE sched AS
-SELECT loan_id, instalment_no, due_date, principal_due + interest_due AS amount,
+SELECT b.loan_id, instalment_no, due_date, principal_due + interest_due AS amount,
        SUM(principal_due) OVER w AS cum_pdue,
        SUM(principal_due + interest_due) OVER w AS cum_due
-FROM read_parquet('{folder}/schedules.parquet')
-WINDOW w AS (PARTITION BY loan_id ORDER BY instalment_no ROWS UNBOUNDED PRECEDING);
+FROM read_parquet('{folder}/schedules/*.parquet') s JOIN book b ON s.loan_id = b.lid
+WINDOW w AS (PARTITION BY b.loan_id ORDER BY instalment_no ROWS UNBOUNDED PRECEDING);
 
 CREATE TEMP TABLE terms AS
 SELECT loan_id, COUNT(*) AS instalments, MAX(due_date) AS final_due FROM sched GROUP BY loan_id;
@@ -262,11 +340,11 @@ SELECT loan_id, COUNT(*) AS instalments, MAX(due_date) AS final_due FROM sched G
 -- Cash events in order, signed, with the cumulative principal before and after the cap.
 CREATE TEMP TABLE ev AS
 WITH e AS (
-  SELECT r.loan_id, r.value_date AS day, r.kind = 'reversal' AS rev, b.lp,
+  SELECT b.loan_id, r.value_date AS day, r.kind = 'reversal' AS rev, b.lp,
          CASE WHEN r.kind = 'reversal' THEN -1 ELSE 1 END AS s,
          r.principal_paid, r.interest_paid, r.fee_paid + r.penalty_paid AS fp,
-         ROW_NUMBER() OVER (PARTITION BY r.loan_id ORDER BY r.value_date, r.repayment_id) AS n
-  FROM read_parquet('{folder}/repayments.parquet') r JOIN book b USING (loan_id)
+         ROW_NUMBER() OVER (PARTITION BY b.loan_id ORDER BY r.value_date, r.repayment_id) AS n
+  FROM read_parquet('{folder}/repayments/*.parquet') r JOIN book b ON r.loan_id = b.lid
   WHERE r.value_date <= DATE '{last}'
 ), c AS (
   SELECT loan_id, day, rev, lp, n, s * principal_paid AS p, s * interest_paid AS i, s * fp AS f,
@@ -368,11 +446,11 @@ FROM (SELECT UNNEST([{dates}]) AS as_of);
 -- Pool membership: effective events per (loan, pool), the latest on or before each as-of.
 CREATE TEMP TABLE eff AS
 WITH pe AS (
-  SELECT a.loan_id, a.pool_id, a.event_date, a.event,
-         LAG(a.event) OVER (PARTITION BY a.loan_id, a.pool_id
+  SELECT b.loan_id, a.pool_id, a.event_date, a.event,
+         LAG(a.event) OVER (PARTITION BY b.loan_id, a.pool_id
                             ORDER BY a.event_date, CASE WHEN a.event = 'added' THEN 0 ELSE 1 END)
            AS prev_event
-  FROM read_parquet('{folder}/pool_assets.parquet') a JOIN book USING (loan_id)
+  FROM read_parquet('{folder}/pool_assets/*.parquet') a JOIN book b ON a.loan_id = b.lid
   WHERE a.event IN ('added', 'removed')
 )
 SELECT loan_id, pool_id, event_date, event,
@@ -443,7 +521,7 @@ SELECT *,
 FROM f;
 
 COPY (
-  SELECT as_of AS as_of_date, loan_id, pool_id, opening_principal, closing_principal,
+  SELECT as_of AS as_of_date, bk.lid AS loan_id, pool_id, opening_principal, closing_principal,
     sched AS scheduled_principal_paid, unsched AS unscheduled_principal_paid,
     interest AS interest_paid, fees AS fees_paid, dpd::INT AS dpd,
     CASE WHEN dpd = 0 THEN 'current' WHEN dpd <= 30 THEN '1-30' WHEN dpd <= 60 THEN '31-60'
@@ -456,16 +534,16 @@ COPY (
     CASE WHEN removed AND NOT defaulted THEN closing_principal ELSE 0 END AS removed_principal,
     ((year(as_of) * 12 + month(as_of)) - (year(orig) * 12 + month(orig)))::INT AS months_on_book,
     (CASE WHEN repaid THEN 0 ELSE instalments - instalments_due END)::INT AS remaining_term
-  FROM rows
+  FROM rows JOIN (SELECT loan_id, lid FROM book) bk USING (loan_id)
   WHERE opening_principal > 0 OR closing_principal > 0 OR defaulted OR removed
      OR sched <> 0 OR unsched <> 0 OR interest <> 0 OR fees <> 0 OR recoveries <> 0
      OR purchased_principal <> 0
-  ORDER BY as_of_date, loan_id
+  ORDER BY as_of, bk.lid
 ) TO '{output}' (FORMAT parquet);
 """
 
 
-def run_duckdb(folder: Path, output: Path, threads: int) -> None:
+def run_duckdb(folder: Path, output: Path, threads: int, dates: list[date]) -> None:
     """The reference: the same computation written independently in DuckDB SQL."""
     connection = duckdb.connect()
     connection.execute(f"SET threads = {threads}")
@@ -473,8 +551,8 @@ def run_duckdb(folder: Path, output: Path, threads: int) -> None:
     sql = REFERENCE_SQL.format(
         folder=folder.as_posix(),
         output=output.as_posix(),
-        last=MONTH_ENDS[-1].isoformat(),
-        dates=", ".join(f"DATE '{d.isoformat()}'" for d in MONTH_ENDS),
+        last=dates[-1].isoformat(),
+        dates=", ".join(f"DATE '{d.isoformat()}'" for d in dates),
         tolerance=TOLERANCE,
         default_dpd=DEFAULT_DPD,
         charge_off_dpd=CHARGE_OFF_DPD,
@@ -483,17 +561,19 @@ def run_duckdb(folder: Path, output: Path, threads: int) -> None:
 
 
 def _child(args: argparse.Namespace) -> None:
+    dates = MONTH_ENDS[: args.months]
     began = time.perf_counter()
+    batches = 1
     if args.child == "polars":
-        run_polars(Path(args.folder), Path(args.output))
+        batches = run_polars(Path(args.folder), Path(args.output), args.batch_loans, dates)
     else:
-        run_duckdb(Path(args.folder), Path(args.output), args.threads)
+        run_duckdb(Path(args.folder), Path(args.output), args.threads, dates)
     seconds = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "peak_bytes": peak}))
+    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "batches": batches}))
 
 
-def _measure(kind: str, folder: Path, output: Path, threads: int) -> dict[str, float]:
+def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) -> dict[str, float]:
     command = [
         sys.executable,
         __file__,
@@ -504,7 +584,11 @@ def _measure(kind: str, folder: Path, output: Path, threads: int) -> dict[str, f
         "--output",
         str(output),
         "--threads",
-        str(threads),
+        str(args.threads),
+        "--batch-loans",
+        str(args.batch_loans),
+        "--months",
+        str(args.months),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -513,12 +597,11 @@ def _measure(kind: str, folder: Path, output: Path, threads: int) -> dict[str, f
     return result
 
 
-def _compare(polars_out: Path, duckdb_out: Path) -> str:
+def _compare(polars_out: Path, duckdb_out: Path, dates: list[date]) -> str:
     """Row-for-row equality, one as-of date at a time (bounded memory)."""
-    mine = pl.scan_parquet(polars_out)
     theirs = pl.scan_parquet(duckdb_out).cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
-    for as_of in MONTH_ENDS:
-        a = mine.filter(pl.col("as_of_date") == as_of).collect()
+    for as_of in dates:
+        a = pl.read_parquet(polars_out / f"{as_of.isoformat()}.parquet")
         b = theirs.filter(pl.col("as_of_date") == as_of).sort("loan_id").collect()
         if not a.equals(b):
             if a.height != b.height:
@@ -533,12 +616,24 @@ def _gib(value: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--loans", "--sizes", dest="sizes", type=int, nargs="*", default=[100_000, 1_000_000]
+    )
     parser.add_argument("--10m", dest="ten_million", action="store_true", help="add 10M loans")
+    parser.add_argument(
+        "--batch-loans", type=int, default=250_000, help="loans per engine batch (hash bucket)"
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="time the engine only (no DuckDB run)"
+    )
+    parser.add_argument(
+        "--months", type=int, default=12, choices=range(1, 13), help="month-end snapshots of 2024"
+    )
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="append each result as JSON")
     parser.add_argument("--child", choices=["polars", "duckdb"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -550,7 +645,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
         base = Path(scratch)
         print(
-            f"{'loans':>10} {'events':>10} {'rows':>10} {'engine':>9} {'peak':>10} "
+            f"{'loans':>10} {'events':>10} {'rows':>10} {'batches':>7} {'engine':>9} {'peak':>10} "
             f"{'duckdb':>9} {'peak':>10} {'ratio':>6}  outputs"
         )
         for n in sizes:
@@ -558,18 +653,42 @@ def main() -> None:
             began = time.perf_counter()
             counts = make_book(n, args.seed, folder)
             built = time.perf_counter() - began
-            engine = _measure("polars", folder, base / f"polars-{n}.parquet", args.threads)
-            reference = _measure("duckdb", folder, base / f"duckdb-{n}.parquet", args.threads)
-            verdict = _compare(base / f"polars-{n}.parquet", base / f"duckdb-{n}.parquet")
-            rows = pl.scan_parquet(base / f"polars-{n}.parquet").select(pl.len()).collect().item()
-            ratio = engine["seconds"] / reference["seconds"]
+            mine = base / f"polars-{n}"
+            engine = _measure("polars", folder, mine, args)
+            rows = pl.scan_parquet(mine / "*.parquet").select(pl.len()).collect().item()
+            result = {
+                "loans": n,
+                "months": args.months,
+                "batch_loans": args.batch_loans,
+                "events": counts["repayments"],
+                "rows": rows,
+                "engine": engine,
+            }
+            if args.no_reference:
+                tail = f"{'-':>9} {'-':>10} {'-':>6}  not compared"
+            else:
+                reference = _measure("duckdb", folder, base / f"duckdb-{n}.parquet", args)
+                verdict = _compare(mine, base / f"duckdb-{n}.parquet", MONTH_ENDS[: args.months])
+                ratio = engine["seconds"] / reference["seconds"]
+                result |= {"duckdb": reference, "ratio": ratio, "outputs": verdict}
+                tail = (
+                    f"{reference['seconds']:>8.1f}s {_gib(reference['peak_bytes']):>10} "
+                    f"{ratio:>6.2f}  {verdict}"
+                )
             print(
-                f"{n:>10,} {counts['repayments']:>10,} {rows:>10,} "
+                f"{n:>10,} {counts['repayments']:>10,} {rows:>10,} {int(engine['batches']):>7} "
                 f"{engine['seconds']:>8.1f}s {_gib(engine['peak_bytes']):>10} "
-                f"{reference['seconds']:>8.1f}s {_gib(reference['peak_bytes']):>10} "
-                f"{ratio:>6.2f}  {verdict}  (book drawn in {built:.1f}s)",
+                f"{tail}  (book drawn in {built:.1f}s)",
                 flush=True,
             )
+            if args.json is not None:
+                with args.json.open("a", encoding="utf-8") as sink:
+                    sink.write(json.dumps(result, sort_keys=True) + "\n")
+            for leftover in (mine, base / f"duckdb-{n}.parquet", folder):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--dask-address",
             default=None,
-            help="scheduler of an existing Dask cluster (tcp://host:8786); "
-            "default: a local cluster of $ABS_PIPELINE_DASK_WORKERS workers",
+            help="scheduler of an existing Dask cluster (tcp://host:8786; implies "
+            "--task-runner dask); default: a local cluster of $ABS_PIPELINE_DASK_WORKERS workers",
         )
         data_root(sub)
 
@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None, *, now: Callable[[], datetime] | None = 
         return _serve(settings)
     from flows.pipeline import backfill_flow, run_flow  # noqa: PLC0415 - see above
 
-    data_root = str(settings.data_root)
+    on_dask = args.task_runner == "dask" or args.dask_address is not None
+    # Dask workers run elsewhere (another directory, another machine): a relative
+    # data root would name another place there.
+    data_root = str(settings.data_root.resolve() if on_dask else settings.data_root)
     if args.command == "run":
         day = args.date or yesterday(settings.timezone, now() if now else None)
         chosen: Any = run_flow
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None, *, now: Callable[[], datetime] | None = 
         parameters = {"start": args.start, "end": args.end, "chunk": args.chunk}
     parameters |= {"data_root": data_root, "pool": args.pool, "force": args.force}
     progress = args.command == "backfill"
-    if args.task_runner == "dask":
+    if on_dask:
         chosen = chosen.with_options(task_runner=_dask_runner(args.dask_address, settings))
         with _shared_prefect_api():
             return _run(chosen, parameters, progress=progress)

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     """How long a run waits for another run to release the data root before failing."""
     dask_workers: int = Field(default=2, ge=1)
     """Workers of the local Dask cluster started by ``--task-runner dask`` without an address."""
+    engine_batch_loans: int = Field(default=500_000, ge=1)
+    """About how many loans the performance engine computes at a time (its memory follows it)."""
 
     # -- input limits (flows/limits.py: what each one bounds, and where it is enforced) --
     max_file_bytes: int = Field(default=DEFAULT_LIMITS.max_file_bytes, ge=1)

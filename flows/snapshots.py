@@ -18,10 +18,13 @@ inconsistent state, or ``recompute=True`` recompute everything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -29,14 +32,16 @@ import polars as pl
 
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
-from data_contracts.validate import validate_frame
+from data_contracts.polars_checks import PolarsCheck, compile_checks, failing_rows
 from flows.catalog import Catalog, sha256_file
 from flows.deals import performance_rules
 from flows.periods import month_end, month_ends_between, previous_month_end
+from flows.settings import Settings
 from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
-from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules, run_engine
+from transforms.batches import bucket_count, combine_snapshots, combine_states, engine_batch
+from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules
 
 EFFECTIVE_DATE = {
     "loans": "origination_date",
@@ -223,12 +228,15 @@ def build_loan_snapshots(
     deals: Mapping[str, DealTerms],
     *,
     recompute: bool = False,
+    batch_loans: int | None = None,
 ) -> list[date]:
     """Compute and write the snapshot partitions that can have changed; return their dates.
 
     See :func:`update_loan_snapshots`.
     """
-    return update_loan_snapshots(catalog, as_of_dates, deals, recompute=recompute).written
+    return update_loan_snapshots(
+        catalog, as_of_dates, deals, recompute=recompute, batch_loans=batch_loans
+    ).written
 
 
 def update_loan_snapshots(
@@ -237,6 +245,7 @@ def update_loan_snapshots(
     deals: Mapping[str, DealTerms],
     *,
     recompute: bool = False,
+    batch_loans: int | None = None,
 ) -> SnapshotOutcome:
     """Compute and write the snapshot partitions of ``as_of_dates`` that can have changed.
 
@@ -250,6 +259,9 @@ def update_loan_snapshots(
             cut-off dates and the latest business date, see :func:`snapshot_dates`).
         deals: Deal terms by pool (their definitions set the DPD rules).
         recompute: Recompute every date from scratch, whatever the stored state.
+        batch_loans: About how many loans the engine computes at a time (loan_id
+            hash buckets, see :mod:`transforms.batches`); default the setting
+            ``ABS_PIPELINE_ENGINE_BATCH_LOANS``. The snapshots do not depend on it.
 
     Returns:
         The dates written and how they were computed.
@@ -284,53 +296,146 @@ def update_loan_snapshots(
         for name, frame in inputs.items()
     }
 
+    buckets = bucket_count(
+        inputs["loans"].select(pl.len()).collect().item(),
+        batch_loans if batch_loans is not None else Settings().engine_batch_loans,
+    )
+    spill = ExitStack()
+
     def engine(
         chain: list[date], state: EngineState | None, base: date | None
-    ) -> tuple[pl.DataFrame, EngineState]:
-        run = run_engine(
-            inputs["loans"],
-            inputs["schedules"],
-            inputs["repayments"],
+    ) -> tuple[_Snapshots, EngineState]:
+        snapshots, new_state = _run_batches(
+            inputs,
             pool_assets,
             chain,
             state=state,
             base=base,
             rules_by_pool=rules_by_pool,
+            buckets=buckets,
+            spill=spill,
         )
-        return tape.merge(run.snapshots.collect(), chain), run.state
+        if tape.tape.height == 0:
+            return snapshots, new_state
+        # The servicer's snapshots replace the engine's for the tape's loans (flows.tape).
+        engine_rows = pl.concat([snapshots.at(d) for d in chain])
+        return _Snapshots.of(tape.merge(engine_rows, chain)), new_state
 
-    written: list[date] = []
-    if mode == "incremental" and loaded is not None:
-        record, state = loaded
-        chain = [d for d in dates if d > record.as_of and (d == month_end(d) or d == until)]
-        base = _base(chain, record.base)
-        frame, new_state = engine(chain, state, base)
-        written += _write(catalog, frame, chain)
-        # A mid-period date before the last (a cut-off) has its own base.
-        redo = [d for d in dates if record.as_of < d < until and d != month_end(d)]
-    else:
-        redo = [d for d in dates if start is None or mode == "full" or d >= start]
-        chain = sorted({*_lead_in(redo[0]), *(d for d in redo if d == month_end(d)), until})
-        frame, new_state = engine(chain, None, _base(chain, None))
-        written += _write(catalog, frame, [d for d in chain if d in redo])
-    for extra in (d for d in redo if d != month_end(d) and d != until):
-        part, _ = engine([*_lead_in(extra), extra], None, None)
-        written += _write(catalog, part, [extra])
-    tape.write_revolving()
-    _save_state(
-        catalog,
-        new_state,
-        fingerprint=fingerprint,
-        staged=staged,
-        hashes=hashes,
-        previous=loaded[0] if loaded is not None else None,
-    )
+    with spill:
+        written: list[date] = []
+        if mode == "incremental" and loaded is not None:
+            record, state = loaded
+            chain = [d for d in dates if d > record.as_of and (d == month_end(d) or d == until)]
+            base = _base(chain, record.base)
+            frame, new_state = engine(chain, state, base)
+            written += _write(catalog, frame, chain)
+            # A mid-period date before the last (a cut-off) has its own base.
+            redo = [d for d in dates if record.as_of < d < until and d != month_end(d)]
+        else:
+            redo = [d for d in dates if start is None or mode == "full" or d >= start]
+            chain = sorted({*_lead_in(redo[0]), *(d for d in redo if d == month_end(d)), until})
+            frame, new_state = engine(chain, None, _base(chain, None))
+            written += _write(catalog, frame, [d for d in chain if d in redo])
+        for extra in (d for d in redo if d != month_end(d) and d != until):
+            part, _ = engine([*_lead_in(extra), extra], None, None)
+            written += _write(catalog, part, [extra])
+        _save_state(
+            catalog,
+            new_state,
+            fingerprint=fingerprint,
+            staged=staged,
+            hashes=hashes,
+            previous=loaded[0] if loaded is not None else None,
+        )
+        tape.write_revolving()
     # Only the latest business date keeps a mid-month snapshot; older ones are superseded.
     keep = set(dates) | cutoffs
     for stale in catalog.snapshot_dates():
         if stale != month_end(stale) and stale not in keep:
             catalog.snapshot_partition(stale).unlink()
     return SnapshotOutcome(sorted(written), mode, start if mode == "recomputed_from" else None)
+
+
+@dataclass
+class _Snapshots:
+    """An engine run's snapshots, read back one as-of date at a time."""
+
+    parts: dict[date, list[pl.LazyFrame]] = field(default_factory=dict)
+    """Per as-of date, each batch's rows (in memory, or spilled to Parquet)."""
+
+    def add(self, frame: pl.DataFrame, spill_dir: Path | None) -> None:
+        """Add a batch's snapshots, writing them under ``spill_dir`` when given."""
+        for part in frame.partition_by("as_of_date", maintain_order=True):
+            as_of: date = part["as_of_date"][0]
+            if spill_dir is None:
+                self.parts.setdefault(as_of, []).append(part.lazy())
+                continue
+            path = spill_dir / f"{as_of.isoformat()}-{len(self.parts.get(as_of, []))}.parquet"
+            part.write_parquet(path, compression="lz4", statistics=False)
+            self.parts.setdefault(as_of, []).append(pl.scan_parquet(path))
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> _Snapshots:
+        """Snapshots held in memory, from one frame of several as-of dates."""
+        snapshots = cls()
+        snapshots.add(frame, None)
+        return snapshots
+
+    def at(self, as_of: date) -> pl.DataFrame:
+        """The snapshots of ``as_of`` in the order of a single run (``loan_id``)."""
+        parts = self.parts.get(as_of, [])
+        if len(parts) == 1:
+            return parts[0].collect()
+        return combine_snapshots(parts).collect()
+
+
+def _run_batches(
+    inputs: Mapping[str, pl.LazyFrame],
+    pool_assets: pl.LazyFrame,
+    chain: list[date],
+    *,
+    state: EngineState | None,
+    base: date | None,
+    rules_by_pool: Mapping[str, PerformanceRules],
+    buckets: int,
+    spill: ExitStack,
+) -> tuple[_Snapshots, EngineState]:
+    """Run the engine over ``buckets`` loan buckets one after the other.
+
+    With more than one bucket each bucket's snapshots and state are written to
+    a temporary folder as soon as they are computed, so the memory in use is
+    that of one bucket's engine run plus one as-of date when it is read back.
+    """
+    spill_dir = (
+        Path(spill.enter_context(tempfile.TemporaryDirectory(prefix="abs-pipeline-engine-")))
+        if buckets > 1
+        else None
+    )
+    snapshots = _Snapshots()
+    states: list[pl.LazyFrame] = []
+    for bucket in range(buckets):
+        run = engine_batch(
+            inputs["loans"],
+            inputs["schedules"],
+            inputs["repayments"],
+            pool_assets,
+            chain,
+            bucket=bucket,
+            buckets=buckets,
+            state=state,
+            base=base,
+            rules_by_pool=rules_by_pool,
+        )
+        frame, loans = pl.collect_all([run.snapshots, run.state.loans])
+        snapshots.add(frame, spill_dir)
+        if spill_dir is None:
+            states.append(loans.lazy())
+        else:
+            path = spill_dir / f"state-{bucket}.parquet"
+            loans.write_parquet(path, compression="lz4", statistics=False)
+            states.append(pl.scan_parquet(path))
+    loans_state = states[0] if len(states) == 1 else combine_states(states)
+    return snapshots, EngineState(as_of=max(chain), base=base, loans=loans_state)
 
 
 def _lead_in(first: date) -> list[date]:
@@ -355,10 +460,13 @@ class SnapshotContractError(RuntimeError):
 
 
 def check_snapshots(frame: pl.DataFrame) -> None:
-    """Validate snapshots against ``loan_snapshots.odcs.yaml`` before they are published.
+    """Check snapshots against ``loan_snapshots.odcs.yaml`` before they are published.
 
     Snapshots are derived data: a broken rule is a defect in the engine or in
-    its inputs, so the stage stops rather than quarantining rows.
+    its inputs, so the stage stops rather than quarantining rows. The contract
+    is compiled to Polars expressions (:mod:`data_contracts.polars_checks`):
+    the same rules as the Great Expectations suite used on delivered data, at
+    a fraction of its cost.
 
     Raises:
         SnapshotContractError: Naming each error rule broken, its row count and a
@@ -366,34 +474,35 @@ def check_snapshots(frame: pl.DataFrame) -> None:
     """
     if frame.height == 0:
         return
-    outcome = validate_frame(load_contract("loan_snapshots"), frame)
-    errors = outcome.failures.filter(pl.col("severity") == "error")
-    if errors.height == 0:
-        return
+    checks = [c for c in _snapshot_checks() if c.severity == "error"]
     lines = []
-    for rule_id, positions in (
-        errors.group_by("rule_id").agg(pl.col("row_index")).sort("rule_id").iter_rows()
-    ):
-        first = frame.row(int(positions[0]), named=True)
+    for check, positions in failing_rows(checks, frame):
+        first = frame.row(positions[0], named=True)
         lines.append(
-            f"{rule_id}: {len(positions)} rows, e.g. loan {first['loan_id']} "
+            f"{check.rule_id}: {len(positions)} rows, e.g. loan {first['loan_id']} "
             f"as of {first['as_of_date']}"
         )
-    raise SnapshotContractError("loan snapshots break their contract: " + "; ".join(lines))
+    if lines:
+        raise SnapshotContractError("loan snapshots break their contract: " + "; ".join(lines))
 
 
-def _write(catalog: Catalog, frame: pl.DataFrame, keep: Sequence[date]) -> list[date]:
-    """Write the partitions of ``keep``; a date without rows has no partition."""
-    check_snapshots(frame.filter(pl.col("as_of_date").is_in(list(keep))))
+@functools.cache
+def _snapshot_checks() -> tuple[PolarsCheck, ...]:
+    return compile_checks(load_contract("loan_snapshots"))
+
+
+def _write(catalog: Catalog, snapshots: _Snapshots, keep: Sequence[date]) -> list[date]:
+    """Write the partitions of ``keep``; a date without rows has no partition.
+
+    Every date is checked before any is written, so a broken contract writes nothing.
+    """
+    for as_of in keep:
+        check_snapshots(snapshots.at(as_of))
     written = []
-    by_date = {
-        key[0]: part
-        for key, part in frame.partition_by("as_of_date", as_dict=True, maintain_order=True).items()
-    }
     for as_of in keep:
         path = catalog.snapshot_partition(as_of)
-        part = by_date.get(as_of)
-        if part is None or part.height == 0:
+        part = snapshots.at(as_of)
+        if part.height == 0:
             path.unlink(missing_ok=True)
             continue
         catalog.write_frame(part, path)

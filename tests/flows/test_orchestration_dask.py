@@ -1,8 +1,19 @@
-"""Scale-out: the backfill on a local Dask cluster of two workers gives the same outputs."""
+"""Scale-out: the backfill on Dask clusters gives the same outputs as a local run.
+
+One test lets the CLI start a local cluster of two worker processes; the other
+starts an external cluster itself, as an operator would on several machines
+(a ``dask scheduler`` and two ``dask worker`` processes, here on loopback), and
+points the backfill at it with ``--dask-address`` and a relative data root that
+the CLI must make absolute before the workers see it.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +25,9 @@ from tests.flows.test_orchestration import assert_same_outputs
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
+ROOT = Path(__file__).resolve().parents[2]
+SPAN = ["--start", "2024-01-01", "--end", "2024-03-31"]
+
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[str]:
@@ -24,23 +38,92 @@ def harness() -> Iterator[str]:
         yield str(PREFECT_API_URL.value())
 
 
+@pytest.fixture(scope="module")
+def local_run(harness: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The landing zone of a tiny tape, and a data root backfilled in this process."""
+    tape = tmp_path_factory.mktemp("tape")
+    generate_landing(tape / "landing", loans=200, start="2024-01", months=3, seed=7)
+    root = tape / "threads"
+    shutil.copytree(tape / "landing", root / "landing")
+    assert main(["backfill", *SPAN, "--data-root", str(root)]) == 0
+    return tape / "landing", root
+
+
 def test_a_dask_backfill_writes_the_same_outputs_as_the_default_runner(
-    harness: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    harness: str, local_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    landing = tmp_path / "tape" / "landing"
-    generate_landing(landing, loans=200, start="2024-01", months=3, seed=7)
-    roots = {}
-    for runner in ("threads", "dask"):
-        root = tmp_path / runner
-        shutil.copytree(landing, root / "landing")
-        roots[runner] = root
+    landing, reference = local_run
+    root = tmp_path / "dask"
+    shutil.copytree(landing, root / "landing")
     # The Dask workers are separate processes: they reach this test's Prefect API
     # through the environment they inherit.
     monkeypatch.setenv("PREFECT_API_URL", harness)
     monkeypatch.setenv("ABS_PIPELINE_DASK_WORKERS", "2")
-    span = ["--start", "2024-01-01", "--end", "2024-03-31"]
-    assert main(["backfill", *span, "--data-root", str(roots["threads"])]) == 0
-    assert (
-        main(["backfill", *span, "--data-root", str(roots["dask"]), "--task-runner", "dask"]) == 0
-    )
-    assert_same_outputs(roots["threads"], roots["dask"])
+    assert main(["backfill", *SPAN, "--data-root", str(root), "--task-runner", "dask"]) == 0
+    assert_same_outputs(reference, root)
+
+
+@pytest.fixture
+def cluster(harness: str, tmp_path: Path) -> Iterator[str]:
+    """An external Dask scheduler and two single-threaded workers on loopback."""
+    from distributed import Client
+
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": harness,
+        # The workers import this checkout's packages, whatever their working directory.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "DASK_LOGGING__DISTRIBUTED": "error",
+    }
+    scheduler_file = tmp_path / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    started = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(scheduler_file)],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file():
+            assert time.monotonic() < deadline, "the Dask scheduler did not start"
+            assert started[0].poll() is None, "the Dask scheduler exited"
+            time.sleep(0.2)
+        for n in range(2):
+            started.append(
+                subprocess.Popen(
+                    [*dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                     "--no-dashboard", "--local-directory", str(tmp_path / f"worker-{n}")],
+                    env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            address = str(client.scheduler.address)
+        yield address
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in reversed(started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_a_backfill_on_an_external_cluster_writes_the_same_outputs_as_a_local_run(
+    harness: str,
+    local_run: tuple[Path, Path],
+    cluster: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    landing, reference = local_run
+    shutil.copytree(landing, tmp_path / "remote" / "landing")
+    monkeypatch.setenv("PREFECT_API_URL", harness)
+    # A relative data root: the workers run elsewhere, so it must reach them absolute.
+    monkeypatch.chdir(tmp_path)
+    assert main(["backfill", *SPAN, "--data-root", "remote", "--dask-address", cluster]) == 0
+    assert_same_outputs(reference, tmp_path / "remote")

@@ -1,0 +1,90 @@
+"""Loan batches: the engine over loan_id hash buckets gives exactly the single run."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.transforms.test_performance import MONTH_ENDS, _cash, _loans, _pool, _random_book
+from transforms.batches import (
+    bucket_count,
+    combine_snapshots,
+    combine_states,
+    engine_batch,
+    in_bucket,
+    loan_bucket,
+)
+from transforms.performance import EngineState, PerformanceRules, run_engine
+from transforms.schedules import build_schedules
+
+POOL_RULES = {"P2": PerformanceRules(default_dpd=60, charge_off_dpd=90, tolerance_fen=0)}
+
+
+def _inputs(seed: int) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
+    loans, cash, pool = _random_book(seed)
+    frame = _loans(loans)
+    return frame, build_schedules(frame), _cash(cash), _pool(pool)
+
+
+def _batched(
+    seed: int, buckets: int, dates: list[date], state: EngineState | None, base: date | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    inputs = _inputs(seed)
+    runs = [
+        engine_batch(
+            *inputs,
+            dates,
+            bucket=b,
+            buckets=buckets,
+            state=state,
+            base=base,
+            rules_by_pool=POOL_RULES,
+        )
+        for b in range(buckets)
+    ]
+    snapshots = combine_snapshots([r.snapshots for r in runs]).collect()
+    return snapshots, combine_states([r.state.loans for r in runs]).collect()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32), st.sampled_from([2, 3, 5, 16]))
+def test_buckets_concatenate_to_exactly_the_single_run(seed: int, buckets: int) -> None:
+    single = run_engine(*_inputs(seed), MONTH_ENDS, base=MONTH_ENDS[-1], rules_by_pool=POOL_RULES)
+    snapshots, state = _batched(seed, buckets, MONTH_ENDS, None, MONTH_ENDS[-1])
+    assert snapshots.equals(single.snapshots.collect())
+    assert state.equals(single.state.loans.collect())
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
+def test_buckets_continuing_from_a_state_equal_the_single_run(seed: int) -> None:
+    first, rest = MONTH_ENDS[:4], MONTH_ENDS[4:]
+    opening = run_engine(*_inputs(seed), first, base=first[-1], rules_by_pool=POOL_RULES).state
+    state = EngineState(opening.as_of, opening.base, opening.loans.collect().lazy())
+    single = run_engine(*_inputs(seed), rest, state=state, base=rest[-1], rules_by_pool=POOL_RULES)
+    snapshots, loans = _batched(seed, 3, rest, state, rest[-1])
+    assert snapshots.equals(single.snapshots.collect())
+    assert loans.equals(single.state.loans.collect())
+
+
+def test_every_loan_falls_in_exactly_one_bucket_and_always_the_same() -> None:
+    ids = pl.LazyFrame({"loan_id": [f"L{i:06d}" for i in range(5_000)]})
+    parts = [in_bucket(ids, b, 7).collect() for b in range(7)]
+    assert sum(p.height for p in parts) == 5_000
+    assert pl.concat(parts)["loan_id"].n_unique() == 5_000
+    # Roughly even: no bucket holds more than twice its share.
+    assert max(p.height for p in parts) < 2 * 5_000 / 7
+    again = ids.select(loan_bucket(pl.col("loan_id"), 7)).collect()
+    assert again.equals(ids.select(loan_bucket(pl.col("loan_id"), 7)).collect())
+
+
+def test_the_bucket_count_covers_the_book_in_batches_of_the_given_size() -> None:
+    assert bucket_count(0, 500) == 1
+    assert bucket_count(500, 500) == 1
+    assert bucket_count(501, 500) == 2
+    with pytest.raises(ValueError, match="positive"):
+        bucket_count(10, 0)
