@@ -304,7 +304,7 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
     ]
     names_zh = {
         "Cumulative default rate": "累计违约率超标",
-        "90+ days delinquency": "严重逾期率超标",
+        "Delinquency ratio (31 DPD to default)": "逾期率（逾期31天至违约）超标",
     }
     for trigger in document["triggers"]:
         trigger["name_zh"] = names_zh[trigger["name"]]
