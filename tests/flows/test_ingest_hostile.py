@@ -17,6 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -24,9 +25,9 @@ import pytest
 
 from flows.catalog import Catalog
 from flows.deals import DealBook, load_deals
-from flows.errors import EXIT_INPUT_REJECTED
+from flows.errors import EXIT_BAD_SETTING, EXIT_INPUT_REJECTED, SettingsError
 from flows.ingest import IngestOutcome, ingest_dates
-from flows.limits import DEFAULT_LIMITS, Limits, limit_named
+from flows.limits import DEFAULT_LIMITS, Limits, current_limits, limit_named
 from tests.flows.ingest_cases import (
     DAY,
     DEAL_HB1,
@@ -495,3 +496,34 @@ def test_the_same_pool_in_yaml_and_yml_is_refused_by_name(tmp_path: Path) -> Non
     assert book.errors == (
         "landing/deals/HB-1.yml: a second deal file for pool 'HB-1' (also landing/deals/HB-1.yaml)",
     )
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_limits_come_from_settings_and_a_bad_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ABS_PIPELINE_MIN_DATE", "2024-06-01")
+    monkeypatch.setenv("ABS_PIPELINE_MAX_ROWS", "1000")
+    limits = current_limits()
+    assert (limits.min_date, limits.max_rows) == (date(2024, 6, 1), 1000)
+    assert limits.max_columns == DEFAULT_LIMITS.max_columns
+    monkeypatch.setenv("ABS_PIPELINE_MAX_ROWS", "-1")
+    with pytest.raises(SettingsError) as refused:
+        current_limits()
+    assert refused.value.where == "ABS_PIPELINE_MAX_ROWS"
+    assert refused.value.exit_code == EXIT_BAD_SETTING
+
+
+def test_a_narrower_date_window_applies_to_deals_and_rows(history: Path, tmp_path: Path) -> None:
+    narrow = Limits(min_date=date(2024, 3, 2))
+    root = copy_root(history, tmp_path / "data")
+    book = load_deals(Catalog(root), limits=narrow)
+    assert book.errors == (
+        "landing/deals/HB-1.yaml: cutoff_date 2024-03-01 is outside the plausible window "
+        "2024-03-02 .. 2100-12-31",
+    )
+    _write("loans.csv", csv_text(LOAN_HEADER, loan("N1")))(root / "landing" / DAY.isoformat())
+    ingest_dates(Catalog(root), [DAY], limits=narrow)
+    assert quarantined(root) == {("loans.csv", 2): ("loans.origination_date.date_window",)}
