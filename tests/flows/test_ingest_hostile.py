@@ -171,6 +171,14 @@ LANDING: dict[str, Landing] = {
         "loans.parquet",
         "column 'channel' (Binary) cannot be read as text",
     ),
+    "a JSON record with 300 keys": Landing(
+        _write(
+            "repayments.jsonl",
+            ("{" + ", ".join(f'"k{i}": {i}' for i in range(300)) + "}\n").encode(),
+        ),
+        "repayments.jsonl",
+        "max_columns",
+    ),
     "deeply nested JSON Lines": Landing(
         _write("repayments.jsonl", _nested_jsonl()), "repayments.jsonl", "max_json_depth"
     ),
