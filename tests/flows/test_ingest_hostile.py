@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from flows.catalog import Catalog
+from flows.data_quality import write_data_quality_report
 from flows.deals import DealBook, load_deals
 from flows.errors import EXIT_BAD_SETTING, EXIT_INPUT_REJECTED, SettingsError
 from flows.ingest import IngestOutcome, ingest_dates
@@ -41,6 +43,8 @@ from tests.flows.ingest_cases import (
     quarantined,
     write_history,
 )
+
+GENERATED_AT = datetime(2024, 3, 5, tzinfo=UTC)
 
 SECONDS = 5.0
 """No case may take longer than this (the slowest, the gzip bomb, inflates 256 MiB)."""
@@ -325,6 +329,11 @@ def test_date_folders_that_do_not_parse_are_listed_with_the_reason(
     assert "the name must be YYYY-MM-DD" in reasons["landing/20240305"]
     assert outcome.rejections() == []
     assert Catalog(root).landing_dates() == [HISTORY_DAY, DAY]  # "20240305" is not a date folder
+    written = write_data_quality_report(
+        Catalog(root), "r1", outcome, start=DAY, end=DAY, generated_at=GENERATED_AT
+    )
+    summary = json.loads(written.summary.read_text(encoding="utf-8"))
+    assert {"path": "landing/latest", "reason": reasons["landing/latest"]} in summary["ignored"]
     later = IngestOutcome()
     later.merge(outcome)
     later.merge(outcome)
