@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -423,13 +424,17 @@ class DealTerms(TapeTerms):
     """How far the tranches' total may be from ``cutoff_pool_balance``, as a share of it."""
 
     @model_validator(mode="after")
-    def _plausible(self) -> DealTerms:
+    def _plausible(self, info: ValidationInfo) -> DealTerms:
+        # The window may be narrowed by the caller: context {"min_date": ..., "max_date": ...}.
+        context = info.context if isinstance(info.context, dict) else {}
+        earliest = max(PLAUSIBLE_FROM, context.get("min_date", PLAUSIBLE_FROM))
+        latest = min(PLAUSIBLE_TO, context.get("max_date", PLAUSIBLE_TO))
         for name in _DATE_FIELDS:
             value = getattr(self, name)
-            if value is not None and not PLAUSIBLE_FROM <= value <= PLAUSIBLE_TO:
+            if value is not None and not earliest <= value <= latest:
                 raise ValueError(
                     f"{name} {value.isoformat()} is outside the plausible window "
-                    f"{PLAUSIBLE_FROM.isoformat()} .. {PLAUSIBLE_TO.isoformat()}"
+                    f"{earliest.isoformat()} .. {latest.isoformat()}"
                 )
         pool = self.cutoff_pool_balance
         if pool is not None:

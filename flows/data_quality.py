@@ -184,6 +184,7 @@ def write_data_quality_report(
         ],
         "rejected": notices,
         "errors": [f.error for f in files if f.error is not None],
+        "ignored": [{"path": p, "reason": r} for p, r in ingested.ignored_with_reasons()],
     }
     path = catalog.data_quality_summary(run_id)
     catalog.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", path)

@@ -116,7 +116,8 @@ def load_deals(catalog: Catalog, *, limits: Limits | None = None) -> DealBook:
             errors.append(f"{where}: invalid deal terms: the file is {kind}, not a mapping")
             continue
         try:
-            deal = DealTerms.model_validate(document)
+            window = {"min_date": limits.min_date, "max_date": limits.max_date}
+            deal = DealTerms.model_validate(document, context=window)
         except ValidationError as exc:
             errors.extend(describe_errors(where, exc))
             continue

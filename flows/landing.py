@@ -336,14 +336,20 @@ def _delimited_frame(
 
 
 def _jsonl_frame(text: str, limits: Limits) -> tuple[list[str], pl.DataFrame]:
-    depth, keys = json_shape(text)
+    lines = _lines(text)
+    # Before any parser sees them: only lines that could nest or be too wide are scanned
+    # exactly (a flat record has one brace), so a clean file costs one vectorised pass.
+    suspect = lines.filter(
+        (pl.col("text").str.count_matches(r"[\[{]") > 1)
+        | (pl.col("text").str.count_matches(":") > limits.max_columns)
+    )["text"]
+    depth, keys = json_shape("\n".join(suspect.to_list())) if suspect.len() else (1, 0)
     if depth > limits.max_json_depth:
         raise LimitExceededError(
             f"JSON nested {depth} levels deep, over {limits.describe('max_json_depth')}"
         )
     if keys > limits.max_columns:
         raise LimitExceededError(f"a record has {keys} keys, over {limits.describe('max_columns')}")
-    lines = _lines(text)
     if lines.height == 0:
         return [], pl.DataFrame(schema={"source_line": pl.Int64, ORIGINAL: pl.String})
     try:

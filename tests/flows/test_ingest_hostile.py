@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from flows.catalog import Catalog
+from flows.data_quality import write_data_quality_report
 from flows.deals import DealBook, load_deals
-from flows.errors import EXIT_INPUT_REJECTED
+from flows.errors import EXIT_BAD_SETTING, EXIT_INPUT_REJECTED, SettingsError
 from flows.ingest import IngestOutcome, ingest_dates
-from flows.limits import DEFAULT_LIMITS, Limits, limit_named
+from flows.limits import DEFAULT_LIMITS, Limits, current_limits, limit_named
 from tests.flows.ingest_cases import (
     DAY,
     DEAL_HB1,
@@ -40,6 +43,8 @@ from tests.flows.ingest_cases import (
     quarantined,
     write_history,
 )
+
+GENERATED_AT = datetime(2024, 3, 5, tzinfo=UTC)
 
 SECONDS = 5.0
 """No case may take longer than this (the slowest, the gzip bomb, inflates 256 MiB)."""
@@ -170,6 +175,14 @@ LANDING: dict[str, Landing] = {
         "loans.parquet",
         "column 'channel' (Binary) cannot be read as text",
     ),
+    "a JSON record with 300 keys": Landing(
+        _write(
+            "repayments.jsonl",
+            ("{" + ", ".join(f'"k{i}": {i}' for i in range(300)) + "}\n").encode(),
+        ),
+        "repayments.jsonl",
+        "max_columns",
+    ),
     "deeply nested JSON Lines": Landing(
         _write("repayments.jsonl", _nested_jsonl()), "repayments.jsonl", "max_json_depth"
     ),
@@ -198,14 +211,8 @@ LANDING: dict[str, Landing] = {
         refused=False,
         line=1,
     ),
-    "NUL bytes in a text field": Landing(
-        _write("loans.csv", csv_text(LOAN_HEADER, loan("N1", channel="a\x00pp"))),
-        "loans.csv",
-        "loans.row.control_characters",
-        refused=False,
-    ),
-    "an escape character in a text field": Landing(
-        _write("loans.csv", csv_text(LOAN_HEADER, loan("N1", channel="\x1b[31mapp"))),
+    "NUL bytes and an escape character in a text field": Landing(
+        _write("loans.csv", csv_text(LOAN_HEADER, loan("N1", channel="a\x00p\x1b[31mp"))),
         "loans.csv",
         "loans.row.control_characters",
         refused=False,
@@ -322,6 +329,11 @@ def test_date_folders_that_do_not_parse_are_listed_with_the_reason(
     assert "the name must be YYYY-MM-DD" in reasons["landing/20240305"]
     assert outcome.rejections() == []
     assert Catalog(root).landing_dates() == [HISTORY_DAY, DAY]  # "20240305" is not a date folder
+    written = write_data_quality_report(
+        Catalog(root), "r1", outcome, start=DAY, end=DAY, generated_at=GENERATED_AT
+    )
+    summary = json.loads(written.summary.read_text(encoding="utf-8"))
+    assert {"path": "landing/latest", "reason": reasons["landing/latest"]} in summary["ignored"]
     later = IngestOutcome()
     later.merge(outcome)
     later.merge(outcome)
@@ -495,3 +507,34 @@ def test_the_same_pool_in_yaml_and_yml_is_refused_by_name(tmp_path: Path) -> Non
     assert book.errors == (
         "landing/deals/HB-1.yml: a second deal file for pool 'HB-1' (also landing/deals/HB-1.yaml)",
     )
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_limits_come_from_settings_and_a_bad_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ABS_PIPELINE_MIN_DATE", "2024-06-01")
+    monkeypatch.setenv("ABS_PIPELINE_MAX_ROWS", "1000")
+    limits = current_limits()
+    assert (limits.min_date, limits.max_rows) == (date(2024, 6, 1), 1000)
+    assert limits.max_columns == DEFAULT_LIMITS.max_columns
+    monkeypatch.setenv("ABS_PIPELINE_MAX_ROWS", "-1")
+    with pytest.raises(SettingsError) as refused:
+        current_limits()
+    assert refused.value.where == "ABS_PIPELINE_MAX_ROWS"
+    assert refused.value.exit_code == EXIT_BAD_SETTING
+
+
+def test_a_narrower_date_window_applies_to_deals_and_rows(history: Path, tmp_path: Path) -> None:
+    narrow = Limits(min_date=date(2024, 3, 2))
+    root = copy_root(history, tmp_path / "data")
+    book = load_deals(Catalog(root), limits=narrow)
+    assert book.errors == (
+        "landing/deals/HB-1.yaml: cutoff_date 2024-03-01 is outside the plausible window "
+        "2024-03-02 .. 2100-12-31",
+    )
+    _write("loans.csv", csv_text(LOAN_HEADER, loan("N1")))(root / "landing" / DAY.isoformat())
+    ingest_dates(Catalog(root), [DAY], limits=narrow)
+    assert quarantined(root) == {("loans.csv", 2): ("loans.origination_date.date_window",)}
