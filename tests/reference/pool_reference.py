@@ -394,10 +394,17 @@ def pool_figures(
     for t in month_ends:
         if t <= first_reported:
             continue
-        prev = month_ends[month_ends.index(t) - 1]
-        rows = rows_at(t, grid)
+        # Period 1 opens at the cut-off date (cash up to it is the seller's); the
+        # others at the previous month-end. Every snapshot date in between splits
+        # the period into parts whose flows add up.
+        first = t == month_ends[month_ends.index(first_reported) + 1]
+        prev = cutoff if first else month_ends[month_ends.index(t) - 1]
+        parts = [d for d in grid if prev < d <= t]
+        by_part = {d: rows_at(d, grid) for d in parts}
+        rows = [row for d in parts for row in by_part[d]]
+        bought = {loan["loan_id"] for loan, r in rows if r.purchased != 0}
         opening_rows = [r for _, r in rows_at(prev, grid) if r.status in PERFORMING]
-        performing = [(loan, r) for loan, r in rows if r.status in PERFORMING]
+        performing = [(loan, r) for loan, r in by_part[t] if r.status in PERFORMING]
         opening = sum(r.closing for r in opening_rows)
         closing = sum(r.closing for _, r in performing)
         scheduled = sum(r.scheduled for _, r in rows)
@@ -407,11 +414,17 @@ def pool_figures(
         recoveries = sum(r.recoveries for _, r in rows)
         defaulted = sum(r.defaulted_now for _, r in rows)
         purchased = sum(r.purchased for _, r in rows)
-        cohort = [r for _, r in rows if r.in_cohort]
-        c_open = sum(r.opening for r in cohort)
-        c_sched = sum(r.scheduled for r in cohort)
-        c_unsched = sum(r.unscheduled for r in cohort)
-        c_default = sum(r.defaulted_now for r in cohort)
+        # The opening cohort: loans performing in the pool at the period start.
+        cohort = [
+            (d, r)
+            for d in parts
+            for loan, r in by_part[d]
+            if r.in_cohort and loan["loan_id"] not in bought
+        ]
+        c_open = sum(r.opening for d, r in cohort if d == parts[0])
+        c_sched = sum(r.scheduled for _, r in cohort)
+        c_unsched = sum(r.unscheduled for _, r in cohort)
+        c_default = sum(r.defaulted_now for _, r in cohort)
         cumulative["defaulted"] += defaulted
         cumulative["recoveries"] += recoveries
         cumulative["purchased"] += purchased
