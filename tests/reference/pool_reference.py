@@ -331,6 +331,24 @@ def pool_rows(
     )
 
 
+def _concentration(
+    performing: Sequence[tuple[Mapping[str, Any], Row]], total: int
+) -> dict[str, Any]:
+    """Obligor shares of the performing balance, and the province shares."""
+    by_obligor: dict[str, int] = defaultdict(int)
+    by_province: dict[str, int] = defaultdict(int)
+    for loan, row in performing:
+        by_obligor[loan["borrower_id"]] += row.closing
+        by_province[loan["province"] or "unknown"] += row.closing
+    ranked = sorted(by_obligor.values(), reverse=True)
+    return {
+        "top1_obligor_share": _ratio(sum(ranked[:1]), total),
+        "top10_obligor_share": _ratio(sum(ranked[:10]), total),
+        "hhi_obligor": float(sum(Fraction(b, total) ** 2 for b in ranked)) if total else None,
+        "province_shares": {p: _ratio(b, total) for p, b in sorted(by_province.items())},
+    }
+
+
 def _ratio(numer: int | float, denom: int | float) -> float | None:
     return None if denom == 0 else numer / denom
 
@@ -498,6 +516,7 @@ def pool_figures(
                 ),
                 "recovery_rate": _ratio(cumulative["recoveries"], cumulative["defaulted"]),
             },
+            "concentration": _concentration(performing, weight),
             "delinquency_ratio": _ratio(
                 sum(r.closing for _, r in performing if r.dpd > 30), weight
             ),
