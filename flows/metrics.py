@@ -27,11 +27,12 @@ from data_contracts.metrics_contract import contract_conventions, contract_versi
 from flows.amortisation import quarantine_late_purchases
 from flows.catalog import Catalog
 from flows.curate import curate
+from flows.errors import SettingsError
 from flows.periods import month_end, period_label
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from transforms import pool_metrics, schema
 from transforms.concentration import concentration
-from transforms.dates import DateRules, interest_period
+from transforms.dates import CalendarHorizonError, DateRules, interest_period
 from transforms.metrics_document import build_metrics_document, dumps_metrics
 from transforms.portfolio import portfolio_metrics
 from transforms.roll_rates import roll_rates
@@ -381,7 +382,22 @@ def compute_pool_metrics(
     (:mod:`flows.amortisation`), the curated views and snapshots are rebuilt
     and the marts recomputed, and every period from the breach period on is
     re-published, so the class balances chain across all published periods.
+
+    Raises:
+        SettingsError: If a payment date lies beyond the exchange calendar's
+            known years (exit code 2).
     """
+    try:
+        return _compute_pool_metrics(catalog, deals, period_ends)
+    except CalendarHorizonError as exc:
+        # The exchange calendar does not know the payment dates yet: a setting to
+        # update (the library), not a bug.
+        raise SettingsError(str(exc), where="exchange calendar (exchange-calendars XSHG)") from None
+
+
+def _compute_pool_metrics(
+    catalog: Catalog, deals: Mapping[str, DealTerms], period_ends: Sequence[date]
+) -> list[PoolPeriod]:
     marts = _marts(catalog, deals)
     if marts is None:
         return []
