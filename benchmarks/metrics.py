@@ -298,7 +298,9 @@ def _polars_core(book: dict[str, Any]) -> dict[str, pl.DataFrame]:
         "characteristics": pool_metrics.pool_characteristics(
             snapshots, book["loans"].lazy(), periods
         ).collect(engine="streaming"),
-        "rates": pool_metrics.with_period_rates(rollforward.lazy()).collect(),
+        "rates": pool_metrics.with_period_rates(
+            rollforward.lazy(), pool_metrics.pool_collections(snapshots, periods)
+        ).collect(),
     }
 
 

@@ -395,6 +395,20 @@ class DealTerms(TapeTerms):
         return self
 
     @model_validator(mode="after")
+    def _interest_starts_before_the_first_payment(self) -> DealTerms:
+        # Period 1 is the month after the cut-off month; its interest accrues from
+        # the closing date to its payment date (before any business-day move).
+        rule = self.payment_rule
+        month = self.cutoff_date.year * 12 + self.cutoff_date.month + rule.months_after
+        first_payment = date(month // 12, month % 12 + 1, rule.day_of_month)
+        if self.closing_date >= first_payment:
+            raise ValueError(
+                f"closing_date {self.closing_date} is not before the first payment date "
+                f"{first_payment}: period 1's interest would accrue over no time"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _triggers_can_fire(self) -> DealTerms:
         for trigger in self.triggers:
             reason = structurally_zero(trigger.metric, self.definitions.default_dpd)

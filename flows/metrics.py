@@ -27,12 +27,13 @@ from data_contracts.metrics_contract import contract_conventions, contract_versi
 from flows.amortisation import quarantine_late_purchases
 from flows.catalog import Catalog
 from flows.curate import curate
+from flows.errors import SettingsError
 from flows.periods import month_end, period_label
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from flows.tape import tape_sections
 from transforms import pool_metrics, schema
 from transforms.concentration import concentration
-from transforms.dates import DateRules, interest_period
+from transforms.dates import CalendarHorizonError, DateRules, interest_period
 from transforms.metrics_document import build_metrics_document, dumps_metrics
 from transforms.portfolio import portfolio_metrics
 from transforms.roll_rates import roll_rates
@@ -148,7 +149,8 @@ def metric_marts(
         month_end_snapshots: Snapshot rows at the month-ends (periods chain
             month-end to month-end).
         all_snapshots: Snapshot rows at every as-of date (portfolio metrics).
-        cutoff_snapshots: Snapshot rows at the deals' cut-off dates.
+        cutoff_snapshots: Snapshot rows at the deals' cut-off dates that are not
+            month-ends (period 1 of a pool opens at its cut-off).
         loans: Curated loans.
         pool_assets: Curated pool events.
         deals: Deal terms by pool_id.
@@ -159,16 +161,17 @@ def metric_marts(
     Returns:
         Mart name to frame.
     """
-    cutoffs = pool_metrics.cutoff_balances(
-        cutoff_snapshots, {pool_id: deal.cutoff_date for pool_id, deal in deals.items()}
-    )
+    cutoff_dates = {pool_id: deal.cutoff_date for pool_id, deal in deals.items()}
+    # Period 1 of each pool opens at its cut-off date: the chain needs those snapshots.
+    with_cutoffs = pl.concat([month_end_snapshots, cutoff_snapshots])
+    cutoffs = pool_metrics.cutoff_balances(with_cutoffs, cutoff_dates)
     rollforward = pool_metrics.with_pool_factor(
-        pool_metrics.pool_rollforward(month_end_snapshots, periods), cutoffs
+        pool_metrics.pool_rollforward(with_cutoffs, periods, cutoff_dates), cutoffs
     )
     delinquency = pool_metrics.delinquency_buckets(month_end_snapshots, periods)
     performance_parts = [
         pool_metrics.pool_performance(
-            pl.concat([month_end_snapshots, cutoff_snapshots]).filter(pl.col("pool_id") == pool_id),
+            with_cutoffs.filter(pl.col("pool_id") == pool_id),
             periods,
             {pool_id: deal.cutoff_date},
             denominator=deal.definitions.cumulative_default_denominator,
@@ -183,7 +186,7 @@ def metric_marts(
         "pool_characteristics": pool_metrics.pool_characteristics(
             month_end_snapshots, loans, periods
         ),
-        "pool_collections": pool_metrics.pool_collections(month_end_snapshots, periods),
+        "pool_collections": pool_metrics.pool_collections(with_cutoffs, periods, cutoff_dates),
         "pool_performance": (
             pl.concat(performance_parts)
             if performance_parts
@@ -380,7 +383,22 @@ def compute_pool_metrics(
     (:mod:`flows.amortisation`), the curated views and snapshots are rebuilt
     and the marts recomputed, and every period from the breach period on is
     re-published, so the class balances chain across all published periods.
+
+    Raises:
+        SettingsError: If a payment date lies beyond the exchange calendar's
+            known years (exit code 2).
     """
+    try:
+        return _compute_pool_metrics(catalog, deals, period_ends)
+    except CalendarHorizonError as exc:
+        # The exchange calendar does not know the payment dates yet: a setting to
+        # update (the library), not a bug.
+        raise SettingsError(str(exc), where="exchange calendar (exchange-calendars XSHG)") from None
+
+
+def _compute_pool_metrics(
+    catalog: Catalog, deals: Mapping[str, DealTerms], period_ends: Sequence[date]
+) -> list[PoolPeriod]:
     marts = _marts(catalog, deals)
     if marts is None:
         return []
@@ -422,7 +440,10 @@ def _marts(catalog: Catalog, deals: Mapping[str, DealTerms]) -> dict[str, pl.Dat
     month_end_days = [d for d in snapshot_days if d == month_end(d)]
     if len(month_end_days) < 2:
         return None
-    cutoff_days = sorted({deal.cutoff_date for deal in deals.values()} & set(snapshot_days))
+    # Cut-off dates that are not month-ends (those are in the month-end set already).
+    cutoff_days = sorted(
+        ({deal.cutoff_date for deal in deals.values()} & set(snapshot_days)) - set(month_end_days)
+    )
     return metric_marts(
         month_end_snapshots=catalog.scan_many(
             [catalog.snapshot_partition(d) for d in month_end_days], schema.LOAN_SNAPSHOTS
@@ -430,7 +451,7 @@ def _marts(catalog: Catalog, deals: Mapping[str, DealTerms]) -> dict[str, pl.Dat
         all_snapshots=catalog.scan_many(
             [catalog.snapshot_partition(d) for d in snapshot_days], schema.LOAN_SNAPSHOTS
         ),
-        # A cut-off snapshot only fixes the cut-off balance; it never opens a period.
+        # A cut-off snapshot fixes the cut-off balance and opens the pool's period 1.
         cutoff_snapshots=catalog.scan_many(
             [catalog.snapshot_partition(d) for d in cutoff_days], schema.LOAN_SNAPSHOTS
         ),

@@ -261,38 +261,218 @@ def _not_defaulted() -> pl.Expr:
     return pl.col("default_date").is_null() | (pl.col("default_date") > pl.col("as_of_date"))
 
 
-def _pool_flows(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
-    """Roll-forward and collection amounts per pool and every as-of date.
+def _boundaries(
+    rows: pl.LazyFrame, as_of_dates: pl.LazyFrame, cutoffs: Mapping[str, date] | None
+) -> pl.LazyFrame:
+    """Per pool, the dates that close a period: month-ends, and its cut-off date.
 
-    Returns one row per ``(pool_id, as_of_date)`` for each pool that has rows at
-    that as-of date or at the previous one (so a pool whose loans all vanish
-    still gets a period whose closing is zero).
+    The month-end of the cut-off month is not a boundary of a pool cut off
+    before it: period 1 runs from the cut-off date to the next month-end.
+
+    Returns ``pool_id``, ``boundary`` and ``previous_boundary`` (null first).
     """
+    pools = rows.select("pool_id").unique()
+    month_ends = as_of_dates.filter(
+        pl.col("as_of_date") == pl.col("as_of_date").dt.month_end()
+    ).select(pl.col("as_of_date").alias("boundary"))
+    parts = [pools.join(month_ends, how="cross")]
+    if cutoffs:
+        cut = _cutoff_frame(cutoffs).join(pools, on="pool_id", how="semi")
+        stubs = cut.filter(pl.col("cutoff_date") != pl.col("stub_end")).select(
+            "pool_id", pl.col("stub_end").alias("boundary")
+        )
+        parts = [
+            parts[0].join(stubs, on=["pool_id", "boundary"], how="anti"),
+            cut.select("pool_id", pl.col("cutoff_date").alias("boundary")),
+        ]
+    return (
+        pl.concat(parts)
+        .unique()
+        .sort("pool_id", "boundary")
+        .with_columns(previous_boundary=pl.col("boundary").shift(1).over("pool_id"))
+    )
+
+
+def _cutoff_frame(cutoffs: Mapping[str, date]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {"pool_id": list(cutoffs), "cutoff_date": list(cutoffs.values())},
+        schema={"pool_id": pl.String, "cutoff_date": pl.Date},
+    ).with_columns(stub_end=pl.col("cutoff_date").dt.month_end())
+
+
+_FLOW_COLUMNS: Final = (
+    "scheduled_principal_paid",
+    "unscheduled_principal_paid",
+    "interest_paid",
+    "fees_paid",
+    "recoveries",
+)
+
+
+def _from_cutoff(snapshots: pl.LazyFrame, cutoffs: Mapping[str, date] | None) -> pl.LazyFrame:
+    """Snapshot rows with the cut-off month's month-end rows restated from the cut-off.
+
+    As the snapshot store holds them, month-end rows chain month-end to
+    month-end and a cut-off row carries the flows from the month-end before it
+    to the cut-off date. For a pool cut off before its
+    month-end, each of its rows at that month-end keeps only what happened
+    after the cut-off (the row less the loan's cut-off row): cash up to the
+    cut-off is the seller's. A loan in the pool at the cut-off opens at its
+    cut-off balance and is no purchase; a loan bought after it is purchased at
+    its cut-off balance; a loan removed by the cut-off has left.
+    """
+    if not cutoffs:
+        return snapshots
+    cut = _cutoff_frame(cutoffs).filter(pl.col("cutoff_date") != pl.col("stub_end"))
+    at_cutoff = snapshots.join(
+        cut.select(pl.col("cutoff_date").alias("as_of_date")).unique(), on="as_of_date", how="semi"
+    ).select(
+        "loan_id",
+        pl.col("as_of_date").alias("cutoff_date"),
+        pl.col("pool_id").alias("c_pool_id"),
+        pl.col("status").alias("c_status"),
+        pl.col("closing_principal").alias("c_closing"),
+        *(pl.col(c).alias(f"c_{c}") for c in _FLOW_COLUMNS),
+    )
+    stub = snapshots.join(
+        cut.select("pool_id", pl.col("stub_end").alias("as_of_date"), "cutoff_date"),
+        on=["pool_id", "as_of_date"],
+        how="inner",
+    ).join(at_cutoff, on=["loan_id", "cutoff_date"], how="left")
+    seen = pl.col("c_closing").is_not_null()
+    in_pool_at_cutoff = seen & (pl.col("c_pool_id") == pl.col("pool_id"))
+    member = in_pool_at_cutoff & (pl.col("c_status") != "repurchased")
+    left_by_cutoff = in_pool_at_cutoff & (pl.col("c_status") == "repurchased")
+    restated = (
+        stub.filter(~left_by_cutoff)
+        .with_columns(
+            *(
+                (pl.col(c) - pl.when(seen).then(pl.col(f"c_{c}")).otherwise(0)).alias(c)
+                for c in _FLOW_COLUMNS
+            ),
+            pl.when(seen)
+            .then(pl.col("c_closing"))
+            .otherwise(pl.col("opening_principal"))
+            .alias("opening_principal"),
+            pl.when(member)
+            .then(0)
+            .when(seen)
+            .then(pl.col("c_closing"))
+            .otherwise(pl.col("purchased_principal"))
+            .alias("purchased_principal"),
+        )
+        .select(snapshots.collect_schema().names())
+    )
+    untouched = snapshots.join(
+        cut.select("pool_id", pl.col("stub_end").alias("as_of_date")),
+        on=["pool_id", "as_of_date"],
+        how="anti",
+    )
+    return pl.concat([untouched, restated])
+
+
+def _pool_flows(
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date] | None = None,
+) -> pl.LazyFrame:
+    """Roll-forward and collection amounts per pool and period.
+
+    A period of a pool closes on each month-end and on its cut-off date
+    (``cutoffs``, whose snapshots must be among ``snapshots``): period 1 opens
+    at the cut-off balance and carries every flow after the cut-off (cash up
+    to the cut-off date is the seller's, see :func:`_from_cutoff`). The flows
+    of every as-of date inside a period add up. An as-of date after the last
+    month-end is a period of its own.
+
+    Returns one row per ``(pool_id, as_of_date)`` (``as_of_date`` the period's
+    closing date) for each pool that has rows then or at the previous one (so a
+    pool whose loans all vanish still gets a period whose closing is zero).
+    """
+    snapshots = _from_cutoff(snapshots, cutoffs)
     as_of_dates = _as_of_dates(snapshots, period_ends)
     rows = _pool_rows(snapshots, as_of_dates)
+    boundaries = _boundaries(rows, as_of_dates, cutoffs)
+    key_of = (
+        rows.select("pool_id", "as_of_date")
+        .unique()
+        .sort("as_of_date")
+        .join_asof(
+            boundaries.select("pool_id", "boundary").sort("boundary"),
+            left_on="as_of_date",
+            right_on="boundary",
+            by="pool_id",
+            strategy="forward",
+        )
+        .with_columns(period_key=pl.col("boundary").fill_null(pl.col("as_of_date")))
+        .select("pool_id", "as_of_date", "period_key")
+    )
+    rows = rows.join(key_of, on=["pool_id", "as_of_date"], how="left")
+    # A loan bought in any part of a period is outside that period's opening cohort.
+    bought = (
+        rows.filter(pl.col("purchased_principal") != 0)
+        .select("pool_id", "period_key", "loan_id")
+        .unique()
+        .with_columns(bought_in_period=pl.lit(True))
+    )
+    rows = rows.join(bought, on=["pool_id", "period_key", "loan_id"], how="left").join(
+        boundaries.select("pool_id", pl.col("boundary").alias("period_key"), "previous_boundary"),
+        on=["pool_id", "period_key"],
+        how="left",
+    )
     defaulted = _defaulted_in_period()
     removed = _not_defaulted() & (pl.col("removed_principal") != 0)
-    cohort = _opening_cohort()
-    per_as_of = rows.group_by("pool_id", "as_of_date").agg(
-        cohort_opening_balance=pl.col("opening_principal").filter(cohort).sum(),
-        cohort_scheduled_principal=pl.col("scheduled_principal_paid").filter(cohort).sum(),
-        cohort_unscheduled_principal=pl.col("unscheduled_principal_paid").filter(cohort).sum(),
-        cohort_defaulted_principal=pl.col("defaulted_principal").filter(cohort & defaulted).sum(),
-        scheduled_principal=pl.col("scheduled_principal_paid").sum(),
-        unscheduled_principal=pl.col("unscheduled_principal_paid").sum(),
-        defaulted_principal=pl.col("defaulted_principal").filter(defaulted).sum(),
-        removed_principal=pl.col("removed_principal").filter(removed).sum(),
-        purchased_principal=pl.col("purchased_principal").sum(),
-        closing_balance=pl.col("closing_principal").filter(_PERFORMING).sum(),
-        closing_count=_PERFORMING.sum().cast(pl.Int64),
-        defaulted_count=defaulted.sum().cast(pl.Int64),
-        removed_count=removed.sum().cast(pl.Int64),
-        purchased_count=(pl.col("purchased_principal") != 0).sum().cast(pl.Int64),
-        interest=pl.col("interest_paid").sum(),
-        fees=pl.col("fees_paid").sum(),
-        recoveries=pl.col("recoveries").sum(),
+    cohort = _opening_cohort() & pl.col("bought_in_period").is_null()
+    # The cohort's opening balance is read in the first part of the period.
+    first_part = pl.col("previous_boundary").is_null() | (
+        pl.col("previous_as_of") == pl.col("previous_boundary")
     )
-    next_as_of = as_of_dates.select(
+    at_close = pl.col("as_of_date") == pl.col("period_key")
+    per_as_of = (
+        rows.group_by("pool_id", "period_key")
+        .agg(
+            cohort_opening_balance=pl.col("opening_principal").filter(cohort & first_part).sum(),
+            cohort_scheduled_principal=pl.col("scheduled_principal_paid").filter(cohort).sum(),
+            cohort_unscheduled_principal=pl.col("unscheduled_principal_paid").filter(cohort).sum(),
+            cohort_defaulted_principal=pl.col("defaulted_principal")
+            .filter(cohort & defaulted)
+            .sum(),
+            scheduled_principal=pl.col("scheduled_principal_paid").sum(),
+            unscheduled_principal=pl.col("unscheduled_principal_paid").sum(),
+            defaulted_principal=pl.col("defaulted_principal").filter(defaulted).sum(),
+            removed_principal=pl.col("removed_principal").filter(removed).sum(),
+            purchased_principal=pl.col("purchased_principal").sum(),
+            closing_balance=pl.col("closing_principal").filter(_PERFORMING & at_close).sum(),
+            closing_count=(_PERFORMING & at_close).sum().cast(pl.Int64),
+            defaulted_count=defaulted.sum().cast(pl.Int64),
+            removed_count=removed.sum().cast(pl.Int64),
+            purchased_count=(pl.col("purchased_principal") != 0).sum().cast(pl.Int64),
+            interest=pl.col("interest_paid").sum(),
+            fees=pl.col("fees_paid").sum(),
+            recoveries=pl.col("recoveries").sum(),
+        )
+        .rename({"period_key": "as_of_date"})
+    )
+    # Each period opens at the closing of the boundary before it; an as-of date
+    # after a pool's last boundary is a period of its own.
+    last = boundaries.group_by("pool_id").agg(last_boundary=pl.col("boundary").max())
+    tail = (
+        as_of_dates.join(last, how="cross")
+        .filter(pl.col("as_of_date") > pl.col("last_boundary"))
+        .select("pool_id", "as_of_date", "previous_as_of")
+    )
+    periods = pl.concat(
+        [
+            boundaries.select(
+                "pool_id",
+                pl.col("boundary").alias("as_of_date"),
+                pl.col("previous_boundary").alias("previous_as_of"),
+            ),
+            tail,
+        ]
+    )
+    next_key = periods.select(
+        "pool_id",
         pl.col("previous_as_of").alias("as_of_date"),
         pl.col("as_of_date").alias("next_as_of"),
     ).drop_nulls()
@@ -301,12 +481,12 @@ def _pool_flows(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.Lazy
             [
                 per_as_of.select("pool_id", "as_of_date"),
                 per_as_of.select("pool_id", "as_of_date")
-                .join(next_as_of, on="as_of_date", how="inner")
+                .join(next_key, on=["pool_id", "as_of_date"], how="inner")
                 .select("pool_id", pl.col("next_as_of").alias("as_of_date")),
             ]
         )
         .unique()
-        .join(as_of_dates, on="as_of_date", how="left")
+        .join(periods, on=["pool_id", "as_of_date"], how="left")
     )
     opening = per_as_of.select(
         "pool_id",
@@ -347,18 +527,25 @@ def _performing_at(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.L
 # --------------------------------------------------------------------------- roll-forward
 
 
-def pool_rollforward(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+def pool_rollforward(
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date] | None = None,
+) -> pl.LazyFrame:
     """Pool roll-forward per pool and period end, exact to the fen.
 
     The opening balance is the performing closing balance of the pool's loans
-    at the previous as-of date in the snapshots (for the first period after a
-    cut-off, the cut-off snapshot); the closing balance is the performing
-    closing balance at the period end. Purchases take effect from the start of
-    the period and removals at its end (team rules), so the identity closes.
+    at the period's start: the previous month-end, or for period 1 the pool's
+    cut-off date when ``cutoffs`` names it (its snapshots must then be among
+    ``snapshots``; period 1 carries every flow after the cut-off and cash up
+    to it is the seller's). The closing balance is the performing closing
+    balance at the period end. A purchase takes effect from the start of its
+    snapshot interval and a removal at its end, so the identity closes.
 
     Args:
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
         period_ends: Month-end dates to report.
+        cutoffs: Cut-off date per pool; a pool not named has month-end periods only.
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``opening_balance``,
@@ -372,7 +559,7 @@ def pool_rollforward(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl
         ValueError: If a period end is not a month-end.
     """
     return (
-        _at_period_ends(_pool_flows(snapshots, period_ends), period_ends)
+        _at_period_ends(_pool_flows(snapshots, period_ends, cutoffs), period_ends)
         .select(
             *_KEYS,
             *ROLLFORWARD_MONEY,
@@ -619,7 +806,11 @@ def pool_characteristics(
 # --------------------------------------------------------------------------- collections
 
 
-def pool_collections(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+def pool_collections(
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date] | None = None,
+) -> pl.LazyFrame:
     """Cash collected per pool and period, by component.
 
     Pre-default cash is principal (scheduled and unscheduled), interest and
@@ -628,6 +819,7 @@ def pool_collections(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl
     Args:
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
         period_ends: Month-end dates to report.
+        cutoffs: Cut-off date per pool (see :func:`pool_rollforward`).
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``scheduled_principal``,
@@ -638,7 +830,7 @@ def pool_collections(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl
         ValueError: If a period end is not a month-end.
     """
     return (
-        _at_period_ends(_pool_flows(snapshots, period_ends), period_ends)
+        _at_period_ends(_pool_flows(snapshots, period_ends, cutoffs), period_ends)
         .with_columns(principal=pl.col("scheduled_principal") + pl.col("unscheduled_principal"))
         .with_columns(
             total=pl.col("principal") + pl.col("interest") + pl.col("fees") + pl.col("recoveries")
@@ -775,7 +967,7 @@ def cumulative_performance(
         raise ValueError(f"unknown cumulative default denominator {denominator!r}")
     cutoff = cutoff_balances(snapshots, cutoffs)
     cumulative = (
-        _pool_flows(snapshots, period_ends)
+        _pool_flows(snapshots, period_ends, cutoffs)
         .join(cutoff.select("pool_id", "cutoff_date"), on="pool_id", how="inner")
         # Collection periods start the month after the cut-off month: the cut-off
         # month's own flows (including the cut-off additions) precede the deal.
@@ -848,7 +1040,8 @@ def pool_performance(
         ValueError: If a period end is not a month-end or ``denominator`` is unknown.
     """
     rates = with_period_rates(
-        pool_rollforward(snapshots, period_ends), pool_collections(snapshots, period_ends)
+        pool_rollforward(snapshots, period_ends, cutoffs),
+        pool_collections(snapshots, period_ends, cutoffs),
     ).select(*_KEYS, *COHORT_MONEY, "smm", "cpr", "mdr", "cdr", "payment_rate")
     cumulative = cumulative_performance(snapshots, period_ends, cutoffs, denominator=denominator)
     return rates.join(cumulative, on=_KEYS, how="inner").sort(_KEYS)

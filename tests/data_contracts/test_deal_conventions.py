@@ -91,3 +91,9 @@ def test_a_90_plus_trigger_is_accepted_when_loans_default_later() -> None:
 def test_the_delinquency_ratio_trigger_is_accepted() -> None:
     deal = DealTerms.model_validate(_deal(triggers=[_trigger("delinquency_ratio")]))
     assert deal.triggers[0].metric == "delinquency_ratio"
+
+
+def test_a_closing_date_on_or_after_the_first_payment_date_is_refused() -> None:
+    # Cut-off in June: period 1 is July, paid on 08-26.
+    with pytest.raises(ValidationError, match="not before the first payment date 2024-08-26"):
+        DealTerms.model_validate(_deal(closing_date="2024-08-26"))

@@ -331,6 +331,24 @@ def pool_rows(
     )
 
 
+def _concentration(
+    performing: Sequence[tuple[Mapping[str, Any], Row]], total: int
+) -> dict[str, Any]:
+    """Obligor shares of the performing balance, and the province shares."""
+    by_obligor: dict[str, int] = defaultdict(int)
+    by_province: dict[str, int] = defaultdict(int)
+    for loan, row in performing:
+        by_obligor[loan["borrower_id"]] += row.closing
+        by_province[loan["province"] or "unknown"] += row.closing
+    ranked = sorted(by_obligor.values(), reverse=True)
+    return {
+        "top1_obligor_share": _ratio(sum(ranked[:1]), total),
+        "top10_obligor_share": _ratio(sum(ranked[:10]), total),
+        "hhi_obligor": float(sum(Fraction(b, total) ** 2 for b in ranked)) if total else None,
+        "province_shares": {p: _ratio(b, total) for p, b in sorted(by_province.items())},
+    }
+
+
 def _ratio(numer: int | float, denom: int | float) -> float | None:
     return None if denom == 0 else numer / denom
 
@@ -394,10 +412,17 @@ def pool_figures(
     for t in month_ends:
         if t <= first_reported:
             continue
-        prev = month_ends[month_ends.index(t) - 1]
-        rows = rows_at(t, grid)
+        # Period 1 opens at the cut-off date (cash up to it is the seller's); the
+        # others at the previous month-end. Every snapshot date in between splits
+        # the period into parts whose flows add up.
+        first = t == month_ends[month_ends.index(first_reported) + 1]
+        prev = cutoff if first else month_ends[month_ends.index(t) - 1]
+        parts = [d for d in grid if prev < d <= t]
+        by_part = {d: rows_at(d, grid) for d in parts}
+        rows = [row for d in parts for row in by_part[d]]
+        bought = {loan["loan_id"] for loan, r in rows if r.purchased != 0}
         opening_rows = [r for _, r in rows_at(prev, grid) if r.status in PERFORMING]
-        performing = [(loan, r) for loan, r in rows if r.status in PERFORMING]
+        performing = [(loan, r) for loan, r in by_part[t] if r.status in PERFORMING]
         opening = sum(r.closing for r in opening_rows)
         closing = sum(r.closing for _, r in performing)
         scheduled = sum(r.scheduled for _, r in rows)
@@ -407,11 +432,17 @@ def pool_figures(
         recoveries = sum(r.recoveries for _, r in rows)
         defaulted = sum(r.defaulted_now for _, r in rows)
         purchased = sum(r.purchased for _, r in rows)
-        cohort = [r for _, r in rows if r.in_cohort]
-        c_open = sum(r.opening for r in cohort)
-        c_sched = sum(r.scheduled for r in cohort)
-        c_unsched = sum(r.unscheduled for r in cohort)
-        c_default = sum(r.defaulted_now for r in cohort)
+        # The opening cohort: loans performing in the pool at the period start.
+        cohort = [
+            (d, r)
+            for d in parts
+            for loan, r in by_part[d]
+            if r.in_cohort and loan["loan_id"] not in bought
+        ]
+        c_open = sum(r.opening for d, r in cohort if d == parts[0])
+        c_sched = sum(r.scheduled for _, r in cohort)
+        c_unsched = sum(r.unscheduled for _, r in cohort)
+        c_default = sum(r.defaulted_now for _, r in cohort)
         cumulative["defaulted"] += defaulted
         cumulative["recoveries"] += recoveries
         cumulative["purchased"] += purchased
@@ -485,9 +516,181 @@ def pool_figures(
                 ),
                 "recovery_rate": _ratio(cumulative["recoveries"], cumulative["defaulted"]),
             },
+            "concentration": _concentration(performing, weight),
+            "delinquency_ratio": _ratio(
+                sum(r.closing for _, r in performing if r.dpd > 30), weight
+            ),
             "revolving": {
                 "purchased_count": sum(1 for _, r in rows if r.purchased != 0),
                 "purchased_principal": _money(purchased),
             },
         }
     return figures
+
+
+# --------------------------------------------------------------------------- the waterfall
+
+
+def _exchange_days() -> frozenset[date]:
+    import warnings
+
+    import exchange_calendars  # type: ignore[import-untyped]  # no type information
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calendar_ = exchange_calendars.get_calendar("XSHG", start="2015-01-05")
+        return frozenset(d.date() for d in calendar_.sessions)
+
+
+def _payment_date(period_end: date, day: int, open_days: frozenset[date]) -> date:
+    paid = add_months(date(period_end.year, period_end.month, day), 1)
+    while paid not in open_days:
+        paid += timedelta(days=1)
+    return paid
+
+
+def _fraction(start: date, end: date, day_count: str) -> Fraction:
+    if day_count == "ACT/365":
+        return Fraction((end - start).days, 365)
+    if day_count == "ACT/360":
+        return Fraction((end - start).days, 360)
+    d1 = min(start.day, 30)
+    d2 = min(end.day, 30) if d1 == 30 else end.day
+    return Fraction(360 * (end.year - start.year) + 30 * (end.month - start.month) + d2 - d1, 360)
+
+
+def _fen(text: str) -> int:
+    whole, cents = text.lstrip("-").split(".")
+    value = int(whole) * 100 + int(cents)
+    return -value if text.startswith("-") else value
+
+
+def add_waterfall(
+    figures: dict[date, dict[str, Any]],
+    *,
+    deal: Any,
+    pool_events: Sequence[Mapping[str, Any]],
+    delinquency_ratio: Mapping[date, float | None],
+) -> None:
+    """Add ``tranches``, ``triggers`` and ``performance.excess_spread`` to each period.
+
+    DOMAIN.md "Tranches, waterfall, triggers" and the conventions: fees and note
+    interest accrue on the opening balances for the interest period's day-count
+    fraction; triggers test the period's figures before principal is paid and
+    a breach switches to sequential pay from its own period; purchases made in
+    the breach period are paid, later ones are not.
+    """
+    open_days = _exchange_days()
+    rule = deal.payment_rule
+    ppm = 1_000_000
+    classes = list(deal.tranches)
+    balances = [t.original_balance for t in classes]
+    arrears = [0] * len(classes)
+    fee_arrears = 0
+    principal_account = 0
+    deficiency = 0
+    early = False
+    previous_payment: date | None = None
+    prices: dict[date, int] = defaultdict(int)
+    for row in pool_events:
+        if row["pool_id"] == deal.pool_id and row["event"] == "added":
+            end = add_months(date(row["event_date"].year, row["event_date"].month, 1), 1)
+            prices[end - timedelta(days=1)] += int(row["purchase_price"] or 0)
+    for t in sorted(figures):
+        f = figures[t]
+        number = (t.year - deal.cutoff_date.year) * 12 + t.month - deal.cutoff_date.month
+        paid_on = _payment_date(t, rule.day_of_month, open_days)
+        fraction = _fraction(previous_payment or deal.closing_date, paid_on, deal.day_count)
+        previous_payment = paid_on
+        opening = _fen(f["pool"]["opening_balance"])
+        interest = _fen(f["collections"]["interest"])
+        fees = _fen(f["collections"]["fees"])
+        cash = interest + fees + _fen(f["collections"]["recoveries"])
+
+        def pay(due: int) -> int:
+            nonlocal cash
+            paid = min(cash, max(due, 0))
+            cash -= paid
+            return paid
+
+        trustee = half_up(opening * Fraction(int(deal.fees.trustee * ppm), ppm) * fraction)
+        servicer = half_up(opening * Fraction(int(deal.fees.servicer * ppm), ppm) * fraction)
+        fees_paid = pay(trustee + fee_arrears) + pay(servicer)
+        fee_arrears = trustee + fee_arrears + servicer - fees_paid
+        due = [
+            half_up(b * Fraction(int(c.coupon * ppm), ppm) * fraction)
+            for b, c in zip(balances, classes, strict=True)
+        ]
+        paid_interest = [0] * len(classes)
+        note_interest = 0
+        for i, c in enumerate(classes):
+            if c.kind != "subordinated":
+                note_interest += due[i]
+                paid_interest[i] = pay(due[i] + arrears[i])
+        spread = interest + fees - trustee - servicer - note_interest
+        excess = spread / opening * 12 if opening else None
+        metrics = {
+            **f["performance"],
+            "excess_spread": excess,
+            "delinquency_ratio": delinquency_ratio.get(t),
+        }
+        triggers = []
+        breach = False
+        for trig in deal.triggers:
+            threshold = float(trig.threshold_for(number))
+            actual = metrics.get(trig.metric)
+            hit = actual is not None and (
+                actual > threshold if trig.comparison == "above" else actual < threshold
+            )
+            breach = breach or (hit and trig.consequence == "early_amortisation")
+            triggers.append(
+                {"name": trig.name, "threshold": threshold, "actual": actual, "breached": hit}
+            )
+        deficiency += _fen(f["pool"]["defaulted_principal"])
+        top_up = pay(deficiency)
+        deficiency -= top_up
+        if classes[-1].kind == "subordinated":
+            paid_interest[-1] = pay(cash)
+        else:
+            pay(cash)
+        for i, c in enumerate(classes):
+            if c.kind != "subordinated":
+                arrears[i] += due[i] - paid_interest[i]
+        funds = (
+            _fen(f["pool"]["scheduled_principal"])
+            + _fen(f["pool"]["unscheduled_principal"])
+            + _fen(f["pool"]["removed_principal"])
+            + top_up
+            + principal_account
+        )
+        revolving_period = deal.revolving_period_end is not None and t <= deal.revolving_period_end
+        in_revolving = revolving_period and not early
+        paid_principal = [0] * len(classes)
+        if in_revolving:
+            bought = min(funds, prices.get(t, 0))
+            funds -= bought
+        if in_revolving and not breach:
+            principal_account = funds
+        else:
+            for i in range(len(classes)):
+                paid_principal[i] = min(funds, balances[i])
+                funds -= paid_principal[i]
+            principal_account = 0
+        early = early or breach
+        tranches = []
+        for i, c in enumerate(classes):
+            tranches.append(
+                {
+                    "class": c.class_name,
+                    "opening_balance": _money(balances[i]),
+                    "interest_paid": _money(paid_interest[i]),
+                    "principal_paid": _money(paid_principal[i]),
+                    "closing_balance": _money(balances[i] - paid_principal[i]),
+                    "coupon": float(c.coupon),
+                    "bond_factor": (balances[i] - paid_principal[i]) / c.original_balance,
+                }
+            )
+            balances[i] -= paid_principal[i]
+        f["tranches"] = tranches
+        f["triggers"] = triggers
+        f["performance"]["excess_spread"] = excess

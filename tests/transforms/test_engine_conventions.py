@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import polars as pl
+
 from tests.transforms.test_performance import (
     DUE_1,
     DUE_2,
@@ -19,6 +21,7 @@ from tests.transforms.test_performance import (
     _snapshots,
 )
 from transforms.performance import PerformanceRules
+from transforms.pool_metrics import cutoff_balances, pool_collections, pool_rollforward
 
 FEB_END, MAR_END, APR_END = date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)
 
@@ -87,3 +90,30 @@ def test_a_loan_is_charged_off_on_the_day_dpd_reaches_the_threshold() -> None:
     assert _column(got, "dpd") == [90, 91, 99, 100]
     # Default when DPD exceeds 90; charge-off when it reaches 100.
     assert _column(got, "status") == ["delinquent", "defaulted", "defaulted", "charged_off"]
+
+
+def test_a_mid_month_cut_off_opens_period_one_and_keeps_the_sellers_cash_out() -> None:
+    # Cut-off Sat 02-10. The 500.00 prepaid on 02-05 is the seller's; the pool opens
+    # at 2,500.00 and period 1 (to 03-31) carries the instalments of 02-15 and 03-15.
+    cutoff = date(2024, 2, 10)
+    cash = [
+        ("r0", "A", date(2024, 2, 5), 50_000, 0, 0, "partial_prepayment"),
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+    ]
+    pool = [("P", "A", cutoff, "added")]
+    # As the snapshot store holds them: month-ends chain month-end to month-end,
+    # the cut-off row runs from the month-end before it.
+    month_ends = _snapshots([THREE_MONTH], cash, pool, dates=[date(2024, 1, 31), FEB_END, MAR_END])
+    at_cutoff = _snapshots([THREE_MONTH], cash, pool, dates=[date(2024, 1, 31), cutoff])
+    snapshots = pl.concat([month_ends, at_cutoff.filter(pl.col("as_of_date") == cutoff)]).lazy()
+    roll = pool_rollforward(snapshots, [MAR_END], {"P": cutoff}).collect().row(0, named=True)
+    assert (roll["opening_balance"], roll["purchased_principal"]) == (250_000, 0)
+    assert (roll["scheduled_principal"], roll["unscheduled_principal"]) == (200_000, 0)
+    assert roll["closing_balance"] == 50_000
+    [collected] = pool_collections(snapshots, [MAR_END], {"P": cutoff}).collect().rows(named=True)
+    assert (collected["principal"], collected["interest"]) == (200_000, 5_000)
+    assert cutoff_balances(snapshots, {"P": cutoff}).collect()["cutoff_balance"][0] == 250_000
+    # Without the cut-off, period 1 would open at the month-end, after 02-15's instalment.
+    plain = pool_rollforward(month_ends.lazy(), [MAR_END]).collect().row(0, named=True)
+    assert plain["opening_balance"] == 150_000
