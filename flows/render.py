@@ -236,9 +236,13 @@ def data_quality(
     )
 
 
-def _chinese_run(run: index.RunReport) -> index.RunReport:
-    """The same run's data-quality report in Chinese (written beside the English one)."""
-    href = chinese_report(Path(run.href)).as_posix()
+def _chinese_run(catalog: Catalog, run: index.RunReport) -> index.RunReport:
+    """The same run's data-quality report in Chinese, written beside the English one
+    (runs of earlier versions have only the English page, which is then linked)."""
+    chinese = chinese_report(catalog.data_quality_report(run.run_id))
+    if not chinese.is_file():
+        return run
+    href = chinese.relative_to(catalog.reports).as_posix()
     return index.RunReport(run.run_id, run.start, run.end, href)
 
 
@@ -308,11 +312,14 @@ def render_disclosures(
                 ),
             )
             html = render_disclosure(context)
+            unchanged = path.is_file() and path.read_text(encoding="utf-8") == html
             catalog.write_text(html, path)
             written.append(path)
             if locale in ARCHIVE_LANGUAGES:
                 pdf = archive_pdf(path)
-                _write_pdf(render_pdf(html), pdf)
+                # The PDF is a function of the HTML: an unchanged page keeps its PDF.
+                if not (unchanged and pdf.is_file()):
+                    _write_pdf(render_pdf(html), pdf)
                 written.append(pdf)
     for pool_id, history in sorted(histories.items()):
         written += _render_static_pool(
@@ -449,6 +456,7 @@ def render_report_index(
         )
         for run_id, start, end in runs
     ]
+    chinese_runs = [_chinese_run(catalog, run) for run in run_reports]
     for locale in REPORT_LANGUAGES:
         other = _other(locale)
         context = index.build_context(
@@ -457,7 +465,7 @@ def render_report_index(
             locale=locale,
             static_pool=static,
             portfolio=overview,
-            runs=run_reports if locale == "en" else [_chinese_run(run) for run in run_reports],
+            runs=run_reports if locale == "en" else chinese_runs,
             alternate=(other, catalog.index_page(_tag(other)).name),
         )
         catalog.write_text(render_index(context), catalog.index_page(_tag(locale)))

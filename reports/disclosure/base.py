@@ -27,7 +27,6 @@ from reports.formatting import (
     to_decimal,
 )
 from reports.layout import (
-    DocumentContext,
     Fmt,
     Row,
     Section,
@@ -43,10 +42,6 @@ from reports.sources import (
     StratificationRow,
     VintageCurves,
 )
-
-DisclosureContext = DocumentContext
-"""Everything ``disclosure.html.j2`` prints."""
-
 
 REPORT: Final = "disclosure"
 
@@ -187,9 +182,6 @@ class Report:
 
     def missing(self, number: int, key: str) -> Section:
         return not_computed(number, key, self.t(f"s{number}.title"), self.t("not_computed"))
-
-    def percent_tick(self, value: Decimal, step_places: int) -> str:
-        return format_rate(value, self.locale, step_places)
 
     def percent_chart(
         self,

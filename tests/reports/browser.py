@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
@@ -64,7 +65,7 @@ class PageReport:
 class Page:
     """One browser tab driven over its DevTools websocket."""
 
-    def __init__(self, socket: ClientConnection) -> None:
+    def __init__(self, socket: Connection) -> None:
         self._socket = socket
         self._next = 0
         self.events: list[dict[str, Any]] = []
