@@ -149,6 +149,11 @@ class DealTerms(_Strict):
     triggers: tuple[Trigger, ...] = ()
     definitions: Definitions = Definitions()
 
+    # -- deliveries (publication gate) --
+    delivery_calendar: Literal["daily", "business_days", "month_end"] = "daily"
+    """Which business dates must have a complete delivery: every day (consumer credit repays
+    on weekends), Shanghai exchange sessions, or month-ends (a monthly servicer tape)."""
+
     @field_validator("pool_id")
     @classmethod
     def _safe_pool_id(cls, value: str) -> str:

@@ -239,9 +239,15 @@ def render_disclosures(
     *,
     generated_at: datetime,
     run_id: str,
+    versions: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """Render the disclosures of ``periods`` in every language, and the static-pool report
     of each pool concerned.
+
+    Args:
+        versions: When given, (pool_id, period) to the published version each period is
+            rendered as, into ``reports/<pool>/<period>/v<N>/`` (immutable once written);
+            the static-pool reports are then left alone.
 
     Returns:
         The paths written.
@@ -261,11 +267,15 @@ def render_disclosures(
             inputs.append((f"deals/{deal_file.name}", sha256_file(deal_file)))
         provenance = Provenance(run_id, version, tuple(inputs))
         folder = catalog.report_dir(item.pool_id, item.period)
+        if versions is not None:
+            folder = catalog.report_version_dir(
+                item.pool_id, item.period, versions[(item.pool_id, item.period)]
+            )
         strata = stratifications(catalog, item.pool_id, period_end)
         vintages = vintage_points(catalog, item.pool_id, period_end)
         quality = data_quality(catalog, period_start, period_end, links_from=folder)
         for locale in REPORT_LANGUAGES:
-            path = catalog.disclosure(item.pool_id, item.period, _tag(locale))
+            path = folder / catalog.disclosure(item.pool_id, item.period, _tag(locale)).name
             context = disclosure.build_context(
                 metrics,
                 deal,
@@ -285,6 +295,8 @@ def render_disclosures(
             )
             catalog.write_text(render_disclosure(context), path)
             written.append(path)
+    if versions is not None:
+        return written
     for pool_id, history in sorted(histories.items()):
         written += _render_static_pool(
             catalog, deals[pool_id], history, generated_at=generated_at, run_id=run_id
@@ -355,6 +367,14 @@ def render_report_index(
                 name = pool_id
             else:
                 name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+            history = tuple(
+                index.ReportLink(
+                    f"v{number}",
+                    (folder / report.name).relative_to(catalog.reports).as_posix(),
+                )
+                for number, folder in catalog.report_versions(pool_id, period)
+                if (folder / report.name).is_file()
+            )
             entries.append(
                 index.IndexEntry(
                     pool_id=pool_id,
@@ -363,6 +383,7 @@ def render_report_index(
                     href=report.relative_to(catalog.reports).as_posix(),
                     language=locale,
                     data_quality=quality,
+                    history=history,
                 )
             )
             if deal is not None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from flows.generator.behaviour import Events, simulate_month
 from flows.generator.book import Book, Borrowers, monthly_counts, originate
-from flows.generator.calendar import Months
+from flows.generator.calendar import Months, to_date
 from flows.generator.pool import (
     PoolEvents,
     deal_document,
@@ -33,7 +34,13 @@ from flows.generator.pool import (
     revolve,
     select_cutoff,
 )
-from flows.generator.writer import write_deal, write_loans, write_pool_assets, write_repayments
+from flows.generator.writer import (
+    write_deal,
+    write_loans,
+    write_manifests,
+    write_pool_assets,
+    write_repayments,
+)
 
 __all__ = ["GenerationSummary", "generate_landing"]
 
@@ -60,6 +67,13 @@ def _record_written(book: Book, events: Events) -> None:
     sign = events.cash_sign()
     np.add.at(book.written_principal, events.loan, events.principal * sign)
     np.add.at(book.written_interest, events.loan, events.interest * sign)
+
+
+def _dates_of(table: Months, months: int) -> list[date]:
+    """Every calendar day of the window: each gets a delivery control file."""
+    first = to_date(int(table.first_day[0]))
+    last = to_date(table.last_day(months - 1))
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def generate_landing(
@@ -131,6 +145,8 @@ def generate_landing(
         month_events = PoolEvents.concat(parts)
         folders |= write_pool_assets(out, deal.pool_id, month_events)
         pool_events += month_events.size
+
+    write_manifests(out, _dates_of(table, months))
 
     pool_ids: tuple[str, ...] = ()
     if cutoff_balance > 0:
