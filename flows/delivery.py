@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -288,10 +289,13 @@ def required_dates(calendar: DeliveryCalendar, start: date, end: date) -> list[d
 def _xshg_sessions(first_year: int, last_year: int) -> frozenset[date]:
     import exchange_calendars as xcals  # type: ignore[import-untyped]  # noqa: PLC0415
 
-    calendar = xcals.get_calendar("XSHG", start=f"{first_year}-01-01", end=f"{last_year}-12-31")
-    return frozenset(
-        ts.date() for ts in calendar.sessions_in_range(f"{first_year}-01-01", f"{last_year}-12-31")
-    )
+    with warnings.catch_warnings():
+        # exchange_calendars 4.x reads Series.values, which pandas 3 deprecates; the
+        # sessions are unaffected (dates, no timezone).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        calendar = xcals.get_calendar("XSHG", start=f"{first_year}-01-01", end=f"{last_year}-12-31")
+        sessions = calendar.sessions
+    return frozenset(ts.date() for ts in sessions)
 
 
 def strictest(calendars: Iterable[DeliveryCalendar]) -> DeliveryCalendar:

@@ -565,7 +565,10 @@ def _run_locked(
             summary.stop = f"delivery {the_plan.stop.status} for {the_plan.stop.describe()}"
             summary.blocked = [f"every period: {summary.stop}"]
             logger.error("stopped: %s", summary.stop)
-            _data_quality(catalog, summary, ingested, [])
+        elif summary.failed_chunks:
+            # The gate: a failed chunk leaves its dates unaccepted, and a run that could not
+            # accept its input publishes nothing (reports/ stays as it was).
+            summary.blocked = [f"every period: {len(summary.failed_chunks)} chunk(s) failed"]
         else:
             stage = "downstream"
             _downstream_and_publish(
@@ -846,6 +849,12 @@ def _data_quality(
     """The run's data-quality report, written once the restatements are known."""
     if not ingested.dates:
         return
+    # Dates declared empty are listed with the operator's reason (not read: nothing came).
+    ingested.ignored.extend(
+        f"{catalog.landing_dir(day).relative_to(catalog.root).as_posix()}: declared empty "
+        f"({reason})"
+        for day, reason in sorted(summary.declared_empty.items())
+    )
     quality = write_data_quality_report(
         catalog,
         summary.run_id,
