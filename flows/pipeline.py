@@ -60,7 +60,7 @@ from flows.errors import (
     InputRejectedError,
     PipelineError,
 )
-from flows.ingest import IngestOutcome, ingest_dates
+from flows.ingest import FileOutcome, IngestOutcome, ingest_dates
 from flows.locking import DataRootBusyError, exclusive_lock
 from flows.metrics import PoolPeriod, compute_pool_metrics
 from flows.periods import month_ends_between
@@ -741,7 +741,7 @@ def _downstream_and_publish(
     mark = step("publish")
     changed = _new_versions(catalog, periods)
     summary.restatements = [r for _, _, restated in changed for r in restated]
-    _data_quality(catalog, summary, ingested, summary.restatements)
+    _data_quality(catalog, summary, ingested, summary.restatements, state)
     # Reports carry the business date, not the wall clock, so re-runs are byte-identical,
     # and the input fingerprint as their provenance, so equal inputs give equal reports.
     generated_at = datetime.combine(horizon, clock(0), tzinfo=SHANGHAI)
@@ -845,19 +845,29 @@ def _data_quality(
     summary: RunSummary,
     ingested: IngestOutcome,
     restated: Sequence[Restatement],
+    state: StateBook,
 ) -> None:
-    """The run's data-quality report, written once the restatements are known."""
+    """The run's data-quality report, written once the restatements are known.
+
+    It covers whole periods: from the first day of the first month this run ingested to
+    its last date, the files of dates an earlier run ingested (a resumed backfill) are
+    taken from that run's manifest.
+    """
     if not ingested.dates:
         return
+    ingested = _whole_periods(catalog, ingested, state)
     # Dates declared empty are listed with the operator's reason (not read: nothing came).
     ingested.ignored.extend(
         f"{catalog.landing_dir(day).relative_to(catalog.root).as_posix()}: declared empty "
         f"({reason})"
         for day, reason in sorted(summary.declared_empty.items())
     )
+    # Named by what was read (the business date and the input fingerprint), not by the
+    # execution: disclosures link it, and equal inputs must give byte-identical reports.
+    report_id = f"{summary.end:%Y%m%d}-{summary.fingerprint[:12]}"
     quality = write_data_quality_report(
         catalog,
-        summary.run_id,
+        report_id,
         ingested,
         start=min(ingested.dates),
         end=max(ingested.dates),
@@ -866,6 +876,43 @@ def _data_quality(
     )
     summary.data_quality = str(quality.report)
     summary.data_quality_notices = quality.notices
+
+
+def _whole_periods(catalog: Catalog, ingested: IngestOutcome, state: StateBook) -> IngestOutcome:
+    covered = IngestOutcome()
+    covered.merge(ingested)
+    done = set(ingested.dates)
+    manifests: dict[str, RunManifest | None] = {}
+    for day in days_between(min(done).replace(day=1), max(done)):
+        recorded = state.days.get(day)
+        if day in done or recorded is None:
+            continue
+        if recorded.run_id not in manifests:
+            path = catalog.run_manifest(recorded.run_id)
+            manifests[recorded.run_id] = RunManifest.read(path) if path.is_file() else None
+        manifest = manifests[recorded.run_id]
+        if manifest is None:
+            continue
+        covered.files.extend(
+            FileOutcome(
+                dataset=f.dataset,
+                business_date=f.business_date,
+                path=f.path,
+                sha256=f.sha256,
+                rows_read=f.rows_read,
+                rows_accepted=f.rows_accepted,
+                rows_quarantined=f.rows_quarantined,
+                missing_columns=tuple(f.missing_columns),
+                extra_columns=tuple(f.extra_columns),
+                error=f.error,
+            )
+            for f in manifest.inputs
+            if f.business_date == day
+        )
+        covered.dates.append(day)
+    covered.files.sort(key=lambda f: (f.business_date, f.dataset, f.path))
+    covered.dates.sort()
+    return covered
 
 
 def _text(value: object) -> str:
