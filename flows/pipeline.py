@@ -562,7 +562,10 @@ def _run_locked(
 
         if the_plan.stop is not None:
             # Missing means stop, not zero: nothing from the stop date on, nothing published.
-            summary.stop = f"delivery {the_plan.stop.status} for {the_plan.stop.describe()}"
+            stop = the_plan.stop
+            summary.stop = f"delivery {stop.status} for {stop.day}" + (
+                f" ({stop.reason})" if stop.reason else ""
+            )
             summary.blocked = [f"every period: {summary.stop}"]
             logger.error("stopped: %s", summary.stop)
         elif summary.failed_chunks:
