@@ -313,3 +313,33 @@ def test_serve_without_a_server_says_how_to_start_one(
     assert "prefect server start --host 127.0.0.1 --port 4200" in err
     assert "PREFECT_API_URL=http://127.0.0.1:4200/api abs-pipeline serve" in err
     assert "Traceback" not in err
+
+
+def test_a_nightly_without_success_by_the_late_hour_alerts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+    from flows.state import DayState
+
+    root = tmp_path / "data"
+    (root / "landing").mkdir(parents=True)
+    alerts = tmp_path / "alerts.jsonl"
+    settings = {"ABS_PIPELINE_ALERT_URLS": json.dumps([alerts.as_uri()])}
+    # 01:30 UTC is 09:30 in Shanghai, past the default late hour (09:00): 29 February is late.
+    late = datetime(2024, 3, 1, 1, 30, tzinfo=UTC)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        assert main(["check-late", "--data-root", str(root)], now=lambda: late) == 1
+        [alert] = [json.loads(line) for line in alerts.read_text("utf-8").splitlines()]
+        assert alert["kind"] == "late"
+        assert "2024-02-29 not processed" in alert["title"]
+
+        book = StateBook()
+        book.days[date(2024, 2, 29)] = DayState(key="k", files=1, status="complete", run_id="r")
+        book.save(Catalog(root))
+        assert main(["check-late", "--data-root", str(root)], now=lambda: late) == 0
+        early = datetime(2024, 3, 1, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai
+        assert main(["check-late", "--data-root", str(tmp_path / "data")], now=lambda: early) == 0
+    assert len(alerts.read_text("utf-8").splitlines()) == 1
+    assert "nightly on time" in capsys.readouterr().out
