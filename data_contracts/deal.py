@@ -361,6 +361,11 @@ class DealTerms(TapeTerms):
             raise ValueError(f"currency {value!r} is not an ISO 4217 code (CNY, USD, TWD)")
         return value
 
+    # -- deliveries (publication gate) --
+    delivery_calendar: Literal["daily", "business_days", "month_end"] = "daily"
+    """Which business dates must have a complete delivery: every day (consumer credit repays
+    on weekends), Shanghai exchange sessions, or month-ends (a monthly servicer tape)."""
+
     @field_validator("pool_id")
     @classmethod
     def _safe_pool_id(cls, value: str) -> str:

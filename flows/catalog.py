@@ -51,6 +51,10 @@ def parse_landing_name(name: str) -> LandingName | None:
 
 
 FAILURE_SUFFIX = ".failure.json"
+DELIVERY_MANIFEST = "manifest.json"
+"""A landing date's control file (``flows.delivery``)."""
+SNAPSHOT_FOLDERS = ("staged", "quarantine", "curated", "marts", "state")
+"""The data outputs a rollback restores (``flows.state``); reports are versioned instead."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class Catalog:
         return [
             p
             for p in sorted(folder.iterdir())
-            if parse_landing_name(p.name) is None or not _regular(p)
+            if (parse_landing_name(p.name) is None or not _regular(p))
+            and p.name != DELIVERY_MANIFEST
         ]
 
     @property
@@ -249,6 +254,36 @@ class Catalog:
         """Held by the run that is writing under this data root."""
         return self.root / "state" / "data-root.lock"
 
+    # -- deliveries, versions, snapshots (publication gate) ------------------------------
+    def delivery_manifest(self, business_date: date) -> Path:
+        """The delivery's control file: every file with its rows and sha256."""
+        return self.landing_dir(business_date) / DELIVERY_MANIFEST
+
+    def report_version_dir(self, pool_id: str, period: str, version: int) -> Path:
+        """An immutable published version of a period's disclosures."""
+        return self.report_dir(pool_id, period) / f"v{version}"
+
+    def report_versions(self, pool_id: str, period: str) -> list[tuple[int, Path]]:
+        """(version, folder) of every published version of a period, oldest first."""
+        folder = self.report_dir(pool_id, period)
+        if not folder.is_dir():
+            return []
+        found = [
+            (int(p.name[1:]), p)
+            for p in folder.iterdir()
+            if p.is_dir() and re.fullmatch(r"v[1-9][0-9]*", p.name)
+        ]
+        return sorted(found)
+
+    def output_snapshot(self, run_id: str) -> Path:
+        """Hard links of the data outputs as a successful run left them (for rollback)."""
+        return self.root / "runs" / "snapshots" / run_id
+
+    @property
+    def alert_log(self) -> Path:
+        """Alerts sent, one JSON line each (what was sent, to how many targets)."""
+        return self.root / "state" / "alerts.jsonl"
+
     def metrics_documents(self) -> Iterator[tuple[str, str, Path]]:
         """(pool_id, period, path) of every metrics.json written so far."""
         if not self.reports.is_dir():
@@ -320,8 +355,5 @@ def _regular(path: Path) -> bool:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -12,11 +12,12 @@ from typing import cast
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from flows.pipeline import backfill_flow, run_flow
+from flows.pipeline import backfill_flow, late_check_flow, run_flow
 from flows.settings import Settings
 
 NIGHTLY = "nightly"
 BACKFILL = "backfill"
+LATE_CHECK = "late-check"
 TAGS = ["abs-pipeline"]
 
 
@@ -32,6 +33,7 @@ def nightly_deployment(settings: Settings) -> RunnerDeployment:
         parameters={"data_root": str(settings.data_root.resolve())},
         description="Process yesterday's deliveries; render the disclosures on a month-end.",
         tags=[*TAGS, NIGHTLY],
+        concurrency_limit=1,
     )
     # Called outside an event loop, ``to_deployment`` returns the deployment itself.
     return cast(RunnerDeployment, deployment)
@@ -44,5 +46,19 @@ def backfill_deployment(settings: Settings) -> RunnerDeployment:
         parameters={"data_root": str(settings.data_root.resolve())},
         description="Re-process a range of business dates after late or corrected data.",
         tags=[*TAGS, BACKFILL],
+        concurrency_limit=1,
+    )
+    return cast(RunnerDeployment, deployment)
+
+
+def late_check_deployment(settings: Settings) -> RunnerDeployment:
+    """Every day at the late hour: alert when yesterday has no successful run."""
+    deployment = late_check_flow.to_deployment(
+        name=LATE_CHECK,
+        schedules=[Cron(f"0 {settings.late_hour} * * *", timezone=settings.timezone)],
+        parameters={"data_root": str(settings.data_root.resolve())},
+        description="Alert when the nightly has not succeeded by the late hour.",
+        tags=[*TAGS, LATE_CHECK],
+        concurrency_limit=1,
     )
     return cast(RunnerDeployment, deployment)

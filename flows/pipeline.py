@@ -1,31 +1,36 @@
 """The Prefect flows: the nightly run of one business date and the backfill of a range.
 
-    landing ─ingest─▶ staged ─curate─▶ curated ─engine─▶ loan_snapshots
-        ─metrics─▶ marts + metrics.json ─render─▶ disclosures + index
+    landing ─check─▶ plan ─ingest─▶ staged ─curate─▶ curated ─engine─▶ loan_snapshots
+        ─metrics─▶ marts + metrics.json ─gate─▶ published versions ─render─▶ index
 
-Tasks take paths and plain values, never frames; the work is in the stage modules
-(``flows.ingest``, ``flows.curate``, ``flows.snapshots``, ``flows.metrics``, ``flows.render``).
-Which chunks need work, and what was processed before, is ``flows.status``; one run
-at a time per data root is ``flows.locking``.
+Both flows go the same way: lock the data root; check every date's delivery against
+its control file and fingerprint it (``flows.delivery``); let the pure planner
+(``flows.planner``) decide which chunks to ingest or skip and where the run must stop
+(a missing or rejected delivery); execute the plan; when anything changed, recompute
+curated views, snapshots and metrics; let the publication gate decide which periods
+may be published; publish each changed period as a new immutable version (with its
+restatement note); write the data-quality report, the run manifest (never
+overwritten: run ids are unique per execution) and the Prefect artifacts; keep a
+snapshot of the data outputs for ``rollback``.
 
-Both flows go the same way: take the data root's lock; fingerprint the landing
-files chunk by chunk; ingest every chunk whose inputs changed (the others are
-skipped, their staged partitions stay); when anything changed, recompute the
-curated views, snapshots and metrics from everything staged and re-render the
-periods from the first changed date onward, listing the published figures that
-moved; write the run manifest and the Prefect artifacts.
+Tasks take paths and plain values, never frames. Expected errors are
+:class:`~flows.errors.PipelineError`\\ s: the run ends Failed in Prefect and the CLI
+prints one line and the error's exit code.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
+import os
+import shutil
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from datetime import time as clock
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -40,33 +45,54 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
-from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import Task, exponential_backoff
 
-from flows.catalog import Catalog, sha256_file
+from flows.alerts import send_alert
+from flows.catalog import LANDING_DATASETS, SNAPSHOT_FOLDERS, Catalog, sha256_file
 from flows.curate import CurateOutcome, curate
 from flows.data_quality import write_data_quality_report
 from flows.deals import load_deals
-from flows.ingest import IngestOutcome, ingest_dates
-from flows.locking import exclusive_lock
+from flows.delivery import DayScan, first_delivery, required_for, scan_days, strictest
+from flows.errors import (
+    EXIT_FAILURE,
+    EXIT_INPUT_REJECTED,
+    InputRejectedError,
+    PipelineError,
+)
+from flows.ingest import FileOutcome, IngestOutcome, ingest_dates
+from flows.locking import DataRootBusyError, exclusive_lock
 from flows.metrics import PoolPeriod, compute_pool_metrics
 from flows.periods import month_ends_between
-from flows.render import render_disclosures, render_report_index
-from flows.settings import Settings, yesterday
-from flows.snapshots import build_loan_snapshots, snapshot_dates
-from flows.status import (
+from flows.planner import (
+    ChunkPlan,
     ChunkSize,
-    DayState,
-    Restatement,
-    StateBook,
-    chain_value,
-    day_digest,
+    GateDecision,
+    Plan,
+    PlanOptions,
     days_between,
-    input_key,
-    restatements,
+    gate,
+    plan,
+    plan_end_for,
+    rekey,
     split_chunks,
 )
+from flows.render import render_disclosures, render_report_index
+from flows.settings import Settings, check_data_root, load_settings, yesterday
+from flows.snapshots import build_loan_snapshots, snapshot_dates
+from flows.state import (
+    ChunkRecord,
+    DayState,
+    InputRecord,
+    OutputRecord,
+    PublishedVersion,
+    RestatementRecord,
+    RuleRecord,
+    RunManifest,
+    StateBook,
+    chain_value,
+)
+from flows.status import Restatement, restatements
 from flows.version import code_version
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -75,6 +101,8 @@ ChunkOutcome = Literal["processed", "skipped", "failed"]
 IO_RETRIES = 3
 IO_BACKOFF_SECONDS = 2.0
 """Transient I/O errors are retried after 2, 4 and 8 seconds."""
+FLOW_TIMEOUT_SECONDS = 6 * 3600.0
+"""The flows' default timeout (the CLI applies ``ABS_PIPELINE_FLOW_TIMEOUT_SECONDS``)."""
 
 
 def _transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -90,6 +118,50 @@ IO_TASK: dict[str, Any] = {
 }
 
 
+# -- run context on every log line -------------------------------------------------------------
+_log_context: ContextVar[str | None] = ContextVar("abs_pipeline_log_context", default=None)
+
+
+class _RunContextFilter(logging.Filter):
+    """Prefix every flow and task log line with the run id, business dates and pool."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = _log_context.get()
+        if context and not getattr(record, "abs_pipeline_context", None):
+            record.msg = f"[{context}] {record.msg}"
+            record.abs_pipeline_context = context
+        return True
+
+
+_FILTER = _RunContextFilter()
+
+
+@contextmanager
+def _run_context(run_id: str, dates: str, pool: str | None) -> Iterator[None]:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+    token = _log_context.set(f"run_id={run_id} business_date={dates} pool={pool or 'all'}")
+    try:
+        yield
+    finally:
+        _log_context.reset(token)
+
+
+@contextmanager
+def _dates_context(dates: str) -> Iterator[None]:
+    """Within a task: the dates it works on replace the run's range in the prefix."""
+    current = _log_context.get() or ""
+    parts = [p for p in current.split(" ") if not p.startswith("business_date=")]
+    token = _log_context.set(" ".join([*parts[:1], f"business_date={dates}", *parts[1:]]))
+    try:
+        yield
+    finally:
+        _log_context.reset(token)
+
+
+# -- what a run reports ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChunkReport:
     """What became of one chunk of business dates."""
@@ -100,6 +172,7 @@ class ChunkReport:
     files: int = 0
     seconds: float = 0.0
     error: str | None = None
+    rows: int = 0
 
     def describe(self) -> str:
         span = f"{self.start}" if self.start == self.end else f"{self.start} .. {self.end}"
@@ -115,12 +188,20 @@ class RunSummary:
     start: date
     end: date
     pool: str | None = None
+    fingerprint: str = ""
     rows_read: int = 0
     rows_accepted: int = 0
     rows_quarantined: int = 0
     chunks: list[ChunkReport] = field(default_factory=list)
     periods: list[str] = field(default_factory=list)
-    """``<pool_id>/<YYYY-MM>`` of every period whose metrics and disclosure were written."""
+    """``<pool_id>/<YYYY-MM>`` of every period whose metrics were computed and passed the gate."""
+    published: list[str] = field(default_factory=list)
+    """``<pool_id>/<YYYY-MM>/v<N>`` of every version this run published."""
+    blocked: list[str] = field(default_factory=list)
+    """Periods the gate held back, with the reason."""
+    stop: str | None = None
+    """The missing or rejected delivery the run stopped at."""
+    declared_empty: dict[date, str] = field(default_factory=dict)
     triggers_breached: list[str] = field(default_factory=list)
     restatements: list[Restatement] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
@@ -128,19 +209,26 @@ class RunSummary:
     up_to_date: bool = False
     """Nothing changed since the last complete run: no stage had work to do."""
     errors: list[str] = field(default_factory=list)
+    input_rejected: bool = False
+    """A whole file, a delivery or a deal file was rejected: the run exits 3."""
     manifest: str | None = None
     failure_summary: str | None = None
     data_quality: str | None = None
-    """The run's data-quality report (files received, rows per rule, rejected files)."""
     data_quality_notices: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return bool(self.errors)
+        return bool(self.errors) or self.stop is not None
 
     @property
     def failed_chunks(self) -> list[ChunkReport]:
         return [c for c in self.chunks if c.outcome == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        if not self.failed:
+            return 0
+        return EXIT_INPUT_REJECTED if self.stop or self.input_rejected else EXIT_FAILURE
 
     def describe(self) -> str:
         counts = {
@@ -156,9 +244,18 @@ class RunSummary:
             f"quarantined {self.rows_quarantined}",
         ]
         lines += [f"  failed chunk {c.describe()}" for c in self.failed_chunks]
+        lines += [
+            f"  declared empty: {d} ({why})" for d, why in sorted(self.declared_empty.items())
+        ]
+        if self.stop:
+            lines.append(f"  STOPPED: {self.stop}; nothing from that date on was processed")
         if self.up_to_date:
             lines.append("  inputs unchanged since the last complete run: nothing to recompute")
-        lines.append(f"  disclosures written: {len(self.reports)}")
+        lines.append(f"  versions published: {len(self.published)}")
+        lines += [f"    {v}" for v in self.published]
+        lines += [f"  not published: {b}" for b in self.blocked[:RESTATEMENTS_SHOWN]]
+        if len(self.blocked) > RESTATEMENTS_SHOWN:
+            lines.append(f"  ... and {len(self.blocked) - RESTATEMENTS_SHOWN} more not published")
         lines += [f"  trigger breached: {t}" for t in self.triggers_breached]
         if self.restatements:
             lines.append(f"  restated published figures: {len(self.restatements)}")
@@ -184,25 +281,41 @@ class RunSummary:
 RESTATEMENTS_SHOWN = 10
 
 
-class RunFailedError(RuntimeError):
-    """A run finished with errors (a failed chunk, an unreadable file, a bad deal) or stopped.
+class RunFailedError(PipelineError):
+    """A run finished with errors (a failed chunk, a rejected file or delivery, a bad deal)
+    or stopped at a missing delivery.
 
-    Raised at the end of the flow so that Prefect marks the run failed and the
-    failure hook writes ``runs/<run_id>.failure.json``; it carries the summary.
+    Raised at the end of the flow so that Prefect marks the run Failed and the failure
+    hook writes ``runs/<run_id>.failure.json``; it carries the summary and the exit code
+    (3 when input was rejected or a delivery is missing, 1 otherwise).
     """
 
     def __init__(self, summary: RunSummary) -> None:
-        super().__init__("; ".join(summary.errors) or "run failed")
+        first = summary.stop or (summary.errors[0] if summary.errors else "run failed")
+        more = len(summary.errors) - (0 if summary.stop else 1)
+        super().__init__(f"run {summary.run_id}: {first}" + (f" (+{more} more)" if more else ""))
         self.summary = summary
+        self.exit_code = summary.exit_code
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (RunFailedError, (self.summary,))
 
 
+class ChunkRejectedError(InputRejectedError):
+    """A chunk's ingest refused a whole file (unreadable, or every row rejected)."""
+
+    def __init__(self, message: str, outcome: IngestOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ChunkRejectedError, (self.message, self.outcome))
+
+
 class ProgressListener(Protocol):
     """Told how a run advances (the CLI draws a progress bar from it)."""
 
-    def planned(self, chunks: int) -> None: ...
+    def planned(self, chunks: int, files: int) -> None: ...
 
     def chunk_done(self, report: ChunkReport) -> None: ...
 
@@ -232,31 +345,40 @@ class RunRequest:
     chunk: ChunkSize
 
 
+def plan_options(request: RunRequest) -> PlanOptions:
+    return PlanOptions(request.start, request.end, request.force, request.chunk, code_version())
+
+
 @dataclass(frozen=True)
 class MetricsOutcome:
     periods: list[PoolPeriod]
-    restatements: list[Restatement]
 
 
 # -- tasks ------------------------------------------------------------------------------
-@task(name="fingerprint", **IO_TASK)
-def fingerprint_task(data_root: str, days: list[date]) -> list[tuple[date, str, int]]:
-    """(day, digest of its landing files, file count) for each day of a chunk."""
-    catalog = Catalog(Path(data_root))
-    return [(day, *day_digest(catalog, day)) for day in days]
+@task(name="check-deliveries", **IO_TASK)
+def scan_task(
+    data_root: str, days: list[date], required: frozenset[date], empty: frozenset[date]
+) -> dict[date, DayScan]:
+    """Each date's delivery checked against its manifest, and its fingerprint."""
+    with _dates_context(f"{days[0]}..{days[-1]}"):
+        return scan_days(Catalog(Path(data_root)), days, required=required, empty=empty)
 
 
 @task(name="ingest", **IO_TASK)
 def ingest_task(data_root: str, days: list[date]) -> IngestOutcome:
-    outcome = ingest_dates(Catalog(Path(data_root)), days)
-    get_run_logger().info(
-        "ingested %s .. %s: %d files",
-        days[0],
-        days[-1],
-        len(outcome.files),
-        extra={"chunk_start": str(days[0]), "chunk_end": str(days[-1])},
-    )
-    return outcome
+    """Ingest a chunk; a file refused whole fails the task (and so the chunk)."""
+    with _dates_context(f"{days[0]}..{days[-1]}"):
+        outcome = ingest_dates(Catalog(Path(data_root)), days)
+        logger = get_run_logger()
+        logger.info("ingested %s .. %s: %d files", days[0], days[-1], len(outcome.files))
+        refused = [
+            f"{f.path}: {f.error or f.rejected}"
+            for f in outcome.files
+            if f.error is not None or f.rejected is not None
+        ]
+        if refused:
+            raise ChunkRejectedError("; ".join(refused), outcome)
+        return outcome
 
 
 @task(name="curate", **IO_TASK)
@@ -273,38 +395,39 @@ def snapshots_task(data_root: str, as_of_dates: list[date], recompute: bool = Fa
 
 @task(name="pool-metrics", **IO_TASK)
 def metrics_task(data_root: str, period_ends: list[date], pool: str | None) -> MetricsOutcome:
-    """Pool marts and metrics.json; each re-written metrics.json is compared with the last."""
+    """Pool marts and metrics.json of the periods the gate lets through."""
     catalog = Catalog(Path(data_root))
     deals = load_deals(catalog).deals
     if pool is not None:
         deals = {pool: deals[pool]} if pool in deals else {}
-    published = {
-        (pool_id, period): path.read_text(encoding="utf-8")
-        for pool_id, period, path in catalog.metrics_documents()
-        if pool_id in deals
-    }
-    periods = compute_pool_metrics(catalog, deals, period_ends)
-    changed: list[Restatement] = []
-    for item in periods:
-        before = published.get((item.pool_id, item.period))
-        if before is None:
-            continue
-        after = item.metrics_path.read_text(encoding="utf-8")
-        if after != before:
-            changed += restatements(
-                item.pool_id, item.period, json.loads(before), json.loads(after)
-            )
-    return MetricsOutcome(periods, changed)
+    return MetricsOutcome(compute_pool_metrics(catalog, deals, period_ends))
 
 
 @task(name="render-pool", **IO_TASK)
-def render_task(
-    data_root: str, periods: list[PoolPeriod], generated_at: datetime, run_id: str
+def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
+    data_root: str,
+    periods: list[PoolPeriod],
+    generated_at: datetime,
+    run_id: str,
+    versions: dict[tuple[str, str], int] | None = None,
+    restated: dict[tuple[str, str], int] | None = None,
 ) -> list[Path]:
-    """The disclosures of one pool's periods."""
+    """The disclosures of one pool's periods: the latest copy, or a published version.
+
+    ``restated`` maps a restated period to how many of its published figures changed;
+    its disclosure says so, dated by the business date of this run.
+    """
     catalog = Catalog(Path(data_root))
     deals = load_deals(catalog).deals
-    return render_disclosures(catalog, deals, periods, generated_at=generated_at, run_id=run_id)
+    return render_disclosures(
+        catalog,
+        deals,
+        periods,
+        generated_at=generated_at,
+        run_id=run_id,
+        versions=versions,
+        restated=restated,
+    )
 
 
 @task(name="render-index", **IO_TASK)
@@ -314,24 +437,52 @@ def index_task(data_root: str, generated_at: datetime) -> Path:
 
 
 # -- the run ------------------------------------------------------------------------------
+def new_run_id(end: date) -> str:
+    """Unique per execution: the business date and the Prefect flow run's id (or a UUID)."""
+    flow_run_id = current_flow_run.get_id()
+    unique = uuid.UUID(flow_run_id).hex if flow_run_id else uuid.uuid4().hex
+    return f"{end:%Y%m%d}-{unique[:12]}"
+
+
 def _process(request: RunRequest) -> RunSummary:
-    settings = Settings()
+    settings = load_settings(data_root=Path(request.data_root))
+    check_data_root(settings)
     catalog = Catalog(Path(request.data_root))
+    run_id = new_run_id(request.end)
     holder = {
+        "run_id": run_id,
         "flow_run": current_flow_run.get_name() or "",
         "range": f"{request.start} .. {request.end}",
     }
-    with exclusive_lock(
-        catalog.data_root_lock, timeout=settings.lock_timeout_seconds, holder=holder
+    with (
+        exclusive_lock(
+            catalog.root,
+            holder_file=catalog.data_root_lock,
+            timeout=settings.lock_timeout_seconds,
+            holder=holder,
+        ),
+        _run_context(run_id, f"{request.start}..{request.end}", request.pool),
     ):
-        summary = _run_locked(request, catalog)
-    if summary.failed:
-        summary.failure_summary = str(catalog.failure_summary(summary.run_id))
-        raise RunFailedError(summary)
+        summary = _run_locked(request, catalog, run_id, settings)
+        if summary.failed:
+            summary.failure_summary = str(catalog.failure_summary(summary.run_id))
+            _alert_failure(catalog, settings, summary)
+            raise RunFailedError(summary)
+        _keep_snapshot(catalog, run_id, settings.snapshots_kept)
     return summary
 
 
-def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
+def _alert_failure(catalog: Catalog, settings: Settings, summary: RunSummary) -> None:
+    kind: Literal["failed", "missing_delivery"] = "missing_delivery" if summary.stop else "failed"
+    title = f"abs-pipeline {kind.replace('_', ' ')}: run {summary.run_id}"
+    body = "\n".join([summary.stop or "", *summary.errors]).strip()
+    send_alert(catalog, settings.alert_urls, kind=kind, title=title, body=body)
+
+
+def _run_locked(
+    request: RunRequest, catalog: Catalog, run_id: str, settings: Settings
+) -> RunSummary:
+    started = datetime.now(UTC)
     logger = get_run_logger()
     listener = _progress.get()
     timings: dict[str, float] = {}
@@ -339,20 +490,9 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
     book = load_deals(catalog)
     state = StateBook.load(catalog)
     data_root = request.data_root
-
-    # Dates processed earlier than ``end`` depend on what is staged before them, so the
-    # plan runs on to the latest processed date: unchanged dates there are skipped.
-    plan_end = max(request.end, state.latest() or request.end)
-    chunks = split_chunks(days_between(request.start, plan_end), request.chunk)
-    mark = time.perf_counter()
-    fingerprints: list[PrefectFuture[list[tuple[date, str, int]]]] = [
-        fingerprint_task.submit(data_root, days) for days in chunks
-    ]
-    digests = {day: (digest, files) for f in fingerprints for day, digest, files in f.result()}
-    timings["fingerprint"] = time.perf_counter() - mark
-    run_id = _run_id(catalog, request, version, digests, state.chain_before(request.start))
     summary = RunSummary(run_id=run_id, start=request.start, end=request.end, pool=request.pool)
     summary.errors += book.errors
+    summary.input_rejected = bool(book.errors)
     for warning in book.warnings:
         logger.warning(warning)
     if request.pool is not None and request.pool not in book.deals:
@@ -360,135 +500,119 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
             f"unknown pool {request.pool!r}; deals: {', '.join(sorted(book.deals)) or 'none'}"
         )
         return summary
-    logger.info(
-        "run %s: %d chunks over %s .. %s",
-        run_id,
-        len(chunks),
-        request.start,
-        plan_end,
-        extra={"run_id": run_id},
-    )
+
+    # -- plan --
+    mark = time.perf_counter()
+    calendar = strictest(d.delivery_calendar for d in book.deals.values())
+    plan_end = plan_end_for(state, request.end)
+    required = required_for(catalog, calendar, plan_end)
+    empty = frozenset(state.empty_days)
+    groups = split_chunks(days_between(request.start, plan_end), "month")
+    futures = [scan_task.submit(data_root, days, required, empty) for days in groups]
+    scan: dict[date, DayScan] = {}
+    for future in futures:
+        scan.update(future.result())
+    the_plan = plan(state, scan, plan_options(request))
+    timings["plan"] = time.perf_counter() - mark
+    summary.fingerprint = the_plan.fingerprint
+    for line in the_plan.describe():
+        logger.info(line)
     if listener:
-        listener.planned(len(chunks))
+        listener.planned(len(the_plan.chunks), sum(c.files for c in the_plan.to_process))
+    summary.declared_empty = {
+        d: state.empty_days[d].reason for d in the_plan.declared_empty if d in state.empty_days
+    }
 
     stage = "ingest"
     try:
         ingested = IngestOutcome()
-        changed_from: date | None = None
-        chain = state.chain_before(request.start)
         mark = time.perf_counter()
-        for days in chunks:
-            keys: dict[date, str] = {}
-            for day in days:
-                keys[day] = input_key(version, digests[day][0], chain)
-                chain = keys[day]
-            files = sum(digests[day][1] for day in days)
-            forced = request.force and days[0] <= request.end
-            if not forced and all(_unchanged(catalog, state, day, keys[day]) for day in days):
-                report = ChunkReport(days[0], days[-1], "skipped", files)
+        chain = state.chain_before(request.start)
+        diverted = False
+        for chunk in the_plan.chunks:
+            keys = list(chunk.keys)
+            if diverted:
+                # An earlier chunk failed: later keys carry its failed marker.
+                keys = rekey(chunk.days, scan, version, chain)
+            if chunk.action == "skip" and not diverted:
+                report = ChunkReport(chunk.start, chunk.end, "skipped", chunk.files)
             else:
-                report, outcome = _ingest_chunk(data_root, days, files)
+                report, outcome = _ingest_chunk(catalog, run_id, chunk)
                 ingested.merge(outcome)
-                for day in days:
+                failed = report.outcome == "failed"
+                now = datetime.now(UTC)
+                for day, key in zip(chunk.days, keys, strict=True):
                     state.days[day] = DayState(
-                        key=keys[day],
-                        files=digests[day][1],
-                        status="failed" if report.outcome == "failed" else "ingested",
+                        key=key,
+                        files=scan[day].files,
+                        status="failed" if failed else "ingested",
                         run_id=run_id,
                         error=report.error,
+                        processed_at=now,
                     )
-                chain = chain_value(keys[days[-1]], failed=report.outcome == "failed")
                 state.save(catalog)
-                changed_from = changed_from or days[0]
+                diverted = diverted or failed
+            chain = chain_value(keys[-1], failed=report.outcome == "failed")
             summary.chunks.append(report)
             logger.info(
-                "chunk %s: files=%d seconds=%.2f",
+                "chunk %s: files=%d rows=%d seconds=%.2f",
                 report.describe(),
                 report.files,
+                report.rows,
                 report.seconds,
-                extra={"run_id": run_id, "chunk_outcome": report.outcome},
             )
             if listener:
                 listener.chunk_done(report)
         timings["ingest"] = time.perf_counter() - mark
         _count_rows(summary, ingested)
-
-        def data_quality_report(restated: Sequence[Restatement] = ()) -> None:
-            if not ingested.dates:
-                return
-            quality = write_data_quality_report(
-                catalog,
-                run_id,
-                ingested,
-                start=min(ingested.dates),
-                end=max(ingested.dates),
-                generated_at=datetime.combine(max(ingested.dates), clock(0), tzinfo=SHANGHAI),
-                restatements=[
-                    (r.pool_id, r.period, r.field, _text(r.old), _text(r.new)) for r in restated
-                ],
+        for failed_chunk in summary.failed_chunks:
+            summary.errors.append(f"chunk {failed_chunk.describe()}")
+            summary.input_rejected = summary.input_rejected or "refused" in (
+                failed_chunk.error or ""
             )
-            summary.data_quality = str(quality.report)
-            summary.data_quality_notices = quality.notices
 
-        # Written now so the index rendered downstream links it; written again below
-        # when the downstream stages restate figures of already-published periods.
-        data_quality_report()
-        summary.errors += [f"chunk {c.describe()}" for c in summary.failed_chunks]
-
-        downstream_key = _downstream_key(catalog, version, chain)
-        # Dates ingested by a run that stopped before the downstream stages finished.
-        incomplete = sorted(d for d, s in state.days.items() if s.status == "ingested")
-        if not (
-            request.force
-            or changed_from
-            or incomplete
-            or state.downstream_key != downstream_key
-            or not catalog.index_html.is_file()
-        ):
-            summary.up_to_date = True
-            summary.index = str(catalog.index_html.resolve())
+        if the_plan.stop is not None:
+            # Missing means stop, not zero: nothing from the stop date on, nothing published.
+            stop = the_plan.stop
+            summary.stop = f"delivery {stop.status} for {stop.day}" + (
+                f" ({stop.reason})" if stop.reason else ""
+            )
+            summary.blocked = [f"every period: {summary.stop}"]
+            logger.error("stopped: %s", summary.stop)
+        elif summary.failed_chunks:
+            # The gate: a failed chunk leaves its dates unaccepted, and a run that could not
+            # accept its input publishes nothing (reports/ stays as it was).
+            summary.blocked = [f"every period: {len(summary.failed_chunks)} chunk(s) failed"]
         else:
-            if request.force or state.downstream_key != downstream_key:
-                report_from = request.start
-            else:
-                report_from = min(d for d in [changed_from, *incomplete] if d is not None)
             stage = "downstream"
-            _downstream(
+            _downstream_and_publish(
                 request,
                 catalog=catalog,
+                state=state,
+                the_plan=the_plan,
                 summary=summary,
-                report_from=report_from,
-                plan_end=plan_end,
+                ingested=ingested,
+                version=version,
+                required=required,
                 timings=timings,
                 listener=listener,
             )
-            if summary.restatements:
-                data_quality_report(summary.restatements)
-            if request.pool is None and not summary.failed_chunks:
-                for day, recorded in list(state.days.items()):
-                    if recorded.status == "ingested":
-                        state.days[day] = DayState(
-                            recorded.key, recorded.files, "complete", run_id, None
-                        )
-                state.downstream_key = downstream_key
-                state.downstream_run_id = run_id
-                state.save(catalog)
         stage = "manifest"
-        if summary.up_to_date:
-            # A run that changed nothing keeps the manifest of the run that did the work.
-            last = catalog.run_manifest(state.downstream_run_id or run_id)
-            summary.manifest = str(last) if last.is_file() else None
-        else:
-            summary.manifest = str(
-                _write_manifest(
-                    catalog,
-                    request,
-                    summary=summary,
-                    ingested=ingested,
-                    version=version,
-                    timings=timings,
-                )
+        if not summary.failed and not summary.up_to_date:
+            state.last_success_at = datetime.now(UTC)
+            state.last_success_run_id = run_id
+        state.save(catalog)
+        summary.manifest = str(
+            _write_manifest(
+                catalog,
+                request,
+                summary=summary,
+                ingested=ingested,
+                version=version,
+                timings=timings,
+                started=started,
             )
+        )
     except Exception as exc:
         # Whatever stopped the run, the summary so far goes to the failure hook.
         summary.errors.append(f"{stage} stopped: {type(exc).__name__}: {exc}")
@@ -496,64 +620,106 @@ def _run_locked(request: RunRequest, catalog: Catalog) -> RunSummary:
         return summary
     _publish_artifacts(catalog, summary)
     logger.info(
-        "run %s done: %d disclosures, %d restatements",
+        "run %s done: %d versions published, %d restatements",
         run_id,
-        len(summary.reports),
+        len(summary.published),
         len(summary.restatements),
-        extra={"run_id": run_id},
     )
     return summary
 
 
 def _ingest_chunk(
-    data_root: str, days: list[date], files: int
+    catalog: Catalog, run_id: str, chunk: ChunkPlan
 ) -> tuple[ChunkReport, IngestOutcome]:
-    """Ingest one chunk; a failure is reported for this chunk and the run goes on."""
+    """Ingest one chunk; on failure its previous staged partitions are put back.
+
+    A failed chunk never leaves an empty or partial partition: the partitions it may
+    replace are hard-linked aside first (writes replace files by rename, so the links
+    keep the previous bytes) and restored when the ingest fails.
+    """
+    days = list(chunk.days)
     began = time.perf_counter()
-    future = ingest_task.submit(data_root, days)
-    future.wait()
-    result = future.result(raise_on_failure=False)
-    seconds = time.perf_counter() - began
-    if isinstance(result, BaseException) or not isinstance(result, IngestOutcome):
-        error = f"{type(result).__name__}: {result}"
-        return ChunkReport(days[0], days[-1], "failed", files, seconds, error), IngestOutcome()
-    unreadable = [f.error for f in result.files if f.error]
-    if unreadable:
-        return ChunkReport(
-            days[0], days[-1], "failed", files, seconds, "; ".join(unreadable)
-        ), result
-    return ChunkReport(days[0], days[-1], "processed", files, seconds), result
+    backup = catalog.root / "state" / f".chunk-backup-{run_id}"
+    kept = _link_aside(catalog, days, backup)
+    try:
+        future = ingest_task.submit(str(catalog.root), days)
+        future.wait()
+        result = future.result(raise_on_failure=False)
+        seconds = time.perf_counter() - began
+        if isinstance(result, IngestOutcome):
+            rows = sum(f.rows_read for f in result.files)
+            return ChunkReport(
+                chunk.start, chunk.end, "processed", chunk.files, seconds, None, rows
+            ), result
+        _restore(catalog, days, backup, kept)
+        if isinstance(result, ChunkRejectedError):
+            error = f"input refused: {result.message}"
+            outcome = result.outcome
+        else:
+            error = f"{type(result).__name__}: {result}"
+            outcome = IngestOutcome()
+        return ChunkReport(chunk.start, chunk.end, "failed", chunk.files, seconds, error), outcome
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
-def _unchanged(catalog: Catalog, state: StateBook, day: date, key: str) -> bool:
-    """Processed before with the same key, and its staged partitions are still there."""
-    recorded = state.days.get(day)
-    if recorded is None or recorded.key != key or recorded.status == "failed":
-        return False
-    delivered = catalog.landing_files(day)
-    return all(
-        catalog.staged_partition(dataset, day).is_file()
-        for dataset, paths in delivered.items()
-        if paths
-    )
+def _link_aside(catalog: Catalog, days: Sequence[date], backup: Path) -> dict[Path, Path]:
+    kept: dict[Path, Path] = {}
+    for dataset in LANDING_DATASETS:
+        for day in days:
+            path = catalog.staged_partition(dataset, day)
+            if path.is_file():
+                target = backup / path.relative_to(catalog.root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(path, target)
+                kept[path] = target
+    return kept
 
 
-def _downstream(
+def _restore(
+    catalog: Catalog, days: Sequence[date], backup: Path, kept: Mapping[Path, Path]
+) -> None:
+    for dataset in LANDING_DATASETS:
+        for day in days:
+            path = catalog.staged_partition(dataset, day)
+            if path in kept:
+                os.replace(kept[path], path)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _downstream_and_publish(
     request: RunRequest,
     *,
     catalog: Catalog,
+    state: StateBook,
+    the_plan: Plan,
     summary: RunSummary,
-    report_from: date,
-    plan_end: date,
+    ingested: IngestOutcome,
+    version: str,
+    required: frozenset[date],
     timings: dict[str, float],
     listener: ProgressListener | None,
 ) -> None:
-    """Curate, snapshots, metrics and disclosures from everything staged."""
+    """Curate, snapshots and metrics from everything staged; the gate; publication."""
+    downstream_key = _downstream_key(catalog, version, the_plan.fingerprint)
+    changed_from = the_plan.changed_from
+    if not (
+        request.force
+        or changed_from
+        or state.downstream_key != downstream_key
+        or not catalog.index_html.is_file()
+    ):
+        summary.up_to_date = True
+        summary.index = str(catalog.index_html.resolve())
+        return
+    if request.force or state.downstream_key != downstream_key or changed_from is None:
+        report_from = request.start
+    else:
+        report_from = changed_from
     data_root = request.data_root
-    staged = [
-        d for name in ("loans", "repayments", "pool_assets") for d in _staged_dates(catalog, name)
-    ]
-    horizon = max([plan_end, *staged])
+    staged = [d for name in LANDING_DATASETS for d in _staged_dates(catalog, name)]
+    horizon = max([the_plan.plan_end, *staged])
     deals = load_deals(catalog).deals
 
     def step(name: str) -> float:
@@ -564,33 +730,206 @@ def _downstream(
     mark = step("curate")
     curated = curate_task(data_root, horizon)
     timings["curate"] = time.perf_counter() - mark
-    metrics = MetricsOutcome([], [])
+    decision = GateDecision(())
+    periods: list[PoolPeriod] = []
     if curated.first_origination is not None:
         mark = step("snapshots")
         as_of = snapshot_dates(curated.first_origination, horizon, deals.values())
         snapshots_task(data_root, as_of, recompute=request.force)
         timings["snapshots"] = time.perf_counter() - mark
         mark = step("metrics")
-        period_ends = [d for d in month_ends_between(report_from, horizon) if d >= report_from]
-        metrics = metrics_task(data_root, period_ends, request.pool)
+        candidates = [d for d in month_ends_between(report_from, horizon) if d >= report_from]
+        decision = gate(
+            state,
+            candidates,
+            first_delivery=first_delivery(catalog),
+            required=required,
+            stop=None,
+        )
+        summary.blocked = decision.blocked_lines()
+        periods = metrics_task(data_root, list(decision.publish), request.pool).periods
         timings["metrics"] = time.perf_counter() - mark
-    summary.restatements = metrics.restatements
-    summary.periods = [f"{p.pool_id}/{p.period}" for p in metrics.periods]
-    summary.triggers_breached = _breached(metrics.periods)
+    summary.periods = [f"{p.pool_id}/{p.period}" for p in periods]
+    summary.triggers_breached = _breached(periods)
 
-    mark = step("render")
-    # Reports carry the business date, not the wall clock, so re-runs are byte-identical.
+    mark = step("publish")
+    changed = _new_versions(catalog, periods)
+    summary.restatements = [r for _, _, restated in changed for r in restated]
+    _data_quality(catalog, summary, ingested, summary.restatements, state)
+    # Reports carry the business date, not the wall clock, so re-runs are byte-identical,
+    # and the input fingerprint as their provenance, so equal inputs give equal reports.
     generated_at = datetime.combine(horizon, clock(0), tzinfo=SHANGHAI)
+    provenance = f"{the_plan.fingerprint[:12]}" if the_plan.fingerprint else summary.run_id
     by_pool: dict[str, list[PoolPeriod]] = {}
-    for item in metrics.periods:
+    for item, _, _ in changed:
         by_pool.setdefault(item.pool_id, []).append(item)
-    rendered = [
-        render_task.submit(data_root, periods, generated_at, summary.run_id)
-        for _, periods in sorted(by_pool.items())
+    versions = {(item.pool_id, item.period): number for item, number, _ in changed}
+    restated_counts = {
+        (item.pool_id, item.period): len(figures) for item, number, figures in changed if number > 1
+    }
+    latest = [
+        render_task.submit(data_root, items, generated_at, provenance, None, restated_counts)
+        for _, items in sorted(by_pool.items())
     ]
-    summary.reports = [str(p) for future in rendered for p in future.result()]
+    frozen = [
+        render_task.submit(data_root, items, generated_at, provenance, versions, restated_counts)
+        for _, items in sorted(by_pool.items())
+    ]
+    summary.reports = [str(p) for future in [*latest, *frozen] for p in future.result()]
+    published_at = datetime.now(UTC)
+    for item, number, restated in changed:
+        _freeze_version(
+            catalog,
+            item,
+            number=number,
+            restated=restated,
+            run_id=summary.run_id,
+            published_at=published_at,
+        )
+        state.published.setdefault(f"{item.pool_id}/{item.period}", []).append(
+            PublishedVersion(
+                version=number,
+                run_id=summary.run_id,
+                metrics_sha256=sha256_file(item.metrics_path),
+                published_at=published_at,
+                restated=len(restated),
+            )
+        )
+        summary.published.append(f"{item.pool_id}/{item.period}/v{number}")
     summary.index = str(index_task(data_root, generated_at).resolve())
-    timings["render"] = time.perf_counter() - mark
+    timings["publish"] = time.perf_counter() - mark
+    if request.pool is None and not summary.failed_chunks:
+        now = datetime.now(UTC)
+        for day, recorded in list(state.days.items()):
+            if recorded.status == "ingested":
+                state.days[day] = recorded.model_copy(
+                    update={"status": "complete", "run_id": summary.run_id, "processed_at": now}
+                )
+        state.downstream_key = downstream_key
+        state.downstream_run_id = summary.run_id
+
+
+def _new_versions(
+    catalog: Catalog, periods: Sequence[PoolPeriod]
+) -> list[tuple[PoolPeriod, int, list[Restatement]]]:
+    """Periods whose metrics differ from their latest published version (or have none):
+    each with the version number it gets and its restated figures in report order."""
+    changed: list[tuple[PoolPeriod, int, list[Restatement]]] = []
+    for item in periods:
+        text = item.metrics_path.read_text(encoding="utf-8")
+        versions = catalog.report_versions(item.pool_id, item.period)
+        if not versions:
+            changed.append((item, 1, []))
+            continue
+        number, folder = versions[-1]
+        before = (folder / "metrics.json").read_text(encoding="utf-8")
+        if before == text:
+            continue
+        restated = restatements(item.pool_id, item.period, json.loads(before), json.loads(text))
+        changed.append((item, number + 1, restated))
+    return changed
+
+
+def _freeze_version(
+    catalog: Catalog,
+    item: PoolPeriod,
+    *,
+    number: int,
+    restated: Sequence[Restatement],
+    run_id: str,
+    published_at: datetime,
+) -> None:
+    """Complete a published version: its metrics.json and, from v2 on, the restatement note."""
+    folder = catalog.report_version_dir(item.pool_id, item.period, number)
+    catalog.write_text(item.metrics_path.read_text(encoding="utf-8"), folder / "metrics.json")
+    if number > 1:
+        note = {
+            "pool_id": item.pool_id,
+            "period": item.period,
+            "version": number,
+            "replaces": number - 1,
+            "run_id": run_id,
+            "restated_at": published_at.isoformat(),
+            "changes": [{"field": r.field, "old": r.old, "new": r.new} for r in restated],
+        }
+        catalog.write_text(
+            json.dumps(note, indent=2, ensure_ascii=False) + "\n", folder / "restatement.json"
+        )
+
+
+def _data_quality(
+    catalog: Catalog,
+    summary: RunSummary,
+    ingested: IngestOutcome,
+    restated: Sequence[Restatement],
+    state: StateBook,
+) -> None:
+    """The run's data-quality report, written once the restatements are known.
+
+    It covers whole periods: from the first day of the first month this run ingested to
+    its last date, the files of dates an earlier run ingested (a resumed backfill) are
+    taken from that run's manifest.
+    """
+    if not ingested.dates:
+        return
+    ingested = _whole_periods(catalog, ingested, state)
+    # Dates declared empty are listed with the operator's reason (not read: nothing came).
+    ingested.ignored.extend(
+        f"{catalog.landing_dir(day).relative_to(catalog.root).as_posix()}: declared empty "
+        f"({reason})"
+        for day, reason in sorted(summary.declared_empty.items())
+    )
+    # Named by what was read (the business date and the input fingerprint), not by the
+    # execution: disclosures link it, and equal inputs must give byte-identical reports.
+    report_id = f"{summary.end:%Y%m%d}-{summary.fingerprint[:12]}"
+    quality = write_data_quality_report(
+        catalog,
+        report_id,
+        ingested,
+        start=min(ingested.dates),
+        end=max(ingested.dates),
+        generated_at=datetime.combine(max(ingested.dates), clock(0), tzinfo=SHANGHAI),
+        restatements=[(r.pool_id, r.period, r.field, _text(r.old), _text(r.new)) for r in restated],
+    )
+    summary.data_quality = str(quality.report)
+    summary.data_quality_notices = quality.notices
+
+
+def _whole_periods(catalog: Catalog, ingested: IngestOutcome, state: StateBook) -> IngestOutcome:
+    covered = IngestOutcome()
+    covered.merge(ingested)
+    done = set(ingested.dates)
+    manifests: dict[str, RunManifest | None] = {}
+    for day in days_between(min(done).replace(day=1), max(done)):
+        recorded = state.days.get(day)
+        if day in done or recorded is None:
+            continue
+        if recorded.run_id not in manifests:
+            path = catalog.run_manifest(recorded.run_id)
+            manifests[recorded.run_id] = RunManifest.read(path) if path.is_file() else None
+        manifest = manifests[recorded.run_id]
+        if manifest is None:
+            continue
+        covered.files.extend(
+            FileOutcome(
+                dataset=f.dataset,
+                business_date=f.business_date,
+                path=f.path,
+                sha256=f.sha256,
+                rows_read=f.rows_read,
+                rows_accepted=f.rows_accepted,
+                rows_quarantined=f.rows_quarantined,
+                missing_columns=tuple(f.missing_columns),
+                extra_columns=tuple(f.extra_columns),
+                error=f.error,
+            )
+            for f in manifest.inputs
+            if f.business_date == day
+        )
+        covered.dates.append(day)
+    covered.files.sort(key=lambda f: (f.business_date, f.dataset, f.path))
+    covered.dates.sort()
+    return covered
 
 
 def _text(value: object) -> str:
@@ -621,40 +960,44 @@ def _count_rows(summary: RunSummary, ingested: IngestOutcome) -> None:
         summary.rows_quarantined += f.rows_quarantined
 
 
-def _run_id(
-    catalog: Catalog,
-    request: RunRequest,
-    version: str,
-    digests: dict[date, tuple[str, int]],
-    chain: str,
-) -> str:
-    """A run id derived from what the run reads, so identical re-runs share it."""
-    scope = f"{request.start}|{request.end}|{request.pool}|{request.chunk}|{version}|{chain}"
-    digest = hashlib.sha256(scope.encode())
-    for day in sorted(digests):
-        digest.update(digests[day][0].encode())
-    for path in catalog.deal_files():
-        digest.update(sha256_file(path).encode())
-    return f"{request.end:%Y%m%d}-{digest.hexdigest()[:12]}"
-
-
 def _downstream_key(catalog: Catalog, version: str, chain: str) -> str:
     """What the curated data onward was computed from: the inputs' chain, deals, code."""
+    import hashlib  # noqa: PLC0415 - only here
+
     digest = hashlib.sha256(f"{version}|{chain}".encode())
     for path in catalog.deal_files():
         digest.update(f"|{path.name}|{sha256_file(path)}".encode())
     return digest.hexdigest()
 
 
+# -- snapshots for rollback --------------------------------------------------------------------
+def _keep_snapshot(catalog: Catalog, run_id: str, kept: int) -> None:
+    """Hard-link the data outputs as this successful run left them (cheap: writes replace
+    files by rename, so a link keeps its bytes), and drop the oldest beyond ``kept``."""
+    target = catalog.output_snapshot(run_id)
+    for folder in SNAPSHOT_FOLDERS:
+        source = catalog.root / folder
+        if source.is_dir():
+            shutil.copytree(
+                source,
+                target / folder,
+                copy_function=os.link,
+                ignore=shutil.ignore_patterns(
+                    "data-root.lock", "alerts.jsonl", ".chunk-backup-*", ".*.tmp"
+                ),
+            )
+    target.mkdir(parents=True, exist_ok=True)
+    snapshots = sorted(
+        (p for p in target.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+    )
+    for old in snapshots[: max(len(snapshots) - kept, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 # -- manifest and artifacts -------------------------------------------------------------
-def _output(path: Path, root: Path) -> dict[str, object]:
-    entry: dict[str, object] = {
-        "path": path.relative_to(root).as_posix(),
-        "sha256": sha256_file(path),
-    }
-    if path.suffix == ".parquet":
-        entry["rows"] = pq.read_metadata(path).num_rows
-    return entry
+def _output(path: Path, root: Path) -> OutputRecord:
+    rows = pq.read_metadata(path).num_rows if path.suffix == ".parquet" else None
+    return OutputRecord(path=path.relative_to(root).as_posix(), sha256=sha256_file(path), rows=rows)
 
 
 def _write_manifest(
@@ -665,75 +1008,91 @@ def _write_manifest(
     ingested: IngestOutcome,
     version: str,
     timings: dict[str, float],
+    started: datetime,
 ) -> Path:
     root = catalog.root
-    outputs = [
-        *sorted(root.glob("curated/**/*.parquet")),
-        *sorted(root.glob("marts/**/*.parquet")),
-        *sorted(root.glob("reports/*/*/metrics.json")),
-        *(Path(s) for s in summary.reports),
-    ]
-    manifest = {
-        "run_id": summary.run_id,
-        "parameters": {
+    outputs = (
+        []
+        if summary.up_to_date
+        else [
+            *sorted(root.glob("curated/**/*.parquet")),
+            *sorted(root.glob("marts/**/*.parquet")),
+            *(Path(s) for s in summary.reports),
+        ]
+    )
+    outcome: Literal["ok", "failed", "stopped"] = (
+        "stopped" if summary.stop else "failed" if summary.failed else "ok"
+    )
+    manifest = RunManifest(
+        run_id=summary.run_id,
+        input_fingerprint=summary.fingerprint,
+        flow_run_id=current_flow_run.get_id(),
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        parameters={
             "start": summary.start.isoformat(),
             "end": summary.end.isoformat(),
             "pool": request.pool,
             "force": request.force,
             "chunk": request.chunk,
         },
-        "code_version": version,
-        "contract_versions": dict(sorted(ingested.contract_versions.items())),
-        "chunks": [
-            {
-                "start": c.start.isoformat(),
-                "end": c.end.isoformat(),
-                "outcome": c.outcome,
-                "files": c.files,
-                "error": c.error,
-            }
+        code_version=version,
+        outcome=outcome,
+        contract_versions=dict(sorted(ingested.contract_versions.items())),
+        chunks=[
+            ChunkRecord(
+                start=c.start,
+                end=c.end,
+                outcome=c.outcome,
+                files=c.files,
+                rows=c.rows,
+                error=c.error,
+            )
             for c in summary.chunks
         ],
-        "inputs": [
-            {
-                "dataset": f.dataset,
-                "business_date": f.business_date.isoformat(),
-                "path": f.path,
-                "sha256": f.sha256,
-                "rows_read": f.rows_read,
-                "rows_accepted": f.rows_accepted,
-                "rows_quarantined": f.rows_quarantined,
-                "missing_columns": list(f.missing_columns),
-                "extra_columns": list(f.extra_columns),
-                "error": f.error,
-                "rejected": f.rejected,
-            }
+        declared_empty=summary.declared_empty,
+        blocked=summary.blocked,
+        inputs=[
+            InputRecord(
+                dataset=f.dataset,
+                business_date=f.business_date,
+                path=f.path,
+                sha256=f.sha256,
+                rows_read=f.rows_read,
+                rows_accepted=f.rows_accepted,
+                rows_quarantined=f.rows_quarantined,
+                missing_columns=list(f.missing_columns),
+                extra_columns=list(f.extra_columns),
+                error=f.error,
+                rejected=f.rejected is not None,
+            )
             for f in ingested.files
         ],
-        "rules": [
-            {"dataset": d, "rule_id": r, "severity": s, "rows": n}
+        rules=[
+            RuleRecord(dataset=d, rule_id=r, severity=s, rows=n)
             for (d, r, s), n in sorted(ingested.rule_counts.items())
         ],
-        "periods_reported": summary.periods,
-        "triggers_breached": summary.triggers_breached,
-        "restatements": [
-            {"pool_id": r.pool_id, "period": r.period, "field": r.field, "old": r.old, "new": r.new}
+        periods_reported=summary.periods,
+        published=summary.published,
+        triggers_breached=summary.triggers_breached,
+        restatements=[
+            RestatementRecord(
+                pool_id=r.pool_id, period=r.period, field=r.field, old=r.old, new=r.new
+            )
             for r in summary.restatements
         ],
-        "up_to_date": summary.up_to_date,
-        "data_quality": (
+        up_to_date=summary.up_to_date,
+        data_quality=(
             Path(summary.data_quality).relative_to(root).as_posix()
             if summary.data_quality
             else None
         ),
-        "rejected_files": summary.data_quality_notices,
-        "outputs": [_output(p, root) for p in outputs if p.is_file()],
-        "errors": summary.errors,
-        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-    }
-    path = catalog.run_manifest(summary.run_id)
-    catalog.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", path)
-    return path
+        rejected_files=summary.data_quality_notices,
+        outputs=[_output(p, root) for p in outputs if p.is_file()],
+        errors=[*([summary.stop] if summary.stop else []), *summary.errors],
+        timings_seconds={k: round(v, 3) for k, v in timings.items()},
+    )
+    return manifest.write(catalog)
 
 
 KEY_METRICS = (
@@ -804,10 +1163,20 @@ def _publish_artifacts(catalog: Catalog, summary: RunSummary) -> None:
 
 # -- failure hook ---------------------------------------------------------------------------
 def write_failure_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """Write ``runs/<run_id>.failure.json`` beside the run manifest when a run fails."""
+    """Write ``runs/<run_id>.failure.json`` beside the run manifest when a run fails.
+
+    Nothing is written when the run never held the data root (a busy lock, a bad
+    setting): a run that did not get the lock writes nothing under the data root.
+    """
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, DataRootBusyError) or (
+        isinstance(error, PipelineError) and not isinstance(error, RunFailedError)
+    ):
+        return
     parameters = dict(flow_run.parameters)
     catalog = Catalog(Path(str(parameters.get("data_root", "data"))))
-    error = state.result(raise_on_failure=False)
+    if not catalog.root.is_dir():
+        return
     document: dict[str, Any] = {
         "flow": flow.name,
         "flow_run_id": str(flow_run.id),
@@ -822,6 +1191,8 @@ def write_failure_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[
         run_id = summary.run_id
         document |= {
             "run_id": run_id,
+            "exit_code": summary.exit_code,
+            "stop": summary.stop,
             "errors": summary.errors,
             "failed_chunks": [c.describe() for c in summary.failed_chunks],
             "chunks": [c.describe() for c in summary.chunks],
@@ -838,6 +1209,7 @@ def write_failure_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[
 @flow(
     name="abs-pipeline-backfill",
     log_prints=False,
+    timeout_seconds=FLOW_TIMEOUT_SECONDS,
     on_failure=[write_failure_summary],
     on_crashed=[write_failure_summary],
 )
@@ -853,7 +1225,7 @@ def backfill_flow(
     """Process every business date of [start, end], a chunk (a month) of deliveries at a time.
 
     Unchanged chunks are skipped unless ``force``; ``pool`` restricts metrics and
-    disclosures to one pool.
+    disclosures to one pool. A date without a complete delivery stops the run there.
     """
     return _process(RunRequest(start, end, data_root, pool, force, chunk))
 
@@ -861,6 +1233,7 @@ def backfill_flow(
 @flow(
     name="abs-pipeline-nightly",
     log_prints=False,
+    timeout_seconds=FLOW_TIMEOUT_SECONDS,
     on_failure=[write_failure_summary],
     on_crashed=[write_failure_summary],
 )
@@ -872,7 +1245,41 @@ def run_flow(
 ) -> RunSummary:
     """Process one business date (default: yesterday in the business timezone).
 
-    On a month-end, the period's disclosures are rendered.
+    On a month-end, the period's disclosures are published when the gate allows.
     """
     day = business_date or yesterday(Settings().timezone)
     return _process(RunRequest(day, day, data_root, pool, force, "day"))
+
+
+@flow(name="abs-pipeline-late-check", log_prints=False, timeout_seconds=300)
+def late_check_flow(data_root: str = "data", now: datetime | None = None) -> bool:
+    """Alert when yesterday's business date has not succeeded by the late hour.
+
+    Returns:
+        Whether the nightly is late (an alert was sent).
+    """
+    settings = load_settings(data_root=Path(data_root))
+    return check_late(Catalog(Path(data_root)), settings, now=now)
+
+
+def check_late(catalog: Catalog, settings: Settings, *, now: datetime | None = None) -> bool:
+    """Whether yesterday (in the business timezone) is unprocessed past ``late_hour``;
+    alerts when it is."""
+    zone = ZoneInfo(settings.timezone)
+    instant = (now or datetime.now(UTC)).astimezone(zone)
+    day = yesterday(settings.timezone, instant)
+    if instant.hour < settings.late_hour:
+        return False
+    recorded = StateBook.load(catalog).days.get(day)
+    if recorded is not None and recorded.status == "complete":
+        return False
+    what = "not processed" if recorded is None else recorded.status
+    send_alert(
+        catalog,
+        settings.alert_urls,
+        kind="late",
+        title=f"abs-pipeline nightly late: {day} {what} at {instant:%H:%M} {settings.timezone}",
+        body=f"No successful run for business date {day} by {settings.late_hour:02d}:00.",
+        now=now,
+    )
+    return True

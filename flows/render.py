@@ -38,10 +38,12 @@ from reports.sources import (
     DatasetQuality,
     Provenance,
     RelativeLink,
+    Restatement,
     RuleCount,
     StratificationRow,
     VintageCurves,
     VintagePoint,
+    restatement_reason,
 )
 from transforms.metrics_document import fen_to_yuan_str
 
@@ -267,9 +269,19 @@ def render_disclosures(
     *,
     generated_at: datetime,
     run_id: str,
+    versions: Mapping[tuple[str, str], int] | None = None,
+    restated: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """Render the disclosures of ``periods`` in every language, and the static-pool report
     of each pool concerned.
+
+    Args:
+        versions: When given, (pool_id, period) to the published version each period is
+            rendered as, into ``reports/<pool>/<period>/v<N>/`` (immutable once written);
+            the static-pool reports are then left alone.
+        restated: (pool_id, period) of the periods re-published because published
+            figures changed, with how many; their disclosures carry the restatement,
+            dated by the business date of ``generated_at`` (the original report date stays).
 
     Returns:
         The paths written.
@@ -289,11 +301,24 @@ def render_disclosures(
             inputs.append((f"deals/{deal_file.name}", sha256_file(deal_file)))
         provenance = Provenance(run_id, version, tuple(inputs))
         folder = catalog.report_dir(item.pool_id, item.period)
+        if versions is not None:
+            folder = catalog.report_version_dir(
+                item.pool_id, item.period, versions[(item.pool_id, item.period)]
+            )
         strata = stratifications(catalog, item.pool_id, period_end)
         vintages = vintage_points(catalog, item.pool_id, period_end)
         quality = data_quality(catalog, period_start, period_end, links_from=folder)
+        changed = (restated or {}).get((item.pool_id, item.period))
         for locale in REPORT_LANGUAGES:
-            path = catalog.disclosure(item.pool_id, item.period, _tag(locale))
+            path = folder / catalog.disclosure(item.pool_id, item.period, _tag(locale)).name
+            restatement = (
+                None
+                if changed is None
+                else Restatement(
+                    restated_on=generated_at.date(),
+                    reason=restatement_reason(changed, locale),
+                )
+            )
             context = disclosure.build_context(
                 metrics,
                 deal,
@@ -310,6 +335,7 @@ def render_disclosures(
                 static_pool_href=_href(
                     catalog.static_pool_report(item.pool_id, _tag(locale)), folder
                 ),
+                restatement=restatement,
             )
             html = render_disclosure(context)
             unchanged = path.is_file() and path.read_text(encoding="utf-8") == html
@@ -321,6 +347,8 @@ def render_disclosures(
                 if not (unchanged and pdf.is_file()):
                     _write_pdf(render_pdf(html), pdf)
                 written.append(pdf)
+    if versions is not None:
+        return written
     for pool_id, history in sorted(histories.items()):
         written += _render_static_pool(
             catalog, deals[pool_id], history, generated_at=generated_at, run_id=run_id
@@ -391,6 +419,14 @@ def render_report_index(
                 name = pool_id
             else:
                 name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+            history = tuple(
+                index.ReportLink(
+                    f"v{number}",
+                    (folder / report.name).relative_to(catalog.reports).as_posix(),
+                )
+                for number, folder in catalog.report_versions(pool_id, period)
+                if (folder / report.name).is_file()
+            )
             entries.append(
                 index.IndexEntry(
                     pool_id=pool_id,
@@ -399,6 +435,7 @@ def render_report_index(
                     href=report.relative_to(catalog.reports).as_posix(),
                     language=locale,
                     data_quality=quality,
+                    history=history,
                 )
             )
             if deal is not None:

@@ -7,9 +7,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.errors import SettingsError
 from flows.limits import DEFAULT_LIMITS
 
 
@@ -51,6 +52,60 @@ class Settings(BaseSettings):
     min_date: date = DEFAULT_LIMITS.min_date
     max_date: date = DEFAULT_LIMITS.max_date
 
+    # -- operations (publication gate) --
+    alert_urls: list[str] = Field(default_factory=list)
+    """apprise URLs alerted when a run fails, stops at a missing delivery or is late
+    (``json://host/path``, ``mailto://...``, or ``file:///path/alerts.jsonl`` for a file)."""
+    late_hour: int = Field(default=9, ge=0, le=23)
+    """A nightly with no success for yesterday by this hour (``timezone``) is late."""
+    flow_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
+    """A run that takes longer is stopped and marked Failed by Prefect."""
+    snapshots_kept: int = Field(default=10, ge=1)
+    """Output snapshots of successful runs kept for ``rollback`` (the latest ones)."""
+
+    @field_validator("data_root", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("the data root is empty")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings from the environment, with ``overrides``; a bad value is a SettingsError."""
+    try:
+        settings = Settings()
+        return settings.model_copy(update=overrides) if overrides else settings
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = "ABS_PIPELINE_" + "_".join(str(p) for p in problem["loc"]).upper()
+        raise SettingsError(str(problem["msg"]), where=where) from None
+
+
+def check_data_root(settings: Settings, *, need_landing: bool = True) -> Path:
+    """Check the data root before anything is written; return it.
+
+    Raises:
+        SettingsError: The data root is empty or not a directory, or its landing zone
+            is missing or unreadable.
+    """
+    root = settings.data_root
+    if not str(root).strip():
+        raise SettingsError("the data root is empty", where="ABS_PIPELINE_DATA_ROOT")
+    if not root.is_dir():
+        kind = "relative " if not root.is_absolute() else ""
+        raise SettingsError(
+            f"the {kind}data root is not a directory (resolved: {root.absolute()})",
+            where=str(root),
+        )
+    landing = root / "landing"
+    if need_landing:
+        if not landing.is_dir():
+            raise SettingsError("no landing zone (landing/) under the data root", where=str(root))
+        if not os.access(landing, os.R_OK | os.X_OK):
+            raise SettingsError("the landing zone is not readable", where=str(landing))
+    return root
+
 
 def yesterday(timezone: str, now: datetime | None = None) -> date:
     """The business date before today in ``timezone``.
@@ -79,5 +134,7 @@ def configure_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Run logs go to the Prefect API at INFO; the console shows only what -v asks for.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

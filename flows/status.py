@@ -1,131 +1,40 @@
-"""What has been processed: per business date state, chunk plans and restated figures.
+"""What the operator sees: restated figures, and the status of every business date.
 
-A backfill is cut into chunks (a month of deliveries by default). Each business
-date is recorded in ``state/business_dates.json`` with the *input key* it was
-processed with, the run that processed it and the outcome. The key chains the
-date's landing files (their sha256), the code version and the key of the date
-before it, so
-
-- a chunk whose dates all carry their current key is unchanged and is skipped;
-- a late or corrected file for an old date changes that date's key and, through
-  the chain, the key of every later date: everything from that date onward is
-  recomputed;
-- an interrupted backfill re-run skips the chunks that finished and resumes at
-  the first one that did not.
-
-A date whose chunk failed passes a *failed* marker down the chain, so the dates
-after it are processed again once it succeeds (their ingest depends on the loans
-it stages).
+``abs-pipeline status`` shows, per business date, whether it was delivered (its
+control file matches), processed, and published (every period it belongs to has a
+published version), when it last succeeded, the gaps (dates the calendar requires
+that are missing or failed), and the freshness of each pool's latest disclosure;
+``--json`` prints the same as one JSON document.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from flows.catalog import LANDING_DATASETS, Catalog, sha256_file
+from flows.alerts import last_alert
+from flows.catalog import Catalog
+from flows.delivery import check_delivery, required_dates
+from flows.planner import CHUNK_SIZES, ChunkSize, days_between, split_chunks
+from flows.state import DayState, RunManifest, StateBook, chain_value, input_key
 
-ChunkSize = Literal["month", "day"]
-CHUNK_SIZES: tuple[ChunkSize, ...] = ("month", "day")
-DayStatus = Literal["ingested", "complete", "failed"]
-STATE_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class DayState:
-    """How one business date was last processed."""
-
-    key: str
-    files: int
-    status: DayStatus
-    run_id: str
-    error: str | None = None
-
-
-@dataclass
-class StateBook:
-    """Every recorded business date, and the last complete downstream recomputation."""
-
-    days: dict[date, DayState] = field(default_factory=dict)
-    downstream_key: str | None = None
-    downstream_run_id: str | None = None
-
-    @classmethod
-    def load(cls, catalog: Catalog) -> StateBook:
-        """Read the state file; a data root without one has processed nothing."""
-        path = catalog.business_date_state
-        if not path.is_file():
-            return cls()
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        days = {
-            date.fromisoformat(day): DayState(**entry)
-            for day, entry in raw.get("business_dates", {}).items()
-        }
-        return cls(days, raw.get("downstream_key"), raw.get("downstream_run_id"))
-
-    def save(self, catalog: Catalog) -> None:
-        document = {
-            "format": STATE_FORMAT,
-            "downstream_key": self.downstream_key,
-            "downstream_run_id": self.downstream_run_id,
-            "business_dates": {
-                day.isoformat(): asdict(state) for day, state in sorted(self.days.items())
-            },
-        }
-        catalog.write_text(
-            json.dumps(document, indent=1, sort_keys=True) + "\n", catalog.business_date_state
-        )
-
-    def latest(self) -> date | None:
-        return max(self.days) if self.days else None
-
-    def chain_before(self, day: date) -> str:
-        """The chain value the first date on or after ``day`` continues from."""
-        earlier = [d for d in self.days if d < day]
-        if not earlier:
-            return ""
-        state = self.days[max(earlier)]
-        return chain_value(state.key, failed=state.status == "failed")
-
-
-def days_between(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-
-
-def split_chunks(days: Sequence[date], size: ChunkSize) -> list[list[date]]:
-    """Consecutive days grouped into chunks of a calendar month or of one day."""
-    if size == "day":
-        return [[day] for day in days]
-    return [
-        list(group) for _, group in itertools.groupby(days, key=lambda day: (day.year, day.month))
-    ]
-
-
-def day_digest(catalog: Catalog, day: date) -> tuple[str, int]:
-    """A digest of a business date's landing files (names and contents) and their count."""
-    digest = hashlib.sha256(day.isoformat().encode())
-    count = 0
-    files = catalog.landing_files(day)
-    for dataset in LANDING_DATASETS:
-        for path in files[dataset]:
-            digest.update(f"|{dataset}|{path.name}|{sha256_file(path)}".encode())
-            count += 1
-    return digest.hexdigest(), count
-
-
-def input_key(version: str, digest: str, previous: str) -> str:
-    """The key of a business date: its files, the code, and the chain before it."""
-    return hashlib.sha256(f"{version}|{digest}|{previous}".encode()).hexdigest()
-
-
-def chain_value(key: str, *, failed: bool) -> str:
-    """What a date passes on to the next: its key, marked when its chunk failed."""
-    return hashlib.sha256(f"{key}|failed".encode()).hexdigest() if failed else key
+__all__ = [
+    "CHUNK_SIZES",
+    "ChunkSize",
+    "DayState",
+    "Restatement",
+    "StateBook",
+    "chain_value",
+    "days_between",
+    "input_key",
+    "restatements",
+    "split_chunks",
+    "status_document",
+    "status_lines",
+]
 
 
 @dataclass(frozen=True)
@@ -145,21 +54,53 @@ class Restatement:
 LIST_ITEM_KEYS = ("bucket", "class", "name", "tranche", "province", "stratum", "period")
 """Fields that name an item of a list in metrics.json, so items are matched by name."""
 
+REPORT_ORDER = (
+    "pool_id",
+    "period",
+    "period_start",
+    "period_end",
+    "period_number",
+    "currency",
+    "tranches",
+    "pool",
+    "collections",
+    "waterfall",
+    "characteristics",
+    "delinquency",
+    "delinquency_m",
+    "performance",
+    "revolving",
+    "credit_enhancement",
+    "triggers",
+    "concentration",
+    "definitions",
+)
+"""metrics.json sections in the order the disclosure prints them (DOMAIN.md, "What a
+disclosure contains"): a restatement note lists changed figures in this order."""
+
 
 def restatements(pool_id: str, period: str, old: Any, new: Any) -> list[Restatement]:
-    """Every leaf of two metrics.json documents whose value differs, old to new."""
+    """Every leaf of two metrics.json documents whose value differs, old to new, in the
+    order of the report (sections as the disclosure prints them, list items in order)."""
     before = dict(_leaves(old, ""))
     after = dict(_leaves(new, ""))
+    names = list(after) + [name for name in before if name not in after]
+    names.sort(key=_report_position)
     return [
         Restatement(pool_id, period, name, before.get(name), after.get(name))
-        for name in sorted(before.keys() | after.keys())
+        for name in names
         if before.get(name) != after.get(name)
     ]
 
 
+def _report_position(name: str) -> int:
+    section = name.split(".", 1)[0].split("[", 1)[0]
+    return REPORT_ORDER.index(section) if section in REPORT_ORDER else len(REPORT_ORDER)
+
+
 def _leaves(value: Any, prefix: str) -> Iterable[tuple[str, Any]]:
     if isinstance(value, Mapping):
-        for key in sorted(value):
+        for key in value:
             yield from _leaves(value[key], f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(value, list):
         for position, item in enumerate(value):
@@ -180,56 +121,177 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def status_lines(catalog: Catalog, *, by_date: bool = False) -> list[str]:
-    """The processed business dates with their run ids and outcomes, and the runs.
+# -- status ---------------------------------------------------------------------------------
+def status_document(
+    catalog: Catalog, *, calendar: str = "daily", now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain JSON values.
 
-    Consecutive dates processed by the same run with the same outcome are shown as
-    one range unless ``by_date``.
+    Args:
+        catalog: The data root.
+        calendar: The delivery calendar that says which dates must exist.
+        now: The current instant (for freshness); the wall clock when omitted.
     """
+    now = now or datetime.now(UTC)
     book = StateBook.load(catalog)
-    lines = [f"business dates under {catalog.root} ({len(book.days)} recorded):"]
-    if not book.days:
-        lines.append("  none processed yet")
-    rows = sorted(book.days.items())
-    groups: list[list[tuple[date, DayState]]] = []
-    for day, state in rows:
+    landing = catalog.landing_dates()
+    recorded = sorted(book.days)
+    known = sorted({*landing, *recorded, *book.empty_days})
+    dates: list[dict[str, Any]] = []
+    gaps: list[str] = []
+    if known:
+        first, last = known[0], known[-1]
+        required = set(required_dates(calendar, first, last))  # type: ignore[arg-type]
+        published_months = {
+            key.split("/", 1)[1] for key, versions in book.published.items() if versions
+        }
+        for day in days_between(first, last):
+            check = check_delivery(
+                catalog, day, required=day in required, empty=day in book.empty_days
+            )
+            state = book.days.get(day)
+            if check.status == "optional" and state is None:
+                continue
+            processed = state.status if state else "no"
+            month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+            entry = {
+                "date": day.isoformat(),
+                "delivered": check.status,
+                "delivery_problem": check.reason,
+                "processed": processed,
+                "run_id": state.run_id if state else None,
+                "last_success": (
+                    state.processed_at.isoformat()
+                    if state and state.processed_at and state.status != "failed"
+                    else None
+                ),
+                "published": f"{day:%Y-%m}" in published_months and month_end <= last,
+                "declared_empty": (book.empty_days[day].reason if day in book.empty_days else None),
+                "error": state.error if state else None,
+            }
+            dates.append(entry)
+            if check.status in ("missing", "rejected") or processed in ("failed",):
+                gaps.append(day.isoformat())
+    freshness: list[dict[str, Any]] = []
+    for key, versions in sorted(book.published.items()):
+        pool_id, period = key.split("/", 1)
+        latest = versions[-1]
+        freshness.append(
+            {
+                "pool_id": pool_id,
+                "period": period,
+                "version": latest.version,
+                "published_at": latest.published_at.isoformat(),
+                "age_hours": round((now - latest.published_at).total_seconds() / 3600, 1),
+            }
+        )
+    latest_by_pool: dict[str, dict[str, Any]] = {}
+    for item in freshness:
+        latest_by_pool[item["pool_id"]] = item
+    runs: list[dict[str, Any]] = []
+    for path in catalog.run_manifests():
+        try:
+            manifest = RunManifest.read(path)
+        except ValueError:
+            continue
+        runs.append(
+            {
+                "run_id": manifest.run_id,
+                "started_at": manifest.started_at.isoformat(),
+                "finished_at": manifest.finished_at.isoformat(),
+                "outcome": manifest.outcome,
+                "start": manifest.parameters.get("start"),
+                "end": manifest.parameters.get("end"),
+                "manifest": path.relative_to(catalog.root).as_posix(),
+            }
+        )
+    runs.sort(key=lambda r: str(r["started_at"]))
+    return {
+        "data_root": str(catalog.root),
+        "calendar": calendar,
+        "dates": dates,
+        "gaps": gaps,
+        "last_success": book.last_success_at.isoformat() if book.last_success_at else None,
+        "last_success_run_id": book.last_success_run_id,
+        "freshness": sorted(latest_by_pool.values(), key=lambda item: item["pool_id"]),
+        "runs": runs,
+        "failures": [p.relative_to(catalog.root).as_posix() for p in catalog.failure_summaries()],
+        "last_alert": last_alert(catalog),
+    }
+
+
+def status_lines(document: Mapping[str, Any], *, by_date: bool = False) -> list[str]:
+    """The status document as text: dates (runs of equal lines folded unless ``by_date``),
+    gaps, freshness, runs."""
+    dates = document["dates"]
+    lines = [f"business dates under {document['data_root']} ({len(dates)} known):"]
+    if not dates:
+        lines.append("  none delivered or processed yet")
+    groups: list[list[dict[str, Any]]] = []
+    for entry in dates:
+        same = ("delivered", "processed", "run_id", "published", "error", "declared_empty")
         previous = groups[-1][-1] if groups else None
         if (
             not by_date
             and previous is not None
-            and previous[0] + timedelta(days=1) == day
-            and (previous[1].status, previous[1].run_id, previous[1].error)
-            == (state.status, state.run_id, state.error)
+            and date.fromisoformat(previous["date"]) + timedelta(days=1)
+            == date.fromisoformat(entry["date"])
+            and all(previous[k] == entry[k] for k in same)
         ):
-            groups[-1].append((day, state))
+            groups[-1].append(entry)
         else:
-            groups.append([(day, state)])
+            groups.append([entry])
     for group in groups:
-        first, last = group[0][0], group[-1][0]
-        span = f"{first}" if first == last else f"{first} .. {last}"
-        state = group[0][1]
-        files = sum(s.files for _, s in group)
-        line = f"  {span:<24} {state.status:<9} run {state.run_id}  files {files}"
-        if state.error:
-            line += f"  error: {state.error}"
+        first, last = group[0], group[-1]
+        span = first["date"] if first is last else f"{first['date']} .. {last['date']}"
+        line = (
+            f"  {span:<24} delivered {first['delivered']:<9} processed {first['processed']:<9}"
+            f" published {'yes' if first['published'] else 'no':<3}"
+        )
+        if first["run_id"]:
+            line += f"  run {first['run_id']}"
+        if last["last_success"]:
+            line += f"  last success {last['last_success']}"
+        if first["declared_empty"]:
+            line += f"  declared empty: {first['declared_empty']}"
+        if first["delivery_problem"]:
+            line += f"  ({first['delivery_problem']})"
+        if first["error"]:
+            line += f"  error: {first['error']}"
         lines.append(line)
+    lines.append(
+        "gaps: " + (", ".join(document["gaps"]) if document["gaps"] else "none"),
+    )
+    lines.append(
+        "last success: "
+        + (
+            f"{document['last_success']} (run {document['last_success_run_id']})"
+            if document["last_success"]
+            else "never"
+        )
+    )
+    lines.append("latest disclosure per pool:")
+    if not document["freshness"]:
+        lines.append("  none published yet")
+    for item in document["freshness"]:
+        lines.append(
+            f"  {item['pool_id']} {item['period']} v{item['version']} published "
+            f"{item['published_at']} ({item['age_hours']} h ago)"
+        )
     lines.append("runs:")
-    manifests = catalog.run_manifests()
-    failures = catalog.failure_summaries()
-    if not manifests and not failures:
+    if not document["runs"] and not document["failures"]:
         lines.append("  none yet")
-    for path in manifests:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        parameters = manifest.get("parameters", {})
-        outcome = "failed" if manifest.get("errors") else "ok"
+    for run in document["runs"]:
         lines.append(
-            f"  {manifest.get('run_id', path.stem)}  {parameters.get('start')} .. "
-            f"{parameters.get('end')}  {outcome}  {path.relative_to(catalog.root).as_posix()}"
+            f"  {run['run_id']}  {run['start']} .. {run['end']}  {run['outcome']}  "
+            f"{run['started_at']} -> {run['finished_at']}  {run['manifest']}"
         )
-    for path in failures:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        lines.append(
-            f"  {summary.get('run_id', path.stem)}  failure: {summary.get('message', '')}  "
-            f"{path.relative_to(catalog.root).as_posix()}"
-        )
+    lines += [f"  failure summary: {path}" for path in document["failures"]]
+    if document["last_alert"]:
+        alert = document["last_alert"]
+        lines.append(f"last alert: {alert['at']} {alert['kind']}: {alert['title']}")
     return lines
+
+
+def dumps_status(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True)

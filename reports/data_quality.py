@@ -340,7 +340,7 @@ def build_context(
         else "",
         "restatements": [
             {"pool_id": pool_id, "period": period, "field": field, "old": old, "new": new}
-            for pool_id, period, field, old, new in sorted(restatements)[:MAX_RESTATEMENTS_SHOWN]
+            for pool_id, period, field, old, new in list(restatements)[:MAX_RESTATEMENTS_SHOWN]
         ],
         "restatements_hidden": texts(
             "restatements_hidden",

@@ -261,6 +261,8 @@ def region_name(code: str, locale: str) -> str:
         "iso3166-2", pycountry.LOCALES_DIR, languages=[language], fallback=True
     )
     return translation.gettext(name)
+
+
 BEIJING: Final = "Asia/Shanghai"
 """Reports print times in Beijing time (UTC+8), the exchange's."""
 

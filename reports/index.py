@@ -51,6 +51,8 @@ class IndexEntry:
         href: Path of the disclosure relative to the index page.
         language: The disclosure's locale (``en`` or ``zh_CN``).
         data_quality: Links to the data-quality reports of the runs that loaded the period.
+        history: Every published version of the disclosure in this language, oldest
+            first, labelled ``v1``, ``v2``...; ``href`` is the latest.
     """
 
     pool_id: str
@@ -59,6 +61,7 @@ class IndexEntry:
     href: str
     language: str
     data_quality: tuple[ReportLink, ...] = ()
+    history: tuple[ReportLink, ...] = ()
 
     def __post_init__(self) -> None:
         if not _PERIOD.match(self.period):
@@ -225,6 +228,16 @@ def build_context(
                         "lang": html_lang(language),
                     }
                 )
+                # The published versions, after the latest: the history of restatements.
+                if len(entry.history) > 1:
+                    reports += [
+                        {
+                            "label": f"{_language_name(language)} {link.label}",
+                            "href": link.href,
+                            "lang": html_lang(language),
+                        }
+                        for link in entry.history
+                    ]
                 for link in entry.data_quality:
                     quality[(link.label, link.href)] = {"label": link.label, "href": link.href}
             period_contexts.append(

@@ -168,3 +168,14 @@ class Restatement:
     restated_on: date
     reason: str
     changes: tuple[tuple[str, str, str], ...] = ()
+
+
+def restatement_reason(figures: int, locale: str) -> str:
+    """Why a restated disclosure was re-published, in the report's language."""
+    # Imported here: reports.labels reads the translation files, sources stays plain data.
+    from reports.formatting import format_count  # noqa: PLC0415
+    from reports.labels import labels  # noqa: PLC0415
+
+    return labels(locale, "disclosure")["restatement_reason"].format(
+        count=format_count(figures, locale)
+    )

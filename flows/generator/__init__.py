@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,13 @@ from flows.generator.pool import (
     select_cutoff,
 )
 from flows.generator.second_servicer import write_second_servicer
-from flows.generator.writer import write_deal, write_loans, write_pool_assets, write_repayments
+from flows.generator.writer import (
+    write_deal,
+    write_loans,
+    write_manifests,
+    write_pool_assets,
+    write_repayments,
+)
 
 __all__ = ["GenerationSummary", "generate_landing"]
 
@@ -61,6 +68,13 @@ def _record_written(book: Book, events: Events) -> None:
     sign = events.cash_sign()
     np.add.at(book.written_principal, events.loan, events.principal * sign)
     np.add.at(book.written_interest, events.loan, events.interest * sign)
+
+
+def _dates_of(table: Months, months: int) -> list[date]:
+    """Every calendar day of the window: each gets a delivery control file."""
+    first = to_date(int(table.first_day[0]))
+    last = to_date(table.last_day(months - 1))
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def generate_landing(
@@ -158,6 +172,8 @@ def generate_landing(
             out, loans=second_servicer_loans, start=start, months=months, seed=seed
         )
         pool_ids = (*pool_ids, second.pool_id)
+    # Last: every file of a day, the second servicer's tape included, is in its manifest.
+    write_manifests(out, _dates_of(table, months))
     return GenerationSummary(
         loans=loans,
         repayments=repayments,

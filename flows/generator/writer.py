@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import yaml
 
+from flows.delivery import MANIFEST_NAME, manifest_for
 from flows.generator.bad_rows import spoil
 from flows.generator.behaviour import Events
 from flows.generator.book import loan_ids
@@ -124,3 +125,21 @@ def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:
     """``out/deals/<pool_id>.yaml``."""
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     _write_text(out / "deals" / f"{pool_id}.yaml", text)
+
+
+# -- delivery control files (flows.delivery) ----------------------------------------------
+MANIFEST_TOTALS = ("repayments.principal_paid",)
+"""Control totals the generator's servicer states in every manifest that has repayments."""
+
+
+def write_manifests(out: Path, days: list[date]) -> None:
+    """``out/<day>/manifest.json`` for every day: its files' rows, sha256 and control totals.
+
+    A day without events gets a manifest listing no files: the servicer delivered, and
+    there was nothing to deliver (not the same as a missing delivery).
+    """
+    for day in days:
+        folder = out / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = manifest_for(folder, day, MANIFEST_TOTALS)
+        _write_text(folder / MANIFEST_NAME, manifest.dumps())

@@ -56,10 +56,16 @@ def test_run_without_a_date_processes_yesterday_in_shanghai(
     assert sorted(book.days) == [date(2024, 2, 29)]
     run_id = book.days[date(2024, 2, 29)].run_id
 
+    # The book's earlier dates were never processed: nothing may be published yet.
+    assert "not published: 2024-02: 2024-01-01 not processed" in out
+    assert not (Catalog(root).reports / "HB2024-1").exists()
+
     assert main(["status", "--data-root", str(root)]) == 0
     status = capsys.readouterr().out.splitlines()
-    assert status[1].split()[:4] == ["2024-02-29", "complete", "run", run_id]
-    assert any(line.split()[:2] == [run_id, "2024-02-29"] for line in status[2:])
+    line = next(line for line in status if line.startswith("  2024-02-29"))
+    assert line.split()[:5] == ["2024-02-29", "delivered", "complete", "processed", "complete"]
+    assert f"run {run_id}" in line
+    assert any(line.split()[:4] == [run_id, "2024-02-29", "..", "2024-02-29"] for line in status)
 
 
 def test_a_backfill_shows_its_progress_and_a_bad_range_is_refused(
@@ -76,6 +82,30 @@ def test_a_backfill_shows_its_progress_and_a_bad_range_is_refused(
     assert main([*args, "--chunk", "day"]) == 0
     assert "chunks: 0 processed, 60 skipped (unchanged), 0 failed" in capsys.readouterr().out
 
+    assert "rows/s" in captured.err
+    assert "ETA" in captured.err
+
     bad = ["backfill", "--start", "2024-02-01", "--end", "2024-01-01", "--data-root", str(root)]
     assert main(bad) == 2
-    assert "--end is before --start" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--end is before --start" in err
+    assert "Traceback" not in err
+
+
+def test_bad_settings_and_a_missing_delivery_are_one_line_errors_with_exit_codes(
+    harness: None, landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--date", "2024-02-01", "--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "the data root is not a directory" in err
+    assert not (tmp_path / "nowhere").exists()
+
+    root = _data_root(tmp_path, landing)
+    assert main(["run", "--date", "2024-06-01", "--data-root", str(root)]) == 3
+    captured = capsys.readouterr()
+    assert "delivery missing for 2024-06-01" in captured.err
+    assert "Traceback" not in captured.err
+    assert not (root / "reports").exists()
+
+    assert main(["run", "--date", "2024-06-01", "--dry-run", "--data-root", str(root)]) == 0
+    assert "STOP at 2024-06-01: missing" in capsys.readouterr().out

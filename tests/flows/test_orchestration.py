@@ -76,8 +76,9 @@ def assert_same_outputs(left: Path, right: Path, *, resumed: bool = False) -> No
 
     Byte for byte, except that a float column of a mart may differ in its last bit:
     some mart aggregations sum floats in parallel, in no fixed order. A ``resumed``
-    run's data-quality report covers only the chunks that run ingested, so it (and
-    the index rows that give its dates) are left out of the comparison.
+    run's data-quality report covers the periods it touched, not the chunks an earlier
+    run ingested before it stopped, so it (and the index rows that give its dates) are
+    left out of the comparison.
     """
     import polars as pl
     from polars.testing import assert_frame_equal
@@ -135,10 +136,13 @@ def test_a_rerun_with_unchanged_inputs_skips_every_chunk(
     again = _backfill(root)
     assert _outcomes(again) == [(m, "skipped") for m in ("2024-01", "2024-02", "2024-03")]
     assert again.up_to_date
-    assert again.run_id == first.run_id == reference[1].run_id
+    # Run ids are unique per execution; the input fingerprint says the inputs are the same.
+    assert len({again.run_id, first.run_id, reference[1].run_id}) == 3
+    assert again.fingerprint == first.fingerprint == reference[1].fingerprint
     assert _outputs(root) == before
     assert_same_outputs(root, reference[0])
     assert Path(first.manifest).read_bytes() == manifest
+    assert Path(again.manifest) != Path(first.manifest)
 
     forced = _backfill(root, force=True)
     assert [o for _, o in _outcomes(forced)] == ["processed"] * 3
@@ -167,6 +171,15 @@ def _pool_repayment_line(root: Path, month: str) -> tuple[Path, int]:
     raise AssertionError(f"no pool repayment in {month}")
 
 
+def _remanifest(path: Path) -> None:
+    """The servicer's corrected delivery comes with its corrected control file."""
+    from flows.delivery import manifest_for
+
+    day = date.fromisoformat(path.parent.name)
+    manifest = manifest_for(path.parent, day, ["repayments.principal_paid"])
+    (path.parent / "manifest.json").write_text(manifest.dumps(), encoding="utf-8")
+
+
 def test_late_data_recomputes_from_its_date_onward_and_lists_restated_figures(
     reference: Any, landing: Path, tmp_path: Path
 ) -> None:
@@ -184,10 +197,13 @@ def test_late_data_recomputes_from_its_date_onward_and_lists_restated_figures(
     lines[number] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+    _remanifest(path)
+
     summary = _backfill(root, start=date(2024, 2, 1), end=date(2024, 2, 29))
     # February changed; March is processed again because its inputs chain from February.
     assert _outcomes(summary) == [("2024-02", "processed"), ("2024-03", "processed")]
     assert summary.periods == [f"{POOL}/2024-02", f"{POOL}/2024-03"]
+    assert f"{POOL}/2024-02/v2" in summary.published
     restated = {(r.period, r.field): (r.old, r.new) for r in summary.restatements}
     old, new = restated[("2024-02", "collections.principal")]
     assert float(new) == pytest.approx(float(old) - 5)
@@ -226,6 +242,7 @@ def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
     assert "failed chunk 2024-02-01 .. 2024-02-29: failed (ValueError: servicer file" in (
         summary.describe()
     )
+    assert failed.value.exit_code == 1  # a bug in ingest, not rejected input
     failure = json.loads(Catalog(root).failure_summary(summary.run_id).read_text("utf-8"))
     assert failure["run_id"] == summary.run_id
     assert failure["failed_chunks"] == [summary.failed_chunks[0].describe()]
@@ -295,6 +312,7 @@ def test_a_pool_scoped_backfill_writes_only_that_pools_reports(
     reports = Catalog(root).reports
     written = [Path(p).relative_to(reports).parts for p in summary.reports]
     assert {parts[0] for parts in written if len(parts) > 1} == {POOL}
+    assert summary.published == [f"{POOL}/2024-02/v1", f"{POOL}/2024-03/v1"]
     # A pool-scoped run leaves the dates for a full run to mark complete.
     assert {s.status for s in StateBook.load(Catalog(root)).days.values()} == {"ingested"}
 
@@ -398,7 +416,7 @@ def test_two_runs_never_write_the_data_root_at_once(
     try:
         assert inside.wait(120)
         busy, busy_output = _cli(harness, tmp_path, *args, timeout=0.5)
-        assert busy.wait(timeout=180) == 3
+        assert busy.wait(timeout=180) == 2
         error = _text(busy_output, ".err")
         assert "data root is in use by another run" in error
         assert "range 2024-01-01 .. 2024-03-31" in error

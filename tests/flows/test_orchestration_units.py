@@ -22,6 +22,7 @@ from flows.status import (
     input_key,
     restatements,
     split_chunks,
+    status_document,
     status_lines,
 )
 
@@ -81,11 +82,12 @@ def test_restatements_name_the_field_with_old_and_new_values() -> None:
         ],
     }
     found = restatements("P1", "2024-03", old, new)
+    # In the order of the report: the pool roll-forward before delinquency.
     assert [(r.field, r.old, r.new) for r in found] == [
-        ("delinquency[bucket=current].balance", "90.00", "89.00"),
         ("pool.closing_balance", "100.00", "99.00"),
+        ("delinquency[bucket=current].balance", "90.00", "89.00"),
     ]
-    assert found[1].describe() == "P1 2024-03 pool.closing_balance: 100.00 -> 99.00"
+    assert found[0].describe() == "P1 2024-03 pool.closing_balance: 100.00 -> 99.00"
     assert restatements("P1", "2024-03", old, old) == []
 
 
@@ -95,8 +97,10 @@ def test_the_state_book_round_trips_and_chains_from_the_latest_earlier_date(
     catalog = Catalog(tmp_path)
     assert StateBook.load(catalog).days == {}
     book = StateBook()
-    book.days[date(2024, 1, 2)] = DayState("k2", 3, "complete", "run-a")
-    book.days[date(2024, 1, 3)] = DayState("k3", 0, "failed", "run-b", "boom")
+    book.days[date(2024, 1, 2)] = DayState(key="k2", files=3, status="complete", run_id="run-a")
+    book.days[date(2024, 1, 3)] = DayState(
+        key="k3", files=0, status="failed", run_id="run-b", error="boom"
+    )
     book.downstream_key = "d"
     book.save(catalog)
     again = StateBook.load(catalog)
@@ -108,64 +112,136 @@ def test_the_state_book_round_trips_and_chains_from_the_latest_earlier_date(
     assert again.chain_before(date(2024, 1, 1)) == ""
 
 
-def test_status_lists_dates_with_their_runs_and_outcomes(tmp_path: Path) -> None:
+def test_status_lists_dates_with_their_runs_outcomes_and_gaps(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path)
     book = StateBook()
     for day in days_between(date(2024, 1, 1), date(2024, 1, 3)):
-        book.days[day] = DayState(f"k{day.day}", 3, "complete", "20240103-aaa")
-    book.days[date(2024, 1, 4)] = DayState("k4", 3, "failed", "20240104-bbb", "bad gzip")
-    book.save(catalog)
-    catalog.write_text(
-        json.dumps({"run_id": "20240103-aaa", "parameters": {"start": "2024-01-01"}}),
-        catalog.run_manifest("20240103-aaa"),
+        book.days[day] = DayState(
+            key=f"k{day.day}",
+            files=0,
+            status="complete",
+            run_id="20240103-aaa",
+            processed_at=datetime(2024, 1, 4, 1, tzinfo=UTC),
+        )
+    book.days[date(2024, 1, 4)] = DayState(
+        key="k4", files=3, status="failed", run_id="20240104-bbb", error="bad gzip"
     )
+    book.save(catalog)
+    for day in days_between(date(2024, 1, 1), date(2024, 1, 6)):
+        if day != date(2024, 1, 5):  # 5 January never arrived
+            catalog.write_text(
+                json.dumps({"business_date": day.isoformat(), "files": []}),
+                catalog.delivery_manifest(day),
+            )
     catalog.write_text(
         json.dumps({"run_id": "20240104-bbb", "message": "1 chunk failed"}),
         catalog.failure_summary("20240104-bbb"),
     )
-    lines = status_lines(catalog)
-    assert lines[1].split() == [
-        "2024-01-01", "..", "2024-01-03", "complete", "run", "20240103-aaa", "files", "9"
+    document = status_document(catalog, now=datetime(2024, 1, 5, tzinfo=UTC))
+    assert document["gaps"] == ["2024-01-04", "2024-01-05"]
+    by_date = {entry["date"]: entry for entry in document["dates"]}
+    assert by_date["2024-01-05"]["delivered"] == "missing"
+    assert by_date["2024-01-06"]["processed"] == "no"
+    assert by_date["2024-01-01"]["last_success"] == "2024-01-04T01:00:00+00:00"
+    lines = status_lines(document)
+    assert lines[1].split()[:7] == [
+        "2024-01-01", "..", "2024-01-03", "delivered", "complete", "processed", "complete"
     ]  # fmt: skip
-    assert lines[2].split()[:2] == ["2024-01-04", "failed"]
+    assert "run 20240103-aaa" in lines[1]
+    assert lines[2].split()[:5] == ["2024-01-04", "delivered", "complete", "processed", "failed"]
     assert lines[2].endswith("error: bad gzip")
-    assert any("20240103-aaa" in line and "ok" in line for line in lines[3:])
-    assert any("20240104-bbb" in line and "1 chunk failed" in line for line in lines[3:])
-    assert catalog.run_manifests() == [catalog.run_manifest("20240103-aaa")]
-    assert len(status_lines(catalog, by_date=True)) == len(lines) + 2
+    assert "gaps: 2024-01-04, 2024-01-05" in lines
+    assert any("failure summary: runs/20240104-bbb.failure.json" in line for line in lines)
+    assert len(status_lines(document, by_date=True)) == len(lines) + 2
 
 
-def test_a_second_holder_of_the_data_root_fails_clearly(tmp_path: Path) -> None:
-    lock = Catalog(tmp_path).data_root_lock
-    with exclusive_lock(lock, timeout=0, holder={"flow_run": "first-run"}):
+def test_a_second_holder_of_the_data_root_fails_clearly_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    holder = Catalog(tmp_path).data_root_lock
+    with exclusive_lock(tmp_path, holder_file=holder, timeout=0, holder={"flow_run": "first"}):
         began = time.monotonic()
+        before = holder.read_text(encoding="utf-8")
         with (
-            pytest.raises(DataRootBusyError, match=r"in use by another run.*flow_run first-run"),
-            exclusive_lock(lock, timeout=0.3, holder={"flow_run": "second-run"}),
+            pytest.raises(DataRootBusyError, match=r"in use by another run.*flow_run first"),
+            _lock_in_another_process(tmp_path, holder, timeout=0.3, name="second"),
         ):
             pass
         assert time.monotonic() - began >= 0.3
-    with exclusive_lock(lock, timeout=0, holder={"flow_run": "third-run"}):
-        assert "third-run" in lock.read_text(encoding="utf-8")
-    assert lock.read_text(encoding="utf-8") == ""
+        assert holder.read_text(encoding="utf-8") == before
+    with exclusive_lock(tmp_path, holder_file=holder, timeout=0, holder={"flow_run": "third"}):
+        assert "third" in holder.read_text(encoding="utf-8")
+    assert holder.read_text(encoding="utf-8") == ""
+
+
+def test_the_lock_survives_the_deletion_of_its_file(tmp_path: Path) -> None:
+    holder = Catalog(tmp_path).data_root_lock
+    with exclusive_lock(tmp_path, holder_file=holder, timeout=0, holder={"flow_run": "first"}):
+        holder.unlink()
+        with (
+            pytest.raises(DataRootBusyError),
+            _lock_in_another_process(tmp_path, holder, timeout=0, name="second"),
+        ):
+            pass
+        assert not holder.exists()
+
+
+class _lock_in_another_process:  # noqa: N801 - read as a context-manager function
+    """Try the lock from a second process (this process's own holds are re-entrant)."""
+
+    def __init__(self, root: Path, holder: Path, *, timeout: float, name: str) -> None:
+        self.args = (root, holder, timeout, name)
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> None:
+        import subprocess
+        import sys
+
+        root, holder, timeout, name = self.args
+        code = (
+            "from pathlib import Path; from flows.locking import exclusive_lock\n"
+            f"with exclusive_lock(Path({str(root)!r}), holder_file=Path({str(holder)!r}), "
+            f"timeout={timeout}, holder={{'flow_run': {name!r}}}): pass"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+        )
+        if done.returncode:
+            raise DataRootBusyError(done.stderr.strip().splitlines()[-1])
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def test_a_second_holder_waits_for_the_first_to_finish(tmp_path: Path) -> None:
-    lock = Catalog(tmp_path).data_root_lock
+    holder = Catalog(tmp_path).data_root_lock
     order: list[str] = []
     held = threading.Event()
+    release = threading.Event()
 
     def first() -> None:
-        with exclusive_lock(lock, timeout=0, holder={"flow_run": "first"}):
+        with exclusive_lock(tmp_path, holder_file=holder, timeout=0, holder={"flow_run": "1"}):
             held.set()
-            time.sleep(0.5)
+            release.wait(10)
+            time.sleep(0.3)
             order.append("first done")
 
     thread = threading.Thread(target=first)
     thread.start()
     assert held.wait(10)
-    with exclusive_lock(lock, timeout=30, holder={"flow_run": "second"}):
-        order.append("second in")
+    release.set()
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from flows.locking import exclusive_lock\n"
+        f"with exclusive_lock(Path({str(tmp_path)!r}), holder_file=Path({str(holder)!r}), "
+        "timeout=30, holder={'flow_run': '2'}): print('second in')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    order.append(out.strip())
     thread.join()
     assert order == ["first done", "second in"]
 
@@ -200,7 +276,8 @@ def test_the_deployments_schedule_the_nightly_run_at_two_in_shanghai(tmp_path: P
 def test_prefect_yaml_declares_the_same_deployments_for_a_work_pool() -> None:
     document = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in document["deployments"]}
-    assert set(deployments) == {"nightly", "backfill"}
+    assert set(deployments) == {"nightly", "backfill", "late-check"}
+    assert all(d["concurrency_limit"] == 1 for d in deployments.values())
     nightly, backfill = deployments["nightly"], deployments["backfill"]
     settings = Settings()
     assert nightly["entrypoint"] == "flows/pipeline.py:run_flow"
@@ -235,3 +312,34 @@ def test_serve_without_a_server_says_how_to_start_one(
     err = capsys.readouterr().err
     assert "prefect server start --host 127.0.0.1 --port 4200" in err
     assert "PREFECT_API_URL=http://127.0.0.1:4200/api abs-pipeline serve" in err
+    assert "Traceback" not in err
+
+
+def test_a_nightly_without_success_by_the_late_hour_alerts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+    from flows.state import DayState
+
+    root = tmp_path / "data"
+    (root / "landing").mkdir(parents=True)
+    alerts = tmp_path / "alerts.jsonl"
+    settings = {"ABS_PIPELINE_ALERT_URLS": json.dumps([alerts.as_uri()])}
+    # 01:30 UTC is 09:30 in Shanghai, past the default late hour (09:00): 29 February is late.
+    late = datetime(2024, 3, 1, 1, 30, tzinfo=UTC)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        assert main(["check-late", "--data-root", str(root)], now=lambda: late) == 1
+        [alert] = [json.loads(line) for line in alerts.read_text("utf-8").splitlines()]
+        assert alert["kind"] == "late"
+        assert "2024-02-29 not processed" in alert["title"]
+
+        book = StateBook()
+        book.days[date(2024, 2, 29)] = DayState(key="k", files=1, status="complete", run_id="r")
+        book.save(Catalog(root))
+        assert main(["check-late", "--data-root", str(root)], now=lambda: late) == 0
+        early = datetime(2024, 3, 1, 0, 30, tzinfo=UTC)  # 08:30 in Shanghai
+        assert main(["check-late", "--data-root", str(tmp_path / "data")], now=lambda: early) == 0
+    assert len(alerts.read_text("utf-8").splitlines()) == 1
+    assert "nightly on time" in capsys.readouterr().out

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from flows.catalog import Catalog
+from flows.delivery import manifest_for
 from flows.generator import generate_landing
 
 pytestmark = pytest.mark.flow
@@ -158,8 +159,11 @@ def test_a_bad_row_is_quarantined_with_its_rule_and_the_run_goes_on(
     bad[header.index("annual_rate")] = "0.4500"
     lines.append(",".join(bad))
     loans_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
     business_date = date.fromisoformat(day.name)
+    # The servicer's control file describes the delivery as sent, bad row included.
+    manifest = manifest_for(day, business_date, ["repayments.principal_paid"])
+    (day / "manifest.json").write_text(manifest.dumps(), encoding="utf-8")
+
     summary = backfill_flow(start=business_date, end=business_date, data_root=str(root))
 
     catalog = Catalog(root)
