@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from open_data_contract_standard.model import OpenDataContractStandard
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 Severity = Literal["error", "warning"]
 
@@ -536,4 +537,25 @@ def _packaged_contract(dataset: str) -> Contract:
 
 def _read_contract(path: Path) -> Contract:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return contract_from_odcs(OdcsContract.model_validate(raw))
+    # The standard's own model (open-data-contract-standard, as datacontract-cli uses it)
+    # decides whether the file is an ODCS v3 contract at all; the typed subset above then
+    # reads the parts this project executes (and refuses what it cannot execute).
+    standard = conforming_odcs(raw, path)
+    return contract_from_odcs(
+        OdcsContract.model_validate(standard.model_dump(by_alias=True, exclude_none=True))
+    )
+
+
+def conforming_odcs(raw: object, path: Path) -> OpenDataContractStandard:
+    """``raw`` read by the ODCS v3 model of the open-data-contract-standard package.
+
+    Raises:
+        ValueError: The document is not an ODCS v3 data contract; the message names the file.
+    """
+    try:
+        return OpenDataContractStandard.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = f"{path.name}: not an ODCS v3 contract ({where}: {first['msg']})"
+        raise ValueError(message) from None

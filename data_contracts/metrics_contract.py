@@ -30,6 +30,8 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import yaml
 
+from data_contracts.contract import conforming_odcs
+
 MONEY_PATTERN = r"^-?\d+\.\d{2}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 
@@ -59,7 +61,9 @@ def load_contract(path: Path | None = None) -> dict[str, Any]:
     Raises:
         ValueError: If the file is not an ODCS data contract with one schema object.
     """
-    raw = yaml.safe_load((path or contract_path()).read_text(encoding="utf-8"))
+    source = path or contract_path()
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    conforming_odcs(raw, source)
     if not isinstance(raw, dict) or raw.get("kind") != "DataContract":
         raise ValueError("not an ODCS data contract")
     schemas = raw.get("schema")
