@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/abs-pipeline generate --out $(DATA)/landing --loans $(DEMO_LOANS) \
 		--start $(DEMO_START) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --if-empty \
-		--second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS)
+		--second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS) --servicer-tape
 	$(BIN)/abs-pipeline backfill --start $(DEMO_START)-01 --end $(DEMO_END) --data-root $(DATA)
 
 test: $(STAMP)

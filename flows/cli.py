@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(a GBK month-end loan tape read through its mapping file)",
     )
     gen.add_argument(
+        "--servicer-tape",
+        action="store_true",
+        help="the main pool's servicer also delivers a month-end loan tape (reconciled)",
+    )
+    gen.add_argument(
         "--if-empty",
         action="store_true",
         help="do nothing when the landing folder already holds deliveries",
@@ -332,6 +337,7 @@ def _generate(args: argparse.Namespace) -> int:
         months=args.months,
         seed=args.seed,
         second_servicer_loans=args.second_servicer_loans,
+        servicer_tape=args.servicer_tape,
     )
     print(
         f"wrote {summary.loans} loans, {summary.repayments} repayments and "

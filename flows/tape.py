@@ -164,7 +164,9 @@ class ServicerTape:
     @staticmethod
     def _beyond_tolerance(found: pl.DataFrame) -> pl.DataFrame:
         """Keep the breaks above the pool's tolerances (a status difference always counts)."""
-        balance = pl.col("balance_difference").abs() > pl.col("_balance").fill_null(0)
+        balance = pl.col("breaks").list.contains("balance") & (
+            pl.col("balance_difference").abs() > pl.col("_balance").fill_null(0)
+        )
         dpd = pl.col("dpd_difference").abs() > pl.col("_dpd").fill_null(0)
         breaks = pl.concat_list(
             pl.when(balance).then(pl.lit("balance")),

@@ -438,3 +438,20 @@ def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
     assert hidden["characteristics.wam_months"] == (
         "revolving accounts have no schedule, so no remaining term"
     )
+
+
+def test_a_written_off_balance_is_not_a_balance_difference() -> None:
+    engine = _engine(
+        [
+            {
+                "as_of_date": MAR,
+                "loan_id": "W1",
+                "closing_principal": 40_000,
+                "dpd": 200,
+                "status": "charged_off",
+                "default_date": JAN,
+            },
+        ]
+    )
+    tape = _tape([_row(MAR, "W1", 0, 200, "charged_off", charged_off_principal=40_000)])
+    assert reconcile(engine, tape).collect().height == 0
