@@ -275,6 +275,7 @@ def tape_sections(catalog: Catalog, deal: DealTerms, period_end: date) -> dict[s
                 **{c: _fen_text(row[c]) for c, t in REVOLVING_METRICS.items() if t == schema.MONEY},
                 "account_count": row["account_count"],
                 "thirty_plus_count": row["thirty_plus_count"],
+                "over_limit_count": row["over_limit_count"],
                 **{
                     c: row[c]
                     for c in (

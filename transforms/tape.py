@@ -616,6 +616,7 @@ REVOLVING_METRICS: Final[schema.Columns] = {
     "account_count": pl.Int64,
     "thirty_plus_count": pl.Int64,
     "thirty_plus_balance": schema.MONEY,
+    "over_limit_count": pl.Int64,
     "payment_rate": pl.Float64,
     "utilisation": pl.Float64,
     "thirty_plus_share": pl.Float64,
@@ -703,6 +704,11 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
         pl.col("_open").sum().cast(pl.Int64).alias("account_count"),
         thirty.sum().cast(pl.Int64).alias("thirty_plus_count"),
         pl.col("current_principal").filter(thirty).sum().alias("thirty_plus_balance"),
+        # A balance above its limit is flagged (DESIGN.md), never rejected.
+        (pl.col("_open") & (pl.col("current_principal") > pl.col("_limit")))
+        .sum()
+        .cast(pl.Int64)
+        .alias("over_limit_count"),
         pl.col("_interest").is_null().any().alias("_no_interest"),
         pl.col("_limit").filter(pl.col("_open")).is_null().any().alias("_no_limit"),
     )
