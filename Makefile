@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP) pdf-deps
 	$(BIN)/abs-pipeline generate --out $(DATA)/landing --loans $(DEMO_LOANS) \
 		--start $(DEMO_START) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --if-empty \
-		--bad-rows --second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS)
+		--bad-rows --second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS) --servicer-tape
 	$(BIN)/abs-pipeline backfill --start $(DEMO_START)-01 --end $(DEMO_END) --data-root $(DATA)
 
 # The archive PDFs (WeasyPrint) need Pango, HarfBuzz's subsetter (fast, reproducible font

@@ -121,6 +121,12 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
             "(a GBK month-end loan tape read through its mapping file)",
         ),
     ] = 0,
+    servicer_tape: Annotated[
+        bool,
+        typer.Option(
+            help="the main pool's servicer also delivers a month-end loan tape (reconciled)"
+        ),
+    ] = False,
 ) -> int:
     """Write a synthetic landing zone (with a manifest.json per business date)."""
     from flows.generator import generate_landing  # noqa: PLC0415 - only this command needs it
@@ -137,6 +143,7 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
             seed=seed,
             bad_rows=bad_rows,
             second_servicer_loans=second_servicer_loans,
+            servicer_tape=servicer_tape,
         )
     except (ValueError, FileExistsError) as exc:
         raise SettingsError(str(exc), where=str(out)) from None

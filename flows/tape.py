@@ -164,7 +164,9 @@ class ServicerTape:
     @staticmethod
     def _beyond_tolerance(found: pl.DataFrame) -> pl.DataFrame:
         """Keep the breaks above the pool's tolerances (a status difference always counts)."""
-        balance = pl.col("balance_difference").abs() > pl.col("_balance").fill_null(0)
+        balance = pl.col("breaks").list.contains("balance") & (
+            pl.col("balance_difference").abs() > pl.col("_balance").fill_null(0)
+        )
         dpd = pl.col("dpd_difference").abs() > pl.col("_dpd").fill_null(0)
         breaks = pl.concat_list(
             pl.when(balance).then(pl.lit("balance")),
@@ -273,6 +275,7 @@ def tape_sections(catalog: Catalog, deal: DealTerms, period_end: date) -> dict[s
                 **{c: _fen_text(row[c]) for c, t in REVOLVING_METRICS.items() if t == schema.MONEY},
                 "account_count": row["account_count"],
                 "thirty_plus_count": row["thirty_plus_count"],
+                "over_limit_count": row["over_limit_count"],
                 **{
                     c: row[c]
                     for c in (

@@ -74,7 +74,8 @@ def _month_number(day: pl.Expr) -> pl.Expr:
 
 
 def _previous(column: str) -> pl.Expr:
-    return pl.col(column).shift(1).over("loan_id", order_by="as_of_date")
+    # Frames are sorted by loan and date before any of these per-loan expressions runs.
+    return pl.col(column).shift(1).over("loan_id")
 
 
 def _delta(column: str) -> pl.Expr:
@@ -124,12 +125,33 @@ def _scheduled_balance(
     rows: pl.LazyFrame, loans: pl.LazyFrame, schedules: pl.LazyFrame, advance_payment_days: int
 ) -> pl.LazyFrame:
     """Each row with the loan's scheduled balance at its date and its final due date."""
-    dates = rows.select("loan_id", "as_of_date").unique()
+    # Principal due up to each date: an as-of join on the running total of the schedule.
+    running = (
+        schedules.select("loan_id", "due_date", "principal_due")
+        .sort("loan_id", "due_date")
+        .select(
+            "loan_id",
+            "due_date",
+            pl.col("principal_due").cum_sum().over("loan_id").alias("_due_to_date"),
+        )
+        .sort("due_date")
+    )
     due = (
-        dates.join(schedules.select("loan_id", "due_date", "principal_due"), on="loan_id")
-        .filter(pl.col("due_date") <= pl.col("as_of_date") + pl.duration(days=advance_payment_days))
-        .group_by("loan_id", "as_of_date")
-        .agg(pl.col("principal_due").sum().alias("_due_to_date"))
+        rows.select("loan_id", "as_of_date")
+        .unique()
+        .with_columns(
+            (pl.col("as_of_date") + pl.duration(days=advance_payment_days)).alias("_horizon")
+        )
+        .sort("_horizon")
+        .join_asof(
+            running,
+            left_on="_horizon",
+            right_on="due_date",
+            by="loan_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .select("loan_id", "as_of_date", "_due_to_date")
     )
     final = schedules.group_by("loan_id").agg(
         pl.col("due_date").max().alias("_final_due"), pl.len().alias("_instalments")
@@ -222,16 +244,8 @@ def tape_snapshots(
         | (pl.col("default_date").is_not_null() & (pl.col("default_date") <= as_of))
     )
     rows = rows.with_columns(
-        defaulted_now.cast(pl.Int8)
-        .cum_max()
-        .over("loan_id", order_by="as_of_date")
-        .cast(pl.Boolean)
-        .alias("_defaulted"),
-        charged_off_now.cast(pl.Int8)
-        .cum_max()
-        .over("loan_id", order_by="as_of_date")
-        .cast(pl.Boolean)
-        .alias("_charged"),
+        defaulted_now.cast(pl.Int8).cum_max().over("loan_id").cast(pl.Boolean).alias("_defaulted"),
+        charged_off_now.cast(pl.Int8).cum_max().over("loan_id").cast(pl.Boolean).alias("_charged"),
         _previous("as_of_date").alias("_previous_as_of"),
         _previous("current_principal").alias("_opening"),
         (
@@ -239,10 +253,7 @@ def tape_snapshots(
             - _previous("charged_off_principal").fill_null(0)
         ).alias("_charged_off_in_period"),
     ).with_columns(
-        pl.col("_defaulted")
-        .shift(1)
-        .over("loan_id", order_by="as_of_date")
-        .alias("_was_defaulted"),
+        pl.col("_defaulted").shift(1).over("loan_id").alias("_was_defaulted"),
         (
             pl.col("_scheduled_balance")
             - pl.col("current_principal")
@@ -251,7 +262,7 @@ def tape_snapshots(
         .clip(lower_bound=0)
         .fill_null(0)
         .cum_max()
-        .over("loan_id", order_by="as_of_date")
+        .over("loan_id")
         .alias("_ahead"),
     )
     first_row = pl.col("_previous_as_of").is_null()
@@ -285,7 +296,7 @@ def tape_snapshots(
     # of its schedule (as the engine counts it), so paying an instalment after a
     # prepayment is scheduled, and a tape that starts mid-life starts from its position.
     unscheduled = (
-        (pl.col("_ahead") - pl.col("_ahead").shift(1).over("loan_id", order_by="as_of_date"))
+        (pl.col("_ahead") - pl.col("_ahead").shift(1).over("loan_id"))
         .fill_null(0)
         .clip(lower_bound=0)
     )
@@ -315,13 +326,10 @@ def tape_snapshots(
         .then(0)
         .alias("_defaulted_now"),
     ).with_columns(
-        pl.col("_default_date_now")
-        .forward_fill()
-        .over("loan_id", order_by="as_of_date")
-        .alias("default_date"),
+        pl.col("_default_date_now").forward_fill().over("loan_id").alias("default_date"),
         pl.col("_defaulted_now")
         .forward_fill()
-        .over("loan_id", order_by="as_of_date")
+        .over("loan_id")
         .fill_null(0)
         .alias("defaulted_principal"),
     )
@@ -417,16 +425,14 @@ def apply_servicer_charge_offs(snapshots: pl.LazyFrame, charge_offs: pl.LazyFram
     Returns:
         The snapshots, same rows and columns.
     """
-    joined = snapshots.join(charge_offs, on="loan_id", how="left")
+    joined = snapshots.join(charge_offs, on="loan_id", how="left").sort("loan_id", "as_of_date")
     charged = pl.col("servicer_charge_off_date").is_not_null() & (
         pl.col("as_of_date") >= pl.col("servicer_charge_off_date")
     )
     engine_defaulted = pl.col("default_date").is_not_null() & (
         pl.col("default_date") <= pl.col("as_of_date")
     )
-    first_charged = charged & ~(
-        charged.shift(1).over("loan_id", order_by="as_of_date").fill_null(False)
-    )
+    first_charged = charged & ~(charged.shift(1).over("loan_id").fill_null(False))
     new_default = charged & ~engine_defaulted
     after = charged & ~first_charged
     flows = ["scheduled_principal_paid", "unscheduled_principal_paid", "interest_paid", "fees_paid"]
@@ -449,12 +455,9 @@ def apply_servicer_charge_offs(snapshots: pl.LazyFrame, charge_offs: pl.LazyFram
         .alias("recoveries"),
         *[pl.when(after & new_default).then(0).otherwise(pl.col(c)).alias(c) for c in flows],
     ).with_columns(
-        pl.col("defaulted_principal")
-        .forward_fill()
-        .over("loan_id", order_by="as_of_date")
-        .fill_null(0),
+        pl.col("defaulted_principal").forward_fill().over("loan_id").fill_null(0),
     )
-    return adjusted.select(list(schema.LOAN_SNAPSHOTS))
+    return adjusted.select(list(schema.LOAN_SNAPSHOTS)).sort("as_of_date", "loan_id")
 
 
 # --- reconciliation: engine versus servicer ------------------------------------------------------
@@ -494,8 +497,10 @@ def reconcile(
 ) -> pl.LazyFrame:
     """Differences between the engine's snapshots and the servicer's tape at each tape date.
 
-    Balance is compared to the fen (above ``balance_fen``), DPD within
-    ``dpd_days``, status as a category (prepaid and matured both mean repaid).
+    Balance is compared to the fen (above ``balance_fen``) while both sides hold
+    the loan performing or repaid (a written-off balance is the servicer's
+    accounting, not a difference), DPD within ``dpd_days``, status as a
+    category (prepaid and matured both mean repaid).
 
     Returns:
         :data:`RECONCILIATION` rows, only those with at least one break, sorted by
@@ -521,8 +526,14 @@ def reconcile(
     )
     balance_difference = pl.col("engine_balance") - pl.col("servicer_balance")
     dpd_difference = pl.col("engine_dpd") - pl.col("servicer_dpd")
+    written_off = ["defaulted", "charged_off"]
+    comparable = ~pl.col("engine_status").is_in(written_off) & ~pl.col("servicer_status").is_in(
+        written_off
+    )
     breaks = pl.concat_list(
-        pl.when(balance_difference.abs() > tolerances.balance_fen).then(pl.lit("balance")),
+        pl.when(comparable & (balance_difference.abs() > tolerances.balance_fen)).then(
+            pl.lit("balance")
+        ),
         pl.when(dpd_difference.abs() > tolerances.dpd_days).then(pl.lit("dpd")),
         pl.when(
             _status_group(pl.col("engine_status")) != _status_group(pl.col("servicer_status"))
@@ -605,6 +616,7 @@ REVOLVING_METRICS: Final[schema.Columns] = {
     "account_count": pl.Int64,
     "thirty_plus_count": pl.Int64,
     "thirty_plus_balance": schema.MONEY,
+    "over_limit_count": pl.Int64,
     "payment_rate": pl.Float64,
     "utilisation": pl.Float64,
     "thirty_plus_share": pl.Float64,
@@ -692,6 +704,11 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
         pl.col("_open").sum().cast(pl.Int64).alias("account_count"),
         thirty.sum().cast(pl.Int64).alias("thirty_plus_count"),
         pl.col("current_principal").filter(thirty).sum().alias("thirty_plus_balance"),
+        # A balance above its limit is flagged (DESIGN.md), never rejected.
+        (pl.col("_open") & (pl.col("current_principal") > pl.col("_limit")))
+        .sum()
+        .cast(pl.Int64)
+        .alias("over_limit_count"),
         pl.col("_interest").is_null().any().alias("_no_interest"),
         pl.col("_limit").filter(pl.col("_open")).is_null().any().alias("_no_limit"),
     )

@@ -35,6 +35,7 @@ from flows.generator.pool import (
     select_cutoff,
 )
 from flows.generator.second_servicer import write_second_servicer
+from flows.generator.servicer_tape import write_servicer_tape
 from flows.generator.writer import (
     write_deal,
     write_loans,
@@ -86,6 +87,7 @@ def generate_landing(
     seed: int,
     bad_rows: bool = False,
     second_servicer_loans: int = 0,
+    servicer_tape: bool = False,
 ) -> GenerationSummary:
     """Write a synthetic landing zone.
 
@@ -101,6 +103,9 @@ def generate_landing(
         second_servicer_loans: When positive, a second pool of this many seasoned loans
             delivered by another servicer as a month-end loan tape through its mapping
             (``flows.generator.second_servicer``).
+        servicer_tape: The main pool's servicer also delivers a month-end loan tape of
+            the pool's loans from the cut-off on (``flows.generator.servicer_tape``), which
+            the pipeline reconciles with the engine.
 
     Returns:
         Counts of what was written.
@@ -162,6 +167,8 @@ def generate_landing(
         month_events = PoolEvents.concat(parts)
         folders |= write_pool_assets(out, deal.pool_id, month_events, spoiled)
         pool_events += month_events.size
+        if servicer_tape and i >= deal.cutoff_month and cutoff_balance > 0:
+            folders |= write_servicer_tape(out, book, written, table.last_day(i))
 
     pool_ids: tuple[str, ...] = ()
     if cutoff_balance > 0:

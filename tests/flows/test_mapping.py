@@ -337,3 +337,44 @@ def test_a_mapped_loan_tape_is_ingested_with_lineage_and_quarantine(tmp_path: Pa
     assert bad["rule_ids"].to_list() == [["loan_tape.loan_id.known_loan"]]
     (tape,) = [f for f in outcome.files if f.dataset == "loan_tape"]
     assert (tape.rows_read, tape.rows_accepted, tape.rows_quarantined) == (2, 1, 1)
+
+
+US_TAPE = (
+    "id,member_id,issue_d,funded_amnt,int_rate,term,addr_state,snapshot_month,out_prncp,"
+    "loan_status,total_rec_prncp,total_rec_int,total_rec_late_fee,recoveries\n"
+    'U1,901,Dec-2015,"$12,000",13.56%, 36 months,ca,Mar-2016,"11,004.12",Current,995.88,'
+    "402.10,0,0\n"
+    "U2,902,Jan-2016,5000,9.99%, 60 months,NY,Mar-2016,0,Charged Off,250.00,80.00,15.00,12.5\n"
+)
+
+
+def test_a_us_instalment_tape_enters_through_its_mapping_as_loans_and_snapshots(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    (root / "landing" / "mappings").mkdir(parents=True)
+    shipped = EXAMPLE.parent / "us_instalment.mapping.yaml"
+    shutil.copy(shipped, root / "landing" / "mappings" / shipped.name)
+    day = date(2016, 3, 31)
+    folder = root / "landing" / day.isoformat()
+    folder.mkdir()
+    for dataset in ("loans", "loan_tape"):
+        (folder / f"{dataset}.us_instalment.csv").write_text(US_TAPE, encoding="utf-8")
+    outcome = ingest_dates(Catalog(root), [day])
+    assert sum(f.rows_quarantined for f in outcome.files) == 0, outcome.rule_counts
+    loans = pl.read_parquet(Catalog(root).staged_partition("loans", day)).sort("loan_id")
+    assert loans.select(
+        "borrower_id", "origination_date", "first_due_date", "principal", "term_months", "province"
+    ).rows() == [
+        ("M901", date(2015, 12, 1), date(2016, 1, 1), 1_200_000, 36, "US-CA"),
+        ("M902", date(2016, 1, 1), date(2016, 2, 1), 500_000, 60, "US-NY"),
+    ]
+    assert [str(r) for r in loans["annual_rate"]] == ["0.135600", "0.099900"]
+    tape = pl.read_parquet(Catalog(root).staged_partition("loan_tape", day)).sort("loan_id")
+    assert tape.select(
+        "as_of_date", "current_principal", "dpd", "status", "charged_off_principal"
+    ).rows() == [
+        (day, 1_100_412, 0, "current", 0),
+        (day, 0, 121, "charged_off", 475_000),
+    ]
+    assert tape["recoveries_to_date"].to_list() == [0, 1_250]

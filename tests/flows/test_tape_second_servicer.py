@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from flows.catalog import Catalog
 from flows.curate import curate
 from flows.deals import load_deals
+from flows.generator import generate_landing
 from flows.generator.second_servicer import write_second_servicer
 from flows.ingest import ingest_dates
 from flows.snapshots import build_loan_snapshots, snapshot_dates
@@ -58,3 +60,35 @@ def test_the_servicer_pool_rolls_forward_from_its_tape_alone(root: Path) -> None
     last = tape.filter(pl.col("as_of_date") == MONTH_ENDS[-1])
     closing = last.filter(pl.col("status").is_in(["current", "delinquent"]))["current_principal"]
     assert roll["closing_balance"][-1] == closing.sum()
+
+
+def test_the_main_servicers_tape_reconciles_except_cash_it_posts_a_day_late(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    generate_landing(
+        root / "landing", loans=400, start="2024-01", months=9, seed=11, servicer_tape=True
+    )
+    catalog = Catalog(root)
+    dates = catalog.landing_dates()
+    ingest_dates(catalog, dates)
+    curated = curate(catalog, dates[-1])
+    assert curated.first_origination is not None
+    deals = load_deals(catalog).deals
+    build_loan_snapshots(
+        catalog, snapshot_dates(curated.first_origination, dates[-1], deals.values()), deals
+    )
+    summary = json.loads(catalog.mart_summary("reconciliation").read_text(encoding="utf-8"))
+    assert summary["compared"] > 200
+    breaks = pl.read_parquet(catalog.mart("reconciliation")).filter(
+        pl.col("breaks").list.contains("balance")
+    )
+    assert breaks.height > 0
+    # Every balance difference is principal the engine received on the month-end itself.
+    repayments = pl.read_parquet(catalog.curated("repayments"))
+    signed = pl.when(pl.col("kind") == "reversal").then(-pl.col("principal_paid"))
+    on_month_end = repayments.group_by("loan_id", pl.col("value_date").alias("as_of_date")).agg(
+        signed.otherwise(pl.col("principal_paid")).sum().alias("late")
+    )
+    joined = breaks.join(on_month_end, on=["loan_id", "as_of_date"], how="left")
+    assert (joined["balance_difference"] == -joined["late"]).all()

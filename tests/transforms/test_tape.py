@@ -396,7 +396,7 @@ def test_revolving_payment_rate_utilisation_and_thirty_plus_as_computed_by_hand(
     # March: opening 3,700.00; A1 paid 1,000.00 + 30.00, A3 200.00 + 5.00.
     assert mar["payment_rate"] == pytest.approx(123_500 / 370_000)
     assert mar["utilisation"] == pytest.approx(250_000 / 1_800_000)
-    assert (mar["account_count"], mar["thirty_plus_count"]) == (3, 1)
+    assert (mar["account_count"], mar["thirty_plus_count"], mar["over_limit_count"]) == (3, 1, 0)
     assert mar["thirty_plus_share"] == pytest.approx(100_000 / 250_000)
     assert mar["yield_annualised"] == pytest.approx(3_500 * 12 / 370_000)
     assert mar["charge_off_rate_annualised"] == 0
@@ -438,3 +438,33 @@ def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
     assert hidden["characteristics.wam_months"] == (
         "revolving accounts have no schedule, so no remaining term"
     )
+
+
+def test_a_written_off_balance_is_not_a_balance_difference() -> None:
+    engine = _engine(
+        [
+            {
+                "as_of_date": MAR,
+                "loan_id": "W1",
+                "closing_principal": 40_000,
+                "dpd": 200,
+                "status": "charged_off",
+                "default_date": JAN,
+            },
+        ]
+    )
+    tape = _tape([_row(MAR, "W1", 0, 200, "charged_off", charged_off_principal=40_000)])
+    assert reconcile(engine, tape).collect().height == 0
+
+
+def test_a_balance_above_the_credit_limit_is_counted_not_rejected() -> None:
+    tape = _tape(
+        [
+            _row(JAN, "A1", 40_000, 0, "current", credit_limit=50_000),
+            _row(FEB, "A1", 60_000, 0, "current", credit_limit=50_000),
+        ]
+    )
+    pool_of = pl.LazyFrame({"loan_id": ["A1"], "pool_id": ["R"]})
+    feb = revolving_metrics(tape, pool_of).collect().row(1, named=True)
+    assert (feb["over_limit_count"], feb["closing_balance"]) == (1, 60_000)
+    assert feb["utilisation"] == pytest.approx(1.2)
