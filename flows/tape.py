@@ -4,7 +4,9 @@ Called by the snapshot stage on each engine result (``flows.snapshots``):
 
 - loans whose balance comes from the servicer take their snapshots from the
   tape (``transforms.tape.tape_snapshots``): loans with tape rows and no
-  repayments (a seasoned or bought pool), revolving accounts (tape rows with a
+  repayments in a pool none of whose loans has any (a seasoned or bought pool:
+  in a pool fed by repayments a loan that never paid is the engine's, simply
+  delinquent), revolving accounts (tape rows with a
   credit limit), and every loan with a tape in a pool whose deal says
   ``balance_source: servicer``;
 - the other loans keep the engine's snapshots, with the servicer's charge-offs
@@ -201,10 +203,16 @@ def prepare_tape(catalog: Catalog, until: date, deals: Mapping[str, DealTerms]) 
     pools = _latest_pool(catalog.scan(catalog.curated("pool_assets"))).collect()
     servicer_pools = [p for p, d in deals.items() if d.balance_source == "servicer"]
     revolving = tape.filter(pl.col("credit_limit").is_not_null()).select("loan_id").unique()
+    # A loan with no repayment history is the tape's only when nothing of its pool has
+    # any (a seasoned pool bought with its tape): in a pool fed by repayments, a loan
+    # that has not paid yet is still the engine's (it is simply delinquent or new).
+    unpaid = with_tape.join(paid, on="loan_id", how="anti")
+    pools_paid = pools.join(paid, on="loan_id", how="semi").select("pool_id").unique()
+    in_paid_pools = pools.join(pools_paid, on="pool_id", how="semi").select("loan_id")
     servicer = (
         pl.concat(
             [
-                with_tape.join(paid, on="loan_id", how="anti"),
+                unpaid.join(in_paid_pools, on="loan_id", how="anti"),
                 revolving,
                 with_tape.join(
                     pools.filter(pl.col("pool_id").is_in(servicer_pools)).select("loan_id"),

@@ -232,11 +232,39 @@ def _pool_rows(snapshots: pl.LazyFrame, as_of_dates: pl.LazyFrame) -> pl.LazyFra
     )
 
 
+def _defaulted_by_previous_row() -> pl.Expr:
+    """Whether the loan had defaulted as of the row before this one.
+
+    A loan's own previous row decides when there is one: a servicer's tape reports a
+    default only at its next snapshot, while a cut-off or latest-date row in between
+    repeats the last reported position, so comparing the default date with the
+    previous as-of date would lose that default. The loan's first row falls back on
+    the dates.
+    """
+    by_dates = pl.col("default_date").is_not_null() & (
+        pl.col("previous_as_of").is_null() | (pl.col("default_date") <= pl.col("previous_as_of"))
+    )
+    return (
+        pl.when(pl.col("_previous_row").is_not_null())
+        .then(pl.col("_previous_default").is_not_null())
+        .otherwise(by_dates)
+    )
+
+
+def _with_previous_row(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Each row with the as-of date and default date of the loan's previous row in its pool."""
+    loan = ["pool_id", "loan_id"]
+    return rows.with_columns(
+        _previous_row=pl.col("as_of_date").shift(1).over(loan, order_by="as_of_date"),
+        _previous_default=pl.col("default_date").shift(1).over(loan, order_by="as_of_date"),
+    )
+
+
 def _defaulted_in_period() -> pl.Expr:
     return (
         pl.col("default_date").is_not_null()
         & (pl.col("default_date") <= pl.col("as_of_date"))
-        & (pl.col("previous_as_of").is_null() | (pl.col("default_date") > pl.col("previous_as_of")))
+        & ~_defaulted_by_previous_row()
     )
 
 
@@ -244,11 +272,9 @@ def _opening_cohort() -> pl.Expr:
     """Rows of loans performing in their pool at the period start.
 
     A loan bought in the period carries its purchased principal; a loan that
-    defaulted by the previous as-of date was no longer performing.
+    had defaulted by its previous row was no longer performing.
     """
-    defaulted_before = pl.col("default_date").is_not_null() & (
-        pl.col("previous_as_of").is_null() | (pl.col("default_date") <= pl.col("previous_as_of"))
-    )
+    defaulted_before = _defaulted_by_previous_row()
     return (
         (pl.col("purchased_principal") == 0)
         & (pl.col("opening_principal") > 0)
@@ -391,7 +417,7 @@ def _pool_flows(
     """
     snapshots = _from_cutoff(snapshots, cutoffs)
     as_of_dates = _as_of_dates(snapshots, period_ends)
-    rows = _pool_rows(snapshots, as_of_dates)
+    rows = _with_previous_row(_pool_rows(snapshots, as_of_dates))
     boundaries = _boundaries(rows, as_of_dates, cutoffs)
     key_of = (
         rows.select("pool_id", "as_of_date")

@@ -32,7 +32,7 @@ POOL = """\
 pool_id,loan_id,event_date,event,reason
 TP,T1,2024-01-31,added,cutoff
 TP,T2,2024-01-31,added,cutoff
-TP,E1,2024-01-31,added,cutoff
+EP,E1,2024-01-31,added,cutoff
 """
 REPAYMENTS = """\
 repayment_id,loan_id,value_date,principal_paid,interest_paid,fee_paid,penalty_paid,kind
@@ -60,7 +60,15 @@ DEAL = {
     "allowed_regions": ["US"],
     "cutoff_date": "2024-01-31",
     "closing_date": "2024-02-15",
-    "tranches": [{"class": "A", "kind": "senior", "original_balance": "2000.00", "coupon": "0.05"}],
+    "tranches": [{"class": "A", "kind": "senior", "original_balance": "1800.00", "coupon": "0.05"}],
+}
+# E1 pays by repayments in a pool of its own: in a pool fed by repayments, a loan that has
+# not paid is the engine's (delinquent), so a tape-only loan sits in a pool with no cash.
+ENGINE_DEAL = {
+    **DEAL,
+    "pool_id": "EP",
+    "name": "Engine pool",
+    "tranches": [{"class": "A", "kind": "senior", "original_balance": "1000.00", "coupon": "0.05"}],
 }
 
 
@@ -79,6 +87,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     catalog = Catalog(root)
     catalog.deals_dir.mkdir(parents=True)
     (catalog.deals_dir / "TP.yaml").write_text(yaml.safe_dump(DEAL), encoding="utf-8")
+    (catalog.deals_dir / "EP.yaml").write_text(yaml.safe_dump(ENGINE_DEAL), encoding="utf-8")
     outcome = ingest_dates(catalog, [DAY])
     assert all(f.rows_quarantined == 0 for f in outcome.files), outcome.rule_counts
     curated = curate(catalog, DAY)
@@ -102,9 +111,13 @@ def test_tape_only_loans_take_the_servicers_balances_and_the_pool_rolls_forward(
     t1 = snapshots.filter(pl.col("loan_id") == "T1")
     assert t1["closing_principal"].to_list() == [120_000, 110_000, 100_000]
     assert t1["status"].to_list() == ["current"] * 3
-    roll = pool_rollforward(snapshots.lazy(), [FEB, MAR]).collect()
+    roll = pool_rollforward(snapshots.lazy(), [FEB, MAR]).collect().sort("pool_id", "period_end")
     assert rollforward_breaks(roll.lazy()).collect().height == 0
-    assert roll["closing_balance"].to_list() == [110_000 + 50_000 + 90_000, 100_000 + 80_000]
+    assert roll.filter(pl.col("pool_id") == "TP")["closing_balance"].to_list() == [
+        110_000 + 50_000,
+        100_000,
+    ]
+    assert roll.filter(pl.col("pool_id") == "EP")["closing_balance"].to_list() == [90_000, 80_000]
 
 
 def test_the_servicer_charge_off_before_default_dpd_is_a_default(root: Path) -> None:
@@ -134,14 +147,19 @@ def test_a_loan_whose_sources_disagree_is_in_the_reconciliation_mart(root: Path)
 def test_metrics_json_states_the_source_and_what_it_cannot_give(root: Path) -> None:
     catalog = Catalog(root)
     periods = compute_pool_metrics(catalog, load_deals(catalog).deals, [FEB, MAR])
-    assert [p.period for p in periods] == ["2024-02", "2024-03"]
+    assert sorted((p.pool_id, p.period) for p in periods) == [
+        ("EP", "2024-02"),
+        ("EP", "2024-03"),
+        ("TP", "2024-02"),
+        ("TP", "2024-03"),
+    ]
     document = json.loads(catalog.metrics_json("TP", "2024-03").read_text(encoding="utf-8"))
     assert document["currency"] == "USD"
     source = document["data_source"]
     assert (source["balance_source"], source["servicer_loans"], source["engine_loans"]) == (
-        "mixed",
+        "servicer",
         2,
-        1,
+        0,
     )
     # The tape has no interest_paid_to_date: interest-based figures are marked, never a 0.
     assert "collections.interest" in source["not_available"]
@@ -156,4 +174,4 @@ def test_a_pool_loan_outside_the_deals_allowed_regions_is_named(root: Path) -> N
     catalog = Catalog(root)
     deal = load_deals(catalog).deals["TP"].model_copy(update={"allowed_regions": ("US-CA",)})
     sections = tape_sections(catalog, deal, MAR)
-    assert sections["data_source"]["regions_not_allowed"] == ["US-NY", "US-TX"]  # type: ignore[index]
+    assert sections["data_source"]["regions_not_allowed"] == ["US-NY"]  # type: ignore[index]
