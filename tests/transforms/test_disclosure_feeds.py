@@ -138,7 +138,7 @@ SNAPSHOT_SCHEMA = {
 }
 
 
-def snapshots(rows: list[tuple[date, str, str, str, int, int, int]]) -> pl.LazyFrame:
+def snapshots(rows: list[tuple[date, str, str | None, str, int, int, int]]) -> pl.LazyFrame:
     return pl.LazyFrame(rows, schema=SNAPSHOT_SCHEMA, orient="row")
 
 
