@@ -149,6 +149,9 @@ def _tranche_payments(
         spec.append((r.c("s2.interest_paid"), money("interest_paid")))
         if has("interest_shortfall"):
             spec.append((r.c("s2.interest_shortfall"), money("interest_shortfall")))
+        if has("residual_paid"):
+            # The subordinated class's residual is its own column, never counted as interest.
+            spec.append((r.c("s2.residual_paid"), money("residual_paid")))
         spec += [
             (r.c("s2.principal_paid"), money("principal_paid")),
             (r.c("s2.closing_balance"), money("closing_balance")),
