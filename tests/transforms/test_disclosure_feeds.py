@@ -9,8 +9,12 @@ from decimal import Decimal
 
 import polars as pl
 import pytest
+from pydantic import ValidationError
 
+from data_contracts.deal import DealTerms
 from data_contracts.metrics_contract import validate_metrics
+from flows.metrics import waterfall_terms
+from tests.data_contracts.test_deal_conventions import _deal
 from tests.transforms.test_metrics_document import build
 from tests.transforms.test_waterfall import FEB, JAN, TERMS, period
 from transforms.concentration import top_obligors
@@ -275,3 +279,26 @@ class TestDocument:
         bad = [{"account": "principal", "opening": 100, "inflow": 50, "outflow": 20, "closing": 1}]
         with pytest.raises(ValueError, match="does not reconcile"):
             build(accounts=bad)
+
+
+class TestDealFees:
+    def test_the_plan_fees_and_tax_rate_reach_the_waterfall_and_default_to_zero(self) -> None:
+
+        plain = waterfall_terms(DealTerms.model_validate(_deal()))
+        assert (plain.management_fee_ppm, plain.custody_fee_ppm, plain.tax_on_interest_ppm) == (
+            0,
+            0,
+            0,
+        )
+        fees = {"management": "0.0004", "custody": "0.0001", "tax_on_interest": "0.0326"}
+        terms = waterfall_terms(DealTerms.model_validate(_deal(fees=fees)))
+        assert (terms.management_fee_ppm, terms.custody_fee_ppm, terms.tax_on_interest_ppm) == (
+            400,
+            100,
+            32_600,
+        )
+
+    def test_a_tax_rate_above_one_is_refused(self) -> None:
+
+        with pytest.raises(ValidationError, match="tax_on_interest"):
+            DealTerms.model_validate(_deal(fees={"tax_on_interest": "1.5"}))
