@@ -2,9 +2,10 @@
 
     loan snapshots ─▶ portfolio_metrics (book and pools, every as-of date)
                   ─▶ pool_* marts, pool_period_metrics, stratifications,
-                     vintage_curves, roll_rates, concentration
+                     vintage_curves, roll_rates, concentration, top_obligors,
+                     purchased_characteristics
                   ─▶ waterfall (fold per pool) ─▶ tranche_payments, trigger_tests,
-                     waterfall_steps, pool_waterfall
+                     waterfall_steps, pool_waterfall, waterfall_accounts
                   ─▶ reports/<pool_id>/<YYYY-MM>/metrics.json
 
 The computing is in ``transforms``; this module scans, converts the deal terms,
