@@ -154,6 +154,13 @@ class Fees(_Strict):
 
     trustee: Rate = Decimal("0.0005")
     servicer: Rate = Decimal("0.0050")
+    # Exchange-plan expenses (DOMAIN.md section 4), each 0 unless the deal names it.
+    management: Rate = Decimal(0)
+    """管理人报酬 beyond the trustee fee (the manager holds the trustee's role), annual."""
+    custody: Rate = Decimal(0)
+    """托管费, annual, on the opening pool balance."""
+    tax_on_interest: Rate = Decimal(0)
+    """VAT and surcharges on the period's interest income (e.g. 0.0326, simplified regime)."""
 
 
 class ThresholdStep(_Strict):

@@ -2,9 +2,10 @@
 
     loan snapshots ─▶ portfolio_metrics (book and pools, every as-of date)
                   ─▶ pool_* marts, pool_period_metrics, stratifications,
-                     vintage_curves, roll_rates, concentration
+                     vintage_curves, roll_rates, concentration, top_obligors,
+                     purchased_characteristics
                   ─▶ waterfall (fold per pool) ─▶ tranche_payments, trigger_tests,
-                     waterfall_steps, pool_waterfall
+                     waterfall_steps, pool_waterfall, waterfall_accounts
                   ─▶ reports/<pool_id>/<YYYY-MM>/metrics.json
 
 The computing is in ``transforms``; this module scans, converts the deal terms,
@@ -32,10 +33,11 @@ from flows.periods import month_end, period_label
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from flows.tape import tape_sections
 from transforms import pool_metrics, schema
-from transforms.concentration import concentration
+from transforms.concentration import concentration, top_obligors
 from transforms.dates import CalendarHorizonError, DateRules, interest_period
 from transforms.metrics_document import build_metrics_document, dumps_metrics
 from transforms.portfolio import portfolio_metrics
+from transforms.purchases import purchased_characteristics
 from transforms.roll_rates import roll_rates
 from transforms.stratification import stratifications
 from transforms.triggers import ThresholdStep, TriggerTerms
@@ -113,6 +115,9 @@ def waterfall_terms(deal: DealTerms) -> WaterfallTerms:
         ),
         trustee_fee_ppm=_ppm(deal.fees.trustee),
         servicer_fee_ppm=_ppm(deal.fees.servicer),
+        management_fee_ppm=_ppm(deal.fees.management),
+        custody_fee_ppm=_ppm(deal.fees.custody),
+        tax_on_interest_ppm=_ppm(deal.fees.tax_on_interest),
         revolving_period_end=deal.revolving_period_end,
         triggers=tuple(
             TriggerTerms(
@@ -200,6 +205,10 @@ def metric_marts(
         ),
         "roll_rates": roll_rates(month_end_snapshots, periods),
         "concentration": concentration(month_end_snapshots, loans, periods),
+        "top_obligors": top_obligors(month_end_snapshots, loans, periods),
+        "purchased_characteristics": purchased_characteristics(
+            with_cutoffs, loans, periods, cutoff_dates
+        ),
     }
     # One mart at a time: running them side by side multiplies the peak memory.
     marts = {name: frame.collect(engine=engine) for name, frame in lazy.items()}
@@ -236,6 +245,7 @@ def _waterfall_marts(
         "trigger_tests": pl.concat([p.trigger_tests for p in parts]).collect(),
         "waterfall_steps": pl.concat([p.steps for p in parts]).collect(),
         "pool_waterfall": pl.concat([p.summary for p in parts]).collect(),
+        "waterfall_accounts": pl.concat([p.accounts for p in parts]).collect(),
     }
 
 
@@ -317,6 +327,28 @@ def _trigger_definition(trigger: Trigger) -> str:
     )
 
 
+def _purchased(bought: Mapping[str, Any]) -> dict[str, Any]:
+    """The period's purchased loans' characteristics; none bought is no figure, not zero."""
+    if not bought:
+        return dict.fromkeys(("purchased_wac", "purchased_wam_months", "purchased_average_balance"))
+    return {
+        "purchased_wac": bought["purchased_wac"],
+        "purchased_wam_months": bought["purchased_wam_months"],
+        "purchased_average_balance": bought["purchased_average_balance"],
+    }
+
+
+def _expenses(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Taxes and fees paid in the period. The manager holds the trustee's role in an
+    exchange plan, so 管理人报酬 is the trustee fee plus any separate management fee."""
+    return {
+        "taxes": summary["taxes_paid"],
+        "management_fee": summary["trustee_fee_paid"] + summary["management_fee_paid"],
+        "custody_fee": summary["custody_fee_paid"],
+        "servicer_fee": summary["servicer_fee_paid"],
+    }
+
+
 def metrics_document(
     marts: Mapping[str, pl.DataFrame], deal: DealTerms, period_end: date
 ) -> dict[str, Any]:
@@ -340,6 +372,8 @@ def metrics_document(
     concentration_row = _one(spread, pool_id, period_end)
     if concentration_row:
         concentration_row["province_shares"] = dict(shares.iter_rows())
+        concentration_row["top_obligors"] = _rows(marts["top_obligors"], pool_id, period_end)
+    bought = _one(marts["purchased_characteristics"], pool_id, period_end)
     rollforward = _one(marts["pool_rollforward"], pool_id, period_end)
     return build_metrics_document(
         pool_id=pool_id,
@@ -361,12 +395,15 @@ def metrics_document(
                 "purchases_paid": summary["purchases_paid"],
                 "purchases_unfunded": summary["purchases_unfunded"],
                 "revolving_period": summary["revolving"],
+                **_purchased(bought),
             }
             if summary
             else None
         ),
         credit_enhancement=summary or None,
         waterfall=_rows(marts["waterfall_steps"], pool_id, period_end),
+        accounts=_rows(marts["waterfall_accounts"], pool_id, period_end) if summary else None,
+        expenses=_expenses(summary) if summary else None,
         delinquency_m=_rows(marts["pool_delinquency_m"], pool_id, period_end),
         definitions=_definitions(deal),
         dates=period_dates(deal, period_end),

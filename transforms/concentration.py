@@ -16,6 +16,7 @@ from typing import Final
 
 import polars as pl
 
+from transforms import schema
 from transforms.pool_metrics import ratio
 from transforms.portfolio import scoped_rows
 
@@ -104,4 +105,68 @@ def concentration(
             "top_province_share",
         )
         .sort(KEYS, nulls_last=False)
+    )
+
+
+LARGEST_OBLIGORS: Final = 20
+"""Obligors listed one by one in a disclosure (DOMAIN.md section 15)."""
+OBLIGOR_FLOOR_BP: Final = 100
+"""An obligor is listed when its share of the pool balance exceeds this (basis points: 1%)."""
+
+
+def top_obligors(
+    snapshots: pl.LazyFrame,
+    loans: pl.LazyFrame,
+    period_ends: Sequence[date],
+    *,
+    limit: int = LARGEST_OBLIGORS,
+    floor_bp: int = OBLIGOR_FLOOR_BP,
+) -> pl.LazyFrame:
+    """The largest obligors of each pool above a share of its performing balance, by rank.
+
+    The denominator is the pool's performing balance, as for
+    :func:`concentration` (so rank 1's share is ``top1_obligor_share`` when it
+    clears the floor). The rows are anonymous: the obligor is used to add up
+    its loans and to order ties, and is not returned.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        loans: ``schema.LOANS`` rows (``loan_id``, ``borrower_id`` are used).
+        period_ends: Dates to report.
+        limit: At most this many obligors per pool and period.
+        floor_bp: Only obligors whose share is strictly above this many basis points.
+
+    Returns:
+        Columns ``pool_id``, ``period_end``, Int32 ``rank`` (1 = largest),
+        Int64 ``balance`` (fen) and Float64 ``balance_share``, sorted by
+        ``pool_id``, ``period_end``, ``rank``; ties in balance are ranked by
+        the obligor's identifier (a stable order that is not shown).
+    """
+    keys = ["pool_id", "period_end"]
+    obligors = (
+        snapshots.filter(
+            pl.col("as_of_date").is_in(list(period_ends))
+            & pl.col("pool_id").is_not_null()
+            & pl.col("status").is_in(list(schema.PERFORMING_STATUSES))
+        )
+        .join(loans.select("loan_id", "borrower_id"), on="loan_id", how="left")
+        .select(
+            "pool_id",
+            pl.col("as_of_date").alias("period_end"),
+            pl.coalesce("borrower_id", pl.lit("loan:") + pl.col("loan_id")).alias("obligor"),
+            pl.col("closing_principal").cast(pl.Int64).alias("balance"),
+        )
+        .group_by(*keys, "obligor")
+        .agg(pl.col("balance").sum())
+        .with_columns(total=pl.col("balance").sum().over(keys))
+    )
+    return (
+        obligors.filter(
+            pl.col("balance").cast(pl.Int128) * 10_000 > pl.col("total").cast(pl.Int128) * floor_bp
+        )
+        .sort(*keys, "balance", "obligor", descending=[False, False, True, False])
+        .with_columns(rank=(pl.int_range(pl.len()).over(keys) + 1).cast(pl.Int32))
+        .filter(pl.col("rank") <= limit)
+        .select(*keys, "rank", "balance", balance_share=ratio(pl.col("balance"), pl.col("total")))
+        .sort(*keys, "rank")
     )

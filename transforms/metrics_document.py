@@ -55,7 +55,12 @@ CHARACTERISTIC_RATES: Final = ("wac", "wam_months", "wala_months")
 TRANCHE_MONEY: Final = ("opening_balance", "interest_paid", "principal_paid", "closing_balance")
 TRANCHE_RATES: Final = ("coupon", "bond_factor")
 CONCENTRATION_SHARES: Final = ("top1_obligor_share", "top10_obligor_share", "hhi_obligor")
-TRANCHE_EXTRA_MONEY: Final = ("original_balance", "interest_due", "interest_shortfall")
+TRANCHE_EXTRA_MONEY: Final = (
+    "original_balance",
+    "interest_due",
+    "interest_shortfall",
+    "residual_paid",
+)
 TRANCHE_EXTRA_RATES: Final = (
     "interest_per_100",
     "principal_per_100",
@@ -65,6 +70,11 @@ TRANCHE_EXTRA_RATES: Final = (
 )
 TRIGGER_EXTRA_TEXT: Final = ("metric", "comparison", "consequence")
 REVOLVING_MONEY: Final = ("purchase_price", "purchases_paid", "purchases_unfunded")
+PURCHASED_RATES: Final = ("purchased_wac", "purchased_wam_months")
+"""Characteristics of the period's purchased loans (null when none was bought)."""
+EXPENSES_MONEY: Final = ("taxes", "management_fee", "custody_fee", "servicer_fee")
+ACCOUNT_MONEY: Final = ("opening", "inflow", "outflow", "closing")
+ACCOUNT_ORDER: Final = ("collection", "principal", "income", "reserve")
 CREDIT_ENHANCEMENT_MONEY: Final = (
     "collateral_balance",
     "notes_balance",
@@ -271,7 +281,41 @@ def _revolving(rollforward: Mapping[str, Any], row: Mapping[str, Any] | None) ->
         if not isinstance(flag, bool):
             raise TypeError("revolving_period must be a bool")
         revolving["revolving_period"] = flag
+        revolving.update({k: _rate(row[k]) for k in PURCHASED_RATES if k in row})
+        if "purchased_average_balance" in row:
+            revolving["purchased_average_balance"] = _money(row["purchased_average_balance"])
     return revolving
+
+
+def _accounts(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each account's opening + inflow - outflow = closing, refused unless it holds to the fen."""
+    order = {name: i for i, name in enumerate(ACCOUNT_ORDER)}
+    out = []
+    for row in sorted(rows, key=lambda r: order.get(str(r["account"]), len(order))):
+        _require(row, ["account", *ACCOUNT_MONEY], "account row")
+        opening, inflow, outflow, closing = (operator.index(row[k]) for k in ACCOUNT_MONEY)
+        if opening + inflow - outflow != closing:
+            raise ValueError(
+                f"account {row['account']!r} does not reconcile: "
+                f"{opening} + {inflow} - {outflow} != {closing}"
+            )
+        out.append({"account": str(row["account"]), **{k: _money(row[k]) for k in ACCOUNT_MONEY}})
+    return out
+
+
+def _top_obligors(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Ranked, anonymous: only rank, balance and share are kept (never an identifier)."""
+    out = []
+    for row in sorted(rows, key=lambda r: operator.index(r["rank"])):
+        _require(row, ["rank", "balance", "balance_share"], "top obligor row")
+        out.append(
+            {
+                "rank": _count(row["rank"]),
+                "balance": _money(row["balance"]),
+                "balance_share": _rate(row["balance_share"]),
+            }
+        )
+    return out
 
 
 def _steps(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -342,6 +386,8 @@ def _concentration(row: Mapping[str, Any] | None) -> dict[str, Any]:
     out["province_shares"] = (
         None if provinces is None else {str(k): _rate(v) for k, v in sorted(provinces.items())}
     )
+    if "top_obligors" in row:
+        out["top_obligors"] = _top_obligors(row["top_obligors"])
     return out
 
 
@@ -366,6 +412,8 @@ def build_metrics_document(
     delinquency_m: Sequence[Mapping[str, Any]] | None = None,
     definitions: Mapping[str, Any] | None = None,
     dates: Mapping[str, Any] | None = None,
+    accounts: Sequence[Mapping[str, Any]] | None = None,
+    expenses: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the ``metrics.json`` document of one pool and collection period.
 
@@ -411,6 +459,13 @@ def build_metrics_document(
         definitions: Conventions used, text or integers (key ``definitions``).
         dates: The period's deal dates, top-level keys :data:`PERIOD_DATES`
             (dates) plus ``interest_days`` (int) and ``day_count`` (text).
+        accounts: Rows with ``account`` and :data:`ACCOUNT_MONEY` (fen), each
+            reconciling (key ``accounts``, in :data:`ACCOUNT_ORDER`).
+        expenses: :data:`EXPENSES_MONEY` paid in the period (fen, key ``expenses``).
+
+    ``revolving`` may also carry :data:`PURCHASED_RATES` and
+    ``purchased_average_balance`` (fen); ``concentration`` may carry
+    ``top_obligors`` rows (``rank``, ``balance`` in fen, ``balance_share``).
 
     Tranche rows may also carry ``kind`` and :data:`TRANCHE_EXTRA_MONEY` /
     :data:`TRANCHE_EXTRA_RATES`; trigger rows :data:`TRIGGER_EXTRA_TEXT` and
@@ -470,6 +525,11 @@ def build_metrics_document(
         document["definitions"] = _definitions(definitions)
     if dates is not None:
         document.update(_dates(dates))
+    if accounts is not None:
+        document["accounts"] = _accounts(accounts)
+    section = _optional_section(expenses, EXPENSES_MONEY, (), "expenses")
+    if section is not None:
+        document["expenses"] = section
     return document
 
 

@@ -10,16 +10,21 @@ Order of payments (DOMAIN.md "Tranches, waterfall, triggers"):
 
 Income (interest, borrower fees and penalties, recoveries) pays, in order:
 
-1. senior fees: trustee, then servicer (annual rate x opening pool balance x
-   the day-count fraction of the interest period; purchases are not in the
-   base), with any earlier shortfall;
+1. taxes (the deal's tax rate x the period's interest collections: VAT and
+   surcharges on the plan's interest income), then senior fees: trustee,
+   management (管理人报酬), custody (托管费), servicer (annual rate x opening
+   pool balance x the day-count fraction of the interest period; purchases are
+   not in the base), earlier shortfalls of any of them paid with the trustee's;
+   a line whose rate is zero is left out of the order of payments;
 2. interest of each rated class in order (A, then B, ...: balance at the start
    of the period x coupon x the day-count fraction, half-up to the fen), with
    earlier shortfalls carried forward and paid first next time;
 3. the default top-up: income up to the period's defaulted principal (plus
    any earlier uncovered defaults) moves to the principal account;
-4. the rest to the subordinated class (its ``interest_paid``); without one it
-   is released to the seller.
+4. the subordinated class: interest at its coupon when it has one (paid only
+   from what is left, no shortfall carried), then the rest as its residual
+   (``residual_paid``, never called interest); without a subordinated class
+   the rest is released to the seller.
 
 Principal funds (scheduled and unscheduled principal collections, the
 repurchase proceeds of loans the seller bought back at their outstanding
@@ -56,6 +61,15 @@ principal account; a class's subordination = balance of the classes below it
 / collateral; its credit enhancement = (collateral - balance of itself and
 the classes above it) / collateral; overcollateralisation = collateral - all
 notes (also as a ratio of collateral).
+
+Accounts (DOMAIN.md section 4): every period reconciles opening + inflow -
+outflow = closing to the fen for the collection account (collections and
+repurchase proceeds in, swept to the other two out; empty at each period
+end), the principal account (principal collections, repurchase proceeds and
+the default top-up in; purchases, class principal and releases out; its
+closing balance is the cash awaiting purchase in the collateral) and the
+income account (income in, every income line out). The deals have no reserve
+account.
 """
 
 from __future__ import annotations
@@ -109,6 +123,12 @@ class WaterfallTerms:
     revolving_period_end: date | None = None
     triggers: tuple[TriggerTerms, ...] = ()
     date_rules: DateRules | None = None
+    management_fee_ppm: int = 0
+    """管理人报酬 beyond the trustee fee, annual, parts per million of the pool balance."""
+    custody_fee_ppm: int = 0
+    """托管费, likewise."""
+    tax_on_interest_ppm: int = 0
+    """Taxes, parts per million of the period's interest collections (not annualised)."""
 
     def year_fraction(self, period_end: date) -> Fraction:
         """The day-count fraction of the interest period paid for ``period_end``."""
@@ -204,6 +224,40 @@ class TranchePayment:
     interest_shortfall: int
     principal_paid: int
     closing_balance: int
+    residual_paid: int = 0
+    """What the subordinated class receives beyond its coupon (0 for rated classes)."""
+
+
+AccountName = Literal["collection", "principal", "income"]
+
+
+@dataclass(frozen=True)
+class AccountFlow:
+    """One account's movement in one period (fen); it reconciles or cannot be built."""
+
+    account: AccountName
+    opening: int
+    inflow: int
+    outflow: int
+    closing: int
+
+    def __post_init__(self) -> None:
+        if self.opening + self.inflow - self.outflow != self.closing:
+            raise ValueError(
+                f"account {self.account} does not reconcile: {self.opening} + {self.inflow}"
+                f" - {self.outflow} != {self.closing}"
+            )
+
+
+@dataclass(frozen=True)
+class Expenses:
+    """Taxes and fees paid from income in one period (fen)."""
+
+    taxes: int = 0
+    trustee_fee: int = 0
+    management_fee: int = 0
+    custody_fee: int = 0
+    servicer_fee: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,6 +297,8 @@ class PeriodOutcome:
     closing_pool_balance: int
     excess_spread: float | None
     early_amortisation_breach: bool
+    expenses: Expenses = Expenses()
+    accounts: tuple[AccountFlow, ...] = ()
 
     @property
     def collateral_balance(self) -> int:
@@ -302,13 +358,23 @@ def step(
 
     income = _Ledger("income", period.interest + period.fees + period.recoveries, steps)
     available_income = income.cash
+    taxes_due = accrue(period.interest, terms.tax_on_interest_ppm, Fraction(1))
     trustee_due = accrue(base, terms.trustee_fee_ppm, fraction)
+    management_due = accrue(base, terms.management_fee_ppm, fraction)
+    custody_due = accrue(base, terms.custody_fee_ppm, fraction)
     servicer_due = accrue(base, terms.servicer_fee_ppm, fraction)
-    fees_due = trustee_due + servicer_due
+    fees_due = taxes_due + trustee_due + management_due + custody_due + servicer_due
+    taxes_paid = income.pay("taxes", taxes_due) if terms.tax_on_interest_ppm else 0
     # Earlier fee shortfalls are owed to the trustee first.
     trustee_paid = income.pay("trustee_fee", trustee_due + state.fee_arrears)
+    management_paid = (
+        income.pay("management_fee", management_due) if terms.management_fee_ppm else 0
+    )
+    custody_paid = income.pay("custody_fee", custody_due) if terms.custody_fee_ppm else 0
     servicer_paid = income.pay("servicer_fee", servicer_due)
-    fee_arrears = trustee_due + state.fee_arrears + servicer_due - trustee_paid - servicer_paid
+    expenses = Expenses(taxes_paid, trustee_paid, management_paid, custody_paid, servicer_paid)
+    fees_paid = taxes_paid + trustee_paid + management_paid + custody_paid + servicer_paid
+    fee_arrears = fees_due + state.fee_arrears - fees_paid
 
     interest_due = [
         accrue(b, t.coupon_ppm, fraction) for b, t in zip(balances, classes, strict=True)
@@ -340,8 +406,12 @@ def step(
     deficiency -= top_up
 
     released = 0
+    residual_paid = [0] * len(classes)
     if classes[-1].kind == "subordinated":
-        interest_paid[-1] = income.pay(f"class_{classes[-1].class_name}_residual", income.cash)
+        last = classes[-1]
+        if last.coupon_ppm:
+            interest_paid[-1] = income.pay(f"class_{last.class_name}_interest", interest_due[-1])
+        residual_paid[-1] = income.pay(f"class_{last.class_name}_residual", income.cash)
     else:
         released += income.pay("residual_released", income.cash)
     for i, tranche in enumerate(classes):
@@ -358,6 +428,7 @@ def step(
         steps,
     )
     principal_funds = principal.cash
+    principal_in = principal_funds - state.principal_account
     principal_paid = [0] * len(classes)
     purchases_paid = 0
     if revolving:
@@ -372,6 +443,18 @@ def step(
         released += principal.pay("principal_released", principal.cash)
         retained = principal.cash
     purchases_unfunded = period.purchase_price - purchases_paid
+    collected = principal_in - top_up + available_income
+    accounts = (
+        AccountFlow("collection", 0, collected, collected, 0),
+        AccountFlow(
+            "principal",
+            state.principal_account,
+            principal_in,
+            principal_funds - retained,
+            retained,
+        ),
+        AccountFlow("income", 0, available_income, available_income - income.cash, income.cash),
+    )
 
     tranches = tuple(
         TranchePayment(
@@ -385,6 +468,7 @@ def step(
             interest_shortfall=arrears[i] if t.kind != "subordinated" else 0,
             principal_paid=principal_paid[i],
             closing_balance=balances[i] - principal_paid[i],
+            residual_paid=residual_paid[i],
         )
         for i, t in enumerate(classes)
     )
@@ -397,7 +481,7 @@ def step(
         triggers=results,
         available_income=available_income,
         senior_fees_due=fees_due,
-        senior_fees_paid=trustee_paid + servicer_paid,
+        senior_fees_paid=fees_paid,
         note_interest_due=note_interest_due,
         default_top_up=top_up,
         principal_funds=principal_funds,
@@ -410,6 +494,8 @@ def step(
         closing_pool_balance=period.closing_balance,
         excess_spread=excess,
         early_amortisation_breach=accelerating,
+        expenses=expenses,
+        accounts=accounts,
     )
     early = state.early_amortisation or accelerating
     next_state = replace(
@@ -576,13 +662,16 @@ class WaterfallFrames:
         tranche_payments: One row per period and class.
         trigger_tests: One row per period and trigger.
         steps: One row per period and line of the order of payments.
-        summary: One row per period: revolving flag, accounts, credit enhancement.
+        summary: One row per period: revolving flag, accounts, credit enhancement,
+            taxes and fees paid.
+        accounts: One row per period and account: opening, inflow, outflow, closing.
     """
 
     tranche_payments: pl.LazyFrame
     trigger_tests: pl.LazyFrame
     steps: pl.LazyFrame
     summary: pl.LazyFrame
+    accounts: pl.LazyFrame
 
 
 def _share(numer: int, denom: int) -> float | None:
@@ -611,11 +700,14 @@ def _tranche_rows(pool_id: str, outcome: PeriodOutcome) -> list[dict[str, Any]]:
                 "interest_paid": t.interest_paid,
                 "interest_shortfall": t.interest_shortfall,
                 "principal_paid": t.principal_paid,
+                "residual_paid": t.residual_paid,
                 "closing_balance": t.closing_balance,
                 "bond_factor": t.closing_balance / face,
                 "interest_per_100": t.interest_paid * 100 / face,
                 "principal_per_100": t.principal_paid * 100 / face,
-                "payment_per_100": (t.interest_paid + t.principal_paid) * 100 / face,
+                "payment_per_100": (t.interest_paid + t.principal_paid + t.residual_paid)
+                * 100
+                / face,
                 "subordination": _share(sum(closing[i + 1 :]), collateral),
                 "credit_enhancement": _share(collateral - senior_and_own, collateral),
             }
@@ -637,6 +729,7 @@ _TRANCHE_SCHEMA: Final = {
     "interest_paid": pl.Int64,
     "interest_shortfall": pl.Int64,
     "principal_paid": pl.Int64,
+    "residual_paid": pl.Int64,
     "closing_balance": pl.Int64,
     "bond_factor": pl.Float64,
     "interest_per_100": pl.Float64,
@@ -691,6 +784,21 @@ _SUMMARY_SCHEMA: Final = {
     "overcollateralisation": pl.Int64,
     "overcollateralisation_ratio": pl.Float64,
     "excess_spread": pl.Float64,
+    "taxes_paid": pl.Int64,
+    "trustee_fee_paid": pl.Int64,
+    "management_fee_paid": pl.Int64,
+    "custody_fee_paid": pl.Int64,
+    "servicer_fee_paid": pl.Int64,
+}
+_ACCOUNT_SCHEMA: Final = {
+    "pool_id": pl.String,
+    "period_end": pl.Date,
+    "order": pl.Int32,
+    "account": pl.String,
+    "opening": pl.Int64,
+    "inflow": pl.Int64,
+    "outflow": pl.Int64,
+    "closing": pl.Int64,
 }
 
 
@@ -702,13 +810,14 @@ def outcome_frames(pool_id: str, outcomes: Sequence[PeriodOutcome]) -> Waterfall
         outcomes: Output of :func:`fold_waterfall`.
 
     Returns:
-        The four frames, each sorted by period (then class priority, trigger
-        order or payment order).
+        The five frames, each sorted by period (then class priority, trigger
+        order, payment order or account order).
     """
     tranche_rows: list[dict[str, Any]] = []
     trigger_rows: list[dict[str, Any]] = []
     step_rows: list[dict[str, Any]] = []
     summary_rows: list[dict[str, Any]] = []
+    account_rows: list[dict[str, Any]] = []
     in_effect = False
     for outcome in outcomes:
         tranche_rows.extend(_tranche_rows(pool_id, outcome))
@@ -770,7 +879,25 @@ def outcome_frames(pool_id: str, outcomes: Sequence[PeriodOutcome]) -> Waterfall
                 "overcollateralisation": oc,
                 "overcollateralisation_ratio": _share(oc, collateral),
                 "excess_spread": outcome.excess_spread,
+                "taxes_paid": outcome.expenses.taxes,
+                "trustee_fee_paid": outcome.expenses.trustee_fee,
+                "management_fee_paid": outcome.expenses.management_fee,
+                "custody_fee_paid": outcome.expenses.custody_fee,
+                "servicer_fee_paid": outcome.expenses.servicer_fee,
             }
+        )
+        account_rows.extend(
+            {
+                "pool_id": pool_id,
+                "period_end": outcome.period_end,
+                "order": order,
+                "account": a.account,
+                "opening": a.opening,
+                "inflow": a.inflow,
+                "outflow": a.outflow,
+                "closing": a.closing,
+            }
+            for order, a in enumerate(outcome.accounts, start=1)
         )
         in_effect = in_effect or outcome.early_amortisation_breach
     return WaterfallFrames(
@@ -778,6 +905,7 @@ def outcome_frames(pool_id: str, outcomes: Sequence[PeriodOutcome]) -> Waterfall
         trigger_tests=pl.LazyFrame(trigger_rows, schema=_TRIGGER_SCHEMA),
         steps=pl.LazyFrame(step_rows, schema=_STEP_SCHEMA),
         summary=pl.LazyFrame(summary_rows, schema=_SUMMARY_SCHEMA),
+        accounts=pl.LazyFrame(account_rows, schema=_ACCOUNT_SCHEMA),
     )
 
 

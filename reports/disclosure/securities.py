@@ -149,6 +149,9 @@ def _tranche_payments(
         spec.append((r.c("s2.interest_paid"), money("interest_paid")))
         if has("interest_shortfall"):
             spec.append((r.c("s2.interest_shortfall"), money("interest_shortfall")))
+        if has("residual_paid"):
+            # The subordinated class's residual is its own column, never counted as interest.
+            spec.append((r.c("s2.residual_paid"), money("residual_paid")))
         spec += [
             (r.c("s2.principal_paid"), money("principal_paid")),
             (r.c("s2.closing_balance"), money("closing_balance")),
@@ -179,7 +182,8 @@ def _tranche_payments(
         tables.append(table(t("s2.caption"), columns, rows))
         tables.append(table(r.c("s2.per_100_caption"), per_100_columns, per_100_rows))
         charts.append(_tranche_chart(deal, history, r))
-        if any(tranche.kind == "subordinated" for tranche in deal.tranches):
+        # The note says the class has no coupon: only true of a zero-coupon subordinated class.
+        if any(tranche.kind == "subordinated" and tranche.coupon == 0 for tranche in deal.tranches):
             notes.append(t("s2.residual_note"))
     else:
         notes.append(t("not_computed"))

@@ -281,6 +281,9 @@ def test_the_marts_have_their_schemas(root: Path) -> None:
         "trigger_tests",
         "waterfall_steps",
         "pool_waterfall",
+        "waterfall_accounts",
+        "top_obligors",
+        "purchased_characteristics",
     ):
         frame = pl.read_parquet(catalog.mart(name))
         assert frame.height > 0, name

@@ -341,11 +341,42 @@ def _concentration(
         by_obligor[loan["borrower_id"]] += row.closing
         by_province[loan["province"] or "unknown"] += row.closing
     ranked = sorted(by_obligor.values(), reverse=True)
+    # The largest obligors above 1% of the balance, ties by borrower id; no id is kept.
+    largest = sorted(by_obligor.items(), key=lambda item: (-item[1], item[0]))
+    top = [
+        {"rank": i, "balance": _money(b), "balance_share": b / total}
+        for i, (_, b) in enumerate([x for x in largest if x[1] * 100 > total][:20], start=1)
+    ]
     return {
+        "top_obligors": top,
         "top1_obligor_share": _ratio(sum(ranked[:1]), total),
         "top10_obligor_share": _ratio(sum(ranked[:10]), total),
         "hhi_obligor": float(sum(Fraction(b, total) ** 2 for b in ranked)) if total else None,
         "province_shares": {p: _ratio(b, total) for p, b in sorted(by_province.items())},
+    }
+
+
+def _purchased(bought: Sequence[tuple[Mapping[str, Any], Row]]) -> dict[str, Any]:
+    """The loans bought in the period, weighted by the principal bought."""
+    total = 0
+    rate = 0
+    term = 0
+    loan_ids = set()
+    for loan, r in bought:
+        total += r.purchased
+        rate += int(loan["rate_ppm"]) * r.purchased
+        term += r.remaining_term * r.purchased
+        loan_ids.add(loan["loan_id"])
+    if not loan_ids:
+        return {
+            "purchased_wac": None,
+            "purchased_wam_months": None,
+            "purchased_average_balance": None,
+        }
+    return {
+        "purchased_wac": _ratio(rate, total * 1_000_000),
+        "purchased_wam_months": _ratio(term, total),
+        "purchased_average_balance": _money(half_up(Fraction(total, len(loan_ids)))),
     }
 
 
@@ -523,6 +554,7 @@ def pool_figures(
             "revolving": {
                 "purchased_count": sum(1 for _, r in rows if r.purchased != 0),
                 "purchased_principal": _money(purchased),
+                **_purchased([(loan, r) for loan, r in rows if r.purchased != 0]),
             },
         }
     return figures
@@ -606,6 +638,7 @@ def add_waterfall(
         interest = _fen(f["collections"]["interest"])
         fees = _fen(f["collections"]["fees"])
         cash = interest + fees + _fen(f["collections"]["recoveries"])
+        income_in = cash
 
         def pay(due: int) -> int:
             nonlocal cash
@@ -613,10 +646,25 @@ def add_waterfall(
             cash -= paid
             return paid
 
-        trustee = half_up(opening * Fraction(int(deal.fees.trustee * ppm), ppm) * fraction)
-        servicer = half_up(opening * Fraction(int(deal.fees.servicer * ppm), ppm) * fraction)
-        fees_paid = pay(trustee + fee_arrears) + pay(servicer)
-        fee_arrears = trustee + fee_arrears + servicer - fees_paid
+        taxes = half_up(interest * Fraction(int(deal.fees.tax_on_interest * ppm), ppm))
+        trustee, management, custody, servicer = (
+            half_up(opening * Fraction(int(rate * ppm), ppm) * fraction)
+            for rate in (
+                deal.fees.trustee,
+                deal.fees.management,
+                deal.fees.custody,
+                deal.fees.servicer,
+            )
+        )
+        paid_fees = [
+            pay(taxes),
+            pay(trustee + fee_arrears),
+            pay(management),
+            pay(custody),
+            pay(servicer),
+        ]
+        expenses_due = taxes + trustee + management + custody + servicer
+        fee_arrears = expenses_due + fee_arrears - sum(paid_fees)
         due = [
             half_up(b * Fraction(int(c.coupon * ppm), ppm) * fraction)
             for b, c in zip(balances, classes, strict=True)
@@ -627,7 +675,7 @@ def add_waterfall(
             if c.kind != "subordinated":
                 note_interest += due[i]
                 paid_interest[i] = pay(due[i] + arrears[i])
-        spread = interest + fees - trustee - servicer - note_interest
+        spread = interest + fees - expenses_due - note_interest
         excess = spread / opening * 12 if opening else None
         metrics = {
             **f["performance"],
@@ -649,20 +697,23 @@ def add_waterfall(
         deficiency += _fen(f["pool"]["defaulted_principal"])
         top_up = pay(deficiency)
         deficiency -= top_up
+        residual = [0] * len(classes)
         if classes[-1].kind == "subordinated":
-            paid_interest[-1] = pay(cash)
+            paid_interest[-1] = pay(due[-1])
+            residual[-1] = pay(cash)
         else:
             pay(cash)
         for i, c in enumerate(classes):
             if c.kind != "subordinated":
                 arrears[i] += due[i] - paid_interest[i]
-        funds = (
+        principal_in = (
             _fen(f["pool"]["scheduled_principal"])
             + _fen(f["pool"]["unscheduled_principal"])
             + _fen(f["pool"]["removed_principal"])
             + top_up
-            + principal_account
         )
+        account_opening = principal_account
+        funds = principal_in + principal_account
         revolving_period = deal.revolving_period_end is not None and t <= deal.revolving_period_end
         in_revolving = revolving_period and not early
         paid_principal = [0] * len(classes)
@@ -677,6 +728,36 @@ def add_waterfall(
                 funds -= paid_principal[i]
             principal_account = 0
         early = early or breach
+        collected = principal_in - top_up + income_in
+        f["accounts"] = [
+            {
+                "account": "collection",
+                "opening": "0.00",
+                "inflow": _money(collected),
+                "outflow": _money(collected),
+                "closing": "0.00",
+            },
+            {
+                "account": "principal",
+                "opening": _money(account_opening),
+                "inflow": _money(principal_in),
+                "outflow": _money(account_opening + principal_in - principal_account),
+                "closing": _money(principal_account),
+            },
+            {
+                "account": "income",
+                "opening": "0.00",
+                "inflow": _money(income_in),
+                "outflow": _money(income_in - cash),
+                "closing": _money(cash),
+            },
+        ]
+        f["expenses"] = {
+            "taxes": _money(paid_fees[0]),
+            "management_fee": _money(paid_fees[1] + paid_fees[2]),
+            "custody_fee": _money(paid_fees[3]),
+            "servicer_fee": _money(paid_fees[4]),
+        }
         tranches = []
         for i, c in enumerate(classes):
             tranches.append(
@@ -685,6 +766,7 @@ def add_waterfall(
                     "opening_balance": _money(balances[i]),
                     "interest_paid": _money(paid_interest[i]),
                     "principal_paid": _money(paid_principal[i]),
+                    "residual_paid": _money(residual[i]),
                     "closing_balance": _money(balances[i] - paid_principal[i]),
                     "coupon": float(c.coupon),
                     "bond_factor": (balances[i] - paid_principal[i]) / c.original_balance,

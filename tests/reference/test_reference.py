@@ -36,6 +36,7 @@ RATE_TOLERANCE = 1e-9
 def tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("reference") / "data"
     generate_landing(root / "landing", loans=600, start="2024-01", months=12, seed=11)
+    _with_plan_fees_and_a_class_c_coupon(root / "landing" / "deals")
     catalog = Catalog(root)
     ingest_dates(catalog, catalog.landing_dates())
     curate(catalog, END)
@@ -48,6 +49,19 @@ def tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     compute_pool_metrics(catalog, deals, month_ends_between(START, END))
     return root
+
+
+def _with_plan_fees_and_a_class_c_coupon(deals: Path) -> None:
+    """Taxes, 管理人报酬, 托管费 and a coupon on class C, so the reference checks them too."""
+    [path] = sorted(deals.glob("*.yaml"))
+    text = path.read_text(encoding="utf-8")
+    fees = "fees:\n  trustee: '0.0005'\n  servicer: '0.0050'\n"
+    assert fees in text
+    assert text.count("coupon: '0'\n") == 1
+    text = text.replace(
+        fees, fees + "  management: '0.0004'\n  custody: '0.0001'\n  tax_on_interest: '0.0326'\n"
+    ).replace("coupon: '0'\n", "coupon: '0.0100'\n")
+    path.write_text(text, encoding="utf-8")
 
 
 def _stop_paying(catalog: Catalog, cutoff: date) -> None:
@@ -143,3 +157,10 @@ def test_every_pool_figure_agrees_with_the_independent_recomputation(tape: Path)
     assert any(t["breached"] for d in documents.values() for t in d["triggers"])
     assert any(Decimal(t["principal_paid"]) > 0 for d in documents.values() for t in d["tranches"])
     assert compared == len(documents)
+    # The plan fees, the tax and class C's coupon were paid, so they were compared.
+    expenses = [d["expenses"] for d in documents.values()]
+    assert any(Decimal(e["taxes"]) > 0 and Decimal(e["custody_fee"]) > 0 for e in expenses)
+    class_c = [d["tranches"][-1] for d in documents.values()]
+    assert any(Decimal(c["interest_paid"]) > 0 for c in class_c)
+    assert any(Decimal(c["residual_paid"]) > 0 for c in class_c)
+    assert all(len(d["accounts"]) == 3 for d in documents.values())

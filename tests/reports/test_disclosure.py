@@ -674,3 +674,17 @@ def test_accounts_that_do_not_reconcile_are_refused() -> None:
     metrics["accounts"][1]["closing"] = "5432.10"
     with pytest.raises(ValueError, match="account principal does not reconcile"):
         build(metrics)
+
+
+def test_a_residual_is_its_own_column_not_interest() -> None:
+    metrics = make_metrics()
+    for item in metrics["tranches"]:
+        item["residual_paid"] = "0.00"
+    metrics["tranches"][-1]["residual_paid"] = "123.45"
+    table = section(build(metrics), "tranches")["tables"][1]
+    headers = [column["label"] for column in table["columns"]]
+    # The residual sits between interest and principal, apart from interest paid.
+    assert headers.index("Residual paid (CNY)") == headers.index("Interest shortfall (CNY)") + 1
+    cells = rows(build(metrics), "tranches", 1)[metrics["tranches"][-1]["class"]]
+    residual = headers.index("Residual paid (CNY)") - 1
+    assert cells[residual] == "123.45"

@@ -153,7 +153,7 @@ class TestFold:
         assert (feb.tranches[0].interest_paid, feb.tranches[0].interest_shortfall) == (13_000, 0)
         assert (feb.tranches[1].interest_paid, feb.tranches[1].interest_shortfall) == (1_000, 0)
         # 20,000 - 13,000 - 1,000 = 6,000 to the subordinated class.
-        assert feb.tranches[2].interest_paid == 6_000
+        assert (feb.tranches[2].interest_paid, feb.tranches[2].residual_paid) == (0, 6_000)
 
     def test_defaults_are_topped_up_from_income_and_the_rest_carried(self) -> None:
         outcomes = fold_waterfall(
