@@ -76,7 +76,7 @@ def _check(kind: str, path: Path) -> None:
 
     frame = pl.read_parquet(path)
     contract = load_contract("loan_snapshots")
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     if kind == "polars":
         from data_contracts.polars_checks import check_frame  # noqa: PLC0415
 
@@ -85,9 +85,10 @@ def _check(kind: str, path: Path) -> None:
         from data_contracts.validate import validate_frame  # noqa: PLC0415
 
         outcome = validate_frame(contract, frame)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "failures": outcome.failures.height}))
+    failures = outcome.failures.height
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_bytes": peak, "failures": failures}))
 
 
 def _measure(kind: str, path: Path) -> dict[str, float]:
@@ -110,7 +111,7 @@ def main() -> None:
     if args.child:
         _check(args.child, args.frame)
         return
-    print(f"{'rows':>10} {'checker':>8} {'seconds':>8} {'peak':>10} {'failures':>8}")
+    print(f"{'rows':>10} {'checker':>8} {'seconds':>8} {'cpu':>8} {'peak':>10} {'failures':>8}")
     with tempfile.TemporaryDirectory() as scratch:
         for rows in args.rows:
             path = Path(scratch) / f"snapshots-{rows}.parquet"
@@ -118,7 +119,7 @@ def main() -> None:
             for kind in ("polars", "gx") if args.gx else ("polars",):
                 result = _measure(kind, path)
                 print(
-                    f"{rows:>10,} {kind:>8} {result['seconds']:>7.2f}s "
+                    f"{rows:>10,} {kind:>8} {result['seconds']:>7.2f}s {result['cpu']:>7.2f}s "
                     f"{result['peak_bytes'] / 2**30:>6.2f} GiB {int(result['failures']):>8}",
                     flush=True,
                 )

@@ -569,8 +569,9 @@ def _child(args: argparse.Namespace) -> None:
     else:
         run_duckdb(Path(args.folder), Path(args.output), args.threads, dates)
     seconds = time.perf_counter() - began
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "batches": batches}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_bytes": peak, "batches": batches}))
 
 
 def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) -> dict[str, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -11,25 +10,14 @@ import pytest
 
 from flows.catalog import Catalog
 from flows.cli import main
-from flows.generator import generate_landing
 from flows.status import StateBook
 
 pytestmark = pytest.mark.flow
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tape") / "landing"
-    generate_landing(out, loans=200, start="2024-01", months=3, seed=7)
-    return out
+def landing(tiny_landing: Path) -> Path:
+    return tiny_landing
 
 
 def _data_root(tmp_path: Path, landing: Path) -> Path:

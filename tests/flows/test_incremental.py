@@ -2,8 +2,8 @@
 
 Two data roots receive the same generated deliveries: one runs the engine
 stage incrementally after each delivery, the other recomputes everything from
-scratch. The nightly side also computes the book in loan batches (hash buckets
-of about 60 loans), the scratch side in one. Their snapshot partitions and
+scratch. The nightly side also computes the book in loan batches (up to three
+hash buckets), the scratch side in one. Their snapshot partitions and
 engine states must be byte-identical after every run, including after a late
 correction to an already processed date, which must send the incremental side
 back to that date (and no earlier).
@@ -26,8 +26,8 @@ from flows.snapshots import SnapshotOutcome, snapshot_dates, update_loan_snapsho
 from transforms import schema
 
 START, MONTHS = "2024-01", 9
-NIGHTLY_BATCH_LOANS = 60
-"""250 loans in five hash buckets on the nightly side; one batch on the scratch side."""
+NIGHTLY_BATCH_LOANS = 100
+"""Up to three hash buckets of the 250 loans on the nightly side; one on the scratch side."""
 
 
 def _typed(frame: pl.DataFrame, columns: schema.Columns) -> pl.DataFrame:

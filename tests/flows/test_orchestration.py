@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from flows.catalog import Catalog
-from flows.generator import generate_landing
 from flows.status import StateBook, days_between
 
 pytestmark = pytest.mark.flow
@@ -30,19 +29,8 @@ OUTPUT_FOLDERS = ("staged", "quarantine", "curated", "marts", "reports")
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield str(PREFECT_API_URL.value())
-
-
-@pytest.fixture(scope="module")
-def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tape") / "landing"
-    generate_landing(out, loans=200, start="2024-01", months=3, seed=7)
-    return out
+def landing(tiny_landing: Path) -> Path:
+    return tiny_landing
 
 
 def _data_root(parent: Path, landing: Path) -> Path:

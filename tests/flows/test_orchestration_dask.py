@@ -16,11 +16,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flows.cli import main
-from flows.generator import generate_landing
 from tests.flows.test_orchestration import assert_same_outputs
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
@@ -30,23 +30,14 @@ SPAN = ["--start", "2024-01-01", "--end", "2024-03-31"]
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[str]:
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield str(PREFECT_API_URL.value())
-
-
-@pytest.fixture(scope="module")
-def local_run(harness: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The landing zone of a tiny tape, and a data root backfilled in this process."""
-    tape = tmp_path_factory.mktemp("tape")
-    generate_landing(tape / "landing", loans=200, start="2024-01", months=3, seed=7)
-    root = tape / "threads"
-    shutil.copytree(tape / "landing", root / "landing")
+def local_run(
+    harness: str, tiny_landing: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """The landing zone of the tiny tape, and a data root backfilled in this process."""
+    root = tmp_path_factory.mktemp("threads")
+    shutil.copytree(tiny_landing, root / "landing")
     assert main(["backfill", *SPAN, "--data-root", str(root)]) == 0
-    return tape / "landing", root
+    return tiny_landing, root
 
 
 def test_a_dask_backfill_writes_the_same_outputs_as_the_default_runner(
@@ -127,3 +118,12 @@ def test_a_backfill_on_an_external_cluster_writes_the_same_outputs_as_a_local_ru
     monkeypatch.chdir(tmp_path)
     assert main(["backfill", *SPAN, "--data-root", "remote", "--dask-address", cluster]) == 0
     assert_same_outputs(reference, tmp_path / "remote")
+    from distributed import Client
+
+    with Client(cluster, timeout=60) as client:
+        assert client.run_on_scheduler(_tasks_completed) > 0
+
+
+def _tasks_completed(dask_scheduler: Any) -> int:
+    """Tasks the scheduler has seen finish (run on the scheduler)."""
+    return sum(1 for t in dask_scheduler.transition_log if t.finish == "memory")
