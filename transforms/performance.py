@@ -855,7 +855,9 @@ def _pool_membership(
     next period.
 
     Returns:
-        ``key`` (the grid's), ``pool_id``, ``removed`` for grid rows with a pool.
+        ``key`` (the grid's), ``pool_id``, ``removed``, ``added_day`` (the day
+        of the addition in force) and ``removed_day`` (the removal's day, null
+        unless ``removed``) for grid rows with a pool.
     """
     rank = pl.when(pl.col("event") == "added").then(0).otherwise(1).cast(pl.Int8)
     events = (
@@ -881,11 +883,19 @@ def _pool_membership(
             ((pl.col("event") == "added") & (previous.is_null() | (previous != "added")))
             | ((pl.col("event") == "removed") & (previous == "added"))
         )
+        # Effective events alternate, so a removal's addition is the event before it.
+        .with_columns(
+            pl.when(pl.col("event") == "added")
+            .then(pl.col("event_day"))
+            .otherwise(pl.col("event_day").shift(1).over("pair"))
+            .alias("added_day")
+        )
         .select(
             (pair_key + pl.col("event_day")).alias("key"),
             pl.col("pair").alias("event_pair"),
             "event_day",
             "event",
+            "added_day",
         )
     )
     candidates = (
@@ -908,7 +918,13 @@ def _pool_membership(
             descending=[False, True, True, False],
         )
         .unique(subset="grid_key", keep="first", maintain_order=True)
-        .select(pl.col("grid_key").alias("key"), "pool_id", "removed")
+        .select(
+            pl.col("grid_key").alias("key"),
+            "pool_id",
+            "removed",
+            "added_day",
+            pl.when(pl.col("removed")).then(pl.col("event_day")).alias("removed_day"),
+        )
     )
 
 
@@ -1124,56 +1140,115 @@ def _snapshot_rows(
         .then(pl.lit("delinquent"))
         .otherwise(pl.lit("current"))
     )
-    # A purchase counts from the period start, so the loan enters the pool at
-    # its opening principal; a loan already defaulted was never performing there.
+    # A loan already defaulted at the period start was never performing in the pool.
     previous_member = pl.col("previous_member")
-    joined_pool = (
-        pl.col("pool_id").is_not_null()
-        & (previous_member.is_null() | (previous_member != pl.col("pool_id")))
-        & ~defaulted_before_period
+    entered = pl.col("pool_id").is_not_null() & (
+        previous_member.is_null() | (previous_member != pl.col("pool_id"))
     )
-    return (
-        state.with_columns(
-            member_pool.alias("member_pool"),
-            (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
-            (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
-            *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
-            dpd.cast(pl.Int32).alias("dpd"),
-        )
-        .with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
-        .with_columns(
-            status.alias("status"),
-            _bucket(pl.col("dpd")).alias("bucket"),
-            pl.when(joined_pool)
-            .then(pl.col("opening_principal"))
-            .otherwise(0)
-            .alias("purchased_principal"),
-            # A defaulted loan has already left the performing pool.
-            pl.when(removed & ~defaulted)
-            .then(pl.col("closing_principal"))
-            .otherwise(0)
-            .alias("removed_principal"),
-            pl.when(defaulted)
-            .then(pl.col("principal") - pl.col("cum_paid_performing"))
-            .otherwise(0)
-            .alias("defaulted_principal"),
-            pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
-            (_month_number(t) - _month_number(pl.col("origination"))).alias("months_on_book"),
-            pl.when(pl.col("repaid"))
-            .then(0)
-            .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
-            .alias("remaining_term"),
-        )
-        .with_columns(
-            (
-                (pl.col("opening_principal") > 0)
-                | (pl.col("closing_principal") > 0)
-                | defaulted
-                | removed
-                | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
-            ).alias("shown"),
-        )
+    joined_pool = entered & ~defaulted_before_period
+    rows = state.with_columns(
+        member_pool.alias("member_pool"),
+        (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
+        (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
+        *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
+        dpd.cast(pl.Int32).alias("dpd"),
+    ).with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
+    rows = _with_pool_days(rows, entered)
+    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
+    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
+    # The loan's flows while in the pool: from the end of its purchase day (or
+    # the period start) to the end of its removal day (or the period end).
+    from_start = pl.col("pool_start_day").is_not_null()
+    to_end = pl.col("pool_end_day").is_not_null()
+
+    def in_pool(c: str) -> pl.Expr:
+        start = pl.when(from_start).then(pl.col(f"s_{c}")).otherwise(pl.col(f"cum_{c}") - pl.col(c))
+        end = pl.when(to_end).then(pl.col(f"e_{c}")).otherwise(pl.col(f"cum_{c}"))
+        return end - start
+
+    return rows.with_columns(
+        *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
+        status.alias("status"),
+        _bucket(pl.col("dpd")).alias("bucket"),
+        # A purchase takes effect on its day: the balance at the end of it.
+        pl.when(joined_pool & from_start)
+        .then(pl.col("principal") - pl.col("s_paid"))
+        .when(joined_pool)
+        .then(pl.col("opening_principal"))
+        .otherwise(0)
+        .alias("purchased_principal"),
+        # A removal takes effect on its day; a loan that defaulted by then
+        # had already left the performing pool.
+        pl.when(removed & to_end)
+        .then(pl.col("principal") - pl.col("e_paid"))
+        .otherwise(0)
+        .alias("removed_principal"),
+        pl.when(defaulted)
+        .then(pl.col("principal") - pl.col("cum_paid_performing"))
+        .otherwise(0)
+        .alias("defaulted_principal"),
+        pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
+        (_month_number(t) - _month_number(pl.col("origination"))).alias("months_on_book"),
+        pl.when(pl.col("repaid"))
+        .then(0)
+        .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
+        .alias("remaining_term"),
+    ).with_columns(
+        (
+            (pl.col("opening_principal") > 0)
+            | (pl.col("closing_principal") > 0)
+            | defaulted
+            | removed
+            | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
+        ).alias("shown"),
     )
+
+
+def _with_pool_days(rows: pl.LazyFrame, entered: pl.Expr) -> pl.LazyFrame:
+    """``pool_start_day`` and ``pool_end_day``: a pool event inside the row's period.
+
+    ``pool_start_day`` is the purchase day of a loan that entered its pool
+    after the previous as-of date, not defaulted by then; ``pool_end_day`` the
+    removal day of a loan not defaulted by then. Both are null otherwise (the
+    loan is in the pool from the period start, or to its end).
+    """
+    added = pl.col("added_day")
+    after_start = pl.col("previous_as_of").is_null() | (added > pl.col("previous_as_of"))
+    defaulted_by = (pl.col("default_day") <= added).fill_null(False)
+    removed_day = pl.col("removed_day")
+    removed_performing = removed_day.is_not_null() & ~(
+        (pl.col("default_day") <= removed_day).fill_null(False)
+    )
+    return rows.with_columns(
+        pl.when(entered & after_start & ~defaulted_by).then(added).alias("pool_start_day"),
+        pl.when(pl.col("removed").fill_null(False) & removed_performing)
+        .then(removed_day)
+        .alias("pool_end_day"),
+    )
+
+
+_BOUND_TOTALS: Final = ("cum_paid", *(f"cum_{c}" for c in _BASE_FLOWS))
+
+
+def _totals_on(
+    rows: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame, day: str, prefix: str
+) -> pl.LazyFrame:
+    """Add the loan's end-of-day totals on ``day`` (``prefix`` + flow name), where set.
+
+    A day before the loan's opening day reads the opening totals.
+    """
+    wanted = (
+        rows.filter(pl.col(day).is_not_null())
+        .select("k", pl.col("key").alias("row_key"), day)
+        .join(book.select("k", "open_day"), on="k", how="left")
+        .with_columns(_day_key(pl.max_horizontal(day, "open_day")).alias("key"))
+        .sort("key")
+    )
+    found = _asof(wanted, days.select("key", *_BOUND_TOTALS), on="key").select(
+        pl.col("row_key").alias("key"),
+        *(pl.col(c).alias(prefix + c.removeprefix("cum_")) for c in _BOUND_TOTALS),
+    )
+    return rows.join(found, on="key", how="left", maintain_order="left")
 
 
 _SNAPSHOT_DAY_COLUMNS: Final = (
@@ -1235,6 +1310,11 @@ def _output(book: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
             "removed_principal",
             "months_on_book",
             "remaining_term",
+            pl.col("outside_sched").alias("outside_scheduled_principal_paid"),
+            pl.col("outside_unsched").alias("outside_unscheduled_principal_paid"),
+            pl.col("outside_interest").alias("outside_interest_paid"),
+            pl.col("outside_fees").alias("outside_fees_paid"),
+            "outside_recoveries",
         )
         .cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
     )

@@ -370,6 +370,8 @@ def tape_snapshots(
         .otherwise(0)
         .alias("purchased_principal"),
         pl.when(removed).then(balance).otherwise(0).alias("removed_principal"),
+        # The servicer reports period ends only: pool events count at them.
+        *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_FLOWS.values()),
         pl.coalesce(months_on_book, pl.lit(0)).clip(lower_bound=0).alias("months_on_book"),
         (pl.col("term_months") - instalments_due).clip(lower_bound=0).alias("remaining_term"),
     )
@@ -448,6 +450,15 @@ def apply_servicer_charge_offs(snapshots: pl.LazyFrame, charge_offs: pl.LazyFram
         .otherwise(pl.col("recoveries"))
         .alias("recoveries"),
         *[pl.when(after & new_default).then(0).otherwise(pl.col(c)).alias(c) for c in flows],
+        # The part outside the pool moves to recoveries alike.
+        pl.when(after & new_default)
+        .then(pl.sum_horizontal(pl.col(list(schema.OUTSIDE_POOL_FLOWS.values()))))
+        .otherwise(pl.col("outside_recoveries"))
+        .alias("outside_recoveries"),
+        *[
+            pl.when(after & new_default).then(0).otherwise(pl.col(o)).alias(o)
+            for o in (schema.OUTSIDE_POOL_FLOWS[c] for c in flows)
+        ],
     ).with_columns(
         pl.col("defaulted_principal")
         .forward_fill()
@@ -783,6 +794,7 @@ def at_dates(snapshots: pl.LazyFrame, as_of_dates: Sequence[date]) -> pl.LazyFra
         "recoveries",
         "purchased_principal",
         "removed_principal",
+        *schema.OUTSIDE_POOL_FLOWS.values(),
     ]
     return (
         latest.with_columns(
