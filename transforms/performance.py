@@ -94,6 +94,9 @@ from transforms import schema
 _BEFORE_ANY_DAY: Final = -1_000_000
 """A day before every real date: the start of each loan's first cash interval."""
 
+_POOL_TOTAL_NAMES: Final = ("paid", "sched", "unsched", "interest", "fees", "recoveries")
+"""Totals kept at a pool event's day: principal paid and each flow."""
+
 ENGINE_STATE: Final[schema.Columns] = {
     "loan_id": pl.String,
     "origination_date": pl.Date,
@@ -119,6 +122,16 @@ ENGINE_STATE: Final[schema.Columns] = {
     "base_fees_paid": schema.MONEY,
     "base_recoveries": schema.MONEY,
     "base_pool_id": pl.String,
+    "pool_added_date": pl.Date,
+    **{
+        f"pool_added_{c}": schema.MONEY
+        for c in ("paid", "sched", "unsched", "interest", "fees", "recoveries")
+    },
+    "pool_removed_date": pl.Date,
+    **{
+        f"pool_removed_{c}": schema.MONEY
+        for c in ("paid", "sched", "unsched", "interest", "fees", "recoveries")
+    },
 }
 """Per-loan running totals after a date (cumulative since origination).
 
@@ -131,6 +144,9 @@ date and ``recoveries`` the cash after it. ``default_date`` and
 last reached zero (null while principal is owed). The rules are those in force.
 ``base_*`` are the cumulative totals at the state's base date (the last period
 end) and ``base_pool_id`` the pool the loan was a continuing member of then.
+``pool_added_*`` and ``pool_removed_*`` are the totals at the end of the day of
+a pool purchase or removal after the base (null when none): the next period's
+pool flows start or stop there.
 """
 
 _BASE_FLOWS: Final = ("sched", "unsched", "interest", "fees", "recoveries")
@@ -141,6 +157,11 @@ _STATE_FLOWS: Final = {
     "fees": "fees_paid",
     "recoveries": "recoveries",
 }
+
+_BOUND_NAMES: Final = _POOL_TOTAL_NAMES
+_BOUND_TOTALS: Final = tuple(f"cum_{c}" for c in _BOUND_NAMES)
+"""Day-row totals read at a pool event's day."""
+_POOL_EVENT_TOTALS: Final = ("added", "removed")
 
 _I64 = npt.NDArray[np.int64]
 
@@ -293,6 +314,12 @@ def _loan_book(
         pl.lit(rules.charge_off_dpd, dtype=pl.Int32).alias("charge_off_dpd"),
         pl.lit(rules.tolerance_fen, dtype=pl.Int64).alias("tolerance"),
         pl.lit(None, dtype=pl.String).alias("b_member_pool"),
+        *(pl.lit(None, dtype=pl.Int32).alias(f"t_{e}_day") for e in _POOL_EVENT_TOTALS),
+        *(
+            pl.lit(None, dtype=pl.Int64).alias(f"t_{e}_{c}")
+            for e in _POOL_EVENT_TOTALS
+            for c in _BOUND_NAMES
+        ),
     ]
     if state is None:
         return book.with_columns(fresh)
@@ -307,6 +334,12 @@ def _loan_book(
         pl.col("charge_off_dpd").cast(pl.Int32),
         pl.col("tolerance_fen").cast(pl.Int64).alias("tolerance"),
         pl.col("base_pool_id").cast(pl.String).alias("b_member_pool"),
+        *(_day(f"pool_{e}_date").alias(f"t_{e}_day") for e in _POOL_EVENT_TOTALS),
+        *(
+            pl.col(f"pool_{e}_{c}").cast(pl.Int64).alias(f"t_{e}_{c}")
+            for e in _POOL_EVENT_TOTALS
+            for c in _BOUND_NAMES
+        ),
     )
     in_state = pl.col("in_state").fill_null(False)
     return (
@@ -1035,7 +1068,15 @@ def run_engine(
     at_base = None
     if base is not None and (state is None or base != state.base):
         at_base = _base_rows(book, grid, days, pool_assets, _epoch_day(base))
-    new_state = _state_after(book, days, loan_days, at_base=at_base, base=base, last_day=last_day)
+    new_state = _state_after(
+        book,
+        days,
+        loan_days,
+        _pool_event_totals(book, days, pool_assets, base=base, last_day=last_day),
+        at_base=at_base,
+        base=base,
+        last_day=last_day,
+    )
     return EngineRun(snapshots, EngineState(as_of=dates[-1], base=base, loans=new_state))
 
 
@@ -1227,28 +1268,50 @@ def _with_pool_days(rows: pl.LazyFrame, entered: pl.Expr) -> pl.LazyFrame:
     )
 
 
-_BOUND_TOTALS: Final = ("cum_paid", *(f"cum_{c}" for c in _BASE_FLOWS))
-
-
 def _totals_on(
     rows: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame, day: str, prefix: str
 ) -> pl.LazyFrame:
-    """Add the loan's end-of-day totals on ``day`` (``prefix`` + flow name), where set.
-
-    A day before the loan's opening day reads the opening totals.
-    """
-    wanted = (
-        rows.filter(pl.col(day).is_not_null())
-        .select("k", pl.col("key").alias("row_key"), day)
-        .join(book.select("k", "open_day"), on="k", how="left")
-        .with_columns(_day_key(pl.max_horizontal(day, "open_day")).alias("key"))
-        .sort("key")
+    """Add the loan's end-of-day totals on ``day`` (``prefix`` + flow name), where set."""
+    wanted = rows.filter(pl.col(day).is_not_null()).select(
+        "k", pl.col("key").alias("row_key"), pl.col(day).alias("day")
     )
-    found = _asof(wanted, days.select("key", *_BOUND_TOTALS), on="key").select(
-        pl.col("row_key").alias("key"),
-        *(pl.col(c).alias(prefix + c.removeprefix("cum_")) for c in _BOUND_TOTALS),
+    found = _day_totals(wanted, book, days).select(
+        pl.col("row_key").alias("key"), *(pl.col(c).alias(prefix + c) for c in _BOUND_NAMES)
     )
     return rows.join(found, on="key", how="left", maintain_order="left")
+
+
+def _day_totals(wanted: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
+    """``wanted`` (``k``, ``day``, ...) with the loan's totals at the end of ``day``.
+
+    A day before the loan's opening day (a pool event between the state's base
+    and its date) reads the totals the state kept for that event's day.
+    """
+    book_days = book.select(
+        "k",
+        "open_day",
+        *(f"t_{e}_{c}" for e in _POOL_EVENT_TOTALS for c in ("day", *_BOUND_NAMES)),
+    )
+    found = _asof(
+        wanted.join(book_days, on="k", how="left")
+        .with_columns(_day_key(pl.max_horizontal("day", "open_day")).alias("key"))
+        .sort("key"),
+        days.select("key", *_BOUND_TOTALS),
+        on="key",
+    )
+    before_open = pl.col("day") < pl.col("open_day")
+
+    def total(c: str) -> pl.Expr:
+        kept = pl.lit(None, dtype=pl.Int64)
+        for e in _POOL_EVENT_TOTALS:
+            kept = (
+                pl.when(pl.col("day") == pl.col(f"t_{e}_day"))
+                .then(pl.col(f"t_{e}_{c}"))
+                .otherwise(kept)
+            )
+        return pl.when(before_open).then(kept).otherwise(pl.col(f"cum_{c}")).alias(c)
+
+    return found.with_columns(total(c) for c in _BOUND_NAMES)
 
 
 _SNAPSHOT_DAY_COLUMNS: Final = (
@@ -1320,10 +1383,53 @@ def _output(book: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _pool_event_totals(
+    book: pl.LazyFrame,
+    days: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    *,
+    base: date | None,
+    last_day: int,
+) -> pl.LazyFrame:
+    """``ENGINE_STATE``'s ``pool_added_*``/``pool_removed_*``: totals at pool events after the base.
+
+    The pool membership in force on ``last_day`` names the day of its
+    addition and, for a removal after the base, of its removal; the next
+    run's first period reads the totals at those days from here.
+    """
+    base_day = _epoch_day(base) if base is not None else None
+    at_last = book.select(
+        "k",
+        _day_key(pl.lit(last_day)).alias("key"),
+        pl.lit(last_day, dtype=pl.Int32).alias("as_of"),
+        pl.lit(base_day, dtype=pl.Int32).alias("previous_as_of"),
+    )
+    membership = at_last.join(
+        _pool_membership(book, at_last, pool_assets), on="key", how="inner"
+    ).with_columns(
+        pl.when((pl.col("added_day") > base_day) if base_day is not None else pl.lit(True))
+        .then(pl.col("added_day"))
+        .alias("added_day")
+    )
+    result = book.select("k")
+    for event in _POOL_EVENT_TOTALS:
+        wanted = membership.filter(pl.col(f"{event}_day").is_not_null()).select(
+            "k", pl.col(f"{event}_day").alias("day")
+        )
+        totals = _day_totals(wanted, book, days).select(
+            "k",
+            pl.col("day").cast(pl.Date).alias(f"pool_{event}_date"),
+            *(pl.col(c).alias(f"pool_{event}_{c}") for c in _BOUND_NAMES),
+        )
+        result = result.join(totals, on="k", how="left", maintain_order="left")
+    return result
+
+
 def _state_after(
     book: pl.LazyFrame,
     days: pl.LazyFrame,
     loan_days: pl.LazyFrame,
+    pool_events: pl.LazyFrame,
     *,
     at_base: pl.LazyFrame | None,
     base: date | None,
@@ -1378,6 +1484,7 @@ def _state_after(
         book.select("k", "loan_id", pl.col("origination").cast(pl.Date).alias("origination_date"))
         .join(running, on="k", how="left", maintain_order="left")
         .join(based, on="k", how="left", maintain_order="left")
+        .join(pool_events, on="k", how="left", maintain_order="left")
         .select(list(ENGINE_STATE))
         .cast(ENGINE_STATE)  # type: ignore[arg-type]
     )
