@@ -59,10 +59,15 @@ Conventions are the team's loan-mechanics rules (DOMAIN.md "Loan mechanics"):
   day DPD reaches ``charge_off_dpd`` (DOMAIN.md "Servicer status").
 - Cash on or before the default date is performing cash (scheduled and
   unscheduled principal, interest, fees); cash after it is recovery.
-- Pool membership follows ``pool_assets``: a purchase in a period counts from
-  the period's start (``purchased_principal`` = opening principal), a removal
-  at its end (``removed_principal`` = closing principal, status
-  ``repurchased``), so the pool roll-forward closes from the snapshots alone.
+- Pool membership follows ``pool_assets``, and purchases and removals take
+  effect on their event date (DOMAIN.md "Conventions"): ``purchased_principal``
+  is the balance at the end of the purchase day, ``removed_principal`` the
+  balance at the end of the removal day (status ``repurchased``). A row's flows
+  stay the loan's own; the part paid outside pool membership (up to the end
+  of the purchase day, after the removal day) is in its ``outside_*`` columns,
+  so the pool roll-forward closes from the snapshots alone. A loan already
+  defaulted on its purchase day counts from the period start as before, and
+  one defaulted by its removal day has no removed principal.
 
 Incremental runs. :func:`run_engine` also returns the per-loan running totals
 after the last as-of date (:class:`EngineState`). Given that state, a later
@@ -72,7 +77,8 @@ before it, and the state holds every running total the engine needs
 (cumulative principal before the cap, cash, ``U``, performing flows,
 recoveries, default and charge-off dates once reached, the day the balance
 reached zero, the rules in force) plus the values at the last period end,
-from which the next snapshot's flows are measured.
+from which the next snapshot's flows are measured, and at a pool event after
+it (where the next period's pool flows start or stop).
 
 Internally dates are whole days since 1970-01-01 (``Int32``) and loans are
 numbered in ``loan_id`` order, so every join and sort works on integers.

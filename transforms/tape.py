@@ -30,10 +30,12 @@ DPD and status at month-ends. From it, without any repayment history:
   * after default every collection is a recovery: the increase of
     ``recoveries_to_date`` where the tape has it, else the cash the balance and
     paid-to-date columns show;
-  * pool membership and purchases/removals come from ``pool_assets`` as in the
-    engine: a purchase counts from its period's start (``purchased_principal`` =
-    opening balance), a removal at its end (``removed_principal`` = closing
-    balance, status ``repurchased``); the cut-off addition is not a purchase.
+  * pool membership and purchases/removals come from ``pool_assets``; the tape
+    reports balances at its dates only, so unlike the engine a purchase counts
+    from its period's start (``purchased_principal`` = opening balance) and a
+    removal at its end (``removed_principal`` = closing balance, status
+    ``repurchased``), with nothing outside the pool (``outside_*`` columns 0);
+    the cut-off addition is not a purchase.
 
 - :func:`apply_servicer_charge_offs` applies the servicer's charge-offs to the
   engine's snapshots (a loan with repayments and a tape).
