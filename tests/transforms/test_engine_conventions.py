@@ -125,9 +125,7 @@ def _pool_figures(frame: pl.LazyFrame, period_end: date, *columns: str) -> tuple
     return tuple(row.row(0))
 
 
-def test_a_removal_mid_month_removes_that_days_balance_and_later_cash_is_not_pool_cash() -> (
-    None
-):
+def test_a_removal_mid_month_removes_that_days_balance_and_later_cash_is_not_pool_cash() -> None:
     # In pool P from 01-20, repurchased on 03-10; instalment 2 (1,000.00 + 20.00)
     # is paid on 03-15, after the removal: the seller's cash, not the pool's.
     cash = [
