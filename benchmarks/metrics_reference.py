@@ -23,10 +23,20 @@ with as_of as (
     select as_of_date, lag(as_of_date) over (order by as_of_date) as previous_as_of
     from (select distinct as_of_date from snapshots)
 ), pooled as (
+    -- Pool cash: the loan's, less what was paid outside pool membership (before
+    -- the end of a purchase day, after a removal day). A removal counts unless
+    -- the loan had defaulted by the previous as-of date; a loan removed before
+    -- it defaulted left the pool performing.
     select s.*, a.previous_as_of,
+           s.scheduled_principal_paid - s.outside_scheduled_principal_paid as pool_scheduled,
+           s.unscheduled_principal_paid - s.outside_unscheduled_principal_paid
+               as pool_unscheduled,
            s.status in ('current', 'delinquent') as performing,
+           s.removed_principal <> 0
+               and not coalesce(s.default_date <= a.previous_as_of, false) as removed_now,
            s.default_date is not null and s.default_date <= s.as_of_date
                and (a.previous_as_of is null or s.default_date > a.previous_as_of)
+               and s.removed_principal = 0
                as defaulted_now
     from snapshots s join as_of a using (as_of_date)
     where s.pool_id is not null
@@ -38,11 +48,10 @@ ROLLFORWARD = (
     + """
 , flows as (
     select pool_id, as_of_date, any_value(previous_as_of) as previous_as_of,
-           sum(scheduled_principal_paid) as scheduled_principal,
-           sum(unscheduled_principal_paid) as unscheduled_principal,
+           sum(pool_scheduled) as scheduled_principal,
+           sum(pool_unscheduled) as unscheduled_principal,
            sum(case when defaulted_now then defaulted_principal else 0 end) as defaulted_principal,
-           sum(case when default_date is null or default_date > as_of_date
-                    then removed_principal else 0 end) as removed_principal,
+           sum(case when removed_now then removed_principal else 0 end) as removed_principal,
            sum(purchased_principal) as purchased_principal,
            sum(case when performing then closing_principal else 0 end) as closing_balance,
            count(*) filter (where performing) as closing_count
@@ -104,8 +113,8 @@ CPR = (
     -- The opening cohort: loans performing in the same pool at the previous as-of date.
     select p.pool_id, p.as_of_date,
            sum(prev.closing_principal) as opening,
-           sum(p.scheduled_principal_paid) as scheduled,
-           sum(p.unscheduled_principal_paid) as unscheduled
+           sum(p.pool_scheduled) as scheduled,
+           sum(p.pool_unscheduled) as unscheduled
     from pooled p
     join snapshots prev
       on prev.loan_id = p.loan_id and prev.as_of_date = p.previous_as_of

@@ -59,10 +59,15 @@ Conventions are the team's loan-mechanics rules (DOMAIN.md "Loan mechanics"):
   day DPD reaches ``charge_off_dpd`` (DOMAIN.md "Servicer status").
 - Cash on or before the default date is performing cash (scheduled and
   unscheduled principal, interest, fees); cash after it is recovery.
-- Pool membership follows ``pool_assets``: a purchase in a period counts from
-  the period's start (``purchased_principal`` = opening principal), a removal
-  at its end (``removed_principal`` = closing principal, status
-  ``repurchased``), so the pool roll-forward closes from the snapshots alone.
+- Pool membership follows ``pool_assets``, and purchases and removals take
+  effect on their event date (DOMAIN.md "Conventions"): ``purchased_principal``
+  is the balance at the end of the purchase day, ``removed_principal`` the
+  balance at the end of the removal day (status ``repurchased``). A row's flows
+  stay the loan's own; the part paid outside pool membership (up to the end
+  of the purchase day, after the removal day) is in its ``outside_*`` columns,
+  so the pool roll-forward closes from the snapshots alone. A loan already
+  defaulted on its purchase day counts from the period start as before, and
+  one defaulted by its removal day has no removed principal.
 
 Incremental runs. :func:`run_engine` also returns the per-loan running totals
 after the last as-of date (:class:`EngineState`). Given that state, a later
@@ -72,7 +77,8 @@ before it, and the state holds every running total the engine needs
 (cumulative principal before the cap, cash, ``U``, performing flows,
 recoveries, default and charge-off dates once reached, the day the balance
 reached zero, the rules in force) plus the values at the last period end,
-from which the next snapshot's flows are measured.
+from which the next snapshot's flows are measured, and at a pool event after
+it (where the next period's pool flows start or stop).
 
 Internally dates are whole days since 1970-01-01 (``Int32``) and loans are
 numbered in ``loan_id`` order, so every join and sort works on integers.
@@ -93,6 +99,9 @@ from transforms import schema
 
 _BEFORE_ANY_DAY: Final = -1_000_000
 """A day before every real date: the start of each loan's first cash interval."""
+
+_POOL_TOTAL_NAMES: Final = ("paid", "sched", "unsched", "interest", "fees", "recoveries")
+"""Totals kept at a pool event's day: principal paid and each flow."""
 
 ENGINE_STATE: Final[schema.Columns] = {
     "loan_id": pl.String,
@@ -119,6 +128,16 @@ ENGINE_STATE: Final[schema.Columns] = {
     "base_fees_paid": schema.MONEY,
     "base_recoveries": schema.MONEY,
     "base_pool_id": pl.String,
+    "pool_added_date": pl.Date,
+    **{
+        f"pool_added_{c}": schema.MONEY
+        for c in ("paid", "sched", "unsched", "interest", "fees", "recoveries")
+    },
+    "pool_removed_date": pl.Date,
+    **{
+        f"pool_removed_{c}": schema.MONEY
+        for c in ("paid", "sched", "unsched", "interest", "fees", "recoveries")
+    },
 }
 """Per-loan running totals after a date (cumulative since origination).
 
@@ -131,6 +150,9 @@ date and ``recoveries`` the cash after it. ``default_date`` and
 last reached zero (null while principal is owed). The rules are those in force.
 ``base_*`` are the cumulative totals at the state's base date (the last period
 end) and ``base_pool_id`` the pool the loan was a continuing member of then.
+``pool_added_*`` and ``pool_removed_*`` are the totals at the end of the day of
+a pool purchase or removal after the base (null when none): the next period's
+pool flows start or stop there.
 """
 
 _BASE_FLOWS: Final = ("sched", "unsched", "interest", "fees", "recoveries")
@@ -141,6 +163,11 @@ _STATE_FLOWS: Final = {
     "fees": "fees_paid",
     "recoveries": "recoveries",
 }
+
+_BOUND_NAMES: Final = _POOL_TOTAL_NAMES
+_BOUND_TOTALS: Final = tuple(f"cum_{c}" for c in _BOUND_NAMES)
+"""Day-row totals read at a pool event's day."""
+_POOL_EVENT_TOTALS: Final = ("added", "removed")
 
 _I64 = npt.NDArray[np.int64]
 
@@ -293,6 +320,12 @@ def _loan_book(
         pl.lit(rules.charge_off_dpd, dtype=pl.Int32).alias("charge_off_dpd"),
         pl.lit(rules.tolerance_fen, dtype=pl.Int64).alias("tolerance"),
         pl.lit(None, dtype=pl.String).alias("b_member_pool"),
+        *(pl.lit(None, dtype=pl.Int32).alias(f"t_{e}_day") for e in _POOL_EVENT_TOTALS),
+        *(
+            pl.lit(None, dtype=pl.Int64).alias(f"t_{e}_{c}")
+            for e in _POOL_EVENT_TOTALS
+            for c in _BOUND_NAMES
+        ),
     ]
     if state is None:
         return book.with_columns(fresh)
@@ -307,6 +340,12 @@ def _loan_book(
         pl.col("charge_off_dpd").cast(pl.Int32),
         pl.col("tolerance_fen").cast(pl.Int64).alias("tolerance"),
         pl.col("base_pool_id").cast(pl.String).alias("b_member_pool"),
+        *(_day(f"pool_{e}_date").alias(f"t_{e}_day") for e in _POOL_EVENT_TOTALS),
+        *(
+            pl.col(f"pool_{e}_{c}").cast(pl.Int64).alias(f"t_{e}_{c}")
+            for e in _POOL_EVENT_TOTALS
+            for c in _BOUND_NAMES
+        ),
     )
     in_state = pl.col("in_state").fill_null(False)
     return (
@@ -855,7 +894,9 @@ def _pool_membership(
     next period.
 
     Returns:
-        ``key`` (the grid's), ``pool_id``, ``removed`` for grid rows with a pool.
+        ``key`` (the grid's), ``pool_id``, ``removed``, ``added_day`` (the day
+        of the addition in force) and ``removed_day`` (the removal's day, null
+        unless ``removed``) for grid rows with a pool.
     """
     rank = pl.when(pl.col("event") == "added").then(0).otherwise(1).cast(pl.Int8)
     events = (
@@ -881,11 +922,19 @@ def _pool_membership(
             ((pl.col("event") == "added") & (previous.is_null() | (previous != "added")))
             | ((pl.col("event") == "removed") & (previous == "added"))
         )
+        # Effective events alternate, so a removal's addition is the event before it.
+        .with_columns(
+            pl.when(pl.col("event") == "added")
+            .then(pl.col("event_day"))
+            .otherwise(pl.col("event_day").shift(1).over("pair"))
+            .alias("added_day")
+        )
         .select(
             (pair_key + pl.col("event_day")).alias("key"),
             pl.col("pair").alias("event_pair"),
             "event_day",
             "event",
+            "added_day",
         )
     )
     candidates = (
@@ -908,7 +957,13 @@ def _pool_membership(
             descending=[False, True, True, False],
         )
         .unique(subset="grid_key", keep="first", maintain_order=True)
-        .select(pl.col("grid_key").alias("key"), "pool_id", "removed")
+        .select(
+            pl.col("grid_key").alias("key"),
+            "pool_id",
+            "removed",
+            "added_day",
+            pl.when(pl.col("removed")).then(pl.col("event_day")).alias("removed_day"),
+        )
     )
 
 
@@ -1019,7 +1074,15 @@ def run_engine(
     at_base = None
     if base is not None and (state is None or base != state.base):
         at_base = _base_rows(book, grid, days, pool_assets, _epoch_day(base))
-    new_state = _state_after(book, days, loan_days, at_base=at_base, base=base, last_day=last_day)
+    new_state = _state_after(
+        book,
+        days,
+        loan_days,
+        _pool_event_totals(book, days, pool_assets, base=base, last_day=last_day),
+        at_base=at_base,
+        base=base,
+        last_day=last_day,
+    )
     return EngineRun(snapshots, EngineState(as_of=dates[-1], base=base, loans=new_state))
 
 
@@ -1124,56 +1187,137 @@ def _snapshot_rows(
         .then(pl.lit("delinquent"))
         .otherwise(pl.lit("current"))
     )
-    # A purchase counts from the period start, so the loan enters the pool at
-    # its opening principal; a loan already defaulted was never performing there.
+    # A loan already defaulted at the period start was never performing in the pool.
     previous_member = pl.col("previous_member")
-    joined_pool = (
-        pl.col("pool_id").is_not_null()
-        & (previous_member.is_null() | (previous_member != pl.col("pool_id")))
-        & ~defaulted_before_period
+    entered = pl.col("pool_id").is_not_null() & (
+        previous_member.is_null() | (previous_member != pl.col("pool_id"))
     )
-    return (
-        state.with_columns(
-            member_pool.alias("member_pool"),
-            (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
-            (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
-            *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
-            dpd.cast(pl.Int32).alias("dpd"),
-        )
-        .with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
-        .with_columns(
-            status.alias("status"),
-            _bucket(pl.col("dpd")).alias("bucket"),
-            pl.when(joined_pool)
-            .then(pl.col("opening_principal"))
-            .otherwise(0)
-            .alias("purchased_principal"),
-            # A defaulted loan has already left the performing pool.
-            pl.when(removed & ~defaulted)
-            .then(pl.col("closing_principal"))
-            .otherwise(0)
-            .alias("removed_principal"),
-            pl.when(defaulted)
-            .then(pl.col("principal") - pl.col("cum_paid_performing"))
-            .otherwise(0)
-            .alias("defaulted_principal"),
-            pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
-            (_month_number(t) - _month_number(pl.col("origination"))).alias("months_on_book"),
-            pl.when(pl.col("repaid"))
-            .then(0)
-            .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
-            .alias("remaining_term"),
-        )
-        .with_columns(
-            (
-                (pl.col("opening_principal") > 0)
-                | (pl.col("closing_principal") > 0)
-                | defaulted
-                | removed
-                | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
-            ).alias("shown"),
-        )
+    joined_pool = entered & ~defaulted_before_period
+    rows = state.with_columns(
+        member_pool.alias("member_pool"),
+        (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
+        (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
+        *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
+        dpd.cast(pl.Int32).alias("dpd"),
+    ).with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
+    rows = _with_pool_days(rows, entered)
+    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
+    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
+    # The loan's flows while in the pool: from the end of its purchase day (or
+    # the period start) to the end of its removal day (or the period end).
+    from_start = pl.col("pool_start_day").is_not_null()
+    to_end = pl.col("pool_end_day").is_not_null()
+
+    def in_pool(c: str) -> pl.Expr:
+        start = pl.when(from_start).then(pl.col(f"s_{c}")).otherwise(pl.col(f"cum_{c}") - pl.col(c))
+        end = pl.when(to_end).then(pl.col(f"e_{c}")).otherwise(pl.col(f"cum_{c}"))
+        return end - start
+
+    return rows.with_columns(
+        *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
+        status.alias("status"),
+        _bucket(pl.col("dpd")).alias("bucket"),
+        # A purchase takes effect on its day: the balance at the end of it.
+        pl.when(joined_pool & from_start)
+        .then(pl.col("principal") - pl.col("s_paid"))
+        .when(joined_pool)
+        .then(pl.col("opening_principal"))
+        .otherwise(0)
+        .alias("purchased_principal"),
+        # A removal takes effect on its day; a loan that defaulted by then
+        # had already left the performing pool.
+        pl.when(removed & to_end)
+        .then(pl.col("principal") - pl.col("e_paid"))
+        .otherwise(0)
+        .alias("removed_principal"),
+        pl.when(defaulted)
+        .then(pl.col("principal") - pl.col("cum_paid_performing"))
+        .otherwise(0)
+        .alias("defaulted_principal"),
+        pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
+        (_month_number(t) - _month_number(pl.col("origination"))).alias("months_on_book"),
+        pl.when(pl.col("repaid"))
+        .then(0)
+        .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
+        .alias("remaining_term"),
+    ).with_columns(
+        (
+            (pl.col("opening_principal") > 0)
+            | (pl.col("closing_principal") > 0)
+            | defaulted
+            | removed
+            | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
+        ).alias("shown"),
     )
+
+
+def _with_pool_days(rows: pl.LazyFrame, entered: pl.Expr) -> pl.LazyFrame:
+    """``pool_start_day`` and ``pool_end_day``: a pool event inside the row's period.
+
+    ``pool_start_day`` is the purchase day of a loan that entered its pool
+    after the previous as-of date, not defaulted by then; ``pool_end_day`` the
+    removal day of a loan not defaulted by then. Both are null otherwise (the
+    loan is in the pool from the period start, or to its end).
+    """
+    added = pl.col("added_day")
+    after_start = pl.col("previous_as_of").is_null() | (added > pl.col("previous_as_of"))
+    defaulted_by = (pl.col("default_day") <= added).fill_null(False)
+    removed_day = pl.col("removed_day")
+    removed_performing = removed_day.is_not_null() & ~(
+        (pl.col("default_day") <= removed_day).fill_null(False)
+    )
+    return rows.with_columns(
+        pl.when(entered & after_start & ~defaulted_by).then(added).alias("pool_start_day"),
+        pl.when(pl.col("removed").fill_null(False) & removed_performing)
+        .then(removed_day)
+        .alias("pool_end_day"),
+    )
+
+
+def _totals_on(
+    rows: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame, day: str, prefix: str
+) -> pl.LazyFrame:
+    """Add the loan's end-of-day totals on ``day`` (``prefix`` + flow name), where set."""
+    wanted = rows.filter(pl.col(day).is_not_null()).select(
+        "k", pl.col("key").alias("row_key"), pl.col(day).alias("day")
+    )
+    found = _day_totals(wanted, book, days).select(
+        pl.col("row_key").alias("key"), *(pl.col(c).alias(prefix + c) for c in _BOUND_NAMES)
+    )
+    return rows.join(found, on="key", how="left", maintain_order="left")
+
+
+def _day_totals(wanted: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
+    """``wanted`` (``k``, ``day``, ...) with the loan's totals at the end of ``day``.
+
+    A day before the loan's opening day (a pool event between the state's base
+    and its date) reads the totals the state kept for that event's day.
+    """
+    book_days = book.select(
+        "k",
+        "open_day",
+        *(f"t_{e}_{c}" for e in _POOL_EVENT_TOTALS for c in ("day", *_BOUND_NAMES)),
+    )
+    found = _asof(
+        wanted.join(book_days, on="k", how="left")
+        .with_columns(_day_key(pl.max_horizontal("day", "open_day")).alias("key"))
+        .sort("key"),
+        days.select("key", *_BOUND_TOTALS),
+        on="key",
+    )
+    before_open = pl.col("day") < pl.col("open_day")
+
+    def total(c: str) -> pl.Expr:
+        kept = pl.lit(None, dtype=pl.Int64)
+        for e in _POOL_EVENT_TOTALS:
+            kept = (
+                pl.when(pl.col("day") == pl.col(f"t_{e}_day"))
+                .then(pl.col(f"t_{e}_{c}"))
+                .otherwise(kept)
+            )
+        return pl.when(before_open).then(kept).otherwise(pl.col(f"cum_{c}")).alias(c)
+
+    return found.with_columns(total(c) for c in _BOUND_NAMES)
 
 
 _SNAPSHOT_DAY_COLUMNS: Final = (
@@ -1235,15 +1379,63 @@ def _output(book: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
             "removed_principal",
             "months_on_book",
             "remaining_term",
+            pl.col("outside_sched").alias("outside_scheduled_principal_paid"),
+            pl.col("outside_unsched").alias("outside_unscheduled_principal_paid"),
+            pl.col("outside_interest").alias("outside_interest_paid"),
+            pl.col("outside_fees").alias("outside_fees_paid"),
+            "outside_recoveries",
         )
         .cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
     )
+
+
+def _pool_event_totals(
+    book: pl.LazyFrame,
+    days: pl.LazyFrame,
+    pool_assets: pl.LazyFrame,
+    *,
+    base: date | None,
+    last_day: int,
+) -> pl.LazyFrame:
+    """``ENGINE_STATE``'s ``pool_added_*``/``pool_removed_*``: totals at pool events after the base.
+
+    The pool membership in force on ``last_day`` names the day of its
+    addition and, for a removal after the base, of its removal; the next
+    run's first period reads the totals at those days from here.
+    """
+    base_day = _epoch_day(base) if base is not None else None
+    at_last = book.select(
+        "k",
+        _day_key(pl.lit(last_day)).alias("key"),
+        pl.lit(last_day, dtype=pl.Int32).alias("as_of"),
+        pl.lit(base_day, dtype=pl.Int32).alias("previous_as_of"),
+    )
+    membership = at_last.join(
+        _pool_membership(book, at_last, pool_assets), on="key", how="inner"
+    ).with_columns(
+        pl.when((pl.col("added_day") > base_day) if base_day is not None else pl.lit(True))
+        .then(pl.col("added_day"))
+        .alias("added_day")
+    )
+    result = book.select("k")
+    for event in _POOL_EVENT_TOTALS:
+        wanted = membership.filter(pl.col(f"{event}_day").is_not_null()).select(
+            "k", pl.col(f"{event}_day").alias("day")
+        )
+        totals = _day_totals(wanted, book, days).select(
+            "k",
+            pl.col("day").cast(pl.Date).alias(f"pool_{event}_date"),
+            *(pl.col(c).alias(f"pool_{event}_{c}") for c in _BOUND_NAMES),
+        )
+        result = result.join(totals, on="k", how="left", maintain_order="left")
+    return result
 
 
 def _state_after(
     book: pl.LazyFrame,
     days: pl.LazyFrame,
     loan_days: pl.LazyFrame,
+    pool_events: pl.LazyFrame,
     *,
     at_base: pl.LazyFrame | None,
     base: date | None,
@@ -1298,6 +1490,7 @@ def _state_after(
         book.select("k", "loan_id", pl.col("origination").cast(pl.Date).alias("origination_date"))
         .join(running, on="k", how="left", maintain_order="left")
         .join(based, on="k", how="left", maintain_order="left")
+        .join(pool_events, on="k", how="left", maintain_order="left")
         .select(list(ENGINE_STATE))
         .cast(ENGINE_STATE)  # type: ignore[arg-type]
     )

@@ -16,9 +16,13 @@ Conventions (DOMAIN.md and the team rules):
   + purchased = closing``, exact to the fen. ``defaulted`` is the
   ``defaulted_principal`` of loans whose ``default_date`` falls in the period
   (so a loan defaulted earlier and still reported for its recoveries is not
-  counted again). ``removed`` is the ``removed_principal`` of loans that had
-  not defaulted by the period end: a defaulted loan has already left the
-  performing pool, and counting its removal again would break the identity.
+  counted again), unless the loan was removed before it defaulted.
+  ``removed`` is the ``removed_principal`` of the period (the engine sets it
+  only for a loan not defaulted by its removal day: a defaulted loan has
+  already left the performing pool).
+- Purchases and removals take effect on their event date: purchased and
+  removed principal are the loan's balance that day, and the flows are those
+  of the days in the pool (:func:`pool_cash`).
 - Period rates follow the opening cohort (DOMAIN.md "Conventions"): the
   loans performing in the pool at the period start. ``SMM`` = the cohort's
   unscheduled principal / (its opening balance - its scheduled principal);
@@ -283,10 +287,6 @@ def _opening_cohort() -> pl.Expr:
     )
 
 
-def _not_defaulted() -> pl.Expr:
-    return pl.col("default_date").is_null() | (pl.col("default_date") > pl.col("as_of_date"))
-
-
 def _boundaries(
     rows: pl.LazyFrame, as_of_dates: pl.LazyFrame, cutoffs: Mapping[str, date] | None
 ) -> pl.LazyFrame:
@@ -335,6 +335,25 @@ _FLOW_COLUMNS: Final = (
 )
 
 
+def pool_cash(snapshots: pl.LazyFrame) -> pl.LazyFrame:
+    """Snapshot rows whose flows are the pool's: each flow less its ``outside_`` part.
+
+    Purchases and removals take effect on their event date (DOMAIN.md
+    "Conventions"): cash up to the end of a purchase day and after a removal
+    day is not pool cash (``schema.OUTSIDE_POOL_FLOWS``).
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+
+    Returns:
+        The same rows with the flows restricted to pool membership.
+    """
+    return snapshots.with_columns(
+        (pl.col(flow) - pl.col(outside)).alias(flow)
+        for flow, outside in schema.OUTSIDE_POOL_FLOWS.items()
+    )
+
+
 def _from_cutoff(snapshots: pl.LazyFrame, cutoffs: Mapping[str, date] | None) -> pl.LazyFrame:
     """Snapshot rows with the cut-off month's month-end rows restated from the cut-off.
 
@@ -344,8 +363,9 @@ def _from_cutoff(snapshots: pl.LazyFrame, cutoffs: Mapping[str, date] | None) ->
     month-end, each of its rows at that month-end keeps only what happened
     after the cut-off (the row less the loan's cut-off row): cash up to the
     cut-off is the seller's. A loan in the pool at the cut-off opens at its
-    cut-off balance and is no purchase; a loan bought after it is purchased at
-    its cut-off balance; a loan removed by the cut-off has left.
+    cut-off balance and is no purchase; a loan bought after it already carries
+    its purchase on its own day (see :func:`pool_cash`); a loan removed by the
+    cut-off has left.
     """
     if not cutoffs:
         return snapshots
@@ -373,17 +393,15 @@ def _from_cutoff(snapshots: pl.LazyFrame, cutoffs: Mapping[str, date] | None) ->
         stub.filter(~left_by_cutoff)
         .with_columns(
             *(
-                (pl.col(c) - pl.when(seen).then(pl.col(f"c_{c}")).otherwise(0)).alias(c)
+                (pl.col(c) - pl.when(member).then(pl.col(f"c_{c}")).otherwise(0)).alias(c)
                 for c in _FLOW_COLUMNS
             ),
-            pl.when(seen)
+            pl.when(member)
             .then(pl.col("c_closing"))
             .otherwise(pl.col("opening_principal"))
             .alias("opening_principal"),
             pl.when(member)
             .then(0)
-            .when(seen)
-            .then(pl.col("c_closing"))
             .otherwise(pl.col("purchased_principal"))
             .alias("purchased_principal"),
         )
@@ -415,7 +433,7 @@ def _pool_flows(
     closing date) for each pool that has rows then or at the previous one (so a
     pool whose loans all vanish still gets a period whose closing is zero).
     """
-    snapshots = _from_cutoff(snapshots, cutoffs)
+    snapshots = _from_cutoff(pool_cash(snapshots), cutoffs)
     as_of_dates = _as_of_dates(snapshots, period_ends)
     rows = _with_previous_row(_pool_rows(snapshots, as_of_dates))
     boundaries = _boundaries(rows, as_of_dates, cutoffs)
@@ -446,8 +464,11 @@ def _pool_flows(
         on=["pool_id", "period_key"],
         how="left",
     )
-    defaulted = _defaulted_in_period()
-    removed = _not_defaulted() & (pl.col("removed_principal") != 0)
+    # A loan removed before it defaulted left the pool performing; one that
+    # defaulted in an earlier period had already left it.
+    defaulted_before = (pl.col("default_date") <= pl.col("previous_as_of")).fill_null(False)
+    removed = (pl.col("removed_principal") != 0) & ~defaulted_before
+    defaulted = _defaulted_in_period() & ~removed
     cohort = _opening_cohort() & pl.col("bought_in_period").is_null()
     # The cohort's opening balance is read in the first part of the period.
     first_part = pl.col("previous_boundary").is_null() | (
@@ -565,8 +586,9 @@ def pool_rollforward(
     cut-off date when ``cutoffs`` names it (its snapshots must then be among
     ``snapshots``; period 1 carries every flow after the cut-off and cash up
     to it is the seller's). The closing balance is the performing closing
-    balance at the period end. A purchase takes effect from the start of its
-    snapshot interval and a removal at its end, so the identity closes.
+    balance at the period end. A purchase takes effect on its day at the
+    loan's balance that day, a removal likewise, and the flows are those of
+    the days in the pool (:func:`pool_cash`), so the identity closes.
 
     Args:
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.

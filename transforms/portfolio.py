@@ -31,7 +31,7 @@ from typing import Final
 import polars as pl
 
 from transforms import schema
-from transforms.pool_metrics import annualised, ratio
+from transforms.pool_metrics import annualised, pool_cash, ratio
 from transforms.schedules import rate_ppm, round_half_up_div
 
 BOOK: Final = "book"
@@ -88,15 +88,18 @@ def scoped_rows(snapshots: pl.LazyFrame) -> pl.LazyFrame:
         removed_in_scope=pl.lit(0, dtype=pl.Int64),
         defaulted_in_period=pl.when(defaulted).then(pl.col("defaulted_principal")).otherwise(0),
     )
-    not_defaulted = pl.col("default_date").is_null() | (
-        pl.col("default_date") > pl.col("as_of_date")
-    )
-    pool = base.filter(pl.col("pool_id").is_not_null()).with_columns(
+    # Pool cash and events as of their own days; a loan removed before it
+    # defaulted left the pool performing (transforms.pool_metrics).
+    defaulted_before = (pl.col("default_date") <= pl.col("previous_as_of")).fill_null(False)
+    removed = (pl.col("removed_principal") != 0) & ~defaulted_before
+    pool = pool_cash(base.filter(pl.col("pool_id").is_not_null())).with_columns(
         scope=pl.lit(POOL, dtype=pl.String),
         performing=_PERFORMING_STATUS,
         new_principal=pl.col("purchased_principal"),
-        removed_in_scope=pl.when(not_defaulted).then(pl.col("removed_principal")).otherwise(0),
-        defaulted_in_period=pl.when(defaulted).then(pl.col("defaulted_principal")).otherwise(0),
+        removed_in_scope=pl.when(removed).then(pl.col("removed_principal")).otherwise(0),
+        defaulted_in_period=pl.when(defaulted & ~removed)
+        .then(pl.col("defaulted_principal"))
+        .otherwise(0),
     )
     return pl.concat([book, pool], how="vertical")
 

@@ -170,10 +170,30 @@ LOAN_SNAPSHOTS: Final[Columns] = {
     "removed_principal": MONEY,
     "months_on_book": pl.Int32,
     "remaining_term": pl.Int32,
+    "outside_scheduled_principal_paid": MONEY,
+    "outside_unscheduled_principal_paid": MONEY,
+    "outside_interest_paid": MONEY,
+    "outside_fees_paid": MONEY,
+    "outside_recoveries": MONEY,
 }
 """One row per loan and as-of date; flows are those since the previous as-of date.
+
+The ``outside_*`` columns are the part of each flow (scheduled and
+unscheduled principal, interest, fees, recoveries) that is not the pool's: in
+a period with a purchase or removal, cash up to the end of the purchase day
+and after the removal day (DOMAIN.md "Conventions"). The pool's flow is the
+flow less its ``outside_`` part; the loan's own flows stay whole.
 
 ``purchased_principal`` and ``removed_principal`` carry the pool events of the
 period (see ``transforms.performance``) so that the pool roll-forward closes
 from this table alone.
 """
+
+OUTSIDE_POOL_FLOWS: Final[dict[str, str]] = {
+    "scheduled_principal_paid": "outside_scheduled_principal_paid",
+    "unscheduled_principal_paid": "outside_unscheduled_principal_paid",
+    "interest_paid": "outside_interest_paid",
+    "fees_paid": "outside_fees_paid",
+    "recoveries": "outside_recoveries",
+}
+"""Each snapshot flow and the column holding its part outside pool membership."""

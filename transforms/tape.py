@@ -30,10 +30,12 @@ DPD and status at month-ends. From it, without any repayment history:
   * after default every collection is a recovery: the increase of
     ``recoveries_to_date`` where the tape has it, else the cash the balance and
     paid-to-date columns show;
-  * pool membership and purchases/removals come from ``pool_assets`` as in the
-    engine: a purchase counts from its period's start (``purchased_principal`` =
-    opening balance), a removal at its end (``removed_principal`` = closing
-    balance, status ``repurchased``); the cut-off addition is not a purchase.
+  * pool membership and purchases/removals come from ``pool_assets``; the tape
+    reports balances at its dates only, so unlike the engine a purchase counts
+    from its period's start (``purchased_principal`` = opening balance) and a
+    removal at its end (``removed_principal`` = closing balance, status
+    ``repurchased``), with nothing outside the pool (``outside_*`` columns 0);
+    the cut-off addition is not a purchase.
 
 - :func:`apply_servicer_charge_offs` applies the servicer's charge-offs to the
   engine's snapshots (a loan with repayments and a tape).
@@ -378,6 +380,8 @@ def tape_snapshots(
         .otherwise(0)
         .alias("purchased_principal"),
         pl.when(removed).then(balance).otherwise(0).alias("removed_principal"),
+        # The servicer reports period ends only: pool events count at them.
+        *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_FLOWS.values()),
         pl.coalesce(months_on_book, pl.lit(0)).clip(lower_bound=0).alias("months_on_book"),
         (pl.col("term_months") - instalments_due).clip(lower_bound=0).alias("remaining_term"),
     )
@@ -454,6 +458,15 @@ def apply_servicer_charge_offs(snapshots: pl.LazyFrame, charge_offs: pl.LazyFram
         .otherwise(pl.col("recoveries"))
         .alias("recoveries"),
         *[pl.when(after & new_default).then(0).otherwise(pl.col(c)).alias(c) for c in flows],
+        # The part outside the pool moves to recoveries alike.
+        pl.when(after & new_default)
+        .then(pl.sum_horizontal(pl.col(list(schema.OUTSIDE_POOL_FLOWS.values()))))
+        .otherwise(pl.col("outside_recoveries"))
+        .alias("outside_recoveries"),
+        *[
+            pl.when(after & new_default).then(0).otherwise(pl.col(o)).alias(o)
+            for o in (schema.OUTSIDE_POOL_FLOWS[c] for c in flows)
+        ],
     ).with_columns(
         pl.col("defaulted_principal").forward_fill().over("loan_id").fill_null(0),
     )
@@ -800,6 +813,7 @@ def at_dates(snapshots: pl.LazyFrame, as_of_dates: Sequence[date]) -> pl.LazyFra
         "recoveries",
         "purchased_principal",
         "removed_principal",
+        *schema.OUTSIDE_POOL_FLOWS.values(),
     ]
     return (
         latest.with_columns(

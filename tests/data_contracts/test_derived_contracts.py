@@ -53,6 +53,7 @@ SNAPSHOT: dict[str, Any] = {
     "removed_principal": 0,
     "months_on_book": 1,
     "remaining_term": 11,
+    **dict.fromkeys(schema.OUTSIDE_POOL_FLOWS.values(), 0),
 }
 
 

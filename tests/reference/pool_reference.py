@@ -216,6 +216,15 @@ class Membership:
             for d, event in self.events
         )
 
+    def last(self, kind: str, start: date | None, end: date) -> date | None:
+        """The day of the latest ``kind`` event in ``(start, end]``, if any."""
+        days = [d for d, event in self.events if event == kind and d <= end]
+        days = [d for d in days if start is None or d > start]
+        return days[-1] if days else None
+
+    def days(self) -> list[date]:
+        return [d for d, _ in self.events]
+
 
 def memberships(pool_events: Iterable[Mapping[str, Any]], pool_id: str) -> dict[str, Membership]:
     raw: dict[str, list[tuple[date, int, str]]] = defaultdict(list)
@@ -306,23 +315,39 @@ def pool_rows(
         )
     opening = principal - before.paid
     joined = not was_member and not defaulted_before
-    purchased = opening if joined else 0
+
+    def performing_on(day: date) -> bool:
+        return now.default_day is None or now.default_day > day
+
+    # A purchase or removal inside the period takes effect on its day, for a
+    # loan still performing then: the pool holds the loan from the end of the
+    # purchase day to the end of the removal day, and only that cash is its.
+    bought_on = membership.last("added", grid_prev, t) if not was_member else None
+    if bought_on is not None and performing_on(bought_on):
+        start = history.at.get(bought_on, LoanDay())
+        purchased = principal - start.paid
+    else:
+        start = before
+        purchased = opening if joined else 0
+    removed_on = membership.last("removed", grid_prev, t) if removed else None
+    left_performing = removed_on is not None and performing_on(removed_on)
+    end = history.at[removed_on] if left_performing and removed_on is not None else now
     defaulted_now = (
         principal - now.performing_paid
-        if defaulted and (grid_prev is None or now.default_day > grid_prev)  # type: ignore[operator]
+        if defaulted and not left_performing and (grid_prev is None or now.default_day > grid_prev)  # type: ignore[operator]
         else 0
     )
     return Row(
         status=status,
         opening=opening,
         closing=principal - now.paid,
-        scheduled=now.scheduled - before.scheduled,
-        unscheduled=now.unscheduled - before.unscheduled,
-        interest=now.interest - before.interest,
-        fees=now.fees - before.fees,
-        recoveries=now.recoveries - before.recoveries,
+        scheduled=end.scheduled - start.scheduled,
+        unscheduled=end.unscheduled - start.unscheduled,
+        interest=end.interest - start.interest,
+        fees=end.fees - start.fees,
+        recoveries=end.recoveries - start.recoveries,
         defaulted_now=defaulted_now,
-        removed=principal - now.paid if removed and not defaulted else 0,
+        removed=principal - end.paid if left_performing else 0,
         purchased=purchased,
         in_cohort=purchased == 0 and opening > 0 and prev is not None and not defaulted_before,
         dpd=now.dpd,
@@ -419,8 +444,13 @@ def pool_figures(
         cash[row["loan_id"]].append(row)
     members = memberships(pool_events, pool_id)
     in_pool = [loan for loan in loans if loan["loan_id"] in members]
+    # Each loan's position is also kept on its pool event days: purchases and
+    # removals take effect there.
     histories = {
-        loan["loan_id"]: walk_loan(loan, cash[loan["loan_id"]], grid, rules) for loan in in_pool
+        loan["loan_id"]: walk_loan(
+            loan, cash[loan["loan_id"]], [*grid, *members[loan["loan_id"]].days()], rules
+        )
+        for loan in in_pool
     }
     month_ends = [d for d in grid if (d + timedelta(days=1)).day == 1]
 

@@ -117,3 +117,80 @@ def test_a_mid_month_cut_off_opens_period_one_and_keeps_the_sellers_cash_out() -
     # Without the cut-off, period 1 would open at the month-end, after 02-15's instalment.
     plain = pool_rollforward(month_ends.lazy(), [MAR_END]).collect().row(0, named=True)
     assert plain["opening_balance"] == 150_000
+
+
+def _pool_figures(frame: pl.LazyFrame, period_end: date, *columns: str) -> tuple[int, ...]:
+    row = frame.filter(pl.col("period_end") == period_end).select(columns).collect()
+    assert row.height == 1
+    return tuple(row.row(0))
+
+
+def test_a_removal_mid_month_removes_that_days_balance_and_later_cash_is_not_pool_cash() -> None:
+    # In pool P from 01-20, repurchased on 03-10; instalment 2 (1,000.00 + 20.00)
+    # is paid on 03-15, after the removal: the seller's cash, not the pool's.
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+    ]
+    pool = [("P", "A", date(2024, 1, 20), "added"), ("P", "A", date(2024, 3, 10), "removed")]
+    got = _snapshots([THREE_MONTH], cash, pool, dates=[FEB_END, MAR_END])
+    march = got.filter(pl.col("as_of_date") == MAR_END)
+    # The loan's own row keeps its cash; the part after the removal is marked outside.
+    assert march.select(
+        "status",
+        "removed_principal",
+        "scheduled_principal_paid",
+        "outside_scheduled_principal_paid",
+        "interest_paid",
+        "outside_interest_paid",
+    ).row(0) == ("repurchased", 200_000, 100_000, 100_000, 2_000, 2_000)
+    snapshots = got.lazy()
+    rollforward = pool_rollforward(snapshots, [FEB_END, MAR_END])
+    assert _pool_figures(
+        rollforward,
+        MAR_END,
+        "opening_balance",
+        "scheduled_principal",
+        "removed_principal",
+        "closing_balance",
+    ) == (200_000, 0, 200_000, 0)
+    collections = pool_collections(snapshots, [FEB_END, MAR_END])
+    assert _pool_figures(collections, MAR_END, "principal", "interest", "total") == (0, 0, 0)
+
+
+def test_a_purchase_mid_month_buys_that_days_balance_and_earlier_cash_is_not_pool_cash() -> None:
+    # Bought on 03-10. Instalment 2 was paid on 03-08 (seven days before its due
+    # date: scheduled), before the purchase: the seller's. On 03-25 the borrower
+    # prepays 500.00 with 5.00 interest: the pool's.
+    cash = [
+        ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+        ("r2", "A", date(2024, 3, 8), 100_000, 2_000, 0, "scheduled"),
+        ("r3", "A", date(2024, 3, 25), 50_000, 500, 0, "partial_prepayment"),
+    ]
+    pool = [("P", "A", date(2024, 3, 10), "added")]
+    got = _snapshots([THREE_MONTH], cash, pool, dates=[FEB_END, MAR_END])
+    march = got.filter(pl.col("as_of_date") == MAR_END)
+    assert march.select(
+        "purchased_principal",
+        "scheduled_principal_paid",
+        "outside_scheduled_principal_paid",
+        "unscheduled_principal_paid",
+        "outside_unscheduled_principal_paid",
+        "interest_paid",
+        "outside_interest_paid",
+    ).row(0) == (100_000, 100_000, 100_000, 50_000, 0, 2_500, 2_000)
+    snapshots = got.lazy()
+    rollforward = pool_rollforward(snapshots, [MAR_END])
+    assert _pool_figures(
+        rollforward,
+        MAR_END,
+        "opening_balance",
+        "purchased_principal",
+        "scheduled_principal",
+        "unscheduled_principal",
+        "closing_balance",
+    ) == (0, 100_000, 0, 50_000, 50_000)
+    collections = pool_collections(snapshots, [MAR_END])
+    assert _pool_figures(
+        collections, MAR_END, "scheduled_principal", "unscheduled_principal", "interest"
+    ) == (0, 50_000, 500)

@@ -448,16 +448,21 @@ def _rollforward_differences(snapshots: pl.DataFrame) -> list[tuple[Any, ...]]:
                 if before
                 else 0
             )
+            # A loan removed before it defaulted left the pool performing.
             defaulted_now = now.filter(
                 pl.col("default_date").is_not_null()
                 & (pl.col("default_date") <= as_of)
                 & ((pl.col("default_date") > before) if before else pl.lit(True))
+                & (pl.col("removed_principal") == 0)
             )["defaulted_principal"].sum()
             closing = now.filter(performing)["closing_principal"].sum()
+            # Pool principal: the loan's, less what was paid outside the pool.
             rolled = (
                 opening
                 - now["scheduled_principal_paid"].sum()
+                + now["outside_scheduled_principal_paid"].sum()
                 - now["unscheduled_principal_paid"].sum()
+                + now["outside_unscheduled_principal_paid"].sum()
                 - defaulted_now
                 - now["removed_principal"].sum()
                 + now["purchased_principal"].sum()

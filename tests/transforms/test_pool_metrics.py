@@ -94,6 +94,7 @@ def snap(
         "removed_principal": removed,
         "months_on_book": mob,
         "remaining_term": remaining,
+        **dict.fromkeys(schema.OUTSIDE_POOL_FLOWS.values(), 0),
     }
 
 
