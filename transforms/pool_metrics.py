@@ -466,8 +466,7 @@ def _pool_flows(
     )
     # A loan removed before it defaulted left the pool performing; one that
     # defaulted in an earlier period had already left it.
-    defaulted_before = (pl.col("default_date") <= pl.col("previous_as_of")).fill_null(False)
-    removed = (pl.col("removed_principal") != 0) & ~defaulted_before
+    removed = (pl.col("removed_principal") != 0) & ~_defaulted_by_previous_row()
     defaulted = _defaulted_in_period() & ~removed
     cohort = _opening_cohort() & pl.col("bought_in_period").is_null()
     # The cohort's opening balance is read in the first part of the period.
