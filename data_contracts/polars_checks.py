@@ -184,8 +184,16 @@ def check_frame(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
     for check in checks:
         positions = failed.get(check.rule_id, [])
         if positions:
+            # As the GX runner words it: with several columns each value is named.
+            named = len(check.columns) > 1
             found = pl.concat_str(
-                [pl.col(c).cast(pl.String).fill_null("null") for c in check.columns],
+                [
+                    pl.concat_str(
+                        pl.lit(f"{c} " if named else ""),
+                        pl.col(c).cast(pl.String).fill_null("null"),
+                    )
+                    for c in check.columns
+                ],
                 separator=", ",
             ).str.replace_all("\n", "\\n", literal=True)
             parts.append(
