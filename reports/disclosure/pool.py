@@ -153,6 +153,9 @@ def _collections(metrics: Mapping[str, Any], r: Report) -> Section:
         key: _collected(collections, key)
         for key in ("principal", "interest", "fees", "recoveries", "total")
     }
+    if any(isinstance(amounts[key], Unavailable) for key in ("interest", "fees", "recoveries")):
+        # A total without a part the source cannot give would be a partial sum.
+        amounts["total"] = UNAVAILABLE
     rows = [
         row(t(f"s4.{key}"), f.amount(amounts[key]))
         for key in ("principal", "interest", "fees", "recoveries")

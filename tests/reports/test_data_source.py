@@ -116,6 +116,16 @@ def test_a_figure_the_tape_cannot_give_prints_the_phrase_not_the_zero(locale: st
     assert "0.00" not in shown
 
 
+def test_total_collections_are_not_a_partial_sum_when_fees_are_not_available() -> None:
+    metrics = tape_metrics(not_available=["collections.fees"])
+    metrics["collections"]["fees"] = "0.00"
+    metrics["collections"]["total"] = "82150.75"
+    rows = section(build(metrics), "collections")["tables"][0]["rows"]
+    assert rows[2]["cells"] == [NOT_AVAILABLE["en"]]
+    assert rows[-1]["cells"] == [NOT_AVAILABLE["en"]]
+    assert rows[1]["cells"] == ["12,000.50"]
+
+
 @pytest.mark.parametrize(
     ("locale", "stated"),
     [("en", "Servicer loan tape (1,234 loans)"), ("zh_CN", "资产服务机构资产明细（1,234笔）")],
