@@ -171,7 +171,12 @@ class Report:
         return self.t.get(f"unit.{self.currency}", self.currency)
 
     def c(self, key: str) -> str:
-        """A label with the currency unit filled in."""
+        """A label with the currency unit filled in; a currency other than CNY takes the
+        label's ``_foreign`` wording where one exists (no 元, 万元 or fen)."""
+        if self.currency != "CNY":
+            foreign = self.t.get(f"{key}_foreign", "", currency=self.unit)
+            if foreign:
+                return foreign
         return self.t(key, currency=self.unit)
 
     def summary_amount(self, value: Amount | None) -> str:

@@ -351,8 +351,13 @@ def band_words(dimension: str, band: str, r: Report) -> str:
     Bands include their lower edge and exclude their upper one (the section says so).
     """
     unit_key = BAND_UNITS.get(dimension)
-    unit = "" if unit_key is None else r.t(f"band.unit.{unit_key}")
-    money = unit_key == "money"
+    money = unit_key == "money" and r.currency == "CNY"
+    # Bands of another currency carry no unit: the column names the currency.
+    unit = (
+        ""
+        if unit_key is None or (unit_key == "money" and not money)
+        else r.t(f"band.unit.{unit_key}")
+    )
     for pattern, key in ((_BELOW, "below"), (_AT_LEAST, "at_least")):
         match = pattern.match(band)
         if match is not None:

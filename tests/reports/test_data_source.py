@@ -85,6 +85,7 @@ def test_a_usd_deal_never_prints_yuan_in_the_chinese_report() -> None:
     context = build(metrics, "zh_CN", currency="USD", allowed_regions=("US",))
     pool_cells = cells(section(context, "pool"))
     assert any("US$" in h for h in pool_cells)
+    assert "元" not in json.dumps(context, ensure_ascii=False)
     assert "加利福尼亚州" in cells(section(context, "stratifications"))
 
 
