@@ -139,6 +139,9 @@ def _purchased_beside_pool(metrics: Mapping[str, Any], r: Report) -> Table:
             f.amount(bought.get("purchased_average_balance")),
         ),
     ]
+    if "characteristics.wam_months" in r.hidden:
+        # Revolving accounts have no remaining term; section 5 states why.
+        rows = [item for item in rows if item["header"] != t("s3.wam")]
     columns = [(t("col.item"), False), (t("s3.whole_pool"), True), (t("s3.purchased"), True)]
     return table(t("s3.purchased_caption"), columns, rows)
 

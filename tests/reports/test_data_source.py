@@ -188,6 +188,7 @@ def test_a_revolving_pool_hides_wam_and_prepayment_with_the_reason() -> None:
     context = build(metrics)
     characteristics = section(context, "characteristics")
     assert not any("WAM" in header for header in cells(characteristics))
+    assert not any("WAM" in header for header in cells(section(context, "pool")))
     assert characteristics["notes"] == [
         "Weighted average remaining term (WAM): not shown; revolving accounts have no "
         "schedule, so no remaining term."
