@@ -18,6 +18,7 @@ from pathlib import Path
 from data_contracts.contract import INPUT_DATASETS, load_contract
 from flows.catalog import Catalog
 from flows.ingest import IngestOutcome, batch_rule, field_count_rule, required_columns_rule
+from flows.tape import RECONCILIATION_MART
 from reports import data_quality
 from reports.render import render_data_quality
 from transforms.staging import type_rule_id
@@ -116,6 +117,17 @@ def chinese_report(report: Path) -> Path:
     return report.with_name(f"{report.stem}.zh-CN.html")
 
 
+def _reconciliation_summary(catalog: Catalog) -> dict[str, object] | None:
+    """The reconciliation mart's summary (engine against servicer tape), if one was written."""
+    path = catalog.mart_summary(RECONCILIATION_MART)
+    if not path.is_file():
+        return None
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: the reconciliation summary is not a JSON object")
+    return document
+
+
 def write_data_quality_report(
     catalog: Catalog,
     run_id: str,
@@ -143,6 +155,7 @@ def write_data_quality_report(
         The paths written and the lines the run summary should print.
     """
     files, rules, corrections = _records(ingested)
+    reconciliation = _reconciliation_summary(catalog)
     report = catalog.data_quality_report(run_id)
     pages = {"en": report, "zh_CN": chinese_report(report)}
     for locale, page in pages.items():
@@ -159,6 +172,7 @@ def write_data_quality_report(
             restatements=restatements,
             locale=locale,
             alternate_href=other.name,
+            reconciliation=reconciliation,
         )
         catalog.write_text(render_data_quality(context), page)
     notices = [

@@ -7,11 +7,11 @@ self-contained (inline style, no external resources) like every report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from reports import labels as translations
 from reports.formatting import (
@@ -133,6 +133,82 @@ MAX_RESTATEMENTS_SHOWN = 200
 """The report lists this many restated figures; the run manifest lists them all."""
 
 
+class DifferenceContext(TypedDict):
+    """One of the largest balance differences, keyed by loan (never by borrower)."""
+
+    as_of_date: str
+    loan_id: str
+    engine_balance: str
+    servicer_balance: str
+    balance_difference: str
+
+
+class ReconciliationContext(TypedDict):
+    """Engine against servicer tape: counts, amounts in yuan, the largest differences."""
+
+    compared: str
+    differing: str
+    by_kind: list[tuple[str, str]]
+    balance_difference_total: str
+    balance_difference_abs_total: str
+    largest: list[DifferenceContext]
+
+
+MAX_DIFFERENCES_SHOWN: Final = 10
+"""The reconciliation lists this many of the largest balance differences."""
+
+
+def _yuan(fen: object, locale: str) -> str:
+    if not isinstance(fen, int) or isinstance(fen, bool):
+        raise ValueError(f"reconciliation summary: amount {fen!r} is not an integer of fen")
+    return format_amount(Decimal(fen) / 100, locale)
+
+
+def _count_of(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"reconciliation summary: {what} {value!r} is not a count")
+    return value
+
+
+def reconciliation_context(
+    summary: Mapping[str, Any], texts: Texts, locale: str
+) -> ReconciliationContext:
+    """The reconciliation section from ``marts/reconciliation/summary.json``.
+
+    Amounts in the summary are integer fen; they are printed in yuan. The largest
+    differences are listed by loan key as the summary orders them (absolute
+    difference, then loan), at most :data:`MAX_DIFFERENCES_SHOWN`.
+
+    Raises:
+        ValueError: If a count or amount of the summary is malformed.
+    """
+    by_break = summary.get("by_break") or {}
+    largest: list[DifferenceContext] = [
+        {
+            "as_of_date": str(item["as_of_date"]),
+            "loan_id": str(item["loan_id"]),
+            "engine_balance": _yuan(item["engine_balance"], locale),
+            "servicer_balance": _yuan(item["servicer_balance"], locale),
+            "balance_difference": _yuan(item["balance_difference"], locale),
+        }
+        for item in list(summary.get("largest") or [])[:MAX_DIFFERENCES_SHOWN]
+    ]
+    return {
+        "compared": format_count(_count_of(summary.get("compared"), "compared"), locale),
+        "differing": format_count(_count_of(summary.get("differing"), "differing"), locale),
+        "by_kind": [
+            (
+                texts.get(f"break.{kind}", str(kind)),
+                format_count(_count_of(by_break[kind], str(kind)), locale),
+            )
+            for kind in sorted(by_break)
+        ],
+        "balance_difference_total": _yuan(summary.get("balance_difference_total"), locale),
+        "balance_difference_abs_total": _yuan(summary.get("balance_difference_abs_total"), locale),
+        "largest": largest,
+    }
+
+
 class DataQualityContext(TypedDict):
     """Everything ``data_quality.html.j2`` prints."""
 
@@ -154,6 +230,7 @@ class DataQualityContext(TypedDict):
     restatements: list[RestatementContext]
     restatements_hidden: str
     ignored: list[str]
+    reconciliation: ReconciliationContext | None
     alternate: LanguageLink | None
 
 
@@ -203,6 +280,7 @@ def build_context(
     restatements: Sequence[tuple[str, str, str, str, str]] = (),
     locale: str = "en",
     alternate_href: str | None = None,
+    reconciliation: Mapping[str, Any] | None = None,
 ) -> DataQualityContext:
     """Build the data-quality context of one run, in one language.
 
@@ -224,6 +302,8 @@ def build_context(
             field, old, new) text.
         locale: ``"en"`` or ``"zh_CN"``.
         alternate_href: Link to the same report in the other language.
+        reconciliation: The reconciliation mart's summary (engine against servicer
+            tape), when the run has one.
 
     Returns:
         The context for ``render_data_quality``.
@@ -349,6 +429,9 @@ def build_context(
         if len(restatements) > MAX_RESTATEMENTS_SHOWN
         else "",
         "ignored": sorted(ignored),
+        "reconciliation": None
+        if reconciliation is None
+        else reconciliation_context(reconciliation, texts, locale),
         "alternate": None
         if alternate_href is None
         else {"label": texts(f"language.{other}"), "href": alternate_href, "lang": other},
@@ -402,5 +485,20 @@ TEMPLATE_TEXTS: Final = (
     "run",
     "generated_at",
     "show",
+    "reconciliation",
+    "reconciliation_note",
+    "recon_compared",
+    "recon_differing",
+    "recon_kind",
+    "recon_count",
+    "recon_total",
+    "recon_abs_total",
+    "recon_largest",
+    "recon_as_of",
+    "recon_loan",
+    "recon_engine",
+    "recon_servicer",
+    "recon_difference",
+    "no_reconciliation",
 )
 """The labels the template prints as they are."""

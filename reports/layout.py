@@ -122,27 +122,52 @@ class Texts:
         return self(key, **values) if key in self._labels else default
 
 
-class Fmt:
-    """The formatting functions bound to one locale; ``None`` prints the 'not computed' text."""
+class Unavailable:
+    """A figure the pool's data source cannot give: printed as a stated mark, never 0."""
 
-    def __init__(self, locale: str, not_available: str) -> None:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNAVAILABLE"
+
+
+UNAVAILABLE = Unavailable()
+"""The one :class:`Unavailable` value put in place of such a figure."""
+
+
+class Fmt:
+    """The formatting functions bound to one locale; ``None`` prints the 'not computed' text
+    and :data:`UNAVAILABLE` the 'not available from this source' text."""
+
+    def __init__(self, locale: str, not_available: str, unavailable: str | None = None) -> None:
         self.locale = locale
         self.na = not_available
+        self.unavailable = not_available if unavailable is None else unavailable
 
-    def amount(self, value: Amount | None) -> str:
-        return self.na if value is None else format_amount(value, self.locale)
+    def amount(self, value: Amount | Unavailable | None) -> str:
+        if value is None or isinstance(value, Unavailable):
+            return self.unavailable if value is not None else self.na
+        return format_amount(value, self.locale)
 
     def signed(self, value: Decimal) -> str:
         return format_signed_amount(value, self.locale)
 
-    def count(self, value: int | None) -> str:
-        return self.na if value is None else format_count(value, self.locale)
+    def count(self, value: int | Unavailable | None) -> str:
+        if value is None or isinstance(value, Unavailable):
+            return self.unavailable if value is not None else self.na
+        return format_count(value, self.locale)
 
-    def rate(self, value: Rate | None, places: int = 2, max_places: int | None = None) -> str:
-        return self.na if value is None else format_rate(value, self.locale, places, max_places)
+    def rate(
+        self, value: Rate | Unavailable | None, places: int = 2, max_places: int | None = None
+    ) -> str:
+        if value is None or isinstance(value, Unavailable):
+            return self.unavailable if value is not None else self.na
+        return format_rate(value, self.locale, places, max_places)
 
-    def number(self, value: Rate | None, places: int) -> str:
-        return self.na if value is None else format_number(value, self.locale, places)
+    def number(self, value: Rate | Unavailable | None, places: int) -> str:
+        if value is None or isinstance(value, Unavailable):
+            return self.unavailable if value is not None else self.na
+        return format_number(value, self.locale, places)
 
 
 def section(

@@ -28,6 +28,7 @@ from reports.disclosure import (
     securities,
     vintages,
 )
+from reports.disclosure import source as data_source
 from reports.disclosure.base import (
     DPD30,
     DPD90,
@@ -103,6 +104,11 @@ def _key_figures(metrics: Mapping[str, Any], r: Report) -> list[KeyFigure]:
     dpd30 = sum((shares[b] for b in DPD30), Decimal(0)) if all(b in shares for b in DPD30) else None
     triggers = metrics.get("triggers") or []
     tested = [item for item in triggers if isinstance(item.get("breached"), bool)]
+    cpr: list[KeyFigure] = (
+        []
+        if "performance.cpr" in r.hidden
+        else [{"label": t("key.cpr"), "value": f.rate(performance_.get("cpr"), 2)}]
+    )
     return [
         {
             "label": t("key.closing_balance"),
@@ -111,7 +117,7 @@ def _key_figures(metrics: Mapping[str, Any], r: Report) -> list[KeyFigure]:
         {"label": t("key.pool_factor"), "value": f.number(pool_.get("pool_factor"), 6)},
         {"label": t("key.delinquency_30"), "value": f.rate(dpd30, 2)},
         {"label": t("key.cdr"), "value": f.rate(performance_.get("cdr"), 2)},
-        {"label": t("key.cpr"), "value": f.rate(performance_.get("cpr"), 2)},
+        *cpr,
         {
             "label": t("key.triggers"),
             "value": t(
@@ -211,13 +217,17 @@ def build_context(
     if currency != deal.currency:
         raise ValueError(f"metrics currency {currency!r} differs from the deal's {deal.currency!r}")
     r = Report(locale, translations.labels(locale, REPORT) if labels is None else labels, currency)
+    r.hide(data_source.hidden_figures(metrics))
     t = r.t
+    # Figures the pool's data source cannot give are marked before any section reads them.
+    shown = data_source.mask(metrics)
+    charted = data_source.mask_history([*history, metrics])
     period_number = _period_number(metrics, deal)
     deal_name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
     inputs = Inputs(
-        metrics=metrics,
+        metrics=shown,
         deal=deal,
-        history=pool_history(metrics, history),
+        history=pool_history(charted[-1], charted[:-1]),
         period_number=period_number,
         deal_name=deal_name,
         dates=period_dates(metrics, deal),
@@ -243,7 +253,7 @@ def build_context(
         ),
         "texts": {key: t(key) for key in ("contents", "key_figures", "generated_at")},
         "rounding_note": r.c("rounding_note"),
-        "key_figures": _key_figures(metrics, r),
+        "key_figures": _key_figures(shown, r),
         "toc": [{"anchor": s["anchor"], "title": f"{s['number']}. {s['title']}"} for s in sections],
         "sections": sections,
         "alternate": None

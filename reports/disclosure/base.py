@@ -18,12 +18,16 @@ from data_contracts.deal import DealTerms
 from reports import labels as translations
 from reports.charts import Chart, ChartTexts, SeriesData, line_chart
 from reports.formatting import (
+    NOT_AVAILABLE,
     Amount,
+    currency_symbol,
     format_long_date,
+    format_money,
     format_number,
     format_rate,
     half_up,
     rate_to_decimal,
+    region_name,
     to_decimal,
 )
 from reports.layout import (
@@ -145,8 +149,10 @@ class Report:
 
     def __init__(self, locale: str, labels: Mapping[str, str], currency: str) -> None:
         self.t = Texts(labels, required=list(translations.labels("en", REPORT)))
-        self.f = Fmt(locale, self.t("not_available"))
+        self.f = Fmt(locale, self.t("not_available"), NOT_AVAILABLE[locale])
         self.locale = locale
+        self.hidden: dict[str, str] = {}
+        """Figures not shown for this pool (``section.figure``), with the reason in words."""
         self.currency = currency
         self.provinces = translations.province_names(locale)
         self.chart_texts = ChartTexts(
@@ -158,11 +164,19 @@ class Report:
 
     @property
     def unit(self) -> str:
-        """The currency unit of detail tables: 元 in Chinese, the ISO code in English."""
+        """The currency unit of detail tables: 元 in Chinese, the ISO code in English for
+        CNY; any other currency by its symbol (US$, NT$), never 元."""
+        if self.currency != "CNY":
+            return currency_symbol(self.currency, self.locale)
         return self.t.get(f"unit.{self.currency}", self.currency)
 
     def c(self, key: str) -> str:
-        """A label with the currency unit filled in."""
+        """A label with the currency unit filled in; a currency other than CNY takes the
+        label's ``_foreign`` wording where one exists (no 元, 万元 or fen)."""
+        if self.currency != "CNY":
+            foreign = self.t.get(f"{key}_foreign", "", currency=self.unit)
+            if foreign:
+                return foreign
         return self.t(key, currency=self.unit)
 
     def summary_amount(self, value: Amount | None) -> str:
@@ -170,6 +184,8 @@ class Report:
         if value is None:
             return self.f.na
         amount = to_decimal(value)
+        if self.currency != "CNY":
+            return format_money(amount, self.currency, self.locale)
         if self.locale.startswith("zh"):
             return self.t(
                 "wan_amount", amount=format_number(half_up(amount / 10_000, 2), self.locale, 2)
@@ -213,7 +229,27 @@ class Report:
         )
 
     def province(self, code: str) -> str:
-        return self.provinces.get(code) or self.t("province.unknown", code=code)
+        """A region's name: the report's own names of China's provinces, any other ISO
+        3166 code from maintained data."""
+        if code in self.provinces:
+            return self.provinces[code]
+        if code.startswith("CN-") or code == "unknown":
+            return self.t("province.unknown", code=code)
+        return region_name(code, self.locale)
+
+    def hide(self, hidden: Mapping[str, str]) -> None:
+        """Record the figures not shown for this pool, the reasons in the report's language."""
+        self.hidden = {
+            key: self.t.get(f"hidden.{key}", reason) for key, reason in sorted(hidden.items())
+        }
+
+    def hidden_notes(self, *keys: str) -> list[str]:
+        """One line per hidden figure among ``keys``: what is not shown and why."""
+        return [
+            self.t("hidden_figure", figure=self.t(f"hidden_name.{key}"), reason=self.hidden[key])
+            for key in keys
+            if key in self.hidden
+        ]
 
 
 @dataclass(frozen=True, slots=True)

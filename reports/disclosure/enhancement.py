@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from data_contracts.deal import DealTerms, Trigger
+from reports.disclosure import source
 from reports.disclosure.base import (
     Inputs,
     Report,
@@ -300,6 +301,17 @@ def significant_events(inputs: Inputs, r: Report) -> Section:
                     "s13.restatement_text",
                     date=r.date(inputs.restatement.restated_on),
                     reason=inputs.restatement.reason,
+                ),
+            )
+        )
+    outside = source.regions_not_allowed(metrics)
+    if outside:
+        items.append(
+            (
+                t("s13.regions"),
+                t(
+                    "s13.regions_text",
+                    regions=t("s13.regions_separator").join(r.province(code) for code in outside),
                 ),
             )
         )

@@ -6,8 +6,9 @@ from datetime import date
 from typing import Final
 
 from data_contracts.deal import Participant
+from reports.disclosure import source
 from reports.disclosure.base import Inputs, Report, SectionSpec
-from reports.layout import Section, row, section, table
+from reports.layout import Row, Section, row, section, table
 from reports.layout import require as required
 
 PARTICIPANT_ROLES: Final = ("manager", "custodian", "servicer", "originator", "rating_agency")
@@ -46,6 +47,25 @@ def notice(inputs: Inputs, r: Report) -> Section:
     )
 
 
+def _data_source_rows(inputs: Inputs, r: Report) -> list[Row]:
+    """What the pool's figures rest on: the servicer's tape, the engine, or both (counts)."""
+    given = source.data_source(inputs.metrics)
+    kind = given.get("balance_source")
+    if kind is None:
+        return []
+    t, f = r.t, r.f
+    shown = t(
+        f"s1.source.{kind}",
+        servicer=f.count(given.get("servicer_loans")),
+        engine=f.count(given.get("engine_loans")),
+    )
+    rows = [row(t("s1.data_source"), shown)]
+    requested = given.get("requested_balance_source")
+    if requested is not None and requested != kind:
+        rows.append(row(t("s1.requested_source"), t(f"s1.requested.{requested}")))
+    return rows
+
+
 def deal_and_period(inputs: Inputs, r: Report) -> Section:
     """The plan, the collection period and the dates the deal's rules set."""
     t, f = r.t, r.f
@@ -71,6 +91,7 @@ def deal_and_period(inputs: Inputs, r: Report) -> Section:
         row(t("s1.interest_period"), interest),
         row(t("s1.payment_date"), r.date(dates.payment_date)),
         row(t("s1.report_date"), r.date(dates.report_date)),
+        *_data_source_rows(inputs, r),
     ]
     if inputs.restatement is not None:
         rows.append(row(t("s1.restated_on"), r.date(inputs.restatement.restated_on)))

@@ -31,6 +31,7 @@ from reports.layout import (
     Row,
     Section,
     Table,
+    Unavailable,
     present,
     require,
     row,
@@ -217,7 +218,7 @@ def forecast_test(metrics: Mapping[str, Any], deal: DealTerms) -> ForecastTest |
         None,
     )
     total = (metrics.get("collections") or {}).get("total")
-    if forecast is None or total is None:
+    if forecast is None or total is None or isinstance(total, Unavailable):
         return None
     return ForecastTest(Decimal(forecast) / 100, to_decimal(total))
 
@@ -275,7 +276,12 @@ def _default_loss_recovery(
     rows.append(
         row(
             t("s8.severity"),
-            f.rate(None if recovery is None else 1 - rate_to_decimal(recovery), 2),
+            f.rate(
+                recovery
+                if recovery is None or isinstance(recovery, Unavailable)
+                else 1 - rate_to_decimal(recovery),
+                2,
+            ),
         )
     )
     columns = [(t("col.item"), False), (t("col.value"), True)]
@@ -323,18 +329,28 @@ def _prepayment(
     if not present(rates):
         return r.missing(9, "prepayment")
     pool = metrics.get("pool") or {}
+    keys = [f"performance.{key}" for key, _ in PREPAYMENT_RATES]
+    notes = r.hidden_notes(*keys)
+    if all(key in r.hidden for key in keys):
+        # Nothing schedule-based applies: the section states why instead of any figure.
+        return section(9, "prepayment", t("s9.title"), notes=notes, computed=False)
     rows = [
         row(r.c("s9.unscheduled_principal"), f.amount(pool.get("unscheduled_principal"))),
-        *(row(t(f"s9.{key}"), f.rate(rates[key], places)) for key, places in PREPAYMENT_RATES),
+        *(
+            row(t(f"s9.{key}"), f.rate(rates[key], places))
+            for key, places in PREPAYMENT_RATES
+            if f"performance.{key}" not in r.hidden
+        ),
     ]
     columns = [(t("col.item"), False), (t("col.value"), True)]
-    chart = _rates_chart(history, r)
+    chart = None if "performance.cpr" in r.hidden else _rates_chart(history, r)
     return section(
         9,
         "prepayment",
         t("s9.title"),
         [table(t("s9.caption"), columns, rows)],
         charts=[chart] if chart is not None else [],
+        notes=notes,
     )
 
 

@@ -26,8 +26,10 @@ from reports.formatting import (
     to_decimal,
 )
 from reports.layout import (
+    UNAVAILABLE,
     Section,
     Table,
+    Unavailable,
     present,
     require,
     row,
@@ -137,6 +139,9 @@ def _purchased_beside_pool(metrics: Mapping[str, Any], r: Report) -> Table:
             f.amount(bought.get("purchased_average_balance")),
         ),
     ]
+    if "characteristics.wam_months" in r.hidden:
+        # Revolving accounts have no remaining term; section 5 states why.
+        rows = [item for item in rows if item["header"] != t("s3.wam")]
     columns = [(t("col.item"), False), (t("s3.whole_pool"), True), (t("s3.purchased"), True)]
     return table(t("s3.purchased_caption"), columns, rows)
 
@@ -147,24 +152,27 @@ def _collections(metrics: Mapping[str, Any], r: Report) -> Section:
     collections: Any = metrics.get("collections")
     if not present(collections):
         return r.missing(4, "collections")
-    amounts = {
-        key: to_decimal(require(collections, key, "collections"))
+    amounts: dict[str, Decimal | Unavailable] = {
+        key: _collected(collections, key)
         for key in ("principal", "interest", "fees", "recoveries", "total")
     }
+    if any(isinstance(amounts[key], Unavailable) for key in ("interest", "fees", "recoveries")):
+        # A total without a part the source cannot give would be a partial sum.
+        amounts["total"] = UNAVAILABLE
     rows = [
         row(t(f"s4.{key}"), f.amount(amounts[key]))
         for key in ("principal", "interest", "fees", "recoveries")
     ]
     rows.append(row(t("s4.total"), f.amount(amounts["total"]), total=True))
     columns = [(t("col.item"), False), (r.c("col.amount"), True)]
-    income = amounts["interest"] + amounts["fees"] + amounts["recoveries"]
+    income = _sum(amounts["interest"], amounts["fees"], amounts["recoveries"])
     accounts = table(
         t("s4.accounts_caption"),
         columns,
         [
             row(t("s4.principal_account"), f.amount(amounts["principal"])),
             row(t("s4.income_account"), f.amount(income)),
-            row(t("s4.total"), f.amount(amounts["principal"] + income), total=True),
+            row(t("s4.total"), f.amount(_sum(amounts["principal"], income)), total=True),
         ],
     )
     tables = [table(t("s4.caption"), columns, rows), accounts, _expenses(metrics, r)]
@@ -178,6 +186,21 @@ def _collections(metrics: Mapping[str, Any], r: Report) -> Section:
     if present(steps):
         tables.append(_waterfall(steps, r))
     return section(4, "collections", t("s4.title"), tables, notes=notes)
+
+
+def _collected(collections: Mapping[str, Any], key: str) -> Decimal | Unavailable:
+    value = require(collections, key, "collections")
+    return value if isinstance(value, Unavailable) else to_decimal(value)
+
+
+def _sum(*values: Decimal | Unavailable) -> Decimal | Unavailable:
+    """The sum, or unavailable when any part is (a partial sum is never printed)."""
+    total = Decimal(0)
+    for value in values:
+        if isinstance(value, Unavailable):
+            return UNAVAILABLE
+        total += value
+    return total
 
 
 EXPENSES: Final = (
@@ -287,10 +310,15 @@ def _characteristics(metrics: Mapping[str, Any], r: Report) -> Section:
         ("loan_count", f.count),
         ("obligor_count", f.count),
     )
-    rows = [row(r.c(f"s5.{key}"), fmt(characteristics.get(key))) for key, fmt in formatters]
+    rows = [
+        row(r.c(f"s5.{key}"), fmt(characteristics.get(key)))
+        for key, fmt in formatters
+        if f"characteristics.{key}" not in r.hidden
+    ]
     columns = [(t("col.item"), False), (t("col.value"), True)]
     tables = [table(t("s5.caption"), columns, rows)]
-    return section(5, "characteristics", t("s5.title"), tables)
+    notes = r.hidden_notes(*(f"characteristics.{key}" for key, _ in formatters))
+    return section(5, "characteristics", t("s5.title"), tables, notes=notes)
 
 
 # -- 6 -------------------------------------------------------------------------------------
@@ -326,8 +354,13 @@ def band_words(dimension: str, band: str, r: Report) -> str:
     Bands include their lower edge and exclude their upper one (the section says so).
     """
     unit_key = BAND_UNITS.get(dimension)
-    unit = "" if unit_key is None else r.t(f"band.unit.{unit_key}")
-    money = unit_key == "money"
+    money = unit_key == "money" and r.currency == "CNY"
+    # Bands of another currency carry no unit: the column names the currency.
+    unit = (
+        ""
+        if unit_key is None or (unit_key == "money" and not money)
+        else r.t(f"band.unit.{unit_key}")
+    )
     for pattern, key in ((_BELOW, "below"), (_AT_LEAST, "at_least")):
         match = pattern.match(band)
         if match is not None:
@@ -407,7 +440,8 @@ def _revolving(metrics: Mapping[str, Any], deal: DealTerms, r: Report) -> Sectio
     t, f = r.t, r.f
     revolving: Any = metrics.get("revolving")
     payment_rate = (metrics.get("performance") or {}).get("payment_rate")
-    if not present(revolving) and payment_rate is None:
+    accounts: Any = metrics.get("revolving_accounts")
+    if not present(revolving) and payment_rate is None and not present(accounts):
         return r.missing(10, "revolving")
     revolving = revolving or {}
     end = date.fromisoformat(require(metrics, "period_end", "document"))
@@ -434,7 +468,48 @@ def _revolving(metrics: Mapping[str, Any], deal: DealTerms, r: Report) -> Sectio
             rows.append(row(r.c(f"s10.{key}"), f.amount(revolving.get(key))))
     rows.append(row(t("s10.payment_rate"), f.rate(payment_rate, 2)))
     columns = [(t("col.item"), False), (t("col.value"), True)]
-    return section(10, "revolving", t("s10.title"), [table(t("s10.caption"), columns, rows)])
+    tables = [table(t("s10.caption"), columns, rows)]
+    if present(accounts):
+        tables.append(_revolving_accounts(accounts, r))
+    return section(10, "revolving", t("s10.title"), tables)
+
+
+REVOLVING_AMOUNTS: Final = (
+    "opening_balance",
+    "principal_collections",
+    "interest_collections",
+    "fee_collections",
+    "new_drawings",
+    "charged_off_principal",
+    "recoveries",
+    "closing_balance",
+    "credit_limit",
+    "thirty_plus_balance",
+)
+REVOLVING_RATES: Final = (
+    "payment_rate",
+    "utilisation",
+    "thirty_plus_share",
+    "charge_off_rate_annualised",
+    "yield_annualised",
+)
+REVOLVING_COUNTS: Final = ("account_count", "thirty_plus_count", "over_limit_count")
+"""The figures of ``revolving_accounts`` (card-ABS conventions), in the order printed."""
+
+
+def _revolving_accounts(accounts: Mapping[str, Any], r: Report) -> Table:
+    """The revolving accounts' month: rates named with their numerator and denominator."""
+    t, f = r.t, r.f
+    rows = [
+        *(row(t(f"s10.accounts.{key}"), f.rate(accounts.get(key), 2)) for key in REVOLVING_RATES),
+        *(row(t(f"s10.accounts.{key}"), f.count(accounts.get(key))) for key in REVOLVING_COUNTS),
+        *(
+            row(r.c(f"s10.accounts.{key}"), f.amount(accounts.get(key)))
+            for key in REVOLVING_AMOUNTS
+        ),
+    ]
+    columns = [(t("col.item"), False), (t("col.value"), True)]
+    return table(t("s10.accounts_caption"), columns, rows)
 
 
 def pool_section(inputs: Inputs, r: Report) -> Section:
