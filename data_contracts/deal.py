@@ -384,6 +384,36 @@ class DealTerms(TapeTerms):
             raise ValueError("pool_id must not be '.' or '..'")
         return value
 
+    # -- plausibility (hostile input): dates in a window, notes sized on the pool; checked
+    # first, so a date far out of range is named as such rather than by a rule it breaks --
+    cutoff_pool_balance: Fen | None = Field(default=None, gt=0)
+    """The pool's principal balance at the cut-off date, in yuan."""
+    tranche_tolerance: Rate = Decimal("0.01")
+    """How far the tranches' total may be from ``cutoff_pool_balance``, as a share of it."""
+
+    @model_validator(mode="after")
+    def _plausible(self, info: ValidationInfo) -> DealTerms:
+        # The window may be narrowed by the caller: context {"min_date": ..., "max_date": ...}.
+        context = info.context if isinstance(info.context, dict) else {}
+        earliest = max(PLAUSIBLE_FROM, context.get("min_date", PLAUSIBLE_FROM))
+        latest = min(PLAUSIBLE_TO, context.get("max_date", PLAUSIBLE_TO))
+        for name in _DATE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not earliest <= value <= latest:
+                raise ValueError(
+                    f"{name} {value.isoformat()} is outside the plausible window "
+                    f"{earliest.isoformat()} .. {latest.isoformat()}"
+                )
+        pool = self.cutoff_pool_balance
+        if pool is not None:
+            gap = abs(self.notes_balance - pool)
+            if gap > self.tranche_tolerance * pool:
+                raise ValueError(
+                    f"tranches total {_yuan(self.notes_balance)} yuan, not within "
+                    f"{self.tranche_tolerance:.2%} of cutoff_pool_balance {_yuan(pool)} yuan"
+                )
+        return self
+
     @model_validator(mode="after")
     def _dates_in_order(self) -> DealTerms:
         if self.closing_date < self.cutoff_date:
@@ -442,35 +472,6 @@ class DealTerms(TapeTerms):
     @property
     def notes_balance(self) -> int:
         return sum(t.original_balance for t in self.tranches)
-
-    # -- plausibility (hostile input): dates in a window, notes sized on the pool --
-    cutoff_pool_balance: Fen | None = Field(default=None, gt=0)
-    """The pool's principal balance at the cut-off date, in yuan."""
-    tranche_tolerance: Rate = Decimal("0.01")
-    """How far the tranches' total may be from ``cutoff_pool_balance``, as a share of it."""
-
-    @model_validator(mode="after")
-    def _plausible(self, info: ValidationInfo) -> DealTerms:
-        # The window may be narrowed by the caller: context {"min_date": ..., "max_date": ...}.
-        context = info.context if isinstance(info.context, dict) else {}
-        earliest = max(PLAUSIBLE_FROM, context.get("min_date", PLAUSIBLE_FROM))
-        latest = min(PLAUSIBLE_TO, context.get("max_date", PLAUSIBLE_TO))
-        for name in _DATE_FIELDS:
-            value = getattr(self, name)
-            if value is not None and not earliest <= value <= latest:
-                raise ValueError(
-                    f"{name} {value.isoformat()} is outside the plausible window "
-                    f"{earliest.isoformat()} .. {latest.isoformat()}"
-                )
-        pool = self.cutoff_pool_balance
-        if pool is not None:
-            gap = abs(self.notes_balance - pool)
-            if gap > self.tranche_tolerance * pool:
-                raise ValueError(
-                    f"tranches total {_yuan(self.notes_balance)} yuan, not within "
-                    f"{self.tranche_tolerance:.2%} of cutoff_pool_balance {_yuan(pool)} yuan"
-                )
-        return self
 
 
 MAX_YUAN: Final = Decimal(10) ** 13
