@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypedDict
 
 from reports import labels as translations
@@ -247,10 +247,11 @@ def _change(column: str, old: str, new: str, texts: Texts, locale: str) -> str:
         return texts("change_hidden", column=name)
 
     def shown(value: str) -> str:
+        # Money arrives in yuan with two decimals (never fen): formatted, never rescaled.
         if column in MONEY and value:
             try:
-                return format_amount(Decimal(int(value)) / 100, locale)
-            except ValueError:
+                return format_amount(Decimal(value), locale)
+            except InvalidOperation:
                 return value
         return value or "—"
 

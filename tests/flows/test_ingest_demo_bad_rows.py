@@ -92,7 +92,8 @@ def test_without_bad_rows_the_same_seed_gives_the_same_files_but_the_spoiled_one
     assert with_bad.keys() == without.keys()
     differ = sorted(name for name in with_bad if with_bad[name] != without[name])
     assert [Path(name).parent.name for name in differ] == [cutoff.isoformat()] * len(differ)
-    for name in differ:
+    # The delivery's control file describes the spoiled files too, so it differs with them.
+    for name in (n for n in differ if not n.endswith("manifest.json")):
         spoiled_rows = pl.read_csv(root / "landing" / name, infer_schema=False)
         clean_rows = pl.read_csv(clean / name, infer_schema=False)
         assert spoiled_rows.head(clean_rows.height).equals(clean_rows)

@@ -44,7 +44,8 @@ CORRECTIONS = [
         business_date=DAY,
         location="landing/2025-06-30/loans.csv:17",
         previous_business_date=date(2025, 6, 1),
-        changes=(("principal", "1000000", "1200000"), ("borrower_id", "B-9876", "B-5555")),
+        # Money arrives in yuan (flows.ingest turns fen into yuan text); ids are hidden.
+        changes=(("principal", "10000.00", "12000.00"), ("borrower_id", "B-9876", "B-5555")),
     )
 ]
 
@@ -73,7 +74,7 @@ def test_corrections_print_no_loan_or_borrower_id_and_amounts_in_yuan(locale: st
         assert personal not in html
     assert "landing/2025-06-30/loans.csv:17" in html  # the pseudonymous row key
     assert "10,000.00 → 12,000.00" in html
-    assert "1000000" not in html
+    assert "10000.00" not in html  # formatted, never the raw text
 
 
 def test_the_report_is_in_both_languages_and_links_the_other() -> None:
