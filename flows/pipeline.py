@@ -427,6 +427,7 @@ def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
         run_id=run_id,
         versions=versions,
         restated=restated,
+        with_pdf=Settings().archive_pdf,
     )
 
 

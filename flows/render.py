@@ -271,6 +271,7 @@ def render_disclosures(
     run_id: str,
     versions: Mapping[tuple[str, str], int] | None = None,
     restated: Mapping[tuple[str, str], int] | None = None,
+    with_pdf: bool = True,
 ) -> list[Path]:
     """Render the disclosures of ``periods`` in every language, and the static-pool report
     of each pool concerned.
@@ -282,6 +283,8 @@ def render_disclosures(
         restated: (pool_id, period) of the periods re-published because published
             figures changed, with how many; their disclosures carry the restatement,
             dated by the business date of ``generated_at`` (the original report date stays).
+        with_pdf: Write the archive PDF beside each disclosure of
+            :data:`ARCHIVE_LANGUAGES` (setting ``ABS_PIPELINE_ARCHIVE_PDF``).
 
     Returns:
         The paths written.
@@ -341,7 +344,7 @@ def render_disclosures(
             unchanged = path.is_file() and path.read_text(encoding="utf-8") == html
             catalog.write_text(html, path)
             written.append(path)
-            if locale in ARCHIVE_LANGUAGES:
+            if with_pdf and locale in ARCHIVE_LANGUAGES:
                 pdf = archive_pdf(path)
                 # The PDF is a function of the HTML: an unchanged page keeps its PDF.
                 if not (unchanged and pdf.is_file()):

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     """A run that takes longer is stopped and marked Failed by Prefect."""
     snapshots_kept: int = Field(default=10, ge=1)
     """Output snapshots of successful runs kept for ``rollback`` (the latest ones)."""
+    archive_pdf: bool = True
+    """Write the archive PDF beside each Chinese disclosure (seconds per report)."""
 
     @field_validator("data_root", mode="before")
     @classmethod

@@ -13,6 +13,9 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Archive PDFs take seconds each: flow tests leave them out; the PDF tests and the
+# end-to-end pipeline test (tests/flows/test_pipeline.py) turn them on.
+os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
 
 # -- shared fixtures --------------------------------------------------------------------
 # One Prefect test server and one tiny tape for the whole session: starting a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 from datetime import date
@@ -43,7 +44,12 @@ def processed(
     from flows.pipeline import backfill_flow
 
     root = _data_root(tmp_path_factory.mktemp("run"), landing)
-    summary = backfill_flow(start=date(2024, 1, 1), end=END, data_root=str(root))
+    # End to end, archive PDFs included (tests/conftest.py leaves them out elsewhere).
+    os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "true"
+    try:
+        summary = backfill_flow(start=date(2024, 1, 1), end=END, data_root=str(root))
+    finally:
+        os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
     return root, summary
 
 
