@@ -896,6 +896,38 @@ def _data_quality(
     summary.data_quality_notices = quality.notices
 
 
+_RECORDED_FILE_FIELDS = (
+    "dataset",
+    "business_date",
+    "path",
+    "sha256",
+    "rows_read",
+    "rows_accepted",
+    "rows_quarantined",
+    "error",
+)
+"""What a run manifest keeps of each input file, besides its column lists."""
+
+
+def _input_record(f: FileOutcome) -> InputRecord:
+    """A file's outcome as the run manifest records it."""
+    return InputRecord(
+        **{name: getattr(f, name) for name in _RECORDED_FILE_FIELDS},
+        missing_columns=list(f.missing_columns),
+        extra_columns=list(f.extra_columns),
+        rejected=f.rejected is not None,
+    )
+
+
+def _file_outcome(record: InputRecord) -> FileOutcome:
+    """A recorded input file back as an outcome (for a report covering earlier runs)."""
+    return FileOutcome(
+        **record.model_dump(include=set(_RECORDED_FILE_FIELDS)),
+        missing_columns=tuple(record.missing_columns),
+        extra_columns=tuple(record.extra_columns),
+    )
+
+
 def _whole_periods(catalog: Catalog, ingested: IngestOutcome, state: StateBook) -> IngestOutcome:
     covered = IngestOutcome()
     covered.merge(ingested)
@@ -911,22 +943,7 @@ def _whole_periods(catalog: Catalog, ingested: IngestOutcome, state: StateBook) 
         manifest = manifests[recorded.run_id]
         if manifest is None:
             continue
-        covered.files.extend(
-            FileOutcome(
-                dataset=f.dataset,
-                business_date=f.business_date,
-                path=f.path,
-                sha256=f.sha256,
-                rows_read=f.rows_read,
-                rows_accepted=f.rows_accepted,
-                rows_quarantined=f.rows_quarantined,
-                missing_columns=tuple(f.missing_columns),
-                extra_columns=tuple(f.extra_columns),
-                error=f.error,
-            )
-            for f in manifest.inputs
-            if f.business_date == day
-        )
+        covered.files.extend(_file_outcome(f) for f in manifest.inputs if f.business_date == day)
         covered.dates.append(day)
     covered.files.sort(key=lambda f: (f.business_date, f.dataset, f.path))
     covered.dates.sort()
@@ -1053,22 +1070,7 @@ def _write_manifest(
         ],
         declared_empty=summary.declared_empty,
         blocked=summary.blocked,
-        inputs=[
-            InputRecord(
-                dataset=f.dataset,
-                business_date=f.business_date,
-                path=f.path,
-                sha256=f.sha256,
-                rows_read=f.rows_read,
-                rows_accepted=f.rows_accepted,
-                rows_quarantined=f.rows_quarantined,
-                missing_columns=list(f.missing_columns),
-                extra_columns=list(f.extra_columns),
-                error=f.error,
-                rejected=f.rejected is not None,
-            )
-            for f in ingested.files
-        ],
+        inputs=[_input_record(f) for f in ingested.files],
         rules=[
             RuleRecord(dataset=d, rule_id=r, severity=s, rows=n)
             for (d, r, s), n in sorted(ingested.rule_counts.items())

@@ -42,10 +42,10 @@ def regions_not_allowed(metrics: Mapping[str, Any]) -> list[str]:
     return sorted(str(code) for code in data_source(metrics).get("regions_not_allowed") or ())
 
 
-def mask(metrics: Mapping[str, Any], *, placeholder: object = UNAVAILABLE) -> dict[str, Any]:
-    """A copy of ``metrics`` whose figures in ``not_available`` are ``placeholder``.
+def mask(metrics: Mapping[str, Any], *, shown_as: object = UNAVAILABLE) -> dict[str, Any]:
+    """A copy of ``metrics`` whose figures in ``not_available`` are ``shown_as``.
 
-    The placeholder is :data:`~reports.layout.UNAVAILABLE` for the period's own
+    That is :data:`~reports.layout.UNAVAILABLE` for the period's own
     figures (printed as "not available from this source") and None for earlier
     documents feeding charts (a gap in the line, never a 0).
     """
@@ -57,11 +57,11 @@ def mask(metrics: Mapping[str, Any], *, placeholder: object = UNAVAILABLE) -> di
         if not figure or not isinstance(container, Mapping) or figure not in container:
             continue
         copied = dict(container)
-        copied[figure] = placeholder
+        copied[figure] = shown_as
         masked[group] = copied
     return masked
 
 
 def mask_history(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Earlier documents with the figures their own data source could not give set to None."""
-    return [mask(document, placeholder=None) for document in history]
+    return [mask(document, shown_as=None) for document in history]
