@@ -56,12 +56,11 @@ def quarantine_late_purchases(catalog: Catalog, starts: Mapping[str, date]) -> i
         return 0
     late = purchases_after_early_amortisation(starts)
     moved = 0
-    for path in catalog.staged_partitions(_DATASET):
+    for day, path in catalog.staged_by_date(_DATASET).items():
         staged = pl.read_parquet(path)
         flagged = staged.filter(late)
         if not flagged.height:
             continue
-        day = date.fromisoformat(path.parent.name.removeprefix("business_date="))
         quarantine_path = catalog.quarantine_partition(_DATASET, day)
         rows = flagged.select(
             *schema.LINEAGE,

@@ -123,6 +123,10 @@ class Catalog:
         """The servicer mapping a ``<dataset>.<source>.<ext>`` landing file is read with."""
         return self.mappings_dir / f"{source}.mapping.yaml"
 
+    def deals_entries(self) -> list[Path]:
+        """Every entry of the deals folder in name order, whatever it is (the caller vets it)."""
+        return sorted(self.deals_dir.iterdir())
+
     def deal_files(self) -> list[Path]:
         """Regular ``.yaml`` / ``.yml`` files of the deals folder (links and folders are not)."""
         if not self.deals_dir.is_dir() or self.deals_dir.is_symlink():
@@ -141,16 +145,24 @@ class Catalog:
         )
 
     def staged_partitions(self, dataset: str, until: date | None = None) -> list[Path]:
-        """Staged partitions of a dataset up to and including ``until``."""
+        """Staged partitions of a dataset up to and including ``until``, oldest first."""
+        return list(self.staged_by_date(dataset, until).values())
+
+    def staged_by_date(self, dataset: str, until: date | None = None) -> dict[date, Path]:
+        """Staged partitions of a dataset by business date, up to and including ``until``."""
         base = self.root / "staged" / dataset
         if not base.is_dir():
-            return []
-        parts = []
+            return {}
+        parts = {}
         for folder in sorted(base.iterdir()):
-            day = date.fromisoformat(folder.name.removeprefix("business_date="))
-            if (until is None or day <= until) and (folder / PART).is_file():
-                parts.append(folder / PART)
+            day = _partition_date(folder.name, "business_date")
+            if day is not None and (until is None or day <= until) and (folder / PART).is_file():
+                parts[day] = folder / PART
         return parts
+
+    def staged_dates(self, dataset: str, until: date | None = None) -> list[date]:
+        """Business dates with a staged partition of a dataset, ascending."""
+        return list(self.staged_by_date(dataset, until))
 
     # -- curated and marts -------------------------------------------------------------
     def curated(self, dataset: str) -> Path:
@@ -163,11 +175,10 @@ class Catalog:
         base = self.root / "curated" / "loan_snapshots"
         if not base.is_dir():
             return []
-        return sorted(
-            date.fromisoformat(p.name.removeprefix("as_of_date="))
-            for p in base.iterdir()
-            if (p / PART).is_file()
-        )
+        found = [
+            _partition_date(p.name, "as_of_date") for p in base.iterdir() if (p / PART).is_file()
+        ]
+        return sorted(day for day in found if day is not None)
 
     @property
     def engine_state(self) -> Path:
@@ -284,6 +295,47 @@ class Catalog:
         """Alerts sent, one JSON line each (what was sent, to how many targets)."""
         return self.root / "state" / "alerts.jsonl"
 
+    def version_metrics_json(self, pool_id: str, period: str, version: int) -> Path:
+        """The metrics.json frozen with a published version."""
+        return self.report_version_dir(pool_id, period, version) / "metrics.json"
+
+    def restatement_note(self, pool_id: str, period: str, version: int) -> Path:
+        """What a version from v2 on restated against the one it replaces."""
+        return self.report_version_dir(pool_id, period, version) / "restatement.json"
+
+    def output_snapshots(self) -> list[Path]:
+        """Every kept output snapshot folder, oldest first (by modification time)."""
+        folder = self.root / "runs" / "snapshots"
+        if not folder.is_dir():
+            return []
+        return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+
+    def data_folder(self, name: str) -> Path:
+        """A top-level data output folder (one of ``SNAPSHOT_FOLDERS``)."""
+        if name not in SNAPSHOT_FOLDERS:
+            raise ValueError(f"not a data output folder: {name}")
+        return self.root / name
+
+    def rollback_staging(self, name: str) -> Path:
+        """Where a rollback assembles a data output folder before swapping it in."""
+        return self.root / f".rollback-{self.data_folder(name).name}"
+
+    def chunk_backup(self, run_id: str) -> Path:
+        """Hard links of the staged partitions a chunk may replace, kept until it succeeds."""
+        return self.root / "state" / f".chunk-backup-{run_id}"
+
+    def data_outputs(self) -> list[Path]:
+        """Every curated and mart Parquet file, in path order (recorded in run manifests)."""
+        return [
+            *sorted(self.root.glob("curated/**/*.parquet")),
+            *sorted(self.root.glob("marts/**/*.parquet")),
+        ]
+
+    @property
+    def prefect_home(self) -> Path:
+        """Prefect's home when no other is configured: inside the data root."""
+        return self.root / ".prefect"
+
     def metrics_documents(self) -> Iterator[tuple[str, str, Path]]:
         """(pool_id, period, path) of every metrics.json written so far."""
         if not self.reports.is_dir():
@@ -344,6 +396,33 @@ def remove_stale_temporaries(path: Path) -> None:
     if path.parent.is_dir():
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def _partition_date(name: str, key: str) -> date | None:
+    """The date of a ``<key>=YYYY-MM-DD`` partition folder; None for any other name."""
+    value = name.removeprefix(f"{key}=")
+    if value == name:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return day if day.isoformat() == value else None
+
+
+def spill_file(folder: Path, name: str) -> Path:
+    """A Parquet file in an engine run's temporary spill folder (outside the data root)."""
+    return folder / f"{name}.parquet"
+
+
+def holds_deliveries(landing: Path) -> bool:
+    """Whether a landing zone already has a folder (a business date, deals or mappings)."""
+    return landing.is_dir() and any(p.is_dir() for p in landing.iterdir())
+
+
+def delivery_files(folder: Path) -> list[Path]:
+    """Files of a landing date's folder named like a delivery file, in name order."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and parse_landing_name(p.name))
 
 
 def _regular(path: Path) -> bool:

@@ -129,9 +129,10 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
     ] = False,
 ) -> int:
     """Write a synthetic landing zone (with a manifest.json per business date)."""
+    from flows.catalog import holds_deliveries  # noqa: PLC0415
     from flows.generator import generate_landing  # noqa: PLC0415 - only this command needs it
 
-    if if_empty and out.is_dir() and any(p.is_dir() for p in out.iterdir()):
+    if if_empty and holds_deliveries(out):
         print(f"landing zone {out} already holds deliveries; not generating")
         return EXIT_OK
     try:

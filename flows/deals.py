@@ -75,7 +75,7 @@ def _scan(catalog: Catalog) -> _Entries:
     errors: list[str] = []
     ignored: list[tuple[str, str]] = []
     stems: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    for path in catalog.deals_entries():
         shown = path.relative_to(root).as_posix()
         if path.suffix not in DEAL_SUFFIXES:
             ignored.append((shown, "not a deal file (<pool_id>.yaml or .yml): not read"))

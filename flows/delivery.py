@@ -28,7 +28,13 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flows.catalog import LANDING_DATASETS, Catalog, parse_landing_name, sha256_file
+from flows.catalog import (
+    LANDING_DATASETS,
+    Catalog,
+    delivery_files,
+    parse_landing_name,
+    sha256_file,
+)
 
 DeliveryCalendar = Literal["daily", "business_days", "month_end"]
 DeliveryStatus = Literal["complete", "empty", "missing", "rejected", "optional"]
@@ -126,7 +132,7 @@ def manifest_for(folder: Path, business_date: date, totals: Iterable[str] = ()) 
         business_date: Its business date.
         totals: ``<dataset>.<column>`` control totals to compute.
     """
-    files = sorted(p for p in folder.iterdir() if p.is_file() and parse_landing_name(p.name))
+    files = delivery_files(folder)
     control: dict[str, str] = {}
     for spec in totals:
         dataset, column = spec.split(".", 1)

@@ -258,11 +258,7 @@ class _History:
 
 def _staged_before(catalog: Catalog, dataset: str, before: date) -> pl.DataFrame:
     columns = {**schema.INPUT_DATASETS[dataset], **schema.LINEAGE}
-    parts = [
-        p
-        for p in catalog.staged_partitions(dataset)
-        if date.fromisoformat(p.parent.name.removeprefix("business_date=")) < before
-    ]
+    parts = [p for day, p in catalog.staged_by_date(dataset).items() if day < before]
     return catalog.scan_many(parts, columns).select(list(columns)).collect()
 
 

@@ -640,7 +640,7 @@ def _ingest_chunk(
     """
     days = list(chunk.days)
     began = time.perf_counter()
-    backup = catalog.root / "state" / f".chunk-backup-{run_id}"
+    backup = catalog.chunk_backup(run_id)
     kept = _link_aside(catalog, days, backup)
     try:
         future = ingest_task.submit(str(catalog.root), days)
@@ -719,7 +719,7 @@ def _downstream_and_publish(
     else:
         report_from = changed_from
     data_root = request.data_root
-    staged = [d for name in LANDING_DATASETS for d in _staged_dates(catalog, name)]
+    staged = [d for name in LANDING_DATASETS for d in catalog.staged_dates(name)]
     horizon = max([the_plan.plan_end, *staged])
     deals = load_deals(catalog).deals
 
@@ -822,8 +822,10 @@ def _new_versions(
         if not versions:
             changed.append((item, 1, []))
             continue
-        number, folder = versions[-1]
-        before = (folder / "metrics.json").read_text(encoding="utf-8")
+        number = versions[-1][0]
+        before = catalog.version_metrics_json(item.pool_id, item.period, number).read_text(
+            encoding="utf-8"
+        )
         if before == text:
             continue
         restated = restatements(item.pool_id, item.period, json.loads(before), json.loads(text))
@@ -841,8 +843,10 @@ def _freeze_version(
     published_at: datetime,
 ) -> None:
     """Complete a published version: its metrics.json and, from v2 on, the restatement note."""
-    folder = catalog.report_version_dir(item.pool_id, item.period, number)
-    catalog.write_text(item.metrics_path.read_text(encoding="utf-8"), folder / "metrics.json")
+    catalog.write_text(
+        item.metrics_path.read_text(encoding="utf-8"),
+        catalog.version_metrics_json(item.pool_id, item.period, number),
+    )
     if number > 1:
         note = {
             "pool_id": item.pool_id,
@@ -854,7 +858,8 @@ def _freeze_version(
             "changes": [{"field": r.field, "old": r.old, "new": r.new} for r in restated],
         }
         catalog.write_text(
-            json.dumps(note, indent=2, ensure_ascii=False) + "\n", folder / "restatement.json"
+            json.dumps(note, indent=2, ensure_ascii=False) + "\n",
+            catalog.restatement_note(item.pool_id, item.period, number),
         )
 
 
@@ -954,13 +959,6 @@ def _text(value: object) -> str:
     return "null" if value is None else str(value)
 
 
-def _staged_dates(catalog: Catalog, dataset: str) -> list[date]:
-    return [
-        date.fromisoformat(p.parent.name.removeprefix("business_date="))
-        for p in catalog.staged_partitions(dataset)
-    ]
-
-
 def _breached(periods: Sequence[PoolPeriod]) -> list[str]:
     breached = []
     for item in periods:
@@ -994,7 +992,7 @@ def _keep_snapshot(catalog: Catalog, run_id: str, kept: int) -> None:
     files by rename, so a link keeps its bytes), and drop the oldest beyond ``kept``."""
     target = catalog.output_snapshot(run_id)
     for folder in SNAPSHOT_FOLDERS:
-        source = catalog.root / folder
+        source = catalog.data_folder(folder)
         if source.is_dir():
             shutil.copytree(
                 source,
@@ -1005,9 +1003,7 @@ def _keep_snapshot(catalog: Catalog, run_id: str, kept: int) -> None:
                 ),
             )
     target.mkdir(parents=True, exist_ok=True)
-    snapshots = sorted(
-        (p for p in target.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
-    )
+    snapshots = catalog.output_snapshots()
     for old in snapshots[: max(len(snapshots) - kept, 0)]:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -1033,8 +1029,7 @@ def _write_manifest(
         []
         if summary.up_to_date
         else [
-            *sorted(root.glob("curated/**/*.parquet")),
-            *sorted(root.glob("marts/**/*.parquet")),
+            *catalog.data_outputs(),
             *(Path(s) for s in summary.reports),
         ]
     )

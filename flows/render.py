@@ -200,8 +200,7 @@ def data_quality(
     rules: dict[tuple[str, str], int] = {}
     for name in LANDING_DATASETS:
         accepted = quarantined = 0
-        for path in catalog.staged_partitions(name, end):
-            day = date.fromisoformat(path.parent.name.removeprefix("business_date="))
+        for day, path in catalog.staged_by_date(name, end).items():
             if day >= start:
                 accepted += _rows(catalog, path)
         day = start

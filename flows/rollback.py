@@ -29,9 +29,7 @@ def rollback_to(catalog: Catalog, run_id: str) -> list[str]:
     """
     snapshot = catalog.output_snapshot(run_id)
     if not snapshot.is_dir():
-        known = (
-            sorted(p.name for p in snapshot.parent.iterdir()) if snapshot.parent.is_dir() else []
-        )
+        known = sorted(p.name for p in catalog.output_snapshots())
         raise SettingsError(
             f"no output snapshot of run {run_id!r} (snapshots: {', '.join(known) or 'none'})",
             where=str(snapshot.parent),
@@ -39,8 +37,8 @@ def rollback_to(catalog: Catalog, run_id: str) -> list[str]:
     restored = []
     for folder in SNAPSHOT_FOLDERS:
         source = snapshot / folder
-        target = catalog.root / folder
-        staging = catalog.root / f".rollback-{folder}"
+        target = catalog.data_folder(folder)
+        staging = catalog.rollback_staging(folder)
         shutil.rmtree(staging, ignore_errors=True)
         if source.is_dir():
             shutil.copytree(source, staging, copy_function=os.link)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.catalog import Catalog
 from flows.errors import SettingsError
 from flows.limits import DEFAULT_LIMITS
 
@@ -100,7 +101,7 @@ def check_data_root(settings: Settings, *, need_landing: bool = True) -> Path:
             f"the {kind}data root is not a directory (resolved: {root.absolute()})",
             where=str(root),
         )
-    landing = root / "landing"
+    landing = Catalog(root).landing
     if need_landing:
         if not landing.is_dir():
             raise SettingsError("no landing zone (landing/) under the data root", where=str(root))
@@ -130,7 +131,7 @@ def configure_prefect(settings: Settings) -> None:
     Must run before ``prefect`` is imported: Prefect reads these at import time.
     An explicitly configured ``PREFECT_API_URL`` (a real server) is left alone.
     """
-    home = settings.prefect_home or (settings.data_root / ".prefect")
+    home = settings.prefect_home or Catalog(settings.data_root).prefect_home
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -33,7 +33,7 @@ import polars as pl
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
 from data_contracts.polars_checks import PolarsCheck, compile_checks, failing_rows
-from flows.catalog import Catalog, sha256_file
+from flows.catalog import Catalog, sha256_file, spill_file
 from flows.deals import performance_rules
 from flows.periods import month_end, month_ends_between, previous_month_end
 from flows.settings import Settings
@@ -154,13 +154,7 @@ def _fingerprint(rules_by_pool: Mapping[str, PerformanceRules]) -> str:
 
 
 def _staged(catalog: Catalog, until: date) -> dict[str, dict[date, Path]]:
-    return {
-        name: {
-            date.fromisoformat(p.parent.name.removeprefix("business_date=")): p
-            for p in catalog.staged_partitions(name, until)
-        }
-        for name in schema.INPUT_DATASETS
-    }
+    return {name: catalog.staged_by_date(name, until) for name in schema.INPUT_DATASETS}
 
 
 def _first_effective(catalog: Catalog, dataset: str, path: Path) -> date | None:
@@ -370,7 +364,7 @@ class _Snapshots:
             if spill_dir is None:
                 self.parts.setdefault(as_of, []).append(part.lazy())
                 continue
-            path = spill_dir / f"{as_of.isoformat()}-{len(self.parts.get(as_of, []))}.parquet"
+            path = spill_file(spill_dir, f"{as_of.isoformat()}-{len(self.parts.get(as_of, []))}")
             part.write_parquet(path, compression="lz4", statistics=False)
             self.parts.setdefault(as_of, []).append(pl.scan_parquet(path))
 
@@ -431,7 +425,7 @@ def _run_batches(
         if spill_dir is None:
             states.append(loans.lazy())
         else:
-            path = spill_dir / f"state-{bucket}.parquet"
+            path = spill_file(spill_dir, f"state-{bucket}")
             loans.write_parquet(path, compression="lz4", statistics=False)
             states.append(pl.scan_parquet(path))
     loans_state = states[0] if len(states) == 1 else combine_states(states)
