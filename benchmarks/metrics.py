@@ -10,7 +10,7 @@ then runs in its own process, on the same frames held in memory, and reports
 wall time, CPU time (wall time is inflated when other work shares the
 machine) and the process's peak resident memory:
 
-- ``polars all marts``: ``flows.metrics.metric_marts`` (every mart, including
+- ``polars all marts``: ``transforms.pool_marts.metric_marts`` (every mart, including
   stratifications, vintage curves, roll rates, concentration and the
   waterfall);
 - ``polars core``: the four metrics the reference implements (roll-forward,
@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.metrics_reference import reference_metrics
 from data_contracts.deal import DealTerms
-from flows.metrics import metric_marts
+from flows.metrics import pool_terms
 from transforms import pool_metrics, schema
+from transforms.pool_marts import metric_marts
 
 POOL = "BENCH-1"
 STATUSES = schema.LOAN_STATUSES
@@ -281,7 +282,7 @@ def _polars_all(book: dict[str, Any]) -> dict[str, pl.DataFrame]:
         cutoff_snapshots=snapshots.filter(pl.col("as_of_date") == book["cutoff"]),
         loans=book["loans"].lazy(),
         pool_assets=book["pool_assets"].lazy(),
-        deals={POOL: terms},
+        pools={POOL: pool_terms(terms)},
         periods=book["periods"],
     )
 

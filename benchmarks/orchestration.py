@@ -116,11 +116,11 @@ def _plain(root: Path, start: date, end: date) -> None:
     from flows.curate import curate
     from flows.deals import load_deals
     from flows.ingest import ingest_dates
-    from flows.metrics import compute_pool_metrics
-    from flows.periods import month_ends_between
+    from flows.metrics import compute_pool_metrics, load_metrics_book
     from flows.render import render_disclosures, render_report_index
     from flows.snapshots import build_loan_snapshots, snapshot_dates
     from flows.status import days_between, split_chunks
+    from transforms.periods import month_ends_between
 
     catalog = Catalog(root)
     for days in split_chunks(days_between(start, end), "month"):
@@ -134,8 +134,9 @@ def _plain(root: Path, start: date, end: date) -> None:
     )
     periods = compute_pool_metrics(catalog, deals, month_ends_between(start, end))
     generated_at = datetime.combine(end, clock(0), tzinfo=ZoneInfo("Asia/Shanghai"))
-    render_disclosures(catalog, deals, periods, generated_at=generated_at, run_id="plain")
-    render_report_index(catalog, deals, generated_at=generated_at)
+    book = load_metrics_book(catalog, periods)
+    render_disclosures(catalog, deals, book, periods, generated_at=generated_at, run_id="plain")
+    render_report_index(catalog, deals, book, generated_at=generated_at)
 
 
 def _run_counts(flow_run_id: object) -> tuple[int, int]:

@@ -48,6 +48,7 @@ from prefect.client.schemas.objects import FlowRun, State, TaskRun
 from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import Task, exponential_backoff
 
+from data_contracts.deal import DealTerms
 from flows.alerts import send_alert
 from flows.catalog import LANDING_DATASETS, SNAPSHOT_FOLDERS, Catalog, sha256_file
 from flows.curate import CurateOutcome, curate
@@ -62,8 +63,7 @@ from flows.errors import (
 )
 from flows.ingest import FileOutcome, IngestOutcome, ingest_dates
 from flows.locking import DataRootBusyError, exclusive_lock
-from flows.metrics import PoolPeriod, compute_pool_metrics
-from flows.periods import month_ends_between
+from flows.metrics import MetricsBook, PoolPeriod, compute_pool_metrics, load_metrics_book
 from flows.planner import (
     ChunkPlan,
     ChunkSize,
@@ -94,6 +94,7 @@ from flows.state import (
 )
 from flows.status import Restatement, restatements
 from flows.version import code_version
+from transforms.periods import month_ends_between
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ChunkOutcome = Literal["processed", "skipped", "failed"]
@@ -387,17 +388,18 @@ def curate_task(data_root: str, until: date) -> CurateOutcome:
 
 
 @task(name="loan-snapshots", **IO_TASK)
-def snapshots_task(data_root: str, as_of_dates: list[date], recompute: bool = False) -> list[date]:
-    catalog = Catalog(Path(data_root))
-    deals = load_deals(catalog).deals
-    return build_loan_snapshots(catalog, as_of_dates, deals, recompute=recompute)
+def snapshots_task(
+    data_root: str, deals: dict[str, DealTerms], as_of_dates: list[date], recompute: bool = False
+) -> list[date]:
+    return build_loan_snapshots(Catalog(Path(data_root)), as_of_dates, deals, recompute=recompute)
 
 
 @task(name="pool-metrics", **IO_TASK)
-def metrics_task(data_root: str, period_ends: list[date], pool: str | None) -> MetricsOutcome:
+def metrics_task(
+    data_root: str, deals: dict[str, DealTerms], period_ends: list[date], pool: str | None
+) -> MetricsOutcome:
     """Pool marts and metrics.json of the periods the gate lets through."""
     catalog = Catalog(Path(data_root))
-    deals = load_deals(catalog).deals
     if pool is not None:
         deals = {pool: deals[pool]} if pool in deals else {}
     return MetricsOutcome(compute_pool_metrics(catalog, deals, period_ends))
@@ -406,6 +408,8 @@ def metrics_task(data_root: str, period_ends: list[date], pool: str | None) -> M
 @task(name="render-pool", **IO_TASK)
 def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
     data_root: str,
+    deals: dict[str, DealTerms],
+    metrics: MetricsBook,
     periods: list[PoolPeriod],
     generated_at: datetime,
     run_id: str,
@@ -417,11 +421,10 @@ def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
     ``restated`` maps a restated period to how many of its published figures changed;
     its disclosure says so, dated by the business date of this run.
     """
-    catalog = Catalog(Path(data_root))
-    deals = load_deals(catalog).deals
     return render_disclosures(
-        catalog,
+        Catalog(Path(data_root)),
         deals,
+        metrics,
         periods,
         generated_at=generated_at,
         run_id=run_id,
@@ -432,9 +435,10 @@ def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
 
 
 @task(name="render-index", **IO_TASK)
-def index_task(data_root: str, generated_at: datetime) -> Path:
-    catalog = Catalog(Path(data_root))
-    return render_report_index(catalog, load_deals(catalog).deals, generated_at=generated_at)
+def index_task(
+    data_root: str, deals: dict[str, DealTerms], metrics: MetricsBook, generated_at: datetime
+) -> Path:
+    return render_report_index(Catalog(Path(data_root)), deals, metrics, generated_at=generated_at)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -525,6 +529,7 @@ def _run_locked(
     }
 
     stage = "ingest"
+    metrics_book: MetricsBook | None = None
     try:
         ingested = IngestOutcome()
         mark = time.perf_counter()
@@ -586,8 +591,9 @@ def _run_locked(
             summary.blocked = [f"every period: {len(summary.failed_chunks)} chunk(s) failed"]
         else:
             stage = "downstream"
-            _downstream_and_publish(
+            metrics_book = _downstream_and_publish(
                 request,
+                deals=book.deals,
                 catalog=catalog,
                 state=state,
                 the_plan=the_plan,
@@ -619,7 +625,7 @@ def _run_locked(
         summary.errors.append(f"{stage} stopped: {type(exc).__name__}: {exc}")
         logger.exception("run %s stopped in %s", run_id, stage)
         return summary
-    _publish_artifacts(catalog, summary)
+    _publish_artifacts(catalog, summary, metrics_book)
     logger.info(
         "run %s done: %d versions published, %d restatements",
         run_id,
@@ -692,6 +698,7 @@ def _restore(
 def _downstream_and_publish(
     request: RunRequest,
     *,
+    deals: dict[str, DealTerms],
     catalog: Catalog,
     state: StateBook,
     the_plan: Plan,
@@ -701,8 +708,12 @@ def _downstream_and_publish(
     required: frozenset[date],
     timings: dict[str, float],
     listener: ProgressListener | None,
-) -> None:
-    """Curate, snapshots and metrics from everything staged; the gate; publication."""
+) -> MetricsBook | None:
+    """Curate, snapshots and metrics from everything staged; the gate; publication.
+
+    Returns:
+        Every pool period's metrics as published (None when the outputs were up to date).
+    """
     downstream_key = _downstream_key(catalog, version, the_plan.fingerprint)
     changed_from = the_plan.changed_from
     if not (
@@ -713,7 +724,7 @@ def _downstream_and_publish(
     ):
         summary.up_to_date = True
         summary.index = str(catalog.index_html.resolve())
-        return
+        return None
     if request.force or state.downstream_key != downstream_key or changed_from is None:
         report_from = request.start
     else:
@@ -721,7 +732,6 @@ def _downstream_and_publish(
     data_root = request.data_root
     staged = [d for name in LANDING_DATASETS for d in catalog.staged_dates(name)]
     horizon = max([the_plan.plan_end, *staged])
-    deals = load_deals(catalog).deals
 
     def step(name: str) -> float:
         if listener:
@@ -736,7 +746,7 @@ def _downstream_and_publish(
     if curated.first_origination is not None:
         mark = step("snapshots")
         as_of = snapshot_dates(curated.first_origination, horizon, deals.values())
-        snapshots_task(data_root, as_of, recompute=request.force)
+        snapshots_task(data_root, deals, as_of, recompute=request.force)
         timings["snapshots"] = time.perf_counter() - mark
         mark = step("metrics")
         candidates = [d for d in month_ends_between(report_from, horizon) if d >= report_from]
@@ -748,12 +758,13 @@ def _downstream_and_publish(
             stop=None,
         )
         summary.blocked = decision.blocked_lines()
-        periods = metrics_task(data_root, list(decision.publish), request.pool).periods
+        periods = metrics_task(data_root, deals, list(decision.publish), request.pool).periods
         timings["metrics"] = time.perf_counter() - mark
     summary.periods = [f"{p.pool_id}/{p.period}" for p in periods]
     summary.triggers_breached = _breached(periods)
 
     mark = step("publish")
+    metrics = load_metrics_book(catalog, periods)
     changed = _new_versions(catalog, periods)
     summary.restatements = [r for _, _, restated in changed for r in restated]
     _data_quality(catalog, summary, ingested, summary.restatements, state)
@@ -769,11 +780,15 @@ def _downstream_and_publish(
         (item.pool_id, item.period): len(figures) for item, number, figures in changed if number > 1
     }
     latest = [
-        render_task.submit(data_root, items, generated_at, provenance, None, restated_counts)
+        render_task.submit(
+            data_root, deals, metrics, items, generated_at, provenance, None, restated_counts
+        )
         for _, items in sorted(by_pool.items())
     ]
     frozen = [
-        render_task.submit(data_root, items, generated_at, provenance, versions, restated_counts)
+        render_task.submit(
+            data_root, deals, metrics, items, generated_at, provenance, versions, restated_counts
+        )
         for _, items in sorted(by_pool.items())
     ]
     summary.reports = [str(p) for future in [*latest, *frozen] for p in future.result()]
@@ -791,13 +806,13 @@ def _downstream_and_publish(
             PublishedVersion(
                 version=number,
                 run_id=summary.run_id,
-                metrics_sha256=sha256_file(item.metrics_path),
+                metrics_sha256=item.metrics_sha256,
                 published_at=published_at,
                 restated=len(restated),
             )
         )
         summary.published.append(f"{item.pool_id}/{item.period}/v{number}")
-    summary.index = str(index_task(data_root, generated_at).resolve())
+    summary.index = str(index_task(data_root, deals, metrics, generated_at).resolve())
     timings["publish"] = time.perf_counter() - mark
     if request.pool is None and not summary.failed_chunks:
         now = datetime.now(UTC)
@@ -808,6 +823,7 @@ def _downstream_and_publish(
                 )
         state.downstream_key = downstream_key
         state.downstream_run_id = summary.run_id
+    return metrics
 
 
 def _new_versions(
@@ -817,7 +833,7 @@ def _new_versions(
     each with the version number it gets and its restated figures in report order."""
     changed: list[tuple[PoolPeriod, int, list[Restatement]]] = []
     for item in periods:
-        text = item.metrics_path.read_text(encoding="utf-8")
+        text = item.metrics_text
         versions = catalog.report_versions(item.pool_id, item.period)
         if not versions:
             changed.append((item, 1, []))
@@ -828,7 +844,7 @@ def _new_versions(
         )
         if before == text:
             continue
-        restated = restatements(item.pool_id, item.period, json.loads(before), json.loads(text))
+        restated = restatements(item.pool_id, item.period, json.loads(before), item.metrics)
         changed.append((item, number + 1, restated))
     return changed
 
@@ -844,7 +860,7 @@ def _freeze_version(
 ) -> None:
     """Complete a published version: its metrics.json and, from v2 on, the restatement note."""
     catalog.write_text(
-        item.metrics_path.read_text(encoding="utf-8"),
+        item.metrics_text,
         catalog.version_metrics_json(item.pool_id, item.period, number),
     )
     if number > 1:
@@ -962,8 +978,7 @@ def _text(value: object) -> str:
 def _breached(periods: Sequence[PoolPeriod]) -> list[str]:
     breached = []
     for item in periods:
-        document = json.loads(item.metrics_path.read_text(encoding="utf-8"))
-        for trigger in document.get("triggers") or []:
+        for trigger in item.metrics.get("triggers") or []:
             if trigger.get("breached"):
                 breached.append(f"{item.pool_id} {item.period} {trigger.get('name')}")
     return breached
@@ -1088,7 +1103,7 @@ def _write_manifest(
         rejected_files=summary.data_quality_notices,
         outputs=[_output(p, root) for p in outputs if p.is_file()],
         errors=[*([summary.stop] if summary.stop else []), *summary.errors],
-        timings_seconds={k: round(v, 3) for k, v in timings.items()},
+        stage_seconds={k: round(v, 3) for k, v in timings.items()},
     )
     return manifest.write(catalog)
 
@@ -1103,7 +1118,7 @@ KEY_METRICS = (
 )
 
 
-def _publish_artifacts(catalog: Catalog, summary: RunSummary) -> None:
+def _publish_artifacts(catalog: Catalog, summary: RunSummary, metrics: MetricsBook | None) -> None:
     """The run's summary, its key pool metrics and a link to the disclosures, in Prefect."""
     lines = [
         f"# abs-pipeline run `{summary.run_id}`",
@@ -1141,7 +1156,9 @@ def _publish_artifacts(catalog: Catalog, summary: RunSummary) -> None:
     table: list[dict[str, Any]] = []
     for item in summary.periods:
         pool_id, period = item.split("/")
-        document = json.loads(catalog.metrics_json(pool_id, period).read_text(encoding="utf-8"))
+        document = metrics.document(pool_id, period) if metrics is not None else None
+        if document is None:
+            continue
         row: dict[str, Any] = {"pool": pool_id, "period": period}
         for label, (section, name) in KEY_METRICS:
             row[label] = (document.get(section) or {}).get(name)

@@ -22,7 +22,7 @@ from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
 from flows.catalog import LANDING_DATASETS, Catalog, atomic_write, sha256_file
 from flows.data_quality import chinese_report
-from flows.metrics import PoolPeriod
+from flows.metrics import MetricsBook, PoolPeriod
 from flows.version import code_version
 from reports import disclosure, index, portfolio, static_pool
 from reports.formatting import html_lang
@@ -80,13 +80,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError(f"{path}: not a JSON object")
     return document
-
-
-def pool_documents(catalog: Catalog, pool_id: str) -> list[dict[str, Any]]:
-    """Every metrics.json of a pool, oldest period first."""
-    return [
-        _read_json(path) for pool, _, path in sorted(catalog.metrics_documents()) if pool == pool_id
-    ]
 
 
 def stratifications(
@@ -264,6 +257,7 @@ def _deal_file(catalog: Catalog, pool_id: str) -> Path | None:
 def render_disclosures(
     catalog: Catalog,
     deals: Mapping[str, DealTerms],
+    metrics_book: MetricsBook,
     periods: Sequence[PoolPeriod],
     *,
     generated_at: datetime,
@@ -293,11 +287,11 @@ def render_disclosures(
     histories: dict[str, list[dict[str, Any]]] = {}
     for item in periods:
         deal = deals[item.pool_id]
-        history = histories.setdefault(item.pool_id, pool_documents(catalog, item.pool_id))
-        metrics = _read_json(item.metrics_path)
+        history = histories.setdefault(item.pool_id, metrics_book.history(item.pool_id))
+        metrics = item.metrics
         period_start = date.fromisoformat(metrics["period_start"])
         period_end = date.fromisoformat(metrics["period_end"])
-        inputs = [("metrics.json", sha256_file(item.metrics_path))]
+        inputs = [("metrics.json", item.metrics_sha256)]
         deal_file = _deal_file(catalog, item.pool_id)
         if deal_file is not None:
             inputs.append((f"deals/{deal_file.name}", sha256_file(deal_file)))
@@ -389,7 +383,11 @@ def _render_static_pool(
 
 
 def render_report_index(
-    catalog: Catalog, deals: Mapping[str, DealTerms], *, generated_at: datetime
+    catalog: Catalog,
+    deals: Mapping[str, DealTerms],
+    metrics_book: MetricsBook,
+    *,
+    generated_at: datetime,
 ) -> Path:
     """Rewrite the portfolio overview and the index (one per language) from the reports
     on disk.
@@ -397,14 +395,13 @@ def render_report_index(
     Returns:
         The English index, ``reports/index.html``.
     """
-    documents = sorted(catalog.metrics_documents())
     runs = _runs(catalog)
     entries = []
-    latest: dict[str, tuple[str, Path]] = {}
-    for pool_id, period, path in documents:
+    latest: dict[str, str] = {}
+    for (pool_id, period), document in metrics_book.documents.items():
         deal = deals.get(pool_id)
         start = date.fromisoformat(f"{period}-01")
-        end = date.fromisoformat(str(_read_json(path)["period_end"]))
+        end = date.fromisoformat(str(document["period_end"]))
         quality = tuple(
             index.ReportLink(
                 run_id,
@@ -441,20 +438,19 @@ def render_report_index(
                 )
             )
             if deal is not None:
-                latest[pool_id] = (period, path)
+                latest[pool_id] = period
 
     version = code_version()
-    latest_documents = {pool_id: _read_json(path) for pool_id, (_, path) in latest.items()}
     for locale in REPORT_LANGUAGES:
         pools = [
             portfolio.PoolLatest(
                 deal=deals[pool_id],
-                metrics=latest_documents[pool_id],
+                metrics=metrics_book.documents[(pool_id, period)],
                 href=catalog.disclosure(pool_id, period, _tag(locale))
                 .relative_to(catalog.reports)
                 .as_posix(),
             )
-            for pool_id, (period, _) in sorted(latest.items())
+            for pool_id, period in sorted(latest.items())
         ]
         overview_context = portfolio.build_context(
             pools,
@@ -481,7 +477,7 @@ def render_report_index(
                 for locale in REPORT_LANGUAGES
             }
         )
-        for pool_id in sorted({pool_id for pool_id, _, _ in documents})
+        for pool_id in sorted({pool_id for pool_id, _ in metrics_book.documents})
     }
     overview = links(
         {locale: catalog.portfolio_report(_tag(locale)) for locale in REPORT_LANGUAGES}

@@ -35,13 +35,13 @@ from data_contracts.deal import DealTerms
 from data_contracts.polars_checks import PolarsCheck, compile_checks, failing_rows
 from flows.catalog import Catalog, sha256_file, spill_file
 from flows.deals import performance_rules
-from flows.periods import month_end, month_ends_between, previous_month_end
 from flows.settings import Settings
 from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
 from transforms.batches import bucket_count, combine_snapshots, combine_states, engine_batch
 from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules
+from transforms.periods import month_end, month_ends_between, previous_month_end
 
 EFFECTIVE_DATE = {
     "loans": "origination_date",

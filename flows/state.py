@@ -27,7 +27,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from flows.catalog import Catalog
 from flows.errors import SettingsError
@@ -220,7 +220,11 @@ class RunManifest(_Model):
     rejected_files: list[str]
     outputs: list[OutputRecord]
     errors: list[str]
-    timings_seconds: dict[str, float]
+    stage_seconds: dict[str, float] = Field(
+        validation_alias=AliasChoices("stage_seconds", "timings_seconds")
+    )
+    """Seconds each stage took (plan, ingest, curate, snapshots, metrics, publish); manifests
+    written before the field had this name call it ``timings_seconds``."""
 
     def write(self, catalog: Catalog) -> Path:
         """Write the manifest once; an existing manifest of the same run id is never replaced.

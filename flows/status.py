@@ -203,6 +203,7 @@ def status_document(
                 "start": manifest.parameters.get("start"),
                 "end": manifest.parameters.get("end"),
                 "manifest": path.relative_to(catalog.root).as_posix(),
+                "stage_seconds": manifest.stage_seconds,
             }
         )
     runs.sort(key=lambda r: str(r["started_at"]))

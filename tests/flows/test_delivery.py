@@ -147,7 +147,7 @@ def test_the_state_round_trips_and_a_run_manifest_is_never_overwritten(tmp_path:
             "rejected_files": [],
             "outputs": [],
             "errors": [],
-            "timings_seconds": {},
+            "stage_seconds": {"plan": 0.25, "ingest": 1.5},
         }
     )
     path = manifest.write(catalog)

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from flows.catalog import Catalog
-from flows.metrics import PoolPeriod
+from flows.metrics import PoolPeriod, load_metrics_book
 from flows.render import render_disclosures, render_report_index
 from tests.reports.samples import GENERATED_AT, make_deal, make_history
 
@@ -78,9 +78,12 @@ def catalog(tmp_path: Path) -> Catalog:
 
 def render(catalog: Catalog) -> list[Path]:
     deals = {"HB-2025-1": make_deal()}
-    periods = [PoolPeriod(p, period, path) for p, period, path in catalog.metrics_documents()]
-    written = render_disclosures(catalog, deals, periods, generated_at=GENERATED_AT, run_id=RUN_ID)
-    render_report_index(catalog, deals, generated_at=GENERATED_AT)
+    periods = [PoolPeriod.read(p, period, path) for p, period, path in catalog.metrics_documents()]
+    book = load_metrics_book(catalog, periods)
+    written = render_disclosures(
+        catalog, deals, book, periods, generated_at=GENERATED_AT, run_id=RUN_ID
+    )
+    render_report_index(catalog, deals, book, generated_at=GENERATED_AT)
     return written
 
 
