@@ -24,8 +24,8 @@ from flows.deals import load_deals
 from flows.generator import generate_landing
 from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
-from transforms.periods import month_ends_between
 from flows.snapshots import build_loan_snapshots, snapshot_dates
+from transforms.periods import month_ends_between
 from transforms.waterfall import PURCHASE_AFTER_EARLY_AMORTISATION
 
 START, END = date(2024, 1, 1), date(2024, 12, 31)

@@ -15,9 +15,9 @@ import yaml
 from data_contracts.deal import DealTerms
 from flows.generator import GenerationSummary, generate_landing
 from flows.metrics import date_rules
-from transforms.periods import month_ends_between
 from transforms import schema
 from transforms.dates import is_business_day, payment_date, report_date
+from transforms.periods import month_ends_between
 from transforms.schedules import build_schedules
 
 MONEY_TEXT = r"^\d+\.\d{2}$"

@@ -26,9 +26,9 @@ from flows.deals import load_deals
 from flows.generator import generate_landing
 from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
-from transforms.periods import month_end, month_ends_between
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from transforms import schema
+from transforms.periods import month_end, month_ends_between
 from transforms.pool_metrics import rollforward_breaks
 from transforms.portfolio import portfolio_breaks
 from transforms.stratification import DIMENSIONS

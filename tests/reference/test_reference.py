@@ -24,9 +24,9 @@ from flows.deals import load_deals
 from flows.generator import generate_landing
 from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
-from transforms.periods import month_ends_between
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from tests.reference.pool_reference import Rules, add_waterfall, pool_figures
+from transforms.periods import month_ends_between
 
 START, END = date(2024, 1, 1), date(2024, 12, 31)
 RATE_TOLERANCE = 1e-9
