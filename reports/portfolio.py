@@ -12,8 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
 from reports import labels as translations
+from reports.deal_view import DealView
 from reports.disclosure import DPD30, DPD90, delinquency_share
 from reports.formatting import (
     check_locale,
@@ -41,7 +41,7 @@ REPORT: Final = "portfolio"
 class PoolLatest:
     """A pool's latest metrics document, its deal and the link to its disclosure."""
 
-    deal: DealTerms
+    deal: DealView
     metrics: Mapping[str, Any]
     href: str
 

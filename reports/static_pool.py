@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
 from reports import labels as translations
 from reports.charts import ChartTexts
+from reports.deal_view import DealView
 from reports.disclosure import DPD30, delinquency_share, vintage_curves
 from reports.formatting import check_locale, format_beijing_time, html_lang
 from reports.layout import (
@@ -36,7 +36,7 @@ StaticPoolContext = DocumentContext
 
 
 def build_context(
-    deal: DealTerms,
+    deal: DealView,
     *,
     vintages: VintageCurves,
     history: Sequence[Mapping[str, Any]],

@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
 from reports import labels as translations
+from reports.deal_view import DealView
 from reports.disclosure import (
     concentration,
     enhancement,
@@ -131,7 +131,7 @@ def _key_figures(metrics: Mapping[str, Any], r: Report) -> list[KeyFigure]:
     ]
 
 
-def _period_number(metrics: Mapping[str, Any], deal: DealTerms) -> int:
+def _period_number(metrics: Mapping[str, Any], deal: DealView) -> int:
     year, month = parse_period(metrics["period"])
     start = date.fromisoformat(require(metrics, "period_start", "document"))
     end = date.fromisoformat(require(metrics, "period_end", "document"))
@@ -154,7 +154,7 @@ def _period_number(metrics: Mapping[str, Any], deal: DealTerms) -> int:
 
 def build_context(
     metrics: Mapping[str, Any],
-    deal: DealTerms,
+    deal: DealView,
     *,
     generated_at: datetime,
     provenance: Provenance,

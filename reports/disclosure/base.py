@@ -14,9 +14,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
 from reports import labels as translations
 from reports.charts import Chart, ChartTexts, SeriesData, line_chart
+from reports.deal_view import DealView
 from reports.formatting import (
     NOT_AVAILABLE,
     Amount,
@@ -277,7 +277,7 @@ def _date_of(value: object) -> date | None:
     return None
 
 
-def period_dates(metrics: Mapping[str, Any], deal: DealTerms) -> PeriodDates:
+def period_dates(metrics: Mapping[str, Any], deal: DealView) -> PeriodDates:
     """The period's payment date, report date, interest period and day count.
 
     Looked up at the document's top level, then in its ``period_dates`` and
@@ -319,7 +319,7 @@ class Inputs:
     """Everything the sections of one disclosure are built from (plain values only)."""
 
     metrics: Mapping[str, Any]
-    deal: DealTerms
+    deal: DealView
     history: Sequence[Mapping[str, Any]]
     """The pool's documents up to this period, oldest first, this one last."""
     period_number: int
@@ -361,7 +361,7 @@ def pool_history(
 
 
 def ordered_tranches(
-    tranches: Sequence[Mapping[str, Any]], deal: DealTerms
+    tranches: Sequence[Mapping[str, Any]], deal: DealView
 ) -> list[Mapping[str, Any]]:
     order = {tranche.class_name: i for i, tranche in enumerate(deal.tranches)}
     unknown = sorted(str(item.get("class")) for item in tranches if item.get("class") not in order)

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms, Trigger
+from reports.deal_view import DealView, TriggerView
 from reports.disclosure import source
 from reports.disclosure.base import (
     Inputs,
@@ -30,7 +30,7 @@ from reports.layout import (
 )
 
 
-def _credit_enhancement(metrics: Mapping[str, Any], deal: DealTerms, r: Report) -> Section:
+def _credit_enhancement(metrics: Mapping[str, Any], deal: DealView, r: Report) -> Section:
     t, f = r.t, r.f
     tranches: Any = metrics.get("tranches")
     excess_spread = (metrics.get("performance") or {}).get("excess_spread")
@@ -121,16 +121,14 @@ def _credit_enhancement(metrics: Mapping[str, Any], deal: DealTerms, r: Report) 
 
 
 # -- 12 ------------------------------------------------------------------------------------
-def _triggers(
-    metrics: Mapping[str, Any], deal: DealTerms, period_number: int, r: Report
-) -> Section:
+def _triggers(metrics: Mapping[str, Any], deal: DealView, period_number: int, r: Report) -> Section:
     t, f = r.t, r.f
     triggers: Any = metrics.get("triggers")
     if not present(triggers):
         missing = r.missing(12, "triggers")
         missing["tables"] = [events_table(deal, r)]
         return missing
-    terms: dict[str, tuple[int, Trigger]] = {
+    terms: dict[str, tuple[int, TriggerView]] = {
         trigger.name: (i, trigger) for i, trigger in enumerate(deal.triggers)
     }
     unmatched = len(terms)
@@ -207,7 +205,7 @@ EVENT_KINDS: Final = ("event_of_default", "perfection_event", "servicer_terminat
 """The non-numeric events of DOMAIN.md section 12: 违约事件, 权利完善事件, 服务机构解任事件."""
 
 
-def events_table(deal: DealTerms, r: Report) -> Table:
+def events_table(deal: DealView, r: Report) -> Table:
     """Every non-numeric event the deal lists, with its status; 无 for a kind it lists none of."""
     t = r.t
     rows = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Final
 
-from data_contracts.deal import Participant
+from reports.deal_view import ParticipantView
 from reports.disclosure import source
 from reports.disclosure.base import Inputs, Report, SectionSpec
 from reports.layout import Row, Section, row, section, table
@@ -15,7 +15,7 @@ PARTICIPANT_ROLES: Final = ("manager", "custodian", "servicer", "originator", "r
 """The participants of DOMAIN.md section 0, in the order the exchange reports list them."""
 
 
-def participant_name(participant: Participant | None, r: Report) -> str:
+def participant_name(participant: ParticipantView | None, r: Report) -> str:
     """The institution's name in the report's language ('none named' when the deal has none)."""
     if participant is None:
         return r.t("s0.not_named")

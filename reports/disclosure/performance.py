@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
 from reports.charts import Chart, SeriesData
+from reports.deal_view import DealView
 from reports.disclosure.base import (
     ADHOC_FORECAST_SHORTFALL,
     ADHOC_LOSS_SHARE,
@@ -210,7 +210,7 @@ class ForecastTest:
         return self.shortfall >= ADHOC_FORECAST_SHORTFALL
 
 
-def forecast_test(metrics: Mapping[str, Any], deal: DealTerms) -> ForecastTest | None:
+def forecast_test(metrics: Mapping[str, Any], deal: DealView) -> ForecastTest | None:
     """The period's collections against the deal's forecast (None without a forecast or
     without collections)."""
     forecast = next(

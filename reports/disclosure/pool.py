@@ -8,8 +8,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
 from reports.charts import Chart, SeriesData
+from reports.deal_view import DealView
 from reports.disclosure.base import (
     DIMENSIONS,
     ROLL_FORWARD,
@@ -436,7 +436,7 @@ def _stratifications(rows_in: Sequence[StratificationRow] | None, r: Report) -> 
     return section(6, "stratifications", t("s6.title"), tables, notes=[t("s6.bands_note")])
 
 
-def _revolving(metrics: Mapping[str, Any], deal: DealTerms, r: Report) -> Section:
+def _revolving(metrics: Mapping[str, Any], deal: DealView, r: Report) -> Section:
     t, f = r.t, r.f
     revolving: Any = metrics.get("revolving")
     payment_rate = (metrics.get("performance") or {}).get("payment_rate")

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms
+from reports.deal_view import DealView
 from reports.disclosure.base import (
     Inputs,
     Report,
@@ -112,7 +112,7 @@ RECORDED_AS: Final = {"hhi": "hhi_obligor"}
 
 
 def _definitions(
-    deal: DealTerms,
+    deal: DealView,
     recorded: Mapping[str, Any],
     provenance: Provenance,
     stamp: str,

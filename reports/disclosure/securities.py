@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from data_contracts.deal import DealTerms, Tranche
 from reports.charts import Chart, SeriesData
+from reports.deal_view import DealView, TrancheView
 from reports.disclosure.base import (
     Inputs,
     Report,
@@ -31,7 +31,7 @@ from reports.layout import (
 )
 
 
-def _agency(tranche: Tranche, deal: DealTerms, r: Report) -> str:
+def _agency(tranche: TrancheView, deal: DealView, r: Report) -> str:
     """The class's rating agency, else the deal's; an unrated class has none."""
     if tranche.initial_rating is None:
         return "–"
@@ -40,7 +40,7 @@ def _agency(tranche: Tranche, deal: DealTerms, r: Report) -> str:
     return participant_name(deal.participants.rating_agency, r)
 
 
-def _notes_issued(deal: DealTerms, r: Report) -> Table:
+def _notes_issued(deal: DealView, r: Report) -> Table:
     t, f = r.t, r.f
     unrated = t("s2.unrated")
     rows = [
@@ -77,7 +77,7 @@ def _notes_issued(deal: DealTerms, r: Report) -> Table:
     return table(t("s2.notes_caption"), columns, rows)
 
 
-def _tranche_chart(deal: DealTerms, history: Sequence[Mapping[str, Any]], r: Report) -> Chart:
+def _tranche_chart(deal: DealView, history: Sequence[Mapping[str, Any]], r: Report) -> Chart:
     periods = [str(doc["period"]) for doc in history]
     series = []
     for tranche in deal.tranches:
@@ -108,7 +108,7 @@ def _tranche_chart(deal: DealTerms, history: Sequence[Mapping[str, Any]], r: Rep
 
 
 def _tranche_payments(
-    metrics: Mapping[str, Any], deal: DealTerms, history: Sequence[Mapping[str, Any]], r: Report
+    metrics: Mapping[str, Any], deal: DealView, history: Sequence[Mapping[str, Any]], r: Report
 ) -> Section:
     t, f = r.t, r.f
     tables = [_notes_issued(deal, r)]
