@@ -22,6 +22,7 @@ from reports.labels import labels
 from reports.layout import Section
 from reports.render import render_disclosure
 from reports.sources import Restatement, StratificationRow
+from tests.reports.html_tables import cell_texts, number, table
 from tests.reports.samples import (
     GENERATED_AT,
     PROVENANCE,
@@ -149,16 +150,87 @@ def expected_figure(path: tuple[str, ...], value: Any, locale: str) -> str | Non
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_every_figure_of_metrics_json_is_in_the_report_formatted(locale: str) -> None:
+def test_every_figure_of_metrics_json_is_in_a_table_cell_formatted(locale: str) -> None:
     metrics = make_metrics()
-    html = render_disclosure(build(metrics, locale))
+    cells = cell_texts(render_disclosure(build(metrics, locale)))
     checked = 0
     for path, value in leaves(metrics):
         figure = expected_figure(path, value, locale)
         if figure is not None:
-            assert figure in html, (path, value, figure)
+            assert any(figure in cell for cell in cells), (path, value, figure)
             checked += 1
     assert checked > 120
+
+
+ROLLFORWARD, FACTOR = "Pool balance roll-forward", "Pool factor and loan counts"
+
+
+@pytest.mark.parametrize(
+    ("caption", "row", "column", "section", "key"),
+    [
+        (
+            "Pool balance roll-forward",
+            "Opening pool balance",
+            "Amount (CNY)",
+            "pool",
+            "opening_balance",
+        ),
+        (
+            "Pool balance roll-forward",
+            "Closing pool balance",
+            "Amount (CNY)",
+            "pool",
+            "closing_balance",
+        ),
+        ("Pool factor and loan counts", "Pool factor", "Value", "pool", "pool_factor"),
+        (
+            "Pool factor and loan counts",
+            "Loans at the end of the period",
+            "Value",
+            "pool",
+            "closing_count",
+        ),
+    ],
+)
+def test_a_pool_figure_is_printed_in_its_own_row_and_column(
+    caption: str, row: str, column: str, section: str, key: str
+) -> None:
+    metrics = make_metrics()
+    html = render_disclosure(build(metrics, "en"))
+
+    printed = number(table(html, caption).cell(row, column))
+
+    assert printed == Decimal(str(metrics[section][key]))
+
+
+def test_each_class_of_notes_shows_its_own_payments() -> None:
+    metrics = make_metrics()
+    payments = table(render_disclosure(build(metrics, "en")), "Payments by class of notes")
+
+    for tranche in metrics["tranches"]:
+        name = tranche["class"]
+        assert number(payments.cell(name, "Principal paid (CNY)")) == Decimal(
+            tranche["principal_paid"]
+        )
+        assert number(payments.cell(name, "Closing balance (CNY)")) == Decimal(
+            tranche["closing_balance"]
+        )
+        assert number(payments.cell(name, "Coupon")) == Decimal(str(tranche["coupon"]))
+
+
+def test_each_delinquency_bucket_shows_its_own_balance_and_loans() -> None:
+    metrics = make_metrics()
+    html = render_disclosure(build(metrics, "en"))
+    buckets = table(html, "Delinquency by days past due at the end of the period")
+    labels = {"current": "Current", "1-30": "1–30 days (M1)", "31-60": "31–60 days (M2)"}
+
+    for item in metrics["delinquency"]:
+        if item["bucket"] in labels:
+            label = labels[item["bucket"]]
+            assert number(buckets.cell(label, "Outstanding balance (CNY)")) == Decimal(
+                item["balance"]
+            )
+            assert number(buckets.cell(label, "Loans")) == item["count"]
 
 
 def test_all_eighteen_sections_are_printed_in_domain_order() -> None:

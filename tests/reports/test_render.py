@@ -6,6 +6,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from reports.render import environment, render_disclosure, render_index
+from tests.reports.html_tables import table
 
 
 def minimal_disclosure() -> dict[str, Any]:
@@ -47,6 +48,7 @@ def minimal_disclosure() -> dict[str, Any]:
 
 def test_a_context_renders_with_numeric_cells_aligned() -> None:
     html = render_disclosure(minimal_disclosure())
+    assert table(html, "Deal").cell("Closing", "Value") == "1,234,567.89"
     assert '<tr class="total">' in html
     assert '<td class="num">1,234,567.89</td>' in html
     assert '<p class="note">Figures in CNY.</p>' in html
