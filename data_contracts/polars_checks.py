@@ -28,10 +28,11 @@ import polars as pl
 
 from data_contracts.contract import Contract, Rule, RuleKind
 from data_contracts.validate import (
-    FAILURE_SCHEMA,
     ContractError,
+    RuleMeta,
     RuleResult,
     ValidationOutcome,
+    failure_rows,
 )
 
 _NULL_DTYPES: dict[str, pl.DataType] = {
@@ -183,47 +184,17 @@ def check_frame(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
     results: list[RuleResult] = []
     for check in checks:
         positions = failed.get(check.rule_id, [])
+        rule = RuleMeta(check.rule_id, check.severity, check.description)
         if positions:
-            # As the GX runner words it: with several columns each value is named.
-            named = len(check.columns) > 1
-            found = pl.concat_str(
-                [
-                    pl.concat_str(
-                        pl.lit(f"{c} " if named else ""),
-                        pl.col(c).cast(pl.String).fill_null("null"),
-                    )
-                    for c in check.columns
-                ],
-                separator=", ",
-            ).str.replace_all("\n", "\\n", literal=True)
-            parts.append(
-                data.select(check.columns)[positions].select(
-                    pl.Series("row_index", positions, dtype=pl.Int64),
-                    pl.lit(check.rule_id).alias("rule_id"),
-                    pl.lit(check.severity).alias("severity"),
-                    pl.lit(",".join(check.columns)).alias("column"),
-                    pl.format("{} Found: {}.", pl.lit(check.description), found).alias("message"),
-                )
-            )
+            # Worded as the GX runner words it.
+            parts.append(failure_rows(data, check.columns, positions, rule))
         results.append(
             RuleResult(
-                rule_id=check.rule_id,
-                severity=check.severity,
-                description=check.description,
+                rule_id=rule.rule_id,
+                severity=rule.severity,
+                description=rule.description,
                 failed_count=len(positions),
                 success=not positions,
             )
         )
-    failures = (
-        pl.concat(parts).sort(["row_index", "rule_id"])
-        if parts
-        else pl.DataFrame(schema=FAILURE_SCHEMA)
-    )
-    return ValidationOutcome(
-        contract_id=contract.contract_id,
-        contract_version=contract.version,
-        row_count=frame.height,
-        max_error_share=contract.max_error_share,
-        failures=failures,
-        rule_results=results,
-    )
+    return ValidationOutcome.of(contract, frame, parts, results)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
@@ -93,6 +93,29 @@ class ValidationOutcome:
     max_error_share: float
     failures: pl.DataFrame
     rule_results: list[RuleResult]
+
+    @classmethod
+    def of(
+        cls,
+        contract: Contract,
+        frame: pl.DataFrame,
+        parts: list[pl.DataFrame],
+        results: list[RuleResult],
+    ) -> ValidationOutcome:
+        """The outcome of ``frame`` from its failure rows (:func:`failure_rows`) and results."""
+        failures = (
+            pl.concat(parts).sort(["row_index", "rule_id"])
+            if parts
+            else pl.DataFrame(schema=FAILURE_SCHEMA)
+        )
+        return cls(
+            contract_id=contract.contract_id,
+            contract_version=contract.version,
+            row_count=frame.height,
+            max_error_share=contract.max_error_share,
+            failures=failures,
+            rule_results=sorted(results, key=lambda r: r["rule_id"]),
+        )
 
     def error_rows(self) -> pl.Series:
         """Sorted positions of the rows with at least one error-severity failure."""
@@ -197,14 +220,18 @@ def _prepare(contract: Contract, suite: dict[str, Any], frame: pl.DataFrame) -> 
     return prepared.with_columns(derived) if derived else prepared
 
 
-def _failure_rows(
-    prepared: pl.DataFrame, meta: Mapping[str, Any], indices: list[int]
+def failure_rows(
+    frame: pl.DataFrame, columns: Sequence[str], indices: list[int], rule: RuleMeta
 ) -> pl.DataFrame:
-    # The offending values are read back from the frame by position: GX caps
-    # ``unexpected_list`` at a few hundred values even with result_format
-    # COMPLETE, while ``unexpected_index_list`` is complete.
-    columns: list[str] = list(meta["columns"])
-    # With several columns each value is named ("charge_off_dpd 180, default_dpd 180").
+    """One ``FAILURE_SCHEMA`` row per failing row of a rule: the rule's description and the
+    values found ("Found: 0." or, with several columns, "Found: charge_off_dpd 180, ...").
+
+    Args:
+        frame: The validated frame.
+        columns: The rule's columns.
+        indices: Positions of the failing rows.
+        rule: The rule's id, severity and description.
+    """
     named = len(columns) > 1
     found = pl.concat_str(
         [
@@ -215,14 +242,22 @@ def _failure_rows(
         ],
         separator=", ",
     ).str.replace_all("\n", "\\n", literal=True)
-    rows = prepared.select(columns)[indices]
-    return rows.select(
+    return frame.select(columns)[indices].select(
         pl.Series("row_index", indices, dtype=pl.Int64),
-        pl.lit(str(meta["rule_id"])).alias("rule_id"),
-        pl.lit(str(meta["severity"])).alias("severity"),
+        pl.lit(rule.rule_id).alias("rule_id"),
+        pl.lit(rule.severity).alias("severity"),
         pl.lit(",".join(columns)).alias("column"),
-        pl.format("{} Found: {}.", pl.lit(str(meta["description"])), found).alias("message"),
+        pl.format("{} Found: {}.", pl.lit(rule.description), found).alias("message"),
     )
+
+
+@dataclass(frozen=True)
+class RuleMeta:
+    """What a failure row says of its rule."""
+
+    rule_id: str
+    severity: str
+    description: str
 
 
 def validate_frame(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
@@ -260,28 +295,20 @@ def validate_frame(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome
         if expectation_result.exception_info.get("raised_exception"):
             message = expectation_result.exception_info.get("exception_message")
             raise ContractError(f"rule {rule_id} could not be evaluated: {message}")
+        # The offending values are read back from the frame by position: GX caps
+        # ``unexpected_list`` at a few hundred values even with result_format
+        # COMPLETE, while ``unexpected_index_list`` is complete.
         indices = expectation_result.result.get("unexpected_index_list") or []
+        rule = RuleMeta(rule_id, str(meta["severity"]), str(meta["description"]))
         if indices:
-            parts.append(_failure_rows(prepared, meta, indices))
+            parts.append(failure_rows(prepared, list(meta["columns"]), indices, rule))
         rule_results.append(
             RuleResult(
                 rule_id=rule_id,
-                severity=str(meta["severity"]),
-                description=str(meta["description"]),
+                severity=rule.severity,
+                description=rule.description,
                 failed_count=len(indices),
                 success=bool(expectation_result.success),
             )
         )
-    failures = (
-        pl.concat(parts).sort(["row_index", "rule_id"])
-        if parts
-        else pl.DataFrame(schema=FAILURE_SCHEMA)
-    )
-    return ValidationOutcome(
-        contract_id=contract.contract_id,
-        contract_version=contract.version,
-        row_count=frame.height,
-        max_error_share=contract.max_error_share,
-        failures=failures,
-        rule_results=sorted(rule_results, key=lambda r: r["rule_id"]),
-    )
+    return ValidationOutcome.of(contract, frame, parts, rule_results)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from typing import TypedDict
 
 from data_contracts.contract import INPUT_DATASETS, load_contract
 from flows.catalog import Catalog
@@ -63,29 +64,31 @@ def describe_rule(dataset: str, rule_id: str) -> str:
     return rule_id
 
 
-def _records(
-    ingested: IngestOutcome,
-) -> tuple[
-    list[data_quality.FileRecord],
-    list[data_quality.RuleRecord],
-    list[data_quality.CorrectionRecord],
-]:
+class _Records(TypedDict):
+    """The run's rows as the data-quality report takes them."""
+
+    files: list[data_quality.FileRecord]
+    rules: list[data_quality.RuleRecord]
+    corrections: list[data_quality.CorrectionRecord]
+
+
+class _Run(_Records):
+    """Everything the report's context takes but its language."""
+
+    run_id: str
+    start: date
+    end: date
+    ignored: Sequence[str]
+    generated_at: datetime
+    restatements: Sequence[tuple[str, str, str, str, str]]
+    reconciliation: dict[str, object] | None
+
+
+def _records(ingested: IngestOutcome) -> _Records:
+    # The report's file record is the ingest's, field for field.
+    shown = [field.name for field in fields(data_quality.FileRecord)]
     files = [
-        data_quality.FileRecord(
-            business_date=f.business_date,
-            dataset=f.dataset,
-            path=f.path,
-            file_format=f.file_format,
-            source=f.source,
-            encoding=f.encoding,
-            sha256=f.sha256,
-            rows_read=f.rows_read,
-            rows_accepted=f.rows_accepted,
-            rows_quarantined=f.rows_quarantined,
-            rows_duplicate=f.rows_duplicate,
-            rejected=f.rejected,
-            error=f.error,
-        )
+        data_quality.FileRecord(**{name: getattr(f, name) for name in shown})
         for f in ingested.files
     ]
     rules = [
@@ -109,7 +112,7 @@ def _records(
         )
         for c in ingested.corrections
     ]
-    return files, rules, corrections
+    return {"files": files, "rules": rules, "corrections": corrections}
 
 
 def chinese_report(report: Path) -> Path:
@@ -154,26 +157,23 @@ def write_data_quality_report(
     Returns:
         The paths written and the lines the run summary should print.
     """
-    files, rules, corrections = _records(ingested)
-    reconciliation = _reconciliation_summary(catalog)
+    records = _records(ingested)
+    files, rules = records["files"], records["rules"]
+    run: _Run = {
+        **records,
+        "run_id": run_id,
+        "start": start,
+        "end": end,
+        "ignored": ingested.ignored,
+        "generated_at": generated_at,
+        "restatements": restatements,
+        "reconciliation": _reconciliation_summary(catalog),
+    }
     report = catalog.data_quality_report(run_id)
     pages = {"en": report, "zh_CN": chinese_report(report)}
     for locale, page in pages.items():
         other = pages["zh_CN" if locale == "en" else "en"]
-        context = data_quality.build_context(
-            run_id=run_id,
-            start=start,
-            end=end,
-            files=files,
-            rules=rules,
-            corrections=corrections,
-            ignored=ingested.ignored,
-            generated_at=generated_at,
-            restatements=restatements,
-            locale=locale,
-            alternate_href=other.name,
-            reconciliation=reconciliation,
-        )
+        context = data_quality.build_context(**run, locale=locale, alternate_href=other.name)
         catalog.write_text(render_data_quality(context), page)
     notices = [
         f"rejected whole: {f.path}: {f.rejected}"
@@ -190,7 +190,7 @@ def write_data_quality_report(
         "rows_accepted": sum(f.rows_accepted for f in files),
         "rows_quarantined": sum(f.rows_quarantined for f in files),
         "rows_duplicate": sum(f.rows_duplicate for f in files),
-        "corrections": len(corrections),
+        "corrections": len(records["corrections"]),
         "restatements": len(restatements),
         "rules": [
             {"dataset": r.dataset, "rule_id": r.rule_id, "severity": r.severity, "rows": r.rows}

@@ -23,10 +23,7 @@ from reports.disclosure.base import (
     SectionSpec,
     bucket_shares,
 )
-from reports.formatting import (
-    rate_to_decimal,
-    to_decimal,
-)
+from reports.formatting import rate_to_decimal, to_decimal
 from reports.layout import (
     Row,
     Section,
@@ -54,19 +51,38 @@ def _delinquency_chart(history: Sequence[Mapping[str, Any]], r: Report) -> Chart
                 else None
             )
         series.append(SeriesData(r.t(f"s7.{key}").split(" ")[0].split("（")[0], tuple(values)))
-    title = r.t("s7.chart")
+    columns = [r.t(f"s7.{key}") for key, _ in M_BUCKETS]
+    keys = ("s7.chart", "chart.unit_percent")
+    return _percent_by_period(r, "chart-delinquency", periods, series, columns, keys=keys)
+
+
+def _percent_by_period(
+    r: Report,
+    chart_id: str,
+    periods: Sequence[str],
+    series: Sequence[SeriesData],
+    columns: Sequence[str],
+    *,
+    keys: tuple[str, str],
+) -> Chart:
+    """A chart of rates by collection period with its data table (two decimals).
+
+    ``keys`` are the labels' keys of the chart's title and of its y axis's unit.
+    """
+    title_key, unit_key = keys
+    title = r.t(title_key)
     rows = [
         row(period, *(r.f.rate(s.values[i], 2) for s in series)) for i, period in enumerate(periods)
     ]
-    columns = [(r.t("col.period"), False)] + [(r.t(f"s7.{key}"), True) for key, _ in M_BUCKETS]
+    headers = [(r.t("col.period"), False), *((column, True) for column in columns)]
     return r.percent_chart(
-        "chart-delinquency",
+        chart_id,
         title,
         periods,
         series,
-        y_label=r.t("chart.unit_percent"),
+        y_label=r.t(unit_key),
         x_label=r.t("chart.axis_period"),
-        table_=table(r.t("chart.data_table", title=title), columns, rows),
+        table_=table(r.t("chart.data_table", title=title), headers, rows),
         places=2,
     )
 
@@ -303,21 +319,9 @@ def _rates_chart(history: Sequence[Mapping[str, Any]], r: Report) -> Chart | Non
         series.append(SeriesData(r.t(f"s9.series_{key}"), values))
     if not any(v is not None for s in series for v in s.values):
         return None
-    title = r.t("s9.chart")
-    rows = [
-        row(period, *(r.f.rate(s.values[i], 2) for s in series)) for i, period in enumerate(periods)
-    ]
-    columns = [(r.t("col.period"), False), (r.t("s9.cpr"), True), (r.t("s8.cdr"), True)]
-    return r.percent_chart(
-        "chart-rates",
-        title,
-        periods,
-        series,
-        y_label=r.t("chart.unit_rate"),
-        x_label=r.t("chart.axis_period"),
-        table_=table(r.t("chart.data_table", title=title), columns, rows),
-        places=2,
-    )
+    columns = [r.t("s9.cpr"), r.t("s8.cdr")]
+    keys = ("s9.chart", "chart.unit_rate")
+    return _percent_by_period(r, "chart-rates", periods, series, columns, keys=keys)
 
 
 def _prepayment(
