@@ -26,8 +26,8 @@ export GX_ANALYTICS_ENABLED := false
 help:
 	@echo "make demo       generate the demo tape (if none) and run the pipeline end to end"
 	@echo "make test       run the test suite (fast tests; slow scale tests: make test-slow)"
-	@echo "make lint       ruff and mypy"
-	@echo "make golden     refresh golden files after an intended change"
+	@echo "make lint       ruff, mypy and vulture (dead code)"
+	@echo "make golden     refresh golden files (contract suites; the pipeline on a small book)"
 	@echo "make test-browser  load the reports in headless Chromium (installs it when missing)"
 	@echo "make prefect-server / make serve   the Prefect server on loopback, then the nightly and backfill deployments"
 	@echo "make bench-orchestration  orchestration overhead of a 365-day backfill"
@@ -69,6 +69,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/vulture
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -23,7 +23,6 @@ import polars as pl
 from transforms.schema import Columns
 
 LANDING_DATASETS = ("loans", "repayments", "pool_assets", "loan_tape")
-LANDING_SUFFIXES = (".csv.gz", ".csv", ".parquet", ".jsonl")
 PART = "part-0.parquet"
 
 # <dataset>[.<source>]<suffix>: a source names the servicer mapping the file is read with.
@@ -102,18 +101,6 @@ class Catalog:
             if parsed is not None and _regular(path):
                 files[parsed.dataset].append(path)
         return files
-
-    def unrecognised_landing_files(self, business_date: date) -> list[Path]:
-        """Entries of a business date's folder that are not a delivery file (reported, not read)."""
-        folder = self.landing_dir(business_date)
-        if not folder.is_dir():
-            return []
-        return [
-            p
-            for p in sorted(folder.iterdir())
-            if (parse_landing_name(p.name) is None or not _regular(p))
-            and p.name != DELIVERY_MANIFEST
-        ]
 
     @property
     def mappings_dir(self) -> Path:

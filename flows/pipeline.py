@@ -106,7 +106,7 @@ FLOW_TIMEOUT_SECONDS = 6 * 3600.0
 """The flows' default timeout (the CLI applies ``ABS_PIPELINE_FLOW_TIMEOUT_SECONDS``)."""
 
 
-def _transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+def _transient(_task: Task[Any, Any], _task_run: TaskRun, state: State[Any]) -> bool:
     """Retry a task only when it failed on an I/O error (a busy disk, a dropped mount)."""
     return isinstance(state.result(raise_on_failure=False), OSError)
 
@@ -625,7 +625,7 @@ def _run_locked(
         summary.errors.append(f"{stage} stopped: {type(exc).__name__}: {exc}")
         logger.exception("run %s stopped in %s", run_id, stage)
         return summary
-    _publish_artifacts(catalog, summary, metrics_book)
+    _publish_artifacts(summary, metrics_book)
     logger.info(
         "run %s done: %d versions published, %d restatements",
         run_id,
@@ -1118,7 +1118,7 @@ KEY_METRICS = (
 )
 
 
-def _publish_artifacts(catalog: Catalog, summary: RunSummary, metrics: MetricsBook | None) -> None:
+def _publish_artifacts(summary: RunSummary, metrics: MetricsBook | None) -> None:
     """The run's summary, its key pool metrics and a link to the disclosures, in Prefect."""
     lines = [
         f"# abs-pipeline run `{summary.run_id}`",

@@ -121,10 +121,6 @@ class StateBook(BaseModel):
         state = self.days[max(earlier)]
         return chain_value(state.key, failed=state.status == "failed")
 
-    def latest_version(self, pool_id: str, period: str) -> PublishedVersion | None:
-        versions = self.published.get(f"{pool_id}/{period}")
-        return versions[-1] if versions else None
-
 
 def _from_format_1(raw: dict[str, Any]) -> dict[str, Any]:
     """A state file of the first format (no timestamps, no publication record)."""

@@ -124,11 +124,6 @@ def _sessions() -> _Sessions:
     return _Sessions(days=days, first=min(days), last_known=date(last.year, 12, 31))
 
 
-def calendar_horizon() -> date:
-    """The last day whose exchange status the calendar knows."""
-    return _sessions().last_known
-
-
 def _check_known(day: date) -> None:
     sessions = _sessions()
     if day > sessions.last_known:

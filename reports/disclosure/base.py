@@ -140,10 +140,6 @@ def add_months(year: int, month: int, months: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-def as_decimal(value: Any) -> Decimal:
-    return to_decimal(value) if isinstance(value, str) else rate_to_decimal(value)
-
-
 class Report:
     """Texts, formats and chart helpers of one rendering."""
 
