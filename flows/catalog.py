@@ -189,14 +189,19 @@ class Catalog:
     def reports(self) -> Path:
         return self.root / "reports"
 
-    def report_dir(self, pool_id: str, period: str) -> Path:
-        return self.reports / pool_id / period
+    def report_dir(self, pool_id: str, period: str, version: int | None = None) -> Path:
+        """A period's report folder: the latest copy, or a published version's (``v<N>/``)."""
+        folder = self.reports / pool_id / period
+        return folder if version is None else folder / f"v{version}"
 
     def metrics_json(self, pool_id: str, period: str) -> Path:
         return self.report_dir(pool_id, period) / "metrics.json"
 
-    def disclosure(self, pool_id: str, period: str, language: str) -> Path:
-        return self.report_dir(pool_id, period) / f"disclosure.{language}.html"
+    def disclosure(
+        self, pool_id: str, period: str, language: str, version: int | None = None
+    ) -> Path:
+        """A period's disclosure in a language: the latest copy, or a published version's."""
+        return self.report_dir(pool_id, period, version) / f"disclosure.{language}.html"
 
     @property
     def index_html(self) -> Path:
@@ -259,7 +264,7 @@ class Catalog:
 
     def report_version_dir(self, pool_id: str, period: str, version: int) -> Path:
         """An immutable published version of a period's disclosures."""
-        return self.report_dir(pool_id, period) / f"v{version}"
+        return self.report_dir(pool_id, period, version)
 
     def report_versions(self, pool_id: str, period: str) -> list[tuple[int, Path]]:
         """(version, folder) of every published version of a period, oldest first."""
@@ -289,6 +294,10 @@ class Catalog:
     def restatement_note(self, pool_id: str, period: str, version: int) -> Path:
         """What a version from v2 on restated against the one it replaces."""
         return self.report_version_dir(pool_id, period, version) / "restatement.json"
+
+    def output_snapshot_folder(self, run_id: str, name: str) -> Path:
+        """A data output folder (one of ``SNAPSHOT_FOLDERS``) as a run's snapshot holds it."""
+        return self.output_snapshot(run_id) / self.data_folder(name).name
 
     def output_snapshots(self) -> list[Path]:
         """Every kept output snapshot folder, oldest first (by modification time)."""

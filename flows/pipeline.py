@@ -1011,7 +1011,7 @@ def _keep_snapshot(catalog: Catalog, run_id: str, kept: int) -> None:
         if source.is_dir():
             shutil.copytree(
                 source,
-                target / folder,
+                catalog.output_snapshot_folder(run_id, folder),
                 copy_function=os.link,
                 ignore=shutil.ignore_patterns(
                     "data-root.lock", "alerts.jsonl", ".chunk-backup-*", ".*.tmp"

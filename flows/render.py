@@ -296,17 +296,14 @@ def render_disclosures(
         if deal_file is not None:
             inputs.append((f"deals/{deal_file.name}", sha256_file(deal_file)))
         provenance = Provenance(run_id, version, tuple(inputs))
-        folder = catalog.report_dir(item.pool_id, item.period)
-        if versions is not None:
-            folder = catalog.report_version_dir(
-                item.pool_id, item.period, versions[(item.pool_id, item.period)]
-            )
+        number = None if versions is None else versions[(item.pool_id, item.period)]
+        folder = catalog.report_dir(item.pool_id, item.period, number)
         strata = stratifications(catalog, item.pool_id, period_end)
         vintages = vintage_points(catalog, item.pool_id, period_end)
         quality = data_quality(catalog, period_start, period_end, links_from=folder)
         changed = (restated or {}).get((item.pool_id, item.period))
         for locale in REPORT_LANGUAGES:
-            path = folder / catalog.disclosure(item.pool_id, item.period, _tag(locale)).name
+            path = catalog.disclosure(item.pool_id, item.period, _tag(locale), number)
             restatement = (
                 None
                 if changed is None
@@ -418,13 +415,14 @@ def render_report_index(
                 name = pool_id
             else:
                 name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+            published = (
+                (number, catalog.disclosure(pool_id, period, _tag(locale), number))
+                for number, _ in catalog.report_versions(pool_id, period)
+            )
             history = tuple(
-                index.ReportLink(
-                    f"v{number}",
-                    (folder / report.name).relative_to(catalog.reports).as_posix(),
-                )
-                for number, folder in catalog.report_versions(pool_id, period)
-                if (folder / report.name).is_file()
+                index.ReportLink(f"v{number}", path.relative_to(catalog.reports).as_posix())
+                for number, path in published
+                if path.is_file()
             )
             entries.append(
                 index.IndexEntry(

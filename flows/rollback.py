@@ -36,7 +36,7 @@ def rollback_to(catalog: Catalog, run_id: str) -> list[str]:
         )
     restored = []
     for folder in SNAPSHOT_FOLDERS:
-        source = snapshot / folder
+        source = catalog.output_snapshot_folder(run_id, folder)
         target = catalog.data_folder(folder)
         staging = catalog.rollback_staging(folder)
         shutil.rmtree(staging, ignore_errors=True)
