@@ -12,6 +12,7 @@ from flows import metrics
 from flows.catalog import Catalog
 from flows.errors import EXIT_BAD_SETTING, SettingsError
 from transforms.dates import CalendarHorizonError
+from transforms.pool_marts import period_dates
 
 
 def _deal(**overrides: object) -> DealTerms:
@@ -27,7 +28,7 @@ def _deal(**overrides: object) -> DealTerms:
 
 
 def test_period_dates_follow_the_deal_and_period_one_accrues_from_closing() -> None:
-    first = metrics.period_dates(_deal(), date(2024, 7, 31))
+    first = period_dates(metrics.waterfall_terms(_deal()), date(2024, 7, 31))
     assert first == {
         "payment_date": date(2024, 8, 26),
         "report_date": date(2024, 8, 19),
@@ -37,8 +38,10 @@ def test_period_dates_follow_the_deal_and_period_one_accrues_from_closing() -> N
         "day_count": "ACT/365",
     }
     # 2024-10-26 is a Saturday: modified following keeps it in October (Mon 10-28).
-    later = metrics.period_dates(
-        _deal(business_day_convention="modified_following", day_count="ACT/360"),
+    later = period_dates(
+        metrics.waterfall_terms(
+            _deal(business_day_convention="modified_following", day_count="ACT/360")
+        ),
         date(2024, 9, 30),
     )
     assert (later["interest_period_start"], later["payment_date"]) == (
