@@ -102,10 +102,6 @@ def test_autoescape_is_on_for_templates_and_strings() -> None:
     assert env.from_string("{{ value }}").render(value="<b>&") == "&lt;b&gt;&amp;"
 
 
-def test_the_environment_is_created_once() -> None:
-    assert environment() is environment()
-
-
 def test_the_running_header_is_a_css_string_no_deal_name_can_break_out_of() -> None:
     from reports.render import css_string
 
