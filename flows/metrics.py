@@ -1,15 +1,10 @@
 """Metrics stage: the marts and one contract-checked metrics.json per pool and period.
 
-    loan snapshots ─▶ portfolio_metrics (book and pools, every as-of date)
-                  ─▶ pool_* marts, pool_period_metrics, stratifications,
-                     vintage_curves, roll_rates, concentration, top_obligors,
-                     purchased_characteristics
-                  ─▶ waterfall (fold per pool) ─▶ tranche_payments, trigger_tests,
-                     waterfall_steps, pool_waterfall, waterfall_accounts
-                  ─▶ reports/<pool_id>/<YYYY-MM>/metrics.json
-
-The computing is in ``transforms`` (:mod:`transforms.pool_marts`); this module
-turns the deal terms into the transforms' terms, scans, writes and validates.
+The computing is in ``transforms`` (:mod:`transforms.pool_marts` has the picture of
+the marts); this module turns the deal terms into the transforms' terms, scans the
+snapshots, writes the marts and ``reports/<pool_id>/<YYYY-MM>/metrics.json``, checks
+each document against its contract, and hands the written documents on
+(:class:`PoolPeriod`, :class:`MetricsBook`) so that later stages never read them again.
 """
 
 from __future__ import annotations
