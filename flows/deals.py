@@ -22,7 +22,7 @@ from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms, describe_errors
 from data_contracts.deal_table import deal_frame
 from data_contracts.validate import validate_frame
-from flows.catalog import Catalog
+from flows.catalog import Catalog, sha256_file
 from flows.errors import InputRejectedError
 from flows.limits import Limits, current_limits, refusal
 from flows.safe_yaml import load_yaml_file
@@ -40,6 +40,8 @@ class DealBook:
     warnings: tuple[str, ...] = ()
     ignored: tuple[tuple[str, str], ...] = ()
     """(entry, reason): entries of the deals folder that are not deal files (not read)."""
+    sources: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """pool_id to (``deals/<file>``, sha256) of the file each deal was loaded from."""
 
     def rejections(self) -> list[InputRejectedError]:
         """One error (exit code 3) per problem, naming the deal file first."""
@@ -144,7 +146,12 @@ def load_deals(catalog: Catalog, *, limits: Limits | None = None) -> DealBook:
             deals.pop(pool_id, None)
         else:
             warnings.append(f"{where}: warning {rule_id}: {message}")
-    return DealBook(deals, tuple(errors), tuple(warnings), tuple(entries.ignored))
+    sources = {
+        pool_id: (f"deals/{path.name}", sha256_file(path))
+        for pool_id, path in sorted((p.stem, p) for p in entries.files)
+        if pool_id in deals
+    }
+    return DealBook(deals, tuple(errors), tuple(warnings), tuple(entries.ignored), sources)
 
 
 def performance_rules(deal: DealTerms) -> PerformanceRules:

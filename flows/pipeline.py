@@ -53,7 +53,7 @@ from flows.alerts import send_alert
 from flows.catalog import LANDING_DATASETS, SNAPSHOT_FOLDERS, Catalog, sha256_file
 from flows.curate import CurateOutcome, curate
 from flows.data_quality import write_data_quality_report
-from flows.deals import load_deals
+from flows.deals import DealBook, load_deals
 from flows.delivery import DayScan, first_delivery, required_for, scan_days, strictest
 from flows.errors import (
     EXIT_FAILURE,
@@ -408,7 +408,7 @@ def metrics_task(
 @task(name="render-pool", **IO_TASK)
 def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
     data_root: str,
-    deals: dict[str, DealTerms],
+    book: DealBook,
     metrics: MetricsBook,
     periods: list[PoolPeriod],
     generated_at: datetime,
@@ -423,9 +423,10 @@ def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
     """
     return render_disclosures(
         Catalog(Path(data_root)),
-        deals,
+        book.deals,
         metrics,
         periods,
+        deal_sources=book.sources,
         generated_at=generated_at,
         run_id=run_id,
         versions=versions,
@@ -593,7 +594,7 @@ def _run_locked(
             stage = "downstream"
             metrics_book = _downstream_and_publish(
                 request,
-                deals=book.deals,
+                book=book,
                 catalog=catalog,
                 state=state,
                 the_plan=the_plan,
@@ -698,7 +699,7 @@ def _restore(
 def _downstream_and_publish(
     request: RunRequest,
     *,
-    deals: dict[str, DealTerms],
+    book: DealBook,
     catalog: Catalog,
     state: StateBook,
     the_plan: Plan,
@@ -714,7 +715,8 @@ def _downstream_and_publish(
     Returns:
         Every pool period's metrics as published (None when the outputs were up to date).
     """
-    downstream_key = _downstream_key(catalog, version, the_plan.fingerprint)
+    deals = book.deals
+    downstream_key = _downstream_key(book, version, the_plan.fingerprint)
     changed_from = the_plan.changed_from
     if not (
         request.force
@@ -781,13 +783,13 @@ def _downstream_and_publish(
     }
     latest = [
         render_task.submit(
-            data_root, deals, metrics, items, generated_at, provenance, None, restated_counts
+            data_root, book, metrics, items, generated_at, provenance, None, restated_counts
         )
         for _, items in sorted(by_pool.items())
     ]
     frozen = [
         render_task.submit(
-            data_root, deals, metrics, items, generated_at, provenance, versions, restated_counts
+            data_root, book, metrics, items, generated_at, provenance, versions, restated_counts
         )
         for _, items in sorted(by_pool.items())
     ]
@@ -991,13 +993,13 @@ def _count_rows(summary: RunSummary, ingested: IngestOutcome) -> None:
         summary.rows_quarantined += f.rows_quarantined
 
 
-def _downstream_key(catalog: Catalog, version: str, chain: str) -> str:
+def _downstream_key(book: DealBook, version: str, chain: str) -> str:
     """What the curated data onward was computed from: the inputs' chain, deals, code."""
     import hashlib  # noqa: PLC0415 - only here
 
     digest = hashlib.sha256(f"{version}|{chain}".encode())
-    for path in catalog.deal_files():
-        digest.update(f"|{path.name}|{sha256_file(path)}".encode())
+    for name, sha256 in sorted(book.sources.values()):
+        digest.update(f"|{name.removeprefix('deals/')}|{sha256}".encode())
     return digest.hexdigest()
 
 

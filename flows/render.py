@@ -20,7 +20,7 @@ import polars as pl
 
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
-from flows.catalog import LANDING_DATASETS, Catalog, atomic_write, sha256_file
+from flows.catalog import LANDING_DATASETS, Catalog, atomic_write
 from flows.data_quality import chinese_report
 from flows.metrics import MetricsBook, PoolPeriod
 from flows.version import code_version
@@ -247,13 +247,6 @@ def _write_pdf(document: bytes, path: Path) -> None:
     atomic_write(path, write)
 
 
-def _deal_file(catalog: Catalog, pool_id: str) -> Path | None:
-    for path in catalog.deal_files():
-        if path.stem == pool_id:
-            return path
-    return None
-
-
 def render_disclosures(
     catalog: Catalog,
     deals: Mapping[str, DealTerms],
@@ -265,6 +258,7 @@ def render_disclosures(
     versions: Mapping[tuple[str, str], int] | None = None,
     restated: Mapping[tuple[str, str], int] | None = None,
     with_pdf: bool = True,
+    deal_sources: Mapping[str, tuple[str, str]] | None = None,
 ) -> list[Path]:
     """Render the disclosures of ``periods`` in every language, and the static-pool report
     of each pool concerned.
@@ -278,12 +272,15 @@ def render_disclosures(
             dated by the business date of ``generated_at`` (the original report date stays).
         with_pdf: Write the archive PDF beside each disclosure of
             :data:`ARCHIVE_LANGUAGES` (setting ``ABS_PIPELINE_ARCHIVE_PDF``).
+        deal_sources: Each pool's deal file and its sha256 as loaded
+            (:attr:`flows.deals.DealBook.sources`), listed among the report's inputs.
 
     Returns:
         The paths written.
     """
     written: list[Path] = []
     version = code_version()
+    deal_sources = deal_sources or {}
     histories: dict[str, list[dict[str, Any]]] = {}
     for item in periods:
         deal = deals[item.pool_id]
@@ -292,9 +289,8 @@ def render_disclosures(
         period_start = date.fromisoformat(metrics["period_start"])
         period_end = date.fromisoformat(metrics["period_end"])
         inputs = [("metrics.json", item.metrics_sha256)]
-        deal_file = _deal_file(catalog, item.pool_id)
-        if deal_file is not None:
-            inputs.append((f"deals/{deal_file.name}", sha256_file(deal_file)))
+        if item.pool_id in deal_sources:
+            inputs.append(deal_sources[item.pool_id])
         provenance = Provenance(run_id, version, tuple(inputs))
         number = None if versions is None else versions[(item.pool_id, item.period)]
         folder = catalog.report_dir(item.pool_id, item.period, number)

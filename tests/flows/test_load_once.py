@@ -84,6 +84,10 @@ def _backfill(root: Path, **options: Any) -> Any:
     return backfill_flow(start=options.pop("start", START), end=END, data_root=str(root), **options)
 
 
+def _deal_file(name: str) -> bool:
+    return name.startswith("landing/deals/")
+
+
 def _latest_metrics(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 4 and parts[0] == "reports" and parts[3] == "metrics.json"
@@ -95,6 +99,9 @@ def test_a_backfill_loads_each_deal_and_each_periods_metrics_once(
     summary = _backfill(data_root)
     assert summary.periods == [f"{POOL}/2024-02", f"{POOL}/2024-03"]
     assert dict(counted.deal_loads) == {f"{POOL}.yaml": 1}
+    # Parsed once (above, through the guarded reader) and hashed once, for the downstream
+    # key and every report's provenance.
+    assert counted.of(_deal_file) == {f"landing/deals/{POOL}.yaml": 1}
     # Both periods were computed in this run: their documents are passed on, never re-read.
     assert counted.of(_latest_metrics) == {}
 

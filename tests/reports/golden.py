@@ -65,7 +65,8 @@ def pipeline_outputs(root: Path) -> dict[str, str]:
     first = date.fromisoformat(f"{BOOK['start']}-01")
     for days in split_chunks(days_between(first, BOOK_END), "month"):
         ingest_dates(catalog, days)
-    deals = load_deals(catalog).deals
+    book = load_deals(catalog)
+    deals = book.deals
     curated = curate(catalog, BOOK_END)
     assert curated.first_origination is not None, "the generated book has no loans"
     as_of = snapshot_dates(curated.first_origination, BOOK_END, deals.values())
@@ -81,6 +82,7 @@ def pipeline_outputs(root: Path) -> dict[str, str]:
             generated_at=BOOK_GENERATED_AT,
             run_id="golden",
             with_pdf=False,
+            deal_sources=book.sources,
         )
     folder = catalog.report_dir(BOOK_POOL, BOOK_PERIOD)
     return {name: (folder / name).read_text(encoding="utf-8") for name in GOLDEN_FILES}
