@@ -155,6 +155,11 @@ def test_the_state_round_trips_and_a_run_manifest_is_never_overwritten(tmp_path:
         manifest.write(catalog)
     assert RunManifest.read(path) == manifest
 
+    # A manifest written before the stage timings had their name still reads.
+    earlier = manifest.model_dump(mode="json")
+    earlier["timings_seconds"] = earlier.pop("stage_seconds")
+    assert RunManifest.model_validate(earlier).stage_seconds == {"plan": 0.25, "ingest": 1.5}
+
 
 def test_a_broken_state_file_is_a_one_line_settings_error(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path)
