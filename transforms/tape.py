@@ -383,7 +383,12 @@ def tape_snapshots(
         # The servicer reports period ends only: pool events count at them.
         *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_FLOWS.values()),
         pl.coalesce(months_on_book, pl.lit(0)).clip(lower_bound=0).alias("months_on_book"),
-        (pl.col("term_months") - instalments_due).clip(lower_bound=0).alias("remaining_term"),
+        # An account without a schedule (revolving_credit) has no remaining term: 0, and its
+        # pool's WAM is hidden with a reason (INSTALMENT_ONLY).
+        (pl.col("term_months") - instalments_due)
+        .clip(lower_bound=0)
+        .fill_null(0)
+        .alias("remaining_term"),
     )
     if as_of_dates is not None:
         out = out.filter(pl.col("as_of_date").is_in(list(as_of_dates)))

@@ -39,7 +39,8 @@ def test_contract_declares_the_canonical_columns(dataset: str) -> None:
 def test_contract_identity_and_threshold(dataset: str) -> None:
     contract = load_contract(dataset)
     assert contract.contract_id == f"abs-pipeline.{dataset}"
-    assert contract.version == ("1.0.0" if dataset == "loan_tape" else "1.1.0")
+    versions = {"loan_tape": "1.0.0", "loans": "1.2.0"}
+    assert contract.version == versions.get(dataset, "1.1.0")
     assert contract.max_error_share == 0.05
     assert all(r.rule_id.startswith(f"{dataset}.") for r in contract.rules)
 

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from tests.polars_warnings import fail_on_sortedness_warning
 from transforms import schema
 from transforms.pool_metrics import (
     cutoff_balances,
@@ -31,6 +32,9 @@ from transforms.tape import (
 )
 
 JAN, FEB, MAR, APR = date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)
+
+# Polars' sortedness warning is printed, not raised, under filterwarnings = error.
+pytestmark = pytest.mark.usefixtures(fail_on_sortedness_warning.__name__)
 
 
 def _loans(*rows: tuple[str, str, date, date, int, str, int]) -> pl.LazyFrame:
