@@ -663,7 +663,8 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
 
     Returns:
         :data:`REVOLVING_METRICS` rows sorted by pool and date; ratios null when
-        their denominator is zero.
+        their denominator is zero, payment rate and yield null when the tape lacks
+        interest or fees paid to date (never a rate over the parts that are there).
     """
     columns = tape.collect_schema().names()
 
@@ -727,7 +728,8 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
         .sum()
         .cast(pl.Int64)
         .alias("over_limit_count"),
-        pl.col("_interest").is_null().any().alias("_no_interest"),
+        # Payment rate and yield need both interest and fees: a missing part is no 0.
+        (pl.col("_interest").is_null().any() | pl.col("_fees").is_null().any()).alias("_no_income"),
         pl.col("_limit").filter(pl.col("_open")).is_null().any().alias("_no_limit"),
     )
 
@@ -744,7 +746,7 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
     )
     return (
         per_pool.with_columns(
-            pl.when(pl.col("_no_interest"))
+            pl.when(pl.col("_no_income"))
             .then(None)
             .otherwise(ratio(cash, opening_balance))
             .alias("payment_rate"),
@@ -758,7 +760,7 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
             ratio(pl.col("charged_off_principal"), opening_balance, 12).alias(
                 "charge_off_rate_annualised"
             ),
-            pl.when(pl.col("_no_interest"))
+            pl.when(pl.col("_no_income"))
             .then(None)
             .otherwise(
                 ratio(
@@ -842,8 +844,32 @@ NEEDS_INTEREST: Final = (
     "performance.payment_rate",
     "performance.excess_spread",
     "credit_enhancement.excess_spread",
+    "revolving_accounts.interest_collections",
+    "revolving_accounts.payment_rate",
+    "revolving_accounts.yield_annualised",
 )
 """metrics.json figures that need the interest collected."""
+
+NEEDS_FEES: Final = (
+    "collections.fees",
+    "collections.total",
+    "performance.payment_rate",
+    "performance.excess_spread",
+    "credit_enhancement.excess_spread",
+    "revolving_accounts.fee_collections",
+    "revolving_accounts.payment_rate",
+    "revolving_accounts.yield_annualised",
+)
+"""metrics.json figures that need the fees collected (a total over what is there is no total)."""
+
+NEEDS_RECOVERIES: Final = (
+    "collections.recoveries",
+    "collections.total",
+    "performance.recovery_rate",
+    "performance.cumulative_net_loss_rate",
+    "revolving_accounts.recoveries",
+)
+"""metrics.json figures that need the recoveries collected."""
 
 INSTALMENT_ONLY: Final = {
     "characteristics.wam_months": "revolving accounts have no schedule, so no remaining term",
@@ -886,12 +912,14 @@ def data_source_section(
         source = "engine"
     missing: list[str] = []
     if servicer_loans:
+        # A figure built from a missing part is not available as a whole: never the sum of
+        # the parts that are there (collections.total, payment rate, excess spread).
         if not available.get("interest_paid", False):
             missing.extend(NEEDS_INTEREST)
         if not available.get("fees_paid", False):
-            missing.append("collections.fees")
+            missing.extend(NEEDS_FEES)
         if not available.get("recoveries", False):
-            missing.extend(("collections.recoveries", "performance.recovery_rate"))
+            missing.extend(NEEDS_RECOVERIES)
     hidden = (
         [{"section": key, "reason": reason} for key, reason in INSTALMENT_ONLY.items()]
         if revolving

@@ -127,10 +127,13 @@ def test_payment_rate_utilisation_and_thirty_plus_as_computed_by_hand(root: Path
     assert accounts["thirty_plus_balance"] == "2000.00"
     hidden = {h["section"] for h in mar["data_source"]["hidden_sections"]}
     assert hidden == {"characteristics.wam_months", "performance.smm", "performance.cpr"}
-    # The tape gives interest and fees but no recoveries_to_date.
+    # The tape gives interest and fees but no recoveries_to_date: the total is not available.
     assert mar["data_source"]["not_available"] == [
         "collections.recoveries",
+        "collections.total",
+        "performance.cumulative_net_loss_rate",
         "performance.recovery_rate",
+        "revolving_accounts.recoveries",
     ]
 
 

@@ -427,6 +427,51 @@ def test_revolving_rates_that_need_interest_are_null_when_the_tape_lacks_it() ->
     assert feb["utilisation"] is None
 
 
+def test_without_fees_every_figure_that_includes_fees_is_not_available() -> None:
+    section = data_source_section(
+        balance_source="servicer",
+        servicer_loans=2,
+        engine_loans=0,
+        available={"interest_paid": True, "fees_paid": False, "recoveries": True},
+        revolving=False,
+    )
+    assert section["not_available"] == [
+        "collections.fees",
+        "collections.total",
+        "credit_enhancement.excess_spread",
+        "performance.excess_spread",
+        "performance.payment_rate",
+        "revolving_accounts.fee_collections",
+        "revolving_accounts.payment_rate",
+        "revolving_accounts.yield_annualised",
+    ]
+
+
+def test_revolving_payment_rate_is_null_when_the_tape_lacks_fees_not_a_partial_sum() -> None:
+    columns = ("as_of_date", "loan_id", "current_principal", "dpd", "status")
+    tape = pl.LazyFrame(
+        {
+            "as_of_date": [JAN, FEB],
+            "loan_id": ["A1", "A1"],
+            "current_principal": [100_000, 80_000],
+            "dpd": [0, 0],
+            "status": ["current", "current"],
+            "interest_paid_to_date": [0, 1_500],
+            "credit_limit": [200_000, 200_000],
+        },
+        schema={
+            **{c: schema.LOAN_TAPE[c] for c in columns},
+            "interest_paid_to_date": schema.MONEY,
+            "credit_limit": schema.MONEY,
+        },
+    )
+    out = revolving_metrics(tape, pl.LazyFrame({"loan_id": ["A1"], "pool_id": ["R"]})).collect()
+    feb = out.row(1, named=True)
+    assert feb["interest_collections"] == 1_500
+    assert (feb["payment_rate"], feb["yield_annualised"]) == (None, None)
+    assert feb["utilisation"] == pytest.approx(0.4)
+
+
 def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
     section = data_source_section(
         balance_source="servicer",
@@ -436,7 +481,13 @@ def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
         revolving=True,
     )
     assert section["balance_source"] == "servicer"
-    assert section["not_available"] == ["collections.recoveries", "performance.recovery_rate"]
+    assert section["not_available"] == [
+        "collections.recoveries",
+        "collections.total",
+        "performance.cumulative_net_loss_rate",
+        "performance.recovery_rate",
+        "revolving_accounts.recoveries",
+    ]
     hidden = {h["section"]: h["reason"] for h in section["hidden_sections"]}  # type: ignore[attr-defined]
     assert set(hidden) == {"characteristics.wam_months", "performance.smm", "performance.cpr"}
     assert hidden["characteristics.wam_months"] == (
