@@ -59,8 +59,8 @@ class _Options:
 
 
 def _panel(message: str, *, title: str) -> None:
-    """One expected error: a one-line message in a red panel on stderr (never wrapped)."""
-    width = max(len(message), len(title)) + 8
+    """One expected error in a red panel on stderr, each line in full (never wrapped)."""
+    width = max(*(len(line) for line in message.splitlines() or [""]), len(title)) + 8
     console = Console(stderr=True, highlight=False, width=width)
     console.print(
         Panel(
