@@ -127,6 +127,14 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
             help="the main pool's servicer also delivers a month-end loan tape (reconciled)"
         ),
     ] = False,
+    revolving_accounts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="also write a revolving pool of this many Huabei-style card accounts "
+            "(no schedule; a month-end statement tape read through its mapping file)",
+        ),
+    ] = 0,
 ) -> int:
     """Write a synthetic landing zone (with a manifest.json per business date)."""
     from flows.generator import generate_landing  # noqa: PLC0415 - only this command needs it
@@ -144,6 +152,7 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
             bad_rows=bad_rows,
             second_servicer_loans=second_servicer_loans,
             servicer_tape=servicer_tape,
+            revolving_accounts=revolving_accounts,
         )
     except (ValueError, FileExistsError) as exc:
         raise SettingsError(str(exc), where=str(out)) from None
