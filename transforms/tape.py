@@ -8,8 +8,12 @@ DPD and status at month-ends. From it, without any repayment history:
   loan is its opening position and carries no flows):
 
   * principal collected = the balance decrease not explained by charge-off
-    (``opening - closing - increase of charged_off_principal``); a negative
-    value on a revolving account is a new drawing, never a negative collection;
+    (``opening - closing - increase of charged_off_principal``); a revolving
+    account (a credit limit, no schedule) collects the increase of
+    ``principal_paid_to_date`` where the tape has it, and what it drew
+    (``closing - opening + collected + charged off``, never negative) is
+    ``purchased_principal``: new receivables bought into the pool, so the
+    roll-forward closes;
   * of the principal collected, what brings the balance down to the loan's
     scheduled balance (principal due up to the period end plus
     ``advance_payment_days``) is scheduled, the rest unscheduled; a loan without
@@ -294,6 +298,25 @@ def tape_snapshots(
     )
     collected = pl.col("_opening") - pl.col("current_principal") - pl.col("_charged_off_in_period")
     principal_collected = collected.clip(lower_bound=0)
+    # A revolving account (a credit limit, no schedule) repays and draws in the same month:
+    # its collections are the gross increase of principal_paid_to_date where the tape has
+    # it, and what it drew (closing - opening + collected + charged off) is new principal
+    # bought into the pool (DOMAIN.md roll-forward: new drawings on revolving accounts).
+    revolving = pl.col("credit_limit").is_not_null() & pl.col("_final_due").is_null()
+    gross = pl.coalesce(_delta("principal_paid_to_date"), principal_collected)
+    principal_collected = pl.when(revolving).then(gross).otherwise(principal_collected)
+    drawn = (
+        pl.when(revolving)
+        .then(
+            (
+                pl.col("current_principal")
+                - pl.col("_opening")
+                + principal_collected
+                + pl.col("_charged_off_in_period")
+            ).clip(lower_bound=0)
+        )
+        .otherwise(0)
+    )
     # Unscheduled principal is the growth of the running maximum of what the loan is ahead
     # of its schedule (as the engine counts it), so paying an instalment after a
     # prepayment is scheduled, and a tape that starts mid-life starts from its position.
@@ -322,6 +345,7 @@ def tape_snapshots(
         .fill_null(0)
         .alias("recoveries"),
         default_date.alias("_default_date_now"),
+        drawn.alias("_drawn"),
         pl.when(defaults_now & ~first_row)
         .then(pl.col("current_principal") + pl.col("_charged_off_in_period"))
         .when(defaults_now)
@@ -377,6 +401,8 @@ def tape_snapshots(
         status.alias("status"),
         pl.when(purchased)
         .then(pl.coalesce(pl.col("_opening"), balance))
+        .when(~first_row & ~was_defaulted)
+        .then(pl.col("_drawn"))
         .otherwise(0)
         .alias("purchased_principal"),
         pl.when(removed).then(balance).otherwise(0).alias("removed_principal"),

@@ -15,6 +15,7 @@ from flows.generator.revolving_pool import write_revolving_pool
 from flows.ingest import ingest_dates
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from tests.polars_warnings import no_sortedness_warning
+from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
 MONTH_ENDS = [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
 
@@ -72,3 +73,19 @@ def test_the_pool_takes_the_card_servicers_balances_and_has_its_card_figures(roo
     assert later["payment_rate"].is_not_null().all()
     assert later["utilisation"].is_between(0, 1).all()
     assert (later["new_drawings"] > 0).all()
+
+
+def test_the_revolving_pool_rolls_forward_with_its_drawings_as_new_principal(root: Path) -> None:
+    catalog = Catalog(root)
+    snapshots = pl.concat(
+        pl.read_parquet(catalog.snapshot_partition(d)) for d in MONTH_ENDS
+    ).filter(pl.col("pool_id") == "HB2024-R")
+    roll = pool_rollforward(snapshots.lazy(), MONTH_ENDS[1:]).collect().sort("period_end")
+    assert roll.height == 3
+    assert rollforward_breaks(roll.lazy()).collect().height == 0
+    mart = pl.read_parquet(catalog.mart("revolving_metrics")).filter(
+        pl.col("as_of_date") > MONTH_ENDS[0]
+    )
+    # Collections are the servicer's gross repayments; drawings are bought principal.
+    assert roll["scheduled_principal"].to_list() == mart["principal_collections"].to_list()
+    assert (roll["purchased_principal"] > 0).all()

@@ -31,6 +31,7 @@ from flows.metrics import compute_pool_metrics
 from flows.render import render_disclosures
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from tests.polars_warnings import fail_on_sortedness_warning, no_sortedness_warning
+from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
 DAY = date(2024, 3, 31)
 JAN, FEB, MAR = date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31)
@@ -106,6 +107,17 @@ def test_revolving_accounts_take_the_servicers_balances_and_dpd(root: Path) -> N
     assert march["dpd"].to_list() == [0, 64, 0]
     assert march["status"].to_list()[:2] == ["current", "delinquent"]
     assert march["pool_id"].to_list() == ["RV"] * 3
+
+
+def test_the_pool_rolls_forward_with_the_drawing_as_new_principal(root: Path) -> None:
+    catalog = Catalog(root)
+    snapshots = pl.concat(pl.read_parquet(catalog.snapshot_partition(d)) for d in (JAN, FEB, MAR))
+    roll = pool_rollforward(snapshots.lazy(), [FEB, MAR]).collect().sort("period_end")
+    assert rollforward_breaks(roll.lazy()).collect().height == 0
+    # February: 7,000 - 2,000 repaid + 500 drawn = 5,500; March: 5,500 - 500 = 5,000.
+    assert roll["scheduled_principal"].to_list() == [200_000, 50_000]
+    assert roll["purchased_principal"].to_list() == [50_000, 0]
+    assert roll["closing_balance"].to_list() == [550_000, 500_000]
 
 
 def test_payment_rate_utilisation_and_thirty_plus_as_computed_by_hand(root: Path) -> None:
