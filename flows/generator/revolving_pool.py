@@ -48,9 +48,9 @@ CURRENT, LATE, DEFAULTED, CHARGED_OFF = range(4)
 
 _LIMITS_YUAN: Final = (2_000, 5_000, 8_000, 10_000, 15_000, 20_000, 30_000)
 _REGIONS: Final = ("CN-GD", "CN-ZJ", "CN-JS", "CN-SH", "CN-BJ", "CN-SC", "CN-HB", "CN-SD")
-_FULL, _MINIMUM = 0.50, 0.42
+_FULL, _MINIMUM = 0.55, 0.435
 """Shares of performing accounts paying in full and paying the minimum (the rest miss)."""
-_CURE, _DRAW, _RECOVER = 0.45, 0.65, 0.12
+_CURE, _DRAW, _RECOVER = 0.5, 0.65, 0.12
 _DAILY_RATE_PPM: Final = 500
 """Revolving interest: 0.05% a day (18.25% a year), in parts per million a day."""
 _ANNUAL_RATE: Final = "0.1825"
