@@ -13,7 +13,8 @@ DPD and status at month-ends. From it, without any repayment history:
     ``principal_paid_to_date`` where the tape has it, and what it drew
     (``closing - opening + collected + charged off``, never negative) is
     ``purchased_principal``: new receivables bought into the pool, so the
-    roll-forward closes;
+    roll-forward closes (a ``revolving_credit`` loan counts as revolving with or
+    without a credit limit on the tape);
   * of the principal collected, what brings the balance down to the loan's
     scheduled balance (principal due up to the period end plus
     ``advance_payment_days``) is scheduled, the rest unscheduled; a loan without
@@ -230,8 +231,16 @@ def tape_snapshots(
     default_dpd = pl.col("_default_dpd").fill_null(rules.default_dpd)
     charge_off_dpd = pl.col("_charge_off_dpd").fill_null(rules.charge_off_dpd)
     rows = _scheduled_balance(rows, loans, schedules, advance_payment_days)
+    has_product = "product" in loans.collect_schema().names()
+    product = pl.col("product") if has_product else pl.lit(None, dtype=pl.String)
     rows = rows.join(
-        loans.select("loan_id", "origination_date", "first_due_date", "term_months"),
+        loans.select(
+            "loan_id",
+            "origination_date",
+            "first_due_date",
+            "term_months",
+            product.alias("_product"),
+        ),
         on="loan_id",
         how="left",
     ).sort("loan_id", "as_of_date")
@@ -298,11 +307,14 @@ def tape_snapshots(
     )
     collected = pl.col("_opening") - pl.col("current_principal") - pl.col("_charged_off_in_period")
     principal_collected = collected.clip(lower_bound=0)
-    # A revolving account (a credit limit, no schedule) repays and draws in the same month:
+    # A revolving account (revolving_credit or a credit limit, and no schedule) repays and
+    # draws in the same month:
     # its collections are the gross increase of principal_paid_to_date where the tape has
     # it, and what it drew (closing - opening + collected + charged off) is new principal
     # bought into the pool (DOMAIN.md roll-forward: new drawings on revolving accounts).
-    revolving = pl.col("credit_limit").is_not_null() & pl.col("_final_due").is_null()
+    revolving = pl.col("_final_due").is_null() & (
+        (pl.col("_product") == "revolving_credit") | pl.col("credit_limit").is_not_null()
+    )
     gross = pl.coalesce(_delta("principal_paid_to_date"), principal_collected)
     principal_collected = pl.when(revolving).then(gross).otherwise(principal_collected)
     drawn = (

@@ -523,3 +523,28 @@ def test_a_balance_above_the_credit_limit_is_counted_not_rejected() -> None:
     feb = revolving_metrics(tape, pool_of).collect().row(1, named=True)
     assert (feb["over_limit_count"], feb["closing_balance"]) == (1, 60_000)
     assert feb["utilisation"] == pytest.approx(1.2)
+
+
+def test_a_revolving_accounts_drawing_is_new_principal_even_without_a_credit_limit() -> None:
+    loans = _loans(("C1", "B1", date(2023, 5, 1), date(2023, 6, 1), 1, "0.1825", 1)).with_columns(
+        pl.lit("revolving_credit").alias("product"),
+        *(pl.lit(None, dtype=schema.LOANS[c]).alias(c) for c in schema.SCHEDULE_TERMS),
+    )
+    # Jan 1,000.00; Feb 1,300.00 after repaying 400.00 (so 700.00 drawn); Mar 900.00 with no
+    # paid-to-date column value: the net 400.00 decrease is the collection.
+    tape = _tape(
+        [
+            _row(JAN, "C1", 100_000, 0, "current", principal_paid_to_date=0),
+            _row(FEB, "C1", 130_000, 0, "current", principal_paid_to_date=40_000),
+            _row(MAR, "C1", 90_000, 0, "current"),
+        ]
+    )
+    out = tape_snapshots(
+        tape, loans, build_schedules(loans).collect().lazy(), _cutoff_events("R", ["C1"], JAN)
+    ).collect()
+    assert out["scheduled_principal_paid"].to_list() == [0, 40_000, 40_000]
+    assert out["unscheduled_principal_paid"].to_list() == [0, 0, 0]
+    assert out["purchased_principal"].to_list() == [0, 70_000, 0]
+    assert out["remaining_term"].to_list() == [0, 0, 0]
+    roll = pool_rollforward(out.lazy(), [FEB, MAR]).collect()
+    assert rollforward_breaks(roll.lazy()).collect().height == 0
