@@ -157,8 +157,8 @@ def build_schedules(loans: pl.LazyFrame) -> pl.LazyFrame:
         loans: Loans with at least ``loan_id``, ``first_due_date``,
             ``principal`` (fen), ``annual_rate``, ``term_months`` and
             ``repayment_method``; ``loan_id`` is unique. With a ``product``
-            column, only instalment products (``schema.INSTALMENT_PRODUCTS``)
-            are scheduled.
+            column, products without a schedule
+            (``schema.UNSCHEDULED_PRODUCTS``) get no rows.
 
     Returns:
         ``schema.SCHEDULES`` columns, sorted by ``loan_id`` and
@@ -170,7 +170,7 @@ def build_schedules(loans: pl.LazyFrame) -> pl.LazyFrame:
     """
     if "product" in loans.collect_schema().names():
         # Revolving accounts have no contractual schedule (their terms may be null).
-        loans = loans.filter(pl.col("product").is_in(schema.INSTALMENT_PRODUCTS))
+        loans = loans.filter(~pl.col("product").is_in(schema.UNSCHEDULED_PRODUCTS).fill_null(False))
     terms = (
         loans.select(
             pl.col("loan_id").cast(pl.String),

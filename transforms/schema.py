@@ -30,8 +30,10 @@ FEN_PER_YUAN: Final = 100
 
 PRODUCTS: Final = ("cash_loan", "consumer_instalment", "revolving_credit")
 INSTALMENT_PRODUCTS: Final = ("cash_loan", "consumer_instalment")
-"""Products with a contractual schedule; ``revolving_credit`` (a Huabei-style card
-account) has none: its balance and DPD come from the servicer's loan_tape."""
+"""Products with a contractual schedule."""
+UNSCHEDULED_PRODUCTS: Final = ("revolving_credit",)
+"""Products without one: a ``revolving_credit`` (Huabei-style card) account's balance and
+DPD come from the servicer's loan_tape."""
 SCHEDULE_TERMS: Final = (
     "first_due_date",
     "principal",
