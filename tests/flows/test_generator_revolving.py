@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from flows.catalog import Catalog
 from flows.curate import curate
 from flows.deals import load_deals
+from flows.generator import generate_landing
 from flows.generator.revolving_pool import write_revolving_pool
 from flows.ingest import ingest_dates
 from flows.snapshots import build_loan_snapshots, snapshot_dates
@@ -89,3 +91,17 @@ def test_the_revolving_pool_rolls_forward_with_its_drawings_as_new_principal(roo
     # Collections are the servicer's gross repayments; drawings are bought principal.
     assert roll["scheduled_principal"].to_list() == mart["principal_collections"].to_list()
     assert (roll["purchased_principal"] > 0).all()
+
+
+def test_generate_adds_the_revolving_pool_to_the_book_and_its_manifests(tmp_path: Path) -> None:
+    out = tmp_path / "landing"
+    summary = generate_landing(
+        out, loans=200, start="2024-01", months=3, seed=7, revolving_accounts=25
+    )
+    assert summary.pool_ids[-1] == "HB2024-R"
+    for day in MONTH_ENDS[:3]:
+        manifest = json.loads((out / day.isoformat() / "manifest.json").read_text("utf-8"))
+        listed = {f["name"]: f["rows"] for f in manifest["files"]}
+        assert listed["loan_tape.card_servicer.csv"] == 25
+    assert (out / "deals" / "HB2024-R.yaml").is_file()
+    assert (out / "mappings" / "card_servicer.mapping.yaml").is_file()
