@@ -14,6 +14,8 @@ DEMO_MONTHS ?= 18
 DEMO_SEED   ?= 20240101
 # A second pool, delivered by another servicer as a month-end loan tape (GBK, own mapping).
 DEMO_SECOND_SERVICER_LOANS ?= 5000
+# A revolving pool of Huabei-style card accounts (no schedule), a month-end statement tape.
+DEMO_REVOLVING_ACCOUNTS ?= 3000
 DEMO_END    ?= 2025-06-30
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -43,7 +45,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP) pdf-deps
 	$(BIN)/abs-pipeline generate --out $(DATA)/landing --loans $(DEMO_LOANS) \
 		--start $(DEMO_START) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --if-empty \
-		--bad-rows --second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS) --servicer-tape
+		--bad-rows --second-servicer-loans $(DEMO_SECOND_SERVICER_LOANS) --servicer-tape \
+		--revolving-accounts $(DEMO_REVOLVING_ACCOUNTS)
 	$(BIN)/abs-pipeline backfill --start $(DEMO_START)-01 --end $(DEMO_END) --data-root $(DATA)
 
 # The archive PDFs (WeasyPrint) need Pango, HarfBuzz's subsetter (fast, reproducible font

@@ -149,11 +149,12 @@ def compile_rule(rule: Rule) -> dict[str, Any]:
         raise ValueError(f"rule {rule.rule_id} is a cross-dataset check, run at ingest, not by GX")
     gx_type, kwargs, derived = _BUILDERS[rule.kind](rule)
     if rule.when is not None:
+        # GX 1.x row conditions: "==" for one value, "IN" for a set of values.
         kwargs["row_condition"] = {
             "type": "comparison",
             "column": {"name": rule.when.column},
-            "operator": "==",
-            "parameter": rule.when.equals,
+            "operator": "==" if rule.when.one_of is None else "IN",
+            "parameter": rule.when.equals if rule.when.one_of is None else list(rule.when.values),
         }
     meta: dict[str, Any] = {
         "rule_id": rule.rule_id,

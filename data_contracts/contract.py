@@ -237,13 +237,28 @@ class OdcsContract(_Frozen):
 
 
 class Condition(_Frozen):
-    """Restricts a rule to the rows where ``column`` equals ``equals``.
+    """Restricts a rule to the rows where ``column`` equals ``equals`` or is one of ``in``.
 
-    Written in the contract as ``{property: <column>, equals: <value>}``.
+    Written in the contract as ``{property: <column>, equals: <value>}`` or
+    ``{property: <column>, in: [<value>, ...]}`` (exactly one of the two): a
+    conditional requirement such as "schedule terms are required when the
+    product is an instalment product" is a not-null rule with ``in``.
     """
 
     column: str = Field(alias="property")
-    equals: str
+    equals: str | None = None
+    one_of: tuple[str, ...] | None = Field(default=None, alias="in", min_length=1)
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> Condition:
+        if (self.equals is None) == (self.one_of is None):
+            raise ValueError(f"condition on {self.column!r} needs exactly one of 'equals' or 'in'")
+        return self
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The values of ``column`` on which the rule applies."""
+        return self.one_of if self.one_of is not None else (self.equals or "",)
 
 
 class Rule(_Frozen):

@@ -13,9 +13,10 @@ and gives the same verdicts as the GX suite, row for row, with GX's null
 semantics: only the not-null rules see nulls; range, set, pattern and pair
 rules ignore a null value, and a compound-unique rule ignores a row with a
 null in any of its columns. A rule with a ``when`` condition looks only at the
-rows where the condition column equals the value. Patterns are ECMA-262 as
-ODCS specifies; Polars' regex engine reads the contracts' patterns the same
-way (a final ``$`` matches only at the very end of the text).
+rows where the condition column equals the value (or is one of the values).
+Patterns are ECMA-262 as ODCS specifies; Polars' regex engine reads the
+contracts' patterns the same way (a final ``$`` matches only at the very end
+of the text).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def compile_check(rule: Rule) -> PolarsCheck:
         # A null anywhere in the rule's columns is the not-null rule's failure.
         fails = fails & _present(rule)
     if rule.when is not None:
-        fails = fails & (pl.col(rule.when.column).cast(pl.String) == rule.when.equals)
+        fails = fails & pl.col(rule.when.column).cast(pl.String).is_in(list(rule.when.values))
     return PolarsCheck(
         rule_id=rule.rule_id,
         severity=rule.severity,

@@ -59,8 +59,8 @@ class _Options:
 
 
 def _panel(message: str, *, title: str) -> None:
-    """One expected error: a one-line message in a red panel on stderr (never wrapped)."""
-    width = max(len(message), len(title)) + 8
+    """One expected error in a red panel on stderr, each line in full (never wrapped)."""
+    width = max(*(len(line) for line in message.splitlines() or [""]), len(title)) + 8
     console = Console(stderr=True, highlight=False, width=width)
     console.print(
         Panel(
@@ -127,6 +127,14 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
             help="the main pool's servicer also delivers a month-end loan tape (reconciled)"
         ),
     ] = False,
+    revolving_accounts: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="also write a revolving pool of this many Huabei-style card accounts "
+            "(no schedule; a month-end statement tape read through its mapping file)",
+        ),
+    ] = 0,
 ) -> int:
     """Write a synthetic landing zone (with a manifest.json per business date)."""
     from flows.catalog import holds_deliveries  # noqa: PLC0415
@@ -145,6 +153,7 @@ def generate(  # noqa: PLR0917 - Typer options are parameters
             bad_rows=bad_rows,
             second_servicer_loans=second_servicer_loans,
             servicer_tape=servicer_tape,
+            revolving_accounts=revolving_accounts,
         )
     except (ValueError, FileExistsError) as exc:
         raise SettingsError(str(exc), where=str(out)) from None

@@ -59,7 +59,7 @@ from flows.landing import (
 from flows.limits import Limits, current_limits, refusal
 from flows.mapping import SourceMapping, load_mapping
 from transforms import schema
-from transforms.staging import TYPE_ERRORS, cast_landing
+from transforms.staging import TYPE_ERRORS, cast_landing, type_rule_id
 
 DATASET_ORDER: Final = ("loans", "repayments", "pool_assets", "loan_tape")
 """Loans first: the other datasets are checked against the loans known so far."""
@@ -69,6 +69,9 @@ MIN_ROWS_FOR_SHARE: Final = 20
 
 EXAMPLES_PER_RULE: Final = 5
 """How many ``file:line`` examples of each broken rule the outcome keeps."""
+
+VIOLATIONS_SHOWN: Final = 8
+"""How many distinct broken rules a file rejected row by row names in full (first row each)."""
 
 QUARANTINE_SCHEMA: Final = {
     "business_date": pl.Date,
@@ -892,9 +895,62 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
             per_file.rejected = "empty file: no header line"
         elif f.missing_columns:
             per_file.rejected = f"missing required columns: {', '.join(f.missing_columns)}"
+        elif per_file.rows_read and per_file.rows_quarantined == per_file.rows_read:
+            per_file.rejected = _every_row_rejected(dataset, per_file, raw, flagged)
         outcomes.append(per_file)
     _mark_share_rejections(dataset, outcomes, raw, flagged)
     return outcomes
+
+
+_CANONICAL_FORMS: Final[dict[object, str]] = {
+    schema.MONEY: "an amount in yuan with at most two decimals (1234.50)",
+    schema.RATE: "a decimal rate with at most six decimals (0.1095)",
+    pl.Int32: "a whole number",
+    pl.Date: "an ISO date (YYYY-MM-DD)",
+}
+"""What a canonical landing value of each type looks like (a ``<dataset>.<column>.type`` rule)."""
+
+
+def _every_row_rejected(
+    dataset: str, per_file: FileOutcome, raw: pl.DataFrame, flagged: pl.DataFrame
+) -> str:
+    """Why a file none of whose rows was accepted is rejected, with its first violations.
+
+    Each distinct broken rule (up to :data:`VIOLATIONS_SHOWN`, in the order of the first
+    line breaking it) is named in full: its id, the column, the file's line number, the
+    delivered value (withheld for personal data) and the rule's description.
+    """
+    contract = load_contract(dataset)
+    descriptions = {r.rule_id: r.description for r in contract.rules}
+    columns_typed = schema.INPUT_DATASETS[dataset]
+    columns = set(columns_typed)
+    broken = (
+        raw.filter(pl.col("source_file") == per_file.path)
+        .join(flagged, on="row", how="inner")
+        .explode("rule_ids")
+        .sort("source_line", "rule_ids")
+        .unique(subset=["rule_ids"], keep="first", maintain_order=True)
+    )
+    lines = []
+    for record in broken.head(VIOLATIONS_SHOWN).iter_rows(named=True):
+        rule_id: str = record["rule_ids"]
+        column = rule_id.split(".")[1] if rule_id.count(".") >= 2 else ""
+        where = f"line {record['source_line']}: {rule_id}"
+        if column in columns:
+            shown = "withheld" if column in PERSONAL_TERMS else repr(record[column] or "")
+            where += f" (column {column}, value {shown})"
+        description = descriptions.get(rule_id)
+        if description is None and rule_id == type_rule_id(dataset, column):
+            description = f"{column} is {_CANONICAL_FORMS.get(columns_typed[column], 'text')}"
+        lines.append(f"{where}: {description}" if description else where)
+    more = broken.height - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more rules (see the quarantine)")
+    head = (
+        f"every row rejected ({per_file.rows_quarantined} of {per_file.rows_read} rows "
+        "quarantined); first rule violations:"
+    )
+    return "\n".join([head, *(f"  {line}" for line in lines)])
 
 
 def _mark_share_rejections(

@@ -202,7 +202,24 @@ def prepare_tape(catalog: Catalog, until: date, deals: Mapping[str, DealTerms]) 
     paid = catalog.scan(catalog.curated("repayments")).select("loan_id").unique().collect()
     pools = _latest_pool(catalog.scan(catalog.curated("pool_assets"))).collect()
     servicer_pools = [p for p, d in deals.items() if d.balance_source == "servicer"]
-    revolving = tape.filter(pl.col("credit_limit").is_not_null()).select("loan_id").unique()
+    # Revolving accounts: a credit limit on the tape, or the revolving_credit product (no
+    # schedule: the engine never computes them, so their balances are the servicer's).
+    cards = (
+        catalog.scan(catalog.curated("loans"))
+        .filter(pl.col("product") == "revolving_credit")
+        .select("loan_id")
+        .collect()
+    )
+    revolving = (
+        pl.concat(
+            [
+                tape.filter(pl.col("credit_limit").is_not_null()).select("loan_id"),
+                with_tape.join(cards, on="loan_id", how="semi"),
+            ]
+        )
+        .unique()
+        .sort("loan_id")
+    )
     # A loan with no repayment history is the tape's only when nothing of its pool has
     # any (a seasoned pool bought with its tape): in a pool fed by repayments, a loan
     # that has not paid yet is still the engine's (it is simply delinquent or new).

@@ -1041,6 +1041,9 @@ def run_engine(
     if not dates:
         raise ValueError("at least one as-of date is needed")
     _validate(dates, state, base)
+    if "product" in loans.collect_schema().names():
+        # Revolving accounts have no schedule: balances and DPD come from the servicer's tape.
+        loans = loans.filter(~pl.col("product").is_in(schema.UNSCHEDULED_PRODUCTS).fill_null(False))
     last_day = _epoch_day(dates[-1])
     book = _loan_book(loans, state, rules)
     book = _materialise(_with_advance_days(book, pool_assets, rules, rules_by_pool))

@@ -447,6 +447,8 @@ def _pool_flows(
             right_on="boundary",
             by="pool_id",
             strategy="forward",
+            # Both sides are sorted on the as-of key just above.
+            check_sortedness=False,
         )
         .with_columns(period_key=pl.col("boundary").fill_null(pl.col("as_of_date")))
         .select("pool_id", "as_of_date", "period_key")

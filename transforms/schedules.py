@@ -16,7 +16,8 @@ those of DOMAIN.md "Loan mechanics" and the team rules:
   (which matters only for loans of a few fen, where ``round(P / n) * (n - 1)``
   could exceed ``P``);
 - instalment ``k`` falls due ``k - 1`` calendar months after
-  ``first_due_date``, on the same day of the month clamped to the month's end.
+  ``first_due_date``, on the same day of the month clamped to the month's end;
+- a product without a schedule (``revolving_credit``) gets no rows.
 
 The equal-instalment recurrence is sequential within a loan, so the engine
 iterates over the instalment number (at most 60 steps) with every loan in one
@@ -155,7 +156,9 @@ def build_schedules(loans: pl.LazyFrame) -> pl.LazyFrame:
     Args:
         loans: Loans with at least ``loan_id``, ``first_due_date``,
             ``principal`` (fen), ``annual_rate``, ``term_months`` and
-            ``repayment_method``; ``loan_id`` is unique.
+            ``repayment_method``; ``loan_id`` is unique. With a ``product``
+            column, products without a schedule
+            (``schema.UNSCHEDULED_PRODUCTS``) get no rows.
 
     Returns:
         ``schema.SCHEDULES`` columns, sorted by ``loan_id`` and
@@ -165,6 +168,9 @@ def build_schedules(loans: pl.LazyFrame) -> pl.LazyFrame:
     Raises:
         ValueError: If a repayment method is unknown or a term is not positive.
     """
+    if "product" in loans.collect_schema().names():
+        # Revolving accounts have no contractual schedule (their terms may be null).
+        loans = loans.filter(~pl.col("product").is_in(schema.UNSCHEDULED_PRODUCTS).fill_null(False))
     terms = (
         loans.select(
             pl.col("loan_id").cast(pl.String),

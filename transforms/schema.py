@@ -28,7 +28,20 @@ RATE_SCALE: Final = 1_000_000
 
 FEN_PER_YUAN: Final = 100
 
-PRODUCTS: Final = ("cash_loan", "consumer_instalment")
+PRODUCTS: Final = ("cash_loan", "consumer_instalment", "revolving_credit")
+INSTALMENT_PRODUCTS: Final = ("cash_loan", "consumer_instalment")
+"""Products with a contractual schedule."""
+UNSCHEDULED_PRODUCTS: Final = ("revolving_credit",)
+"""Products without one: a ``revolving_credit`` (Huabei-style card) account's balance and
+DPD come from the servicer's loan_tape."""
+SCHEDULE_TERMS: Final = (
+    "first_due_date",
+    "principal",
+    "annual_rate",
+    "term_months",
+    "repayment_method",
+)
+"""Loan columns only instalment products need (a revolving account may leave them out)."""
 REPAYMENT_METHODS: Final = ("equal_instalment", "equal_principal", "interest_only", "bullet")
 REPAYMENT_KINDS: Final = (
     "scheduled",
@@ -69,7 +82,7 @@ LOANS: Final[Columns] = {
     "credit_score": pl.Int32,
     "channel": pl.String,
 }
-LOANS_OPTIONAL: Final = frozenset({"borrower_age", "credit_score", "channel"})
+LOANS_OPTIONAL: Final = frozenset({"borrower_age", "credit_score", "channel", *SCHEDULE_TERMS})
 
 REPAYMENTS: Final[Columns] = {
     "repayment_id": pl.String,

@@ -8,8 +8,13 @@ DPD and status at month-ends. From it, without any repayment history:
   loan is its opening position and carries no flows):
 
   * principal collected = the balance decrease not explained by charge-off
-    (``opening - closing - increase of charged_off_principal``); a negative
-    value on a revolving account is a new drawing, never a negative collection;
+    (``opening - closing - increase of charged_off_principal``); a revolving
+    account (a credit limit, no schedule) collects the increase of
+    ``principal_paid_to_date`` where the tape has it, and what it drew
+    (``closing - opening + collected + charged off``, never negative) is
+    ``purchased_principal``: new receivables bought into the pool, so the
+    roll-forward closes (a ``revolving_credit`` loan counts as revolving with or
+    without a credit limit on the tape);
   * of the principal collected, what brings the balance down to the loan's
     scheduled balance (principal due up to the period end plus
     ``advance_payment_days``) is scheduled, the rest unscheduled; a loan without
@@ -226,8 +231,16 @@ def tape_snapshots(
     default_dpd = pl.col("_default_dpd").fill_null(rules.default_dpd)
     charge_off_dpd = pl.col("_charge_off_dpd").fill_null(rules.charge_off_dpd)
     rows = _scheduled_balance(rows, loans, schedules, advance_payment_days)
+    has_product = "product" in loans.collect_schema().names()
+    product = pl.col("product") if has_product else pl.lit(None, dtype=pl.String)
     rows = rows.join(
-        loans.select("loan_id", "origination_date", "first_due_date", "term_months"),
+        loans.select(
+            "loan_id",
+            "origination_date",
+            "first_due_date",
+            "term_months",
+            product.alias("_product"),
+        ),
         on="loan_id",
         how="left",
     ).sort("loan_id", "as_of_date")
@@ -294,6 +307,28 @@ def tape_snapshots(
     )
     collected = pl.col("_opening") - pl.col("current_principal") - pl.col("_charged_off_in_period")
     principal_collected = collected.clip(lower_bound=0)
+    # A revolving account (revolving_credit or a credit limit, and no schedule) repays and
+    # draws in the same month:
+    # its collections are the gross increase of principal_paid_to_date where the tape has
+    # it, and what it drew (closing - opening + collected + charged off) is new principal
+    # bought into the pool (DOMAIN.md roll-forward: new drawings on revolving accounts).
+    revolving = pl.col("_final_due").is_null() & (
+        (pl.col("_product") == "revolving_credit") | pl.col("credit_limit").is_not_null()
+    )
+    gross = pl.coalesce(_delta("principal_paid_to_date"), principal_collected)
+    principal_collected = pl.when(revolving).then(gross).otherwise(principal_collected)
+    drawn = (
+        pl.when(revolving)
+        .then(
+            (
+                pl.col("current_principal")
+                - pl.col("_opening")
+                + principal_collected
+                + pl.col("_charged_off_in_period")
+            ).clip(lower_bound=0)
+        )
+        .otherwise(0)
+    )
     # Unscheduled principal is the growth of the running maximum of what the loan is ahead
     # of its schedule (as the engine counts it), so paying an instalment after a
     # prepayment is scheduled, and a tape that starts mid-life starts from its position.
@@ -322,6 +357,7 @@ def tape_snapshots(
         .fill_null(0)
         .alias("recoveries"),
         default_date.alias("_default_date_now"),
+        drawn.alias("_drawn"),
         pl.when(defaults_now & ~first_row)
         .then(pl.col("current_principal") + pl.col("_charged_off_in_period"))
         .when(defaults_now)
@@ -377,13 +413,20 @@ def tape_snapshots(
         status.alias("status"),
         pl.when(purchased)
         .then(pl.coalesce(pl.col("_opening"), balance))
+        .when(~first_row & ~was_defaulted)
+        .then(pl.col("_drawn"))
         .otherwise(0)
         .alias("purchased_principal"),
         pl.when(removed).then(balance).otherwise(0).alias("removed_principal"),
         # The servicer reports period ends only: pool events count at them.
         *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_FLOWS.values()),
         pl.coalesce(months_on_book, pl.lit(0)).clip(lower_bound=0).alias("months_on_book"),
-        (pl.col("term_months") - instalments_due).clip(lower_bound=0).alias("remaining_term"),
+        # An account without a schedule (revolving_credit) has no remaining term: 0, and its
+        # pool's WAM is hidden with a reason (INSTALMENT_ONLY).
+        (pl.col("term_months") - instalments_due)
+        .clip(lower_bound=0)
+        .fill_null(0)
+        .alias("remaining_term"),
     )
     if as_of_dates is not None:
         out = out.filter(pl.col("as_of_date").is_in(list(as_of_dates)))
@@ -658,7 +701,8 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
 
     Returns:
         :data:`REVOLVING_METRICS` rows sorted by pool and date; ratios null when
-        their denominator is zero.
+        their denominator is zero, payment rate and yield null when the tape lacks
+        interest or fees paid to date (never a rate over the parts that are there).
     """
     columns = tape.collect_schema().names()
 
@@ -722,7 +766,8 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
         .sum()
         .cast(pl.Int64)
         .alias("over_limit_count"),
-        pl.col("_interest").is_null().any().alias("_no_interest"),
+        # Payment rate and yield need both interest and fees: a missing part is no 0.
+        (pl.col("_interest").is_null().any() | pl.col("_fees").is_null().any()).alias("_no_income"),
         pl.col("_limit").filter(pl.col("_open")).is_null().any().alias("_no_limit"),
     )
 
@@ -739,7 +784,7 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
     )
     return (
         per_pool.with_columns(
-            pl.when(pl.col("_no_interest"))
+            pl.when(pl.col("_no_income"))
             .then(None)
             .otherwise(ratio(cash, opening_balance))
             .alias("payment_rate"),
@@ -753,7 +798,7 @@ def revolving_metrics(tape: pl.LazyFrame, pool_of: pl.LazyFrame) -> pl.LazyFrame
             ratio(pl.col("charged_off_principal"), opening_balance, 12).alias(
                 "charge_off_rate_annualised"
             ),
-            pl.when(pl.col("_no_interest"))
+            pl.when(pl.col("_no_income"))
             .then(None)
             .otherwise(
                 ratio(
@@ -837,8 +882,32 @@ NEEDS_INTEREST: Final = (
     "performance.payment_rate",
     "performance.excess_spread",
     "credit_enhancement.excess_spread",
+    "revolving_accounts.interest_collections",
+    "revolving_accounts.payment_rate",
+    "revolving_accounts.yield_annualised",
 )
 """metrics.json figures that need the interest collected."""
+
+NEEDS_FEES: Final = (
+    "collections.fees",
+    "collections.total",
+    "performance.payment_rate",
+    "performance.excess_spread",
+    "credit_enhancement.excess_spread",
+    "revolving_accounts.fee_collections",
+    "revolving_accounts.payment_rate",
+    "revolving_accounts.yield_annualised",
+)
+"""metrics.json figures that need the fees collected (a total over what is there is no total)."""
+
+NEEDS_RECOVERIES: Final = (
+    "collections.recoveries",
+    "collections.total",
+    "performance.recovery_rate",
+    "performance.cumulative_net_loss_rate",
+    "revolving_accounts.recoveries",
+)
+"""metrics.json figures that need the recoveries collected."""
 
 INSTALMENT_ONLY: Final = {
     "characteristics.wam_months": "revolving accounts have no schedule, so no remaining term",
@@ -881,12 +950,14 @@ def data_source_section(
         source = "engine"
     missing: list[str] = []
     if servicer_loans:
+        # A figure built from a missing part is not available as a whole: never the sum of
+        # the parts that are there (collections.total, payment rate, excess spread).
         if not available.get("interest_paid", False):
             missing.extend(NEEDS_INTEREST)
         if not available.get("fees_paid", False):
-            missing.append("collections.fees")
+            missing.extend(NEEDS_FEES)
         if not available.get("recoveries", False):
-            missing.extend(("collections.recoveries", "performance.recovery_rate"))
+            missing.extend(NEEDS_RECOVERIES)
     hidden = (
         [{"section": key, "reason": reason} for key, reason in INSTALMENT_ONLY.items()]
         if revolving

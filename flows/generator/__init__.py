@@ -34,6 +34,7 @@ from flows.generator.pool import (
     revolve,
     select_cutoff,
 )
+from flows.generator.revolving_pool import write_revolving_pool
 from flows.generator.second_servicer import write_second_servicer
 from flows.generator.servicer_tape import write_servicer_tape
 from flows.generator.writer import (
@@ -88,6 +89,7 @@ def generate_landing(
     bad_rows: bool = False,
     second_servicer_loans: int = 0,
     servicer_tape: bool = False,
+    revolving_accounts: int = 0,
 ) -> GenerationSummary:
     """Write a synthetic landing zone.
 
@@ -106,6 +108,9 @@ def generate_landing(
         servicer_tape: The main pool's servicer also delivers a month-end loan tape of
             the pool's loans from the cut-off on (``flows.generator.servicer_tape``), which
             the pipeline reconciles with the engine.
+        revolving_accounts: When positive, a revolving pool of this many Huabei-style card
+            accounts (no schedule) delivered by a card servicer as a month-end loan tape
+            through its mapping (``flows.generator.revolving_pool``).
 
     Returns:
         Counts of what was written.
@@ -179,6 +184,11 @@ def generate_landing(
             out, loans=second_servicer_loans, start=start, months=months, seed=seed
         )
         pool_ids = (*pool_ids, second.pool_id)
+    if revolving_accounts > 0:
+        cards = write_revolving_pool(
+            out, accounts=revolving_accounts, start=start, months=months, seed=seed
+        )
+        pool_ids = (*pool_ids, cards.pool_id)
     # Last: every file of a day, the second servicer's tape included, is in its manifest.
     write_manifests(out, _dates_of(table, months))
     return GenerationSummary(

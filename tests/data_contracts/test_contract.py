@@ -39,7 +39,8 @@ def test_contract_declares_the_canonical_columns(dataset: str) -> None:
 def test_contract_identity_and_threshold(dataset: str) -> None:
     contract = load_contract(dataset)
     assert contract.contract_id == f"abs-pipeline.{dataset}"
-    assert contract.version == ("1.0.0" if dataset == "loan_tape" else "1.1.0")
+    versions = {"loan_tape": "1.0.0", "loans": "1.2.0"}
+    assert contract.version == versions.get(dataset, "1.1.0")
     assert contract.max_error_share == 0.05
     assert all(r.rule_id.startswith(f"{dataset}.") for r in contract.rules)
 
@@ -171,3 +172,13 @@ def _edited(tmp_path: Path, edit: str) -> Path:
 def test_malformed_contracts_are_rejected(tmp_path: Path, edit: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_contract(_edited(tmp_path, edit))
+
+
+def test_schedule_terms_are_required_exactly_for_the_instalment_products() -> None:
+    contract = load_contract("loans")
+    conditional = {r.column: r.when for r in contract.rules if r.when is not None}
+    assert sorted(conditional) == sorted(schema.SCHEDULE_TERMS)
+    for when in conditional.values():
+        assert when is not None
+        assert (when.column, when.values) == ("product", schema.INSTALMENT_PRODUCTS)
+    assert set(schema.PRODUCTS) == {*schema.INSTALMENT_PRODUCTS, *schema.UNSCHEDULED_PRODUCTS}

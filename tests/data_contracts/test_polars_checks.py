@@ -79,3 +79,39 @@ def test_every_input_rule_kind_is_covered_by_the_broken_rows() -> None:
     covered = {rule_id for _, rule_id, _ in BROKEN_ROWS}
     compiled = {c.rule_id for d in CLEAN for c in compile_checks(load_contract(d))}
     assert compiled == covered
+
+
+def test_schedule_terms_are_required_only_for_instalment_products_as_under_gx() -> None:
+    contract = load_contract("loans")
+    terms = dict.fromkeys(
+        ("first_due_date", "principal", "annual_rate", "term_months", "repayment_method")
+    )
+    row = {**CLEAN["loans"], **terms}
+    frame = pl.DataFrame(
+        [
+            {**row, "loan_id": "ID-0", "product": "revolving_credit"},
+            {**row, "loan_id": "ID-1", "product": "cash_loan"},
+            {**row, "loan_id": "ID-2", "product": "consumer_instalment"},
+        ],
+        schema=schema.LOANS,
+    )
+    mine = check_frame(contract, frame).failures.select(_JUDGED)
+    assert mine.equals(validate_frame(contract, frame).failures.select(_JUDGED))
+    # The revolving account (row 0) breaks nothing; each instalment row breaks each term rule.
+    assert sorted(set(mine["row_index"].to_list())) == [1, 2]
+    assert sorted(mine.filter(pl.col("row_index") == 1)["rule_id"].to_list()) == sorted(
+        f"loans.{c}.required" for c in terms
+    )
+
+
+def test_a_condition_takes_exactly_one_of_equals_or_in() -> None:
+    from pydantic import ValidationError
+
+    from data_contracts.contract import Condition
+
+    assert Condition.model_validate({"property": "product", "in": ["a", "b"]}).values == ("a", "b")
+    assert Condition.model_validate({"property": "product", "equals": "a"}).values == ("a",)
+    with pytest.raises(ValidationError, match="exactly one of"):
+        Condition.model_validate({"property": "product", "equals": "a", "in": ["b"]})
+    with pytest.raises(ValidationError, match="exactly one of"):
+        Condition.model_validate({"property": "product"})

@@ -185,7 +185,8 @@ def test_null_principal_fails_only_the_required_rule() -> None:
     outcome = validate_frame(load_contract("loans"), _frame("loans", {"principal": None}))
     assert outcome.failures.get_column("rule_id").to_list() == ["loans.principal.required"]
     assert outcome.failures.get_column("message").to_list() == [
-        "principal is present. Found: null."
+        "principal is present for an instalment product (cash_loan, consumer_instalment)."
+        " Found: null."
     ]
 
 
@@ -263,7 +264,7 @@ def test_extra_lineage_columns_are_ignored() -> None:
     frame = _frame("loans").with_columns(source_file=pl.lit("loans.csv"), source_line=pl.lit(2))
     outcome = validate_frame(load_contract("loans"), frame)
     assert outcome.failures.is_empty()
-    assert (outcome.contract_id, outcome.contract_version) == ("abs-pipeline.loans", "1.1.0")
+    assert (outcome.contract_id, outcome.contract_version) == ("abs-pipeline.loans", "1.2.0")
 
 
 def test_empty_frame_validates_clean() -> None:

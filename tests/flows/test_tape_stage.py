@@ -17,10 +17,14 @@ from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from flows.tape import tape_sections
+from tests.polars_warnings import fail_on_sortedness_warning, no_sortedness_warning
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
 DAY = date(2024, 3, 31)
 JAN, FEB, MAR = date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31)
+
+# Polars' sortedness warning is printed, not raised, under filterwarnings = error.
+pytestmark = pytest.mark.usefixtures(fail_on_sortedness_warning.__name__)
 
 LOANS = """\
 loan_id,borrower_id,product,origination_date,first_due_date,principal,annual_rate,term_months,repayment_method,province
@@ -88,14 +92,15 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     catalog.deals_dir.mkdir(parents=True)
     (catalog.deals_dir / "TP.yaml").write_text(yaml.safe_dump(DEAL), encoding="utf-8")
     (catalog.deals_dir / "EP.yaml").write_text(yaml.safe_dump(ENGINE_DEAL), encoding="utf-8")
-    outcome = ingest_dates(catalog, [DAY])
-    assert all(f.rows_quarantined == 0 for f in outcome.files), outcome.rule_counts
-    curated = curate(catalog, DAY)
-    assert curated.first_origination is not None
-    deals = load_deals(catalog).deals
-    build_loan_snapshots(
-        catalog, snapshot_dates(curated.first_origination, DAY, deals.values()), deals
-    )
+    with no_sortedness_warning():
+        outcome = ingest_dates(catalog, [DAY])
+        assert all(f.rows_quarantined == 0 for f in outcome.files), outcome.rule_counts
+        curated = curate(catalog, DAY)
+        assert curated.first_origination is not None
+        deals = load_deals(catalog).deals
+        build_loan_snapshots(
+            catalog, snapshot_dates(curated.first_origination, DAY, deals.values()), deals
+        )
     return root
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from tests.polars_warnings import fail_on_sortedness_warning
 from transforms import schema
 from transforms.pool_metrics import (
     cutoff_balances,
@@ -31,6 +32,9 @@ from transforms.tape import (
 )
 
 JAN, FEB, MAR, APR = date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)
+
+# Polars' sortedness warning is printed, not raised, under filterwarnings = error.
+pytestmark = pytest.mark.usefixtures(fail_on_sortedness_warning.__name__)
 
 
 def _loans(*rows: tuple[str, str, date, date, int, str, int]) -> pl.LazyFrame:
@@ -423,6 +427,51 @@ def test_revolving_rates_that_need_interest_are_null_when_the_tape_lacks_it() ->
     assert feb["utilisation"] is None
 
 
+def test_without_fees_every_figure_that_includes_fees_is_not_available() -> None:
+    section = data_source_section(
+        balance_source="servicer",
+        servicer_loans=2,
+        engine_loans=0,
+        available={"interest_paid": True, "fees_paid": False, "recoveries": True},
+        revolving=False,
+    )
+    assert section["not_available"] == [
+        "collections.fees",
+        "collections.total",
+        "credit_enhancement.excess_spread",
+        "performance.excess_spread",
+        "performance.payment_rate",
+        "revolving_accounts.fee_collections",
+        "revolving_accounts.payment_rate",
+        "revolving_accounts.yield_annualised",
+    ]
+
+
+def test_revolving_payment_rate_is_null_when_the_tape_lacks_fees_not_a_partial_sum() -> None:
+    columns = ("as_of_date", "loan_id", "current_principal", "dpd", "status")
+    tape = pl.LazyFrame(
+        {
+            "as_of_date": [JAN, FEB],
+            "loan_id": ["A1", "A1"],
+            "current_principal": [100_000, 80_000],
+            "dpd": [0, 0],
+            "status": ["current", "current"],
+            "interest_paid_to_date": [0, 1_500],
+            "credit_limit": [200_000, 200_000],
+        },
+        schema={
+            **{c: schema.LOAN_TAPE[c] for c in columns},
+            "interest_paid_to_date": schema.MONEY,
+            "credit_limit": schema.MONEY,
+        },
+    )
+    out = revolving_metrics(tape, pl.LazyFrame({"loan_id": ["A1"], "pool_id": ["R"]})).collect()
+    feb = out.row(1, named=True)
+    assert feb["interest_collections"] == 1_500
+    assert (feb["payment_rate"], feb["yield_annualised"]) == (None, None)
+    assert feb["utilisation"] == pytest.approx(0.4)
+
+
 def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
     section = data_source_section(
         balance_source="servicer",
@@ -432,7 +481,13 @@ def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
         revolving=True,
     )
     assert section["balance_source"] == "servicer"
-    assert section["not_available"] == ["collections.recoveries", "performance.recovery_rate"]
+    assert section["not_available"] == [
+        "collections.recoveries",
+        "collections.total",
+        "performance.cumulative_net_loss_rate",
+        "performance.recovery_rate",
+        "revolving_accounts.recoveries",
+    ]
     hidden = {h["section"]: h["reason"] for h in section["hidden_sections"]}  # type: ignore[attr-defined]
     assert set(hidden) == {"characteristics.wam_months", "performance.smm", "performance.cpr"}
     assert hidden["characteristics.wam_months"] == (
@@ -468,3 +523,28 @@ def test_a_balance_above_the_credit_limit_is_counted_not_rejected() -> None:
     feb = revolving_metrics(tape, pool_of).collect().row(1, named=True)
     assert (feb["over_limit_count"], feb["closing_balance"]) == (1, 60_000)
     assert feb["utilisation"] == pytest.approx(1.2)
+
+
+def test_a_revolving_accounts_drawing_is_new_principal_even_without_a_credit_limit() -> None:
+    loans = _loans(("C1", "B1", date(2023, 5, 1), date(2023, 6, 1), 1, "0.1825", 1)).with_columns(
+        pl.lit("revolving_credit").alias("product"),
+        *(pl.lit(None, dtype=schema.LOANS[c]).alias(c) for c in schema.SCHEDULE_TERMS),
+    )
+    # Jan 1,000.00; Feb 1,300.00 after repaying 400.00 (so 700.00 drawn); Mar 900.00 with no
+    # paid-to-date column value: the net 400.00 decrease is the collection.
+    tape = _tape(
+        [
+            _row(JAN, "C1", 100_000, 0, "current", principal_paid_to_date=0),
+            _row(FEB, "C1", 130_000, 0, "current", principal_paid_to_date=40_000),
+            _row(MAR, "C1", 90_000, 0, "current"),
+        ]
+    )
+    out = tape_snapshots(
+        tape, loans, build_schedules(loans).collect().lazy(), _cutoff_events("R", ["C1"], JAN)
+    ).collect()
+    assert out["scheduled_principal_paid"].to_list() == [0, 40_000, 40_000]
+    assert out["unscheduled_principal_paid"].to_list() == [0, 0, 0]
+    assert out["purchased_principal"].to_list() == [0, 70_000, 0]
+    assert out["remaining_term"].to_list() == [0, 0, 0]
+    roll = pool_rollforward(out.lazy(), [FEB, MAR]).collect()
+    assert rollforward_breaks(roll.lazy()).collect().height == 0

@@ -1,0 +1,298 @@
+"""The demo's revolving pool: Huabei-style card accounts delivered as a monthly loan tape.
+
+A card servicer delivers its accounts once (at the pool's cut-off: no schedule
+terms, only the account's opening date, region and revolving interest rate) and
+then a month-end ``loan_tape``: statement balance, minimum payment, credit
+limit, days past due, status and paid-to-date totals (principal, interest,
+fees, recoveries), through its mapping file
+(``data_contracts/mappings/card_servicer.mapping.yaml``: its own column names,
+status codes and ``YYYYMMDD`` dates, UTF-8). The deal takes the servicer's
+balances (``balance_source: servicer``); the disclosure shows the revolving
+sections and hides the instalment-only ones with their reason.
+
+The simulation is monthly and exact in fen. Each month an open account either
+pays its statement in full (no interest: the interest-free period), pays the
+minimum (10% of the balance, at least 100 yuan, plus the month's revolving
+interest at 0.05% a day), or misses; a missed account cures (paying the
+overdue minimums, the month's interest and a late fee) or falls further
+behind; past 90 days it is defaulted and at 180 the servicer charges the
+balance off and later recovers part of it. Accounts in good standing draw on
+their remaining limit. Everything comes from its own ``PCG64`` stream: the
+same arguments give the same bytes.
+"""
+
+from __future__ import annotations
+
+import calendar
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from flows.generator.calendar import Months, to_date
+from flows.generator.writer import write_deal
+
+SOURCE: Final = "card_servicer"
+MAPPING: Final = (
+    Path(__file__).parents[2] / "data_contracts" / "mappings" / f"{SOURCE}.mapping.yaml"
+)
+
+_STATUS: Final = ("N", "O", "D", "W")
+"""The servicer's codes: normal, overdue, defaulted (90+), written off."""
+CURRENT, LATE, DEFAULTED, CHARGED_OFF = range(4)
+
+_LIMITS_YUAN: Final = (2_000, 5_000, 8_000, 10_000, 15_000, 20_000, 30_000)
+_REGIONS: Final = ("CN-GD", "CN-ZJ", "CN-JS", "CN-SH", "CN-BJ", "CN-SC", "CN-HB", "CN-SD")
+_FULL, _MINIMUM = 0.55, 0.435
+"""Shares of performing accounts paying in full and paying the minimum (the rest miss)."""
+_CURE, _DRAW, _RECOVER = 0.5, 0.65, 0.12
+_DAILY_RATE_PPM: Final = 500
+"""Revolving interest: 0.05% a day (18.25% a year), in parts per million a day."""
+_ANNUAL_RATE: Final = "0.1825"
+_LATE_FEE: Final = 3_000
+_MINIMUM_FLOOR: Final = 10_000
+_CLOSING_LAG_DAYS: Final = 14
+_DUE_DAY: Final = 10
+"""Statements fall due on the 10th of the month after the statement."""
+
+_I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class RevolvingPool:
+    """What the card servicer's delivery holds."""
+
+    pool_id: str
+    accounts: int
+    tape_rows: int
+    months: int
+
+
+def _minimum(balance: _I64) -> _I64:
+    """10% of the statement balance, at least 100 yuan, never more than the balance."""
+    return np.minimum(np.maximum((balance + 5) // 10, _MINIMUM_FLOOR), balance)
+
+
+def _interest(balance: _I64, days: int) -> _I64:
+    """A month's revolving interest in whole fen, half-up."""
+    return (balance * _DAILY_RATE_PPM * days + 500_000) // 1_000_000
+
+
+def _advance(state: dict[str, Any], rng: np.random.Generator, as_of: date) -> None:
+    """Move every account to the statement of ``as_of``."""
+    days = calendar.monthrange(as_of.year, as_of.month)[1]
+    balance: _I64 = state["balance"]
+    status = state["status"]
+    limit: _I64 = state["limit"]
+    n = balance.size
+    behaviour, cure_draw, draw_draw, recover_draw = (rng.random(n) for _ in range(4))
+    share = rng.random(n)
+    performing = status == CURRENT
+    late = (status == LATE) | (status == DEFAULTED)
+    owing = balance > 0
+    full = performing & owing & (behaviour < _FULL)
+    minimum = performing & owing & ~full & (behaviour < _FULL + _MINIMUM)
+    missed = performing & owing & ~full & ~minimum
+    cured = late & (cure_draw < _CURE)
+    overdue_months = np.maximum((state["dpd"] + 29) // 30, 1)
+    principal = np.where(full, balance, 0)
+    principal = np.where(minimum, _minimum(balance), principal)
+    overdue = np.minimum(_minimum(balance) * (overdue_months + 1), balance)
+    principal = np.where(cured, overdue, principal)
+    interest = np.where(minimum | cured, _interest(balance - principal, days), 0)
+    fees = np.where(cured, _LATE_FEE, 0)
+    balance = balance - principal
+    # Accounts in good standing draw on what is left of their limit.
+    good = (performing & ~missed) | cured
+    drawing = np.where(
+        good & (draw_draw < _DRAW), ((limit - balance) * share * 0.4).astype(np.int64), 0
+    )
+    balance = balance + np.maximum(drawing, 0)
+    dpd = np.where(cured | full | minimum, 0, state["dpd"])
+    dpd = np.where(missed, days - _DUE_DAY, dpd)
+    dpd = np.where(late & ~cured, dpd + days, dpd)
+    new_status = np.where(dpd > 90, DEFAULTED, np.where(dpd > 0, LATE, CURRENT))
+    charge = (new_status == DEFAULTED) & (dpd >= 180)
+    was_charged = status == CHARGED_OFF
+    state["charged"] = np.where(charge, balance, state["charged"])
+    balance = np.where(charge, 0, balance)
+    new_status = np.where(charge | was_charged, CHARGED_OFF, new_status)
+    recover = was_charged & (recover_draw < _RECOVER)
+    state["recovered"] = state["recovered"] + np.where(recover, state["charged"] // 20, 0)
+    dpd = np.where(was_charged, state["dpd"] + days, dpd)
+    state["paid"] = state["paid"] + np.where(was_charged, 0, principal)
+    state["interest"] = state["interest"] + np.where(was_charged, 0, interest)
+    state["fees"] = state["fees"] + np.where(was_charged, 0, fees)
+    state.update(balance=balance, status=new_status, dpd=dpd)
+
+
+def _yyyymmdd(day: pl.Expr) -> pl.Expr:
+    return day.dt.strftime("%Y%m%d")
+
+
+def _yuan(fen: pl.Expr) -> pl.Expr:
+    return pl.concat_str(
+        (fen // 100).cast(pl.String), pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)
+    )
+
+
+def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.DataFrame:
+    """The servicer's month-end rows: every account, open, closed or written off."""
+    n = accounts.height
+    balance = state["balance"]
+    open_ = state["status"] != CHARGED_OFF
+    frame = pl.DataFrame(
+        {
+            "_day": [as_of] * n,
+            "ACCT_NO": accounts["loan_id"],
+            "_balance": balance,
+            "_minimum": np.where(open_, _minimum(balance), 0),
+            "_limit": state["limit"],
+            "DPD": state["dpd"].astype(np.int64),
+            "ACCT_STATUS": np.array(_STATUS)[state["status"]],
+            "_paid": state["paid"],
+            "_interest": state["interest"],
+            "_fees": state["fees"],
+            "_charged": state["charged"],
+            "_recovered": state["recovered"],
+        }
+    )
+    return frame.select(
+        _yyyymmdd(pl.col("_day")).alias("STMT_DATE"),
+        "ACCT_NO",
+        _yuan(pl.col("_balance")).alias("STMT_BAL"),
+        _yuan(pl.col("_minimum")).alias("MIN_DUE"),
+        _yuan(pl.col("_limit")).alias("CREDIT_LINE"),
+        "DPD",
+        "ACCT_STATUS",
+        _yuan(pl.col("_paid")).alias("PRIN_PAID_LTD"),
+        _yuan(pl.col("_interest")).alias("INT_PAID_LTD"),
+        _yuan(pl.col("_fees")).alias("FEES_PAID_LTD"),
+        _yuan(pl.col("_charged")).alias("WRITE_OFF_AMT"),
+        _yuan(pl.col("_recovered")).alias("RECOVERED_LTD"),
+    )
+
+
+def _write_csv(path: Path, frame: pl.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(frame.write_csv().encode("utf-8"))
+    temporary.replace(path)
+
+
+def write_revolving_pool(
+    out: Path, *, accounts: int, start: str, months: int, seed: int
+) -> RevolvingPool:
+    """Write the card servicer's accounts, pool, month-end tapes, mapping and deal.
+
+    Args:
+        out: The landing folder (the main book's).
+        accounts: Card accounts in the pool.
+        start: First month of the window, ``YYYY-MM``; the cut-off is its last day.
+        months: Month-end tapes to write (the cut-off month included).
+        seed: The main generator's seed (this pool draws from its own stream).
+    """
+    rng = np.random.Generator(np.random.PCG64([seed, 3]))
+    table = Months.starting(start, months + 1)
+    cutoff = to_date(table.last_day(0))
+    pool_id = f"HB{cutoff.year}-R"
+    limit = np.array(_LIMITS_YUAN, dtype=np.int64)[rng.integers(0, len(_LIMITS_YUAN), accounts)]
+    limit = limit * 100
+    used = rng.uniform(0.0, 0.85, accounts)
+    opened = rng.integers(60, 1_500, accounts)
+    regions = np.array(_REGIONS)[rng.integers(0, len(_REGIONS), accounts)]
+    book = pl.DataFrame(
+        {
+            "loan_id": [f"HBR{cutoff.year}{i:07d}" for i in range(accounts)],
+            "borrower_id": [f"HBC{cutoff.year}{i:07d}" for i in range(accounts)],
+            "origination_date": [date.fromordinal(cutoff.toordinal() - int(d)) for d in opened],
+            "province": regions,
+        }
+    )
+    zeros = np.zeros(accounts, dtype=np.int64)
+    state: dict[str, Any] = {
+        "balance": (limit * used).astype(np.int64),
+        "limit": limit,
+        "status": np.full(accounts, CURRENT),
+        "dpd": zeros.copy(),
+        "paid": zeros.copy(),
+        "interest": zeros.copy(),
+        "fees": zeros.copy(),
+        "charged": zeros.copy(),
+        "recovered": zeros.copy(),
+    }
+    cutoff_balance = int(state["balance"].sum())
+    folder = out / cutoff.isoformat()
+    _write_csv(
+        folder / f"loans.{SOURCE}.csv",
+        book.select(
+            pl.col("loan_id").alias("ACCT_NO"),
+            pl.col("borrower_id").alias("CUST_NO"),
+            pl.lit("HUABEI").alias("PRODUCT"),
+            _yyyymmdd(pl.col("origination_date")).alias("OPEN_DATE"),
+            pl.lit(_ANNUAL_RATE).alias("APR"),
+            pl.col("province").alias("REGION"),
+        ),
+    )
+    _write_csv(
+        folder / f"pool_assets.{SOURCE}.csv",
+        book.select(
+            pl.lit(pool_id).alias("POOL"),
+            pl.col("loan_id").alias("ACCT_NO"),
+            pl.lit(cutoff.strftime("%Y%m%d")).alias("EVENT_DATE"),
+            pl.lit("IN").alias("EVENT"),
+            pl.lit("CUTOFF").alias("REASON"),
+        ),
+    )
+    first = _tape(book, state, cutoff)
+    _write_csv(folder / f"loan_tape.{SOURCE}.csv", first)
+    rows = first.height
+    for i in range(1, months):
+        as_of = to_date(table.last_day(i))
+        _advance(state, rng, as_of)
+        tape = _tape(book, state, as_of)
+        _write_csv(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape)
+        rows += tape.height
+    (out / "mappings").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(MAPPING, out / "mappings" / MAPPING.name)
+    write_deal(out, pool_id, _deal(pool_id, cutoff, cutoff_balance))
+    return RevolvingPool(pool_id=pool_id, accounts=accounts, tape_rows=rows, months=months)
+
+
+def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
+    class_a = balance * 88 // 100 // 100 * 100
+    class_c = balance - class_a
+    return {
+        "pool_id": pool_id,
+        "name": f"Synthetic Huabei-style Revolving Card Receivables ABS {cutoff.year}-R",
+        "name_zh": f"模拟花呗型循环信用账户资产支持专项计划{cutoff.year}年R期",
+        "currency": "CNY",
+        "allowed_regions": ["CN"],
+        "balance_source": "servicer",
+        "cutoff_date": cutoff,
+        "closing_date": date.fromordinal(cutoff.toordinal() + _CLOSING_LAG_DAYS),
+        "payment_day": 26,
+        "tranches": [
+            {
+                "class": "A",
+                "kind": "senior",
+                "original_balance": f"{class_a // 100}.{class_a % 100:02d}",
+                "coupon": "0.0330",
+                "rating": "AAA",
+                "code": f"{pool_id}A",
+            },
+            {
+                "class": "C",
+                "kind": "subordinated",
+                "original_balance": f"{class_c // 100}.{class_c % 100:02d}",
+                "coupon": "0",
+                "code": f"{pool_id}C",
+            },
+        ],
+        "eligibility": {"products": ["revolving_credit"]},
+    }
