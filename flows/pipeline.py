@@ -90,6 +90,7 @@ from flows.state import (
     RuleRecord,
     RunManifest,
     StateBook,
+    cached_sha256,
     chain_value,
 )
 from flows.status import Restatement, restatements
@@ -1013,9 +1014,9 @@ def _keep_snapshot(catalog: Catalog, run_id: str, kept: int) -> None:
 
 
 # -- manifest and artifacts -------------------------------------------------------------
-def _output(path: Path, root: Path) -> OutputRecord:
+def _output(path: Path, root: Path, sha256: str) -> OutputRecord:
     rows = pq.read_metadata(path).num_rows if path.suffix == ".parquet" else None
-    return OutputRecord(path=path.relative_to(root).as_posix(), sha256=sha256_file(path), rows=rows)
+    return OutputRecord(path=path.relative_to(root).as_posix(), sha256=sha256, rows=rows)
 
 
 def _write_manifest(
@@ -1038,6 +1039,8 @@ def _write_manifest(
             *(Path(s) for s in summary.reports),
         ]
     )
+    # Outputs the run did not rewrite keep their recorded sha256 (flows.state.HashBook).
+    digests = cached_sha256(catalog, [p for p in outputs if p.is_file()])
     outcome: Literal["ok", "failed", "stopped"] = (
         "stopped" if summary.stop else "failed" if summary.failed else "ok"
     )
@@ -1091,7 +1094,7 @@ def _write_manifest(
             else None
         ),
         rejected_files=summary.data_quality_notices,
-        outputs=[_output(p, root) for p in outputs if p.is_file()],
+        outputs=[_output(p, root, digest) for p, digest in digests.items()],
         errors=[*([summary.stop] if summary.stop else []), *summary.errors],
         timings_seconds={k: round(v, 3) for k, v in timings.items()},
     )

@@ -37,6 +37,7 @@ from flows.catalog import Catalog, sha256_file
 from flows.deals import performance_rules
 from flows.periods import month_end, month_ends_between, previous_month_end
 from flows.settings import Settings
+from flows.state import cached_sha256
 from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
@@ -271,7 +272,9 @@ def update_loan_snapshots(
     rules_by_pool = {pool_id: performance_rules(deal) for pool_id, deal in deals.items()}
     fingerprint = _fingerprint(rules_by_pool)
     staged = _staged(catalog, until)
-    hashes = {name: {d: sha256_file(p) for d, p in parts.items()} for name, parts in staged.items()}
+    # Staged partitions are hashed once: unchanged ones keep their recorded sha256 (flows.state).
+    digests = cached_sha256(catalog, [p for parts in staged.values() for p in parts.values()])
+    hashes = {name: {d: digests[p] for d, p in parts.items()} for name, parts in staged.items()}
     cutoffs = {d.cutoff_date for d in deals.values()}
 
     loaded = None if recompute else _load_state(catalog, fingerprint)

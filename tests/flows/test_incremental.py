@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from flows import state as state_module
 from flows.catalog import Catalog, sha256_file
 from flows.curate import curate
 from flows.deals import load_deals
@@ -208,3 +209,36 @@ def test_the_same_date_again_with_nothing_new_changes_nothing(
         d: twin.nightly.snapshot_partition(d).stat().st_mtime_ns for d in first.written
     } == stamps
     twin.assert_identical()
+
+
+def test_files_are_hashed_once_until_their_size_or_time_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog(tmp_path)
+    first, second = tmp_path / "staged" / "a.parquet", tmp_path / "staged" / "b.parquet"
+    catalog.write_text("one", first)
+    catalog.write_text("two", second)
+    read: list[Path] = []
+
+    def counting(path: Path) -> str:
+        read.append(path)
+        return sha256_file(path)
+
+    monkeypatch.setattr(state_module, "sha256_file", counting)
+    digests = state_module.cached_sha256(catalog, [first, second])
+    assert digests == {first: sha256_file(first), second: sha256_file(second)}
+    assert read == [first, second]
+    recorded = state_module.HashBook.load(catalog).files["staged/a.parquet"]
+    assert (recorded.size, recorded.mtime_ns) == (3, first.stat().st_mtime_ns)
+
+    read.clear()
+    assert state_module.cached_sha256(catalog, [first, second]) == digests
+    assert read == []
+
+    catalog.write_text("uno", first)  # same size, a new file (atomic rename): read again
+    again = state_module.cached_sha256(catalog, [first, second])
+    assert read == [first]
+    assert again[first] == sha256_file(first) != digests[first]
+    second.unlink()
+    state_module.cached_sha256(catalog, [first])
+    assert set(state_module.HashBook.load(catalog).files) == {"staged/a.parquet"}
