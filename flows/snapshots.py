@@ -22,11 +22,12 @@ import functools
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -143,6 +144,10 @@ class SnapshotOutcome:
     mode: str
     """``incremental``, ``recomputed_from`` (a late change), ``full`` or ``unchanged``."""
     recomputed_from: date | None = None
+    carried: int = 0
+    """Loans whose snapshot was carried forward from the previous date, not recomputed."""
+    computed: int | None = None
+    """Loans the engine computed (None: every loan of the book)."""
 
 
 def _fingerprint(rules_by_pool: Mapping[str, PerformanceRules]) -> str:
@@ -299,23 +304,24 @@ def update_loan_snapshots(
         for name, frame in inputs.items()
     }
 
-    buckets = bucket_count(
-        inputs["loans"].select(pl.len()).collect().item(),
-        batch_loans if batch_loans is not None else Settings().engine_batch_loans,
-    )
+    batch = batch_loans if batch_loans is not None else Settings().engine_batch_loans
     spill = ExitStack()
 
     def engine(
-        chain: list[date], state: EngineState | None, base: date | None
+        chain: list[date],
+        state: EngineState | None,
+        base: date | None,
+        loans: Mapping[str, pl.LazyFrame] | None = None,
     ) -> tuple[_Snapshots, EngineState]:
+        frames = inputs if loans is None else loans
         snapshots, new_state = _run_batches(
-            inputs,
+            frames,
             pool_assets,
             chain,
             state=state,
             base=base,
             rules_by_pool=rules_by_pool,
-            buckets=buckets,
+            buckets=bucket_count(frames["loans"].select(pl.len()).collect().item(), batch),
             spill=spill,
         )
         if tape.tape.height == 0:
@@ -326,11 +332,33 @@ def update_loan_snapshots(
 
     with spill:
         written: list[date] = []
+        carried, computed = 0, cast("int | None", None)
         if mode == "incremental" and loaded is not None:
             record, state = loaded
             chain = [d for d in dates if d > record.as_of and (d == month_end(d) or d == until)]
             base = _base(chain, record.base)
-            frame, new_state = engine(chain, state, base)
+            quiet = (
+                _quiet_loans(
+                    catalog, inputs, pool_assets, previous=record.as_of, until=until, state=state
+                )
+                if tape.tape.height == 0 and _carries(record.as_of, until, chain, catalog)
+                else None
+            )
+            if quiet is None:
+                frame, new_state = engine(chain, state, base)
+            else:
+                carried = quiet.height
+                active = inputs["loans"].join(quiet.lazy(), on="loan_id", how="anti")
+                computed = active.select(pl.len()).collect().item()
+                frame, new_state = _carry_forward(
+                    catalog,
+                    inputs,
+                    previous=record.as_of,
+                    until=until,
+                    state=state,
+                    quiet=quiet,
+                    engine=engine,
+                )
             written += _write(catalog, frame, chain)
             # A mid-period date before the last (a cut-off) has its own base.
             redo = [d for d in dates if record.as_of < d < until and d != month_end(d)]
@@ -356,7 +384,146 @@ def update_loan_snapshots(
     for stale in catalog.snapshot_dates():
         if stale != month_end(stale) and stale not in keep:
             catalog.snapshot_partition(stale).unlink()
-    return SnapshotOutcome(sorted(written), mode, start if mode == "recomputed_from" else None)
+    return SnapshotOutcome(
+        sorted(written),
+        mode,
+        start if mode == "recomputed_from" else None,
+        carried=carried,
+        computed=computed,
+    )
+
+
+# -- carrying quiet loans forward -----------------------------------------------------------
+Engine = Callable[
+    [list[date], EngineState | None, date | None, Mapping[str, pl.LazyFrame] | None],
+    tuple["_Snapshots", EngineState],
+]
+
+
+def _carries(previous: date, until: date, chain: Sequence[date], catalog: Catalog) -> bool:
+    """Whether quiet loans can be carried from the snapshot of ``previous`` to ``until``.
+
+    Both dates must lie inside one collection period, neither its end: a snapshot
+    on such a date carries the flows since the month-end before it, so a loan
+    with nothing new in between has the same flows, balances and state at both.
+    """
+    return (
+        list(chain) == [until]
+        and previous != month_end(previous)
+        and until != month_end(until)
+        and (previous.year, previous.month) == (until.year, until.month)
+        and catalog.snapshot_partition(previous).is_file()
+    )
+
+
+def _quiet_loans(
+    catalog: Catalog,
+    inputs: Mapping[str, pl.LazyFrame],
+    pool_assets: pl.LazyFrame,
+    *,
+    previous: date,
+    until: date,
+    state: EngineState,
+) -> pl.DataFrame:
+    """``loan_id`` (and the aged ``dpd``) of the loans whose snapshot at ``until`` is their
+    snapshot at ``previous`` aged by the calendar.
+
+    A loan is quiet when it is in the stored state and, after ``previous``, has no
+    cash event, no pool event and no instalment falling due (from ``previous`` on, as
+    an instalment due that day is overdue the day after). A quiet loan not shown at
+    ``previous`` (nothing owed, nothing paid) stays hidden. A shown one keeps its row;
+    its days past due (DOMAIN.md: days since the oldest unpaid instalment fell due)
+    grow by the days between the dates when it was overdue, and it stays quiet only
+    while that keeps its delinquency bucket and stays clear of the default and
+    charge-off thresholds; otherwise the engine computes it.
+    """
+    days = (until - previous).days
+    events = pl.concat(
+        [
+            inputs["repayments"].filter(pl.col("value_date") > previous).select("loan_id"),
+            pool_assets.filter(pl.col("event_date") > previous).select("loan_id"),
+            inputs["schedules"]
+            .filter(pl.col("due_date").is_between(previous, until))
+            .select("loan_id"),
+        ]
+    )
+    candidates = (
+        state.loans.select("loan_id", "default_dpd", "charge_off_dpd")
+        .join(inputs["loans"].select("loan_id"), on="loan_id", how="semi")
+        .join(events, on="loan_id", how="anti")
+    )
+    shown = catalog.scan(catalog.snapshot_partition(previous)).select(
+        "loan_id", "dpd", "bucket", "status"
+    )
+    aged = pl.when(pl.col("dpd") > 0).then(pl.col("dpd") + days).otherwise(0).cast(pl.Int32)
+    status = pl.col("status")
+    keeps = (
+        (pl.col("dpd") == 0)
+        | (
+            (aged <= _bucket_upper(pl.col("bucket")))
+            & (
+                status.is_in(["current", "delinquent"])
+                & (aged + 1 < pl.col("default_dpd"))
+                & (aged + 1 < pl.col("charge_off_dpd"))
+                | (status == "defaulted") & (aged + 1 < pl.col("charge_off_dpd"))
+                | (status == "charged_off")
+            )
+        )
+    ).fill_null(False)
+    carried = (
+        candidates.join(shown, on="loan_id", how="inner")
+        .filter(keeps)
+        .select("loan_id", aged.alias("dpd"))
+    )
+    hidden = candidates.join(shown, on="loan_id", how="anti").select(
+        "loan_id", pl.lit(None, dtype=pl.Int32).alias("dpd")
+    )
+    return pl.concat([carried, hidden]).collect()
+
+
+def _bucket_upper(bucket: pl.Expr) -> pl.Expr:
+    """The largest days past due of a delinquency bucket (``1-30`` -> 30; ``180+`` has none)."""
+    upper = {label: int(label.rsplit("-", 1)[1]) for label in schema.DPD_BUCKETS if "-" in label}
+    upper["current"] = 0
+    return bucket.replace_strict(upper, default=None, return_dtype=pl.Int32).fill_null(2**31 - 1)
+
+
+def _carry_forward(
+    catalog: Catalog,
+    inputs: Mapping[str, pl.LazyFrame],
+    *,
+    previous: date,
+    until: date,
+    state: EngineState,
+    quiet: pl.DataFrame,
+    engine: Engine,
+) -> tuple[_Snapshots, EngineState]:
+    """The snapshots of ``until``: the engine on the active loans, the quiet ones carried.
+
+    The engine continues from the stored state of the active loans only; the quiet
+    loans keep their state rows (nothing of theirs changed) and their snapshot rows
+    of ``previous``, dated ``until`` with their days past due aged.
+    """
+    ids = quiet.lazy().select("loan_id")
+    active = {name: frame.join(ids, on="loan_id", how="anti") for name, frame in inputs.items()}
+    active_state = EngineState(
+        state.as_of, state.base, state.loans.join(ids, on="loan_id", how="anti")
+    )
+    snapshots, new_state = engine([until], active_state, state.base, active)
+    carried = (
+        catalog.scan(catalog.snapshot_partition(previous))
+        .join(
+            quiet.lazy().filter(pl.col("dpd").is_not_null()),
+            on="loan_id",
+            how="inner",
+            suffix="_aged",
+        )
+        .with_columns(pl.lit(until).alias("as_of_date"), pl.col("dpd_aged").alias("dpd"))
+        .drop("dpd_aged")
+    )
+    rows = combine_snapshots([snapshots.at(until).lazy(), carried]).collect()
+    loans = combine_states([new_state.loans, state.loans.join(ids, on="loan_id", how="semi")])
+    return _Snapshots.of(rows), EngineState(new_state.as_of, new_state.base, loans)
 
 
 @dataclass

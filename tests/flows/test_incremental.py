@@ -131,7 +131,7 @@ def test_nightly_runs_equal_a_recomputation_at_every_date(landing: Path, tmp_pat
     # month-ends and the pool's cut-off.
     steps = [1, 1, 3, 5, 1, 8, 2, 13, 1, 1, 21, 4, 1, 9, 17, 1, 30, 2, 11, 1]
     position = 0
-    modes = []
+    modes, carried = [], []
     for step in steps:
         batch = days[position : position + step]
         if not batch:
@@ -141,11 +141,14 @@ def test_nightly_runs_equal_a_recomputation_at_every_date(landing: Path, tmp_pat
         position += step
         nightly, scratch = twin.run(batch[-1])
         modes.append(nightly.mode)
+        carried.append(nightly.carried)
         assert scratch.mode == "full"
         twin.assert_identical()
     assert modes[0] == "full"
     assert set(modes[1:]) == {"incremental"}
     assert len(modes) == len(steps)
+    # Nights inside a collection period carry the quiet loans forward.
+    assert sum(1 for n in carried if n > 0) >= 3
 
 
 def test_a_late_correction_recomputes_from_the_earliest_affected_date(
@@ -242,3 +245,25 @@ def test_files_are_hashed_once_until_their_size_or_time_changes(
     second.unlink()
     state_module.cached_sha256(catalog, [first])
     assert set(state_module.HashBook.load(catalog).files) == {"staged/a.parquet"}
+
+
+def test_one_night_at_a_time_computes_only_the_active_loans_and_equals_a_recomputation(
+    landing: Path, tmp_path: Path
+) -> None:
+    twin = _twin(tmp_path, landing)
+    days = _business_dates(landing)
+    cut = days.index(next(d for d in days if d >= date(2024, 8, 1)))
+    for day in days[:cut]:
+        twin.deliver(day)
+    twin.run(days[cut - 1])
+    nights = []
+    for day in days[cut : cut + 12]:
+        twin.deliver(day)
+        nightly, _ = twin.run(day)
+        nights.append(nightly)
+        twin.assert_identical()
+    carried = [n for n in nights if n.carried]
+    assert len(carried) >= len(nights) - 2  # every night but the month's first
+    for night in carried:
+        assert night.computed is not None
+        assert night.computed < night.carried
