@@ -45,6 +45,7 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import Task, exponential_backoff
 
@@ -79,7 +80,14 @@ from flows.planner import (
 )
 from flows.render import render_disclosures, render_report_index
 from flows.settings import Settings, check_data_root, load_settings, yesterday
-from flows.snapshots import build_loan_snapshots, snapshot_dates
+from flows.snapshots import (
+    BucketJob,
+    BucketOutput,
+    build_loan_snapshots,
+    run_bucket,
+    run_buckets_here,
+    snapshot_dates,
+)
 from flows.state import (
     ChunkRecord,
     DayState,
@@ -391,7 +399,32 @@ def curate_task(data_root: str, until: date) -> CurateOutcome:
 def snapshots_task(data_root: str, as_of_dates: list[date], recompute: bool = False) -> list[date]:
     catalog = Catalog(Path(data_root))
     deals = load_deals(catalog).deals
-    return build_loan_snapshots(catalog, as_of_dates, deals, recompute=recompute)
+    return build_loan_snapshots(
+        catalog, as_of_dates, deals, recompute=recompute, dispatch=dispatch_buckets
+    )
+
+
+@task(name="engine-bucket", **IO_TASK)
+def engine_bucket_task(job: BucketJob) -> BucketOutput:
+    """One loan bucket of the engine: reads and writes under the job's data root."""
+    return run_bucket(job)
+
+
+def dispatch_buckets(jobs: Sequence[BucketJob]) -> list[BucketOutput]:
+    """The engine's bucket jobs as Prefect tasks, in bucket order.
+
+    On a Dask task runner they are all submitted at once and run on the cluster's
+    workers (each worker holds one bucket at a time); on any other runner they run
+    one after the other here, so memory stays that of one bucket.
+    """
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if runner is None:
+        return run_buckets_here(jobs)
+    if type(runner).__module__.startswith("prefect_dask"):
+        futures = [engine_bucket_task.submit(job) for job in jobs]
+        return [future.result() for future in futures]
+    return [engine_bucket_task(job) for job in jobs]
 
 
 @task(name="pool-metrics", **IO_TASK)

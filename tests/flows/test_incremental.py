@@ -19,12 +19,27 @@ import polars as pl
 import pytest
 
 from flows import state as state_module
-from flows.catalog import Catalog, sha256_file
+from flows.catalog import (
+    Catalog,
+    absolute_root,
+    located,
+    read_parquet_at,
+    remove_tree_at,
+    sha256_file,
+)
 from flows.curate import curate
-from flows.deals import load_deals
+from flows.deals import load_deals, performance_rules
 from flows.generator import generate_landing
-from flows.snapshots import SnapshotOutcome, snapshot_dates, update_loan_snapshots
+from flows.snapshots import (
+    ENGINE_INPUTS,
+    BucketJob,
+    SnapshotOutcome,
+    run_buckets_here,
+    snapshot_dates,
+    update_loan_snapshots,
+)
 from transforms import schema
+from transforms.batches import combine_snapshots, combine_states, engine_batch
 
 START, MONTHS = "2024-01", 9
 NIGHTLY_BATCH_LOANS = 100
@@ -267,3 +282,65 @@ def test_one_night_at_a_time_computes_only_the_active_loans_and_equals_a_recompu
     for night in carried:
         assert night.computed is not None
         assert night.computed < night.carried
+
+
+def test_bucket_jobs_on_an_fsspec_data_root_put_together_equal_one_run(
+    landing: Path, tmp_path: Path
+) -> None:
+    import fsspec  # type: ignore[import-untyped]
+
+    twin = _twin(tmp_path, landing)
+    days = [d for d in _business_dates(landing) if d <= date(2024, 4, 30)]
+    for day in days:
+        _stage(twin.scratch, landing, day)
+    curate(twin.scratch, days[-1])
+    chain = [date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
+    rules = {p: performance_rules(d) for p, d in load_deals(twin.scratch).deals.items()}
+
+    url = "memory://abs-bucket-test"
+    memory = fsspec.filesystem("memory")
+    for name in ENGINE_INPUTS:
+        memory.pipe(
+            f"/abs-bucket-test/curated/{name}/part-0.parquet",
+            twin.scratch.curated(name).read_bytes(),
+        )
+    jobs = [
+        BucketJob(url, "work/engine/run-1", n, 3, tuple(chain), chain[-1], rules, None, None)
+        for n in range(3)
+    ]
+    outputs = run_buckets_here(jobs)
+
+    def scan(name: str) -> pl.LazyFrame:
+        return pl.scan_parquet(twin.scratch.curated(name))
+
+    single = engine_batch(
+        scan("loans"), scan("schedules"), scan("repayments"), scan("pool_assets"), chain,
+        bucket=0, buckets=1, base=chain[-1], rules_by_pool=rules,
+    )  # fmt: skip
+    expected = single.snapshots.collect()
+    assert expected.height > 0
+    for as_of in chain:
+        parts = [
+            read_parquet_at(located(url, o.snapshots[as_of])).lazy()
+            for o in outputs
+            if as_of in o.snapshots
+        ]
+        assert len(parts) == 3
+        combined = combine_snapshots(parts).collect()
+        assert combined.equals(expected.filter(pl.col("as_of_date") == as_of)), as_of
+    states = [read_parquet_at(located(url, o.state)).lazy() for o in outputs]
+    assert combine_states(states).collect().equals(single.state.loans.collect())
+    # Everything went to the URL's file system, nothing to the local data root.
+    assert not (twin.scratch.root / "work").exists()
+    remove_tree_at(located(url, "work/engine"))
+    assert not memory.exists("/abs-bucket-test/work/engine")
+    memory.rm("/abs-bucket-test", recursive=True)
+
+
+def test_a_relative_data_root_is_made_absolute_before_dispatch_and_a_url_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert absolute_root("data") == str(tmp_path.resolve() / "data")
+    assert absolute_root("s3://bucket/abs/") == "s3://bucket/abs"
+    assert located("s3://bucket/abs", Path("curated") / "loans") == "s3://bucket/abs/curated/loans"
