@@ -20,8 +20,10 @@ deployments (``abs-pipeline serve``, each flow run in its own process), a full
 backfill of the book up to the day before a chosen business date, then the
 nightly deployment for that date. The date is the one of the last month (not a
 month-end) with the fewest loans active (a cash or pool event, or a new loan).
-It prints both wall times (trigger to completion), their ratio (goal <= 5 %) and
-each stage's seconds and share from the two runs' manifests.
+It prints both times (the flow run's own, and from trigger to completion), their
+ratio (goal <= 5 %) and each stage's seconds and share from the two runs'
+manifests. The served runner polls for work every second here; a scheduled
+nightly is picked up at its time, so the poll interval is no part of its cost.
 
     .venv/bin/python benchmarks/orchestration.py --nightly --loans 20000 --months 6
 """
@@ -170,6 +172,8 @@ def _run_counts(flow_run_id: object) -> tuple[int, int]:
 
 # -- a night against the book -------------------------------------------------------------
 NIGHTLY_GOAL = 0.05
+QUIET_SHARE = 0.003
+"""The share of the book active on the measured night (issue 16)."""
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -203,6 +207,7 @@ def nightly(loans: int, months: int, seed: int) -> None:
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         # The served flow runs import this checkout's packages.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
@@ -229,15 +234,26 @@ def nightly(loans: int, months: int, seed: int) -> None:
             "abs-pipeline-backfill/backfill",
             {"start": first.isoformat(), "end": (night - timedelta(days=1)).isoformat()},
         )
-        print(f"backfill {first} .. {night - timedelta(days=1)} (served): {backfill:7.1f} s")
         one = _run_deployment("abs-pipeline-nightly/nightly", {"business_date": night.isoformat()})
-        print(f"nightly {night} (served):              {one:7.1f} s")
-        ratio = one / backfill
-        verdict = "met" if ratio <= NIGHTLY_GOAL else "NOT met"
-        print(f"night / backfill: {ratio:.1%} (goal <= {NIGHTLY_GOAL:.0%}: {verdict})")
         manifests = sorted((root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         runs = [json.loads(p.read_text()) for p in manifests if ".failure" not in p.name]
-        _print_stages(runs[-2]["timings_seconds"], runs[-1]["timings_seconds"], backfill, one)
+        print(f"{'':<44}{'flow run':>10}{'in _process':>13}{'trigger..end':>14}")
+        for label, (wall, flow_run), run in (
+            (f"backfill {first} .. {night - timedelta(days=1)}", backfill, runs[-2]),
+            (f"nightly {night}", one, runs[-1]),
+        ):
+            inside = (
+                datetime.fromisoformat(run["finished_at"])
+                - datetime.fromisoformat(run["started_at"])
+            ).total_seconds()
+            print(f"{label:<44}{flow_run:>9.1f}s{inside:>12.1f}s{wall:>13.1f}s")
+        ratio = one[1] / backfill[1]
+        verdict = "met" if ratio <= NIGHTLY_GOAL else "NOT met"
+        print(
+            f"night / backfill (flow runs): {ratio:.1%} (goal <= {NIGHTLY_GOAL:.0%}: {verdict}); "
+            f"trigger to end: {one[0] / backfill[0]:.1%}"
+        )
+        _print_stages(runs[-2]["timings_seconds"], runs[-1]["timings_seconds"], backfill[1], one[1])
     finally:
         for process in reversed(started):
             process.terminate()
@@ -252,7 +268,8 @@ def nightly(loans: int, months: int, seed: int) -> None:
 
 
 def _quiet_day(landing: Path, loans: int) -> tuple[date, int]:
-    """The last month's business date (not a month-end) with the fewest active loans."""
+    """The last month's business date (not a month-end) whose share of active loans is
+    closest to ``QUIET_SHARE``."""
     import polars as pl
 
     days = sorted(date.fromisoformat(p.name) for p in landing.iterdir() if p.name[:1].isdigit())
@@ -272,7 +289,11 @@ def _quiet_day(landing: Path, loans: int) -> tuple[date, int]:
             if path.name.split(".")[0] in ("loans", "repayments", "pool_assets")
         ]
         counted[day] = pl.concat(ids).unique().collect().height if ids else 0
-    night = min(counted, key=lambda d: (counted[d], d))
+    # Closest to 0.3 % of the book, with at least one loan active.
+    night = min(
+        [d for d in counted if counted[d] > 0] or list(counted),
+        key=lambda d: (abs(counted[d] - QUIET_SHARE * loans), d),
+    )
     return night, counted[night]
 
 
@@ -306,8 +327,9 @@ def _wait_for_deployments() -> None:
     raise SystemExit("the deployments were not served")
 
 
-def _run_deployment(name: str, parameters: dict[str, object]) -> float:
-    """Trigger a served deployment and wait for it; the wall time from trigger to the end."""
+def _run_deployment(name: str, parameters: dict[str, object]) -> tuple[float, float]:
+    """Trigger a served deployment and wait for it: the wall time from trigger to the end,
+    and the flow run's own (from its start to its end, as the Prefect server recorded)."""
     from prefect.deployments import run_deployment
 
     began = time.perf_counter()
@@ -316,7 +338,8 @@ def _run_deployment(name: str, parameters: dict[str, object]) -> float:
     state = flow_run.state  # type: ignore[union-attr]
     if state is None or not state.is_completed():
         raise SystemExit(f"{name}: {state.name if state else 'no state'}")
-    return took
+    start, end = flow_run.start_time, flow_run.end_time  # type: ignore[union-attr]
+    return took, (end - start).total_seconds() if start and end else took
 
 
 def _print_stages(

@@ -12,10 +12,13 @@ the deal is used. Every error names the file, the field and the bad value.
 
 from __future__ import annotations
 
+import functools
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import polars as pl
 from pydantic import ValidationError
 
 from data_contracts.contract import load_contract
@@ -132,9 +135,9 @@ def load_deals(catalog: Catalog, *, limits: Limits | None = None) -> DealBook:
         return DealBook(deals, tuple(errors), (), tuple(entries.ignored))
     ordered = sorted(deals)
     files = {p.stem: p.relative_to(catalog.root).as_posix() for p in entries.files}
-    outcome = validate_frame(load_contract("deal"), deal_frame(deals[p] for p in ordered))
+    failures = _deal_failures(deal_frame(deals[p] for p in ordered).serialize(format="json"))
     warnings: list[str] = []
-    for position, rule_id, severity, message in outcome.failures.select(
+    for position, rule_id, severity, message in failures.select(
         "row_index", "rule_id", "severity", "message"
     ).iter_rows():
         pool_id = ordered[position]
@@ -145,6 +148,17 @@ def load_deals(catalog: Catalog, *, limits: Limits | None = None) -> DealBook:
         else:
             warnings.append(f"{where}: warning {rule_id}: {message}")
     return DealBook(deals, tuple(errors), tuple(warnings), tuple(entries.ignored))
+
+
+@functools.lru_cache(maxsize=16)
+def _deal_failures(frame: str) -> pl.DataFrame:
+    """The deal contract's failures on a deal table (serialised as JSON).
+
+    One run loads the deals in each of its stages; the same terms are checked once
+    per process (the Great Expectations suite takes seconds to build and run).
+    """
+    table = pl.DataFrame.deserialize(io.StringIO(frame), format="json")
+    return validate_frame(load_contract("deal"), table).failures
 
 
 def performance_rules(deal: DealTerms) -> PerformanceRules:
