@@ -428,3 +428,9 @@ def _fsspec() -> Any:
     import fsspec  # type: ignore[import-untyped]  # noqa: PLC0415 - only for URL data roots
 
     return fsspec
+
+
+def deal_check_result(catalog: Catalog, key: str) -> Path:
+    """The deal contract's failures on one version of the deal terms (``key``: a digest of
+    the terms, the contract and the code), kept so that a run does not check them again."""
+    return catalog.root / "state" / "deal_checks" / f"{key}.parquet"
