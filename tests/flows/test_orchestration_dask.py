@@ -54,6 +54,20 @@ def test_a_dask_backfill_writes_the_same_outputs_as_the_default_runner(
     assert_same_outputs(reference, root)
 
 
+def test_buckets_run_one_after_the_other_on_the_default_runner_and_equal_one_bucket(
+    harness: str, local_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, reference = local_run
+    root = tmp_path / "buckets"
+    shutil.copytree(landing, root / "landing")
+    monkeypatch.setenv("ABS_PIPELINE_ENGINE_BATCH_LOANS", "70")
+    before = len(_bucket_task_runs())
+    assert main(["backfill", *SPAN, "--data-root", str(root)]) == 0
+    assert_same_outputs(reference, root)
+    assert not (root / "work" / "engine").exists()
+    assert len(_bucket_task_runs()) - before >= 3
+
+
 @pytest.fixture
 def cluster(harness: str, tmp_path: Path) -> Iterator[str]:
     """An external Dask scheduler and two single-threaded workers on loopback."""
