@@ -253,7 +253,8 @@ def nightly(loans: int, months: int, seed: int) -> None:
             f"night / backfill (flow runs): {ratio:.1%} (goal <= {NIGHTLY_GOAL:.0%}: {verdict}); "
             f"trigger to end: {one[0] / backfill[0]:.1%}"
         )
-        _print_stages(runs[-2]["timings_seconds"], runs[-1]["timings_seconds"], backfill[1], one[1])
+        stages = [run.get("stage_seconds") or run["timings_seconds"] for run in runs[-2:]]
+        _print_stages(stages[0], stages[1], backfill[1], one[1])
     finally:
         for process in reversed(started):
             process.terminate()
