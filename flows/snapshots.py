@@ -14,6 +14,13 @@ the past), the snapshots are recomputed from scratch from the earliest
 affected date on; earlier partitions cannot change and are kept. A change of
 deal rules or code, a run that ends before the watermark, a missing or
 inconsistent state, or ``recompute=True`` recompute everything.
+
+On a night inside one collection period, only the loans with something new
+(cash, a pool event, an instalment falling due) go through the engine; the
+others keep their previous snapshot, dated the new day, with their days past
+due aged by the calendar (:func:`_quiet_loans`). With more than one loan
+bucket the engine's buckets are jobs named by locations under the data root
+(:class:`BucketJob`), run here or as Prefect tasks on a cluster.
 """
 
 from __future__ import annotations
