@@ -13,6 +13,19 @@ unchanged re-run (every chunk skipped) is timed too. Target: overhead under 30 s
 and one flow run for the whole range (never one per day).
 
     .venv/bin/python benchmarks/orchestration.py [--loans 400] [--days 365]
+
+With ``--nightly`` it measures instead what a night costs against what the book
+costs, the way production runs: a persistent Prefect server and the served
+deployments (``abs-pipeline serve``, each flow run in its own process), a full
+backfill of the book up to the day before a chosen business date, then the
+nightly deployment for that date. The date is the one of the last month (not a
+month-end) with the fewest loans active (a cash or pool event, or a new loan).
+It prints both times (the flow run's own, and from trigger to completion), their
+ratio (goal <= 5 %) and each stage's seconds and share from the two runs'
+manifests. The served runner polls for work every second here; a scheduled
+nightly is picked up at its time, so the poll interval is no part of its cost.
+
+    .venv/bin/python benchmarks/orchestration.py --nightly --loans 20000 --months 6
 """
 
 # Prefect reads PREFECT_HOME at import, so its imports follow the environment setup.
@@ -38,7 +51,14 @@ def main() -> None:
     parser.add_argument("--loans", type=int, default=400)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--nightly", action="store_true", help="a night against a full backfill, served"
+    )
+    parser.add_argument("--months", type=int, default=6, help="book length with --nightly")
     args = parser.parse_args()
+    if args.nightly:
+        nightly(args.loans, args.months, args.seed)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="abs-orchestration-"))
     # Prefect reads these at import: a private home, offline, quiet.
@@ -149,6 +169,195 @@ def _run_counts(flow_run_id: object) -> tuple[int, int]:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=200
         )
         return client.count_flow_runs(), len(tasks)
+
+
+# -- a night against the book -------------------------------------------------------------
+NIGHTLY_GOAL = 0.05
+QUIET_SHARE = 0.003
+"""The share of the book active on the measured night (issue 16)."""
+REPO = Path(__file__).resolve().parents[1]
+
+
+def nightly(loans: int, months: int, seed: int) -> None:
+    """Full backfill, then one night, through served deployments on a persistent server."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    work = Path(tempfile.mkdtemp(prefix="abs-nightly-"))
+    root = work / "data"
+    from flows.generator import generate_landing
+
+    began = time.perf_counter()
+    generate_landing(root / "landing", loans=loans, start="2024-01", months=months, seed=seed)
+    print(f"tape: {loans} loans, {months} months ({time.perf_counter() - began:.0f} s to generate)")
+    night, active = _quiet_day(root / "landing", loans)
+    first = date(2024, 1, 1)
+    print(f"night: {night} ({active} loans active, {active / loans:.2%} of the book)")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / ".prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        # The served flow runs import this checkout's packages.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    os.environ.update({k: env[k] for k in ("PREFECT_HOME", "PREFECT_API_URL", "DO_NOT_TRACK")})
+    prefect = [sys.executable, "-m", "prefect"]
+    cli = [sys.executable, "-c", "from flows.cli import main; raise SystemExit(main())"]
+    started = []
+    log = (work / "processes.log").open("wb")
+    try:
+        started.append(
+            subprocess.Popen(
+                [*prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                env=env, stdout=log, stderr=log,
+            )
+        )  # fmt: skip
+        _wait_for_health(api)
+        started.append(
+            subprocess.Popen(
+                [*cli, "serve", "--data-root", str(root)], env=env, cwd=REPO, stdout=log, stderr=log
+            )
+        )
+        _wait_for_deployments()
+        backfill = _run_deployment(
+            "abs-pipeline-backfill/backfill",
+            {"start": first.isoformat(), "end": (night - timedelta(days=1)).isoformat()},
+        )
+        one = _run_deployment("abs-pipeline-nightly/nightly", {"business_date": night.isoformat()})
+        manifests = sorted((root / "runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        runs = [json.loads(p.read_text()) for p in manifests if ".failure" not in p.name]
+        print(f"{'':<44}{'flow run':>10}{'in _process':>13}{'trigger..end':>14}")
+        for label, (wall, flow_run), run in (
+            (f"backfill {first} .. {night - timedelta(days=1)}", backfill, runs[-2]),
+            (f"nightly {night}", one, runs[-1]),
+        ):
+            inside = (
+                datetime.fromisoformat(run["finished_at"])
+                - datetime.fromisoformat(run["started_at"])
+            ).total_seconds()
+            print(f"{label:<44}{flow_run:>9.1f}s{inside:>12.1f}s{wall:>13.1f}s")
+        ratio = one[1] / backfill[1]
+        verdict = "met" if ratio <= NIGHTLY_GOAL else "NOT met"
+        print(
+            f"night / backfill (flow runs): {ratio:.1%} (goal <= {NIGHTLY_GOAL:.0%}: {verdict}); "
+            f"trigger to end: {one[0] / backfill[0]:.1%}"
+        )
+        stages = [run.get("stage_seconds") or run["timings_seconds"] for run in runs[-2:]]
+        _print_stages(stages[0], stages[1], backfill[1], one[1])
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in reversed(started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _quiet_day(landing: Path, loans: int) -> tuple[date, int]:
+    """The last month's business date (not a month-end) whose share of active loans is
+    closest to ``QUIET_SHARE``."""
+    import polars as pl
+
+    days = sorted(date.fromisoformat(p.name) for p in landing.iterdir() if p.name[:1].isdigit())
+    last = days[-1]
+    candidates = [
+        d
+        for d in days
+        if (d.year, d.month) == (last.year, last.month)
+        and (d + timedelta(days=1)).month == d.month
+        and d.day > 1
+    ]
+    counted = {}
+    for day in candidates:
+        ids = [
+            pl.scan_csv(path, infer_schema=False).select("loan_id")
+            for path in sorted((landing / day.isoformat()).glob("*.csv*"))
+            if path.name.split(".")[0] in ("loans", "repayments", "pool_assets")
+        ]
+        counted[day] = pl.concat(ids).unique().collect().height if ids else 0
+    # Closest to 0.3 % of the book, with at least one loan active.
+    night = min(
+        [d for d in counted if counted[d] > 0] or list(counted),
+        key=lambda d: (abs(counted[d] - QUIET_SHARE * loans), d),
+    )
+    return night, counted[night]
+
+
+def _wait_for_health(api: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the Prefect server did not start")
+
+
+def _wait_for_deployments() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + 180
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            try:
+                client.read_deployment_by_name("abs-pipeline-nightly/nightly")
+                client.read_deployment_by_name("abs-pipeline-backfill/backfill")
+                return
+            except ObjectNotFound:
+                time.sleep(0.5)
+    raise SystemExit("the deployments were not served")
+
+
+def _run_deployment(name: str, parameters: dict[str, object]) -> tuple[float, float]:
+    """Trigger a served deployment and wait for it: the wall time from trigger to the end,
+    and the flow run's own (from its start to its end, as the Prefect server recorded)."""
+    from prefect.deployments import run_deployment
+
+    began = time.perf_counter()
+    flow_run = run_deployment(name, parameters=parameters, timeout=None, poll_interval=1)
+    took = time.perf_counter() - began
+    state = flow_run.state  # type: ignore[union-attr]
+    if state is None or not state.is_completed():
+        raise SystemExit(f"{name}: {state.name if state else 'no state'}")
+    start, end = flow_run.start_time, flow_run.end_time  # type: ignore[union-attr]
+    return took, (end - start).total_seconds() if start and end else took
+
+
+def _print_stages(
+    backfill: dict[str, float], night: dict[str, float], backfill_wall: float, night_wall: float
+) -> None:
+    stages = sorted(set(backfill) | set(night), key=lambda s: -backfill.get(s, 0.0))
+    print(f"{'stage':<12}{'backfill s':>12}{'share':>8}{'night s':>10}{'share':>8}")
+    for stage in stages:
+        b, n = backfill.get(stage, 0.0), night.get(stage, 0.0)
+        print(f"{stage:<12}{b:>12.1f}{b / backfill_wall:>8.1%}{n:>10.2f}{n / night_wall:>8.1%}")
+    rest_b = backfill_wall - sum(backfill.values())
+    rest_n = night_wall - sum(night.values())
+    print(
+        f"{'(outside)':<12}{rest_b:>12.1f}{rest_b / backfill_wall:>8.1%}"
+        f"{rest_n:>10.2f}{rest_n / night_wall:>8.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,14 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, Literal
 
 import polars as pl
 
@@ -150,6 +152,14 @@ class Catalog:
     def staged_dates(self, dataset: str, until: date | None = None) -> list[date]:
         """Business dates with a staged partition of a dataset, ascending."""
         return list(self.staged_by_date(dataset, until))
+
+    @staticmethod
+    def staged_business_date(partition: Path) -> date:
+        """The business date of a staged partition file (``.../business_date=D/part.parquet``)."""
+        day = _partition_date(partition.parent.name, "business_date")
+        if day is None:
+            raise ValueError(f"{partition}: not a staged partition")
+        return day
 
     # -- curated and marts -------------------------------------------------------------
     def curated(self, dataset: str) -> Path:
@@ -432,3 +442,87 @@ def _regular(path: Path) -> bool:
 def sha256_file(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+# -- data roots named by URL (fsspec) ----------------------------------------------------
+# A data root may be a local path or an fsspec URL (``s3://bucket/abs``, ``file:///srv/abs``,
+# ``memory://abs``). The engine's loan buckets read and write their Parquet files through
+# these functions, so a bucket runs wherever its worker can reach the data root.
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+
+
+def is_url(location: str) -> bool:
+    """Whether ``location`` is a URL (``scheme://...``) rather than a local path."""
+    return _URL.match(location) is not None
+
+
+def absolute_root(root: str | Path) -> str:
+    """The data root as workers elsewhere must see it: a local path made absolute, a URL as is."""
+    text = str(root)
+    return text.rstrip("/") if is_url(text) else str(Path(text).resolve())
+
+
+def curated_relative(dataset: str) -> str:
+    """A curated dataset's file, relative to the data root (for bucket jobs)."""
+    return f"curated/{dataset}/{PART}"
+
+
+ENGINE_STATE_RELATIVE = f"state/engine/{PART}"
+"""The engine state's file, relative to the data root (for bucket jobs)."""
+
+
+def located(root: str, relative: str | Path) -> str:
+    """The location of ``relative`` (a POSIX path under the data root) under ``root``."""
+    relative = Path(relative).as_posix()
+    return f"{root.rstrip('/')}/{relative}" if is_url(root) else str(Path(root) / relative)
+
+
+def read_parquet_at(location: str) -> pl.DataFrame:
+    """Read a Parquet file at a local path or fsspec URL."""
+    if not is_url(location):
+        return pl.read_parquet(location)
+    with _fsspec().open(location, "rb") as handle:
+        return pl.read_parquet(handle)
+
+
+def scan_parquet_at(location: str) -> pl.LazyFrame:
+    """A local Parquet file scanned lazily; a file at a URL read, then lazy."""
+    return read_parquet_at(location).lazy() if is_url(location) else pl.scan_parquet(location)
+
+
+def write_parquet_at(
+    frame: pl.DataFrame, location: str, *, compression: Literal["zstd", "lz4"] = "zstd"
+) -> None:
+    """Write a Parquet file at a local path (atomically) or fsspec URL (an object store
+    writes the object whole when the file is closed)."""
+
+    def write(target: object) -> None:
+        frame.write_parquet(target, compression=compression, statistics=True)  # type: ignore[arg-type]
+
+    if not is_url(location):
+        atomic_write(Path(location), write)
+        return
+    with _fsspec().open(location, "wb", auto_mkdir=True) as handle:
+        write(handle)
+
+
+def remove_tree_at(location: str) -> None:
+    """Remove a folder and everything in it (nothing when it does not exist)."""
+    if not is_url(location):
+        shutil.rmtree(location, ignore_errors=True)
+        return
+    filesystem, path = _fsspec().core.url_to_fs(location)
+    if filesystem.exists(path):
+        filesystem.rm(path, recursive=True)
+
+
+def _fsspec() -> Any:
+    import fsspec  # type: ignore[import-untyped]  # noqa: PLC0415 - only for URL data roots
+
+    return fsspec
+
+
+def deal_check_result(catalog: Catalog, key: str) -> Path:
+    """The deal contract's failures on one version of the deal terms (``key``: a digest of
+    the terms, the contract and the code), kept so that a run does not check them again."""
+    return catalog.root / "state" / "deal_checks" / f"{key}.parquet"

@@ -12,20 +12,26 @@ the deal is used. Every error names the file, the field and the bad value.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import polars as pl
 from pydantic import ValidationError
 
-from data_contracts.contract import load_contract
+from data_contracts.contract import contract_path, load_contract
 from data_contracts.deal import DealTerms, describe_errors
 from data_contracts.deal_table import deal_frame
 from data_contracts.validate import validate_frame
-from flows.catalog import Catalog, sha256_file
+from flows.catalog import Catalog, deal_check_result, sha256_file
 from flows.errors import InputRejectedError
 from flows.limits import Limits, current_limits, refusal
 from flows.safe_yaml import load_yaml_file
+from flows.version import code_version
 from transforms.performance import PerformanceRules
 
 DEAL_SUFFIXES: Final = (".yaml", ".yml")
@@ -134,9 +140,11 @@ def load_deals(catalog: Catalog, *, limits: Limits | None = None) -> DealBook:
         return DealBook(deals, tuple(errors), (), tuple(entries.ignored))
     ordered = sorted(deals)
     files = {p.stem: p.relative_to(catalog.root).as_posix() for p in entries.files}
-    outcome = validate_frame(load_contract("deal"), deal_frame(deals[p] for p in ordered))
+    failures = _kept_deal_failures(
+        catalog, deal_frame(deals[p] for p in ordered).serialize(format="json")
+    )
     warnings: list[str] = []
-    for position, rule_id, severity, message in outcome.failures.select(
+    for position, rule_id, severity, message in failures.select(
         "row_index", "rule_id", "severity", "message"
     ).iter_rows():
         pool_id = ordered[position]
@@ -152,6 +160,34 @@ def load_deals(catalog: Catalog, *, limits: Limits | None = None) -> DealBook:
         if pool_id in deals
     }
     return DealBook(deals, tuple(errors), tuple(warnings), tuple(entries.ignored), sources)
+
+
+def _kept_deal_failures(catalog: Catalog, frame: str) -> pl.DataFrame:
+    """The deal contract's failures on a deal table, read back when these terms were
+    checked before with this contract and code (``catalog.deal_check_result``)."""
+    contract = contract_path("deal").read_bytes()
+    digest = hashlib.sha256(code_version().encode() + b"|" + contract + b"|" + frame.encode())
+    path = deal_check_result(catalog, digest.hexdigest())
+    if path.is_file():
+        try:
+            return pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError):
+            pass  # unreadable: check again and replace it
+    failures = _deal_failures(frame)
+    with contextlib.suppress(OSError):  # a read-only data root checks every time
+        catalog.write_frame(failures, path)
+    return failures
+
+
+@functools.lru_cache(maxsize=16)
+def _deal_failures(frame: str) -> pl.DataFrame:
+    """The deal contract's failures on a deal table (serialised as JSON).
+
+    One run loads the deals in each of its stages; the same terms are checked once
+    per process (the Great Expectations suite takes seconds to build and run).
+    """
+    table = pl.DataFrame.deserialize(io.StringIO(frame), format="json")
+    return validate_frame(load_contract("deal"), table).failures
 
 
 def performance_rules(deal: DealTerms) -> PerformanceRules:

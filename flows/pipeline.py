@@ -45,12 +45,13 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun, State, TaskRun
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as current_flow_run
 from prefect.tasks import Task, exponential_backoff
 
 from data_contracts.deal import DealTerms
 from flows.alerts import send_alert
-from flows.catalog import LANDING_DATASETS, SNAPSHOT_FOLDERS, Catalog, sha256_file
+from flows.catalog import LANDING_DATASETS, SNAPSHOT_FOLDERS, Catalog
 from flows.curate import CurateOutcome, curate
 from flows.data_quality import write_data_quality_report
 from flows.deals import DealBook, load_deals
@@ -79,7 +80,14 @@ from flows.planner import (
 )
 from flows.render import render_disclosures, render_report_index
 from flows.settings import Settings, check_data_root, load_settings, yesterday
-from flows.snapshots import build_loan_snapshots, snapshot_dates
+from flows.snapshots import (
+    BucketJob,
+    BucketOutput,
+    build_loan_snapshots,
+    run_bucket,
+    run_buckets_here,
+    snapshot_dates,
+)
 from flows.state import (
     ChunkRecord,
     DayState,
@@ -90,6 +98,7 @@ from flows.state import (
     RuleRecord,
     RunManifest,
     StateBook,
+    cached_sha256,
     chain_value,
 )
 from flows.status import Restatement, restatements
@@ -391,7 +400,33 @@ def curate_task(data_root: str, until: date) -> CurateOutcome:
 def snapshots_task(
     data_root: str, deals: dict[str, DealTerms], as_of_dates: list[date], recompute: bool = False
 ) -> list[date]:
-    return build_loan_snapshots(Catalog(Path(data_root)), as_of_dates, deals, recompute=recompute)
+    catalog = Catalog(Path(data_root))
+    return build_loan_snapshots(
+        catalog, as_of_dates, deals, recompute=recompute, dispatch=dispatch_buckets
+    )
+
+
+@task(name="engine-bucket", **IO_TASK)
+def engine_bucket_task(job: BucketJob) -> BucketOutput:
+    """One loan bucket of the engine: reads and writes under the job's data root."""
+    return run_bucket(job)
+
+
+def dispatch_buckets(jobs: Sequence[BucketJob]) -> list[BucketOutput]:
+    """The engine's bucket jobs as Prefect tasks, in bucket order.
+
+    On a Dask task runner they are all submitted at once and run on the cluster's
+    workers (each worker holds one bucket at a time); on any other runner they run
+    one after the other here, so memory stays that of one bucket.
+    """
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if runner is None:
+        return run_buckets_here(jobs)
+    if type(runner).__module__.startswith("prefect_dask"):
+        futures = [engine_bucket_task.submit(job) for job in jobs]
+        return [future.result() for future in futures]
+    return [engine_bucket_task(job) for job in jobs]
 
 
 @task(name="pool-metrics", **IO_TASK)
@@ -1026,9 +1061,9 @@ def _keep_snapshot(catalog: Catalog, run_id: str, kept: int) -> None:
 
 
 # -- manifest and artifacts -------------------------------------------------------------
-def _output(path: Path, root: Path) -> OutputRecord:
+def _output(path: Path, root: Path, sha256: str) -> OutputRecord:
     rows = pq.read_metadata(path).num_rows if path.suffix == ".parquet" else None
-    return OutputRecord(path=path.relative_to(root).as_posix(), sha256=sha256_file(path), rows=rows)
+    return OutputRecord(path=path.relative_to(root).as_posix(), sha256=sha256, rows=rows)
 
 
 def _write_manifest(
@@ -1050,6 +1085,8 @@ def _write_manifest(
             *(Path(s) for s in summary.reports),
         ]
     )
+    # Outputs the run did not rewrite keep their recorded sha256 (flows.state.HashBook).
+    digests = cached_sha256(catalog, [p for p in outputs if p.is_file()])
     outcome: Literal["ok", "failed", "stopped"] = (
         "stopped" if summary.stop else "failed" if summary.failed else "ok"
     )
@@ -1103,7 +1140,7 @@ def _write_manifest(
             else None
         ),
         rejected_files=summary.data_quality_notices,
-        outputs=[_output(p, root) for p in outputs if p.is_file()],
+        outputs=[_output(p, root, digest) for p, digest in digests.items()],
         errors=[*([summary.stop] if summary.stop else []), *summary.errors],
         stage_seconds={k: round(v, 3) for k, v in timings.items()},
     )

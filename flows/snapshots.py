@@ -14,6 +14,13 @@ the past), the snapshots are recomputed from scratch from the earliest
 affected date on; earlier partitions cannot change and are kept. A change of
 deal rules or code, a run that ends before the watermark, a missing or
 inconsistent state, or ``recompute=True`` recompute everything.
+
+On a night inside one collection period, only the loans with something new
+(cash, a pool event, an instalment falling due) go through the engine; the
+others keep their previous snapshot, dated the new day, with their days past
+due aged by the calendar (:func:`_quiet_loans`). With more than one loan
+bucket the engine's buckets are jobs named by locations under the data root
+(:class:`BucketJob`), run here or as Prefect tasks on a cluster.
 """
 
 from __future__ import annotations
@@ -21,21 +28,32 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
 from data_contracts.polars_checks import PolarsCheck, compile_checks, failing_rows
-from flows.catalog import Catalog, sha256_file, spill_file
+from flows.catalog import (
+    ENGINE_STATE_RELATIVE,
+    Catalog,
+    absolute_root,
+    curated_relative,
+    located,
+    remove_tree_at,
+    scan_parquet_at,
+    sha256_file,
+    write_parquet_at,
+)
 from flows.deals import performance_rules
 from flows.settings import Settings
+from flows.state import cached_sha256
 from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
@@ -142,6 +160,10 @@ class SnapshotOutcome:
     mode: str
     """``incremental``, ``recomputed_from`` (a late change), ``full`` or ``unchanged``."""
     recomputed_from: date | None = None
+    carried: int = 0
+    """Loans whose snapshot was carried forward from the previous date, not recomputed."""
+    computed: int | None = None
+    """Loans the engine computed (None: every loan of the book)."""
 
 
 def _fingerprint(rules_by_pool: Mapping[str, PerformanceRules]) -> str:
@@ -223,13 +245,14 @@ def build_loan_snapshots(
     *,
     recompute: bool = False,
     batch_loans: int | None = None,
+    dispatch: Dispatch | None = None,
 ) -> list[date]:
     """Compute and write the snapshot partitions that can have changed; return their dates.
 
     See :func:`update_loan_snapshots`.
     """
     return update_loan_snapshots(
-        catalog, as_of_dates, deals, recompute=recompute, batch_loans=batch_loans
+        catalog, as_of_dates, deals, recompute=recompute, batch_loans=batch_loans, dispatch=dispatch
     ).written
 
 
@@ -240,6 +263,7 @@ def update_loan_snapshots(
     *,
     recompute: bool = False,
     batch_loans: int | None = None,
+    dispatch: Dispatch | None = None,
 ) -> SnapshotOutcome:
     """Compute and write the snapshot partitions of ``as_of_dates`` that can have changed.
 
@@ -256,6 +280,9 @@ def update_loan_snapshots(
         batch_loans: About how many loans the engine computes at a time (loan_id
             hash buckets, see :mod:`transforms.batches`); default the setting
             ``ABS_PIPELINE_ENGINE_BATCH_LOANS``. The snapshots do not depend on it.
+        dispatch: Runs the buckets' jobs when there is more than one bucket (default
+            :func:`run_buckets_here`; the flow passes one that runs them as Prefect
+            tasks, on a Dask cluster with the Dask task runner).
 
     Returns:
         The dates written and how they were computed.
@@ -265,7 +292,9 @@ def update_loan_snapshots(
     rules_by_pool = {pool_id: performance_rules(deal) for pool_id, deal in deals.items()}
     fingerprint = _fingerprint(rules_by_pool)
     staged = _staged(catalog, until)
-    hashes = {name: {d: sha256_file(p) for d, p in parts.items()} for name, parts in staged.items()}
+    # Staged partitions are hashed once: unchanged ones keep their recorded sha256 (flows.state).
+    digests = cached_sha256(catalog, [p for parts in staged.values() for p in parts.values()])
+    hashes = {name: {d: digests[p] for d, p in parts.items()} for name, parts in staged.items()}
     cutoffs = {d.cutoff_date for d in deals.values()}
 
     loaded = None if recompute else _load_state(catalog, fingerprint)
@@ -290,25 +319,38 @@ def update_loan_snapshots(
         for name, frame in inputs.items()
     }
 
-    buckets = bucket_count(
-        inputs["loans"].select(pl.len()).collect().item(),
-        batch_loans if batch_loans is not None else Settings().engine_batch_loans,
-    )
+    batch = batch_loans if batch_loans is not None else Settings().engine_batch_loans
     spill = ExitStack()
+    runner = _BucketRunner(
+        catalog,
+        rules_by_pool=rules_by_pool,
+        dispatch=dispatch or run_buckets_here,
+        left_out=tape.tape_only.select("loan_id"),
+    )
 
     def engine(
-        chain: list[date], state: EngineState | None, base: date | None
+        chain: list[date],
+        state: EngineState | None,
+        base: date | None,
+        leave_out: pl.DataFrame | None = None,
     ) -> tuple[_Snapshots, EngineState]:
-        snapshots, new_state = _run_batches(
-            inputs,
-            pool_assets,
-            chain,
-            state=state,
-            base=base,
-            rules_by_pool=rules_by_pool,
-            buckets=buckets,
-            spill=spill,
-        )
+        """The engine over ``chain``; ``leave_out`` (``loan_id``) are loans it does not run."""
+        frames, from_state = inputs, state
+        if leave_out is not None:
+            ids = leave_out.lazy().select("loan_id")
+            frames = {n: f.join(ids, on="loan_id", how="anti") for n, f in inputs.items()}
+            if state is not None:
+                kept = state.loans.join(ids, on="loan_id", how="anti")
+                from_state = EngineState(state.as_of, state.base, kept)
+        buckets = bucket_count(frames["loans"].select(pl.len()).collect().item(), batch)
+        if buckets == 1:
+            snapshots, new_state = _run_here(
+                frames, pool_assets, chain, state=from_state, base=base, rules_by_pool=rules_by_pool
+            )
+        else:
+            snapshots, new_state = runner.run(
+                chain, state=state, base=base, buckets=buckets, leave_out=leave_out, spill=spill
+            )
         if tape.tape.height == 0:
             return snapshots, new_state
         # The servicer's snapshots replace the engine's for the tape's loans (flows.tape).
@@ -317,11 +359,32 @@ def update_loan_snapshots(
 
     with spill:
         written: list[date] = []
+        carried, computed = 0, cast("int | None", None)
         if mode == "incremental" and loaded is not None:
             record, state = loaded
             chain = [d for d in dates if d > record.as_of and (d == month_end(d) or d == until)]
             base = _base(chain, record.base)
-            frame, new_state = engine(chain, state, base)
+            quiet = (
+                _quiet_loans(
+                    catalog, inputs, pool_assets, previous=record.as_of, until=until, state=state
+                )
+                if tape.tape.height == 0 and _carries(record.as_of, until, chain, catalog)
+                else None
+            )
+            if quiet is None:
+                frame, new_state = engine(chain, state, base)
+            else:
+                carried = quiet.height
+                active = inputs["loans"].join(quiet.lazy(), on="loan_id", how="anti")
+                computed = active.select(pl.len()).collect().item()
+                frame, new_state = _carry_forward(
+                    catalog,
+                    previous=record.as_of,
+                    until=until,
+                    state=state,
+                    quiet=quiet,
+                    engine=engine,
+                )
             written += _write(catalog, frame, chain)
             # A mid-period date before the last (a cut-off) has its own base.
             redo = [d for d in dates if record.as_of < d < until and d != month_end(d)]
@@ -347,7 +410,141 @@ def update_loan_snapshots(
     for stale in catalog.snapshot_dates():
         if stale != month_end(stale) and stale not in keep:
             catalog.snapshot_partition(stale).unlink()
-    return SnapshotOutcome(sorted(written), mode, start if mode == "recomputed_from" else None)
+    return SnapshotOutcome(
+        sorted(written),
+        mode,
+        start if mode == "recomputed_from" else None,
+        carried=carried,
+        computed=computed,
+    )
+
+
+# -- carrying quiet loans forward -----------------------------------------------------------
+Engine = Callable[
+    [list[date], EngineState | None, date | None, pl.DataFrame | None],
+    tuple["_Snapshots", EngineState],
+]
+
+
+def _carries(previous: date, until: date, chain: Sequence[date], catalog: Catalog) -> bool:
+    """Whether quiet loans can be carried from the snapshot of ``previous`` to ``until``.
+
+    Both dates must lie inside one collection period, neither its end: a snapshot
+    on such a date carries the flows since the month-end before it, so a loan
+    with nothing new in between has the same flows, balances and state at both.
+    """
+    return (
+        list(chain) == [until]
+        and previous != month_end(previous)
+        and until != month_end(until)
+        and (previous.year, previous.month) == (until.year, until.month)
+        and catalog.snapshot_partition(previous).is_file()
+    )
+
+
+def _quiet_loans(
+    catalog: Catalog,
+    inputs: Mapping[str, pl.LazyFrame],
+    pool_assets: pl.LazyFrame,
+    *,
+    previous: date,
+    until: date,
+    state: EngineState,
+) -> pl.DataFrame:
+    """``loan_id`` (and the aged ``dpd``) of the loans whose snapshot at ``until`` is their
+    snapshot at ``previous`` aged by the calendar.
+
+    A loan is quiet when it is in the stored state and, after ``previous``, has no
+    cash event, no pool event and no instalment falling due (from ``previous`` on, as
+    an instalment due that day is overdue the day after). A quiet loan not shown at
+    ``previous`` (nothing owed, nothing paid) stays hidden. A shown one keeps its row;
+    its days past due (DOMAIN.md: days since the oldest unpaid instalment fell due)
+    grow by the days between the dates when it was overdue, and it stays quiet only
+    while that keeps its delinquency bucket and stays clear of the default and
+    charge-off thresholds; otherwise the engine computes it.
+    """
+    days = (until - previous).days
+    events = pl.concat(
+        [
+            inputs["repayments"].filter(pl.col("value_date") > previous).select("loan_id"),
+            pool_assets.filter(pl.col("event_date") > previous).select("loan_id"),
+            inputs["schedules"]
+            .filter(pl.col("due_date").is_between(previous, until))
+            .select("loan_id"),
+        ]
+    )
+    candidates = (
+        state.loans.select("loan_id", "default_dpd", "charge_off_dpd")
+        .join(inputs["loans"].select("loan_id"), on="loan_id", how="semi")
+        .join(events, on="loan_id", how="anti")
+    )
+    shown = catalog.scan(catalog.snapshot_partition(previous)).select(
+        "loan_id", "dpd", "bucket", "status"
+    )
+    aged = pl.when(pl.col("dpd") > 0).then(pl.col("dpd") + days).otherwise(0).cast(pl.Int32)
+    status = pl.col("status")
+    keeps = (
+        (pl.col("dpd") == 0)
+        | (
+            (aged <= _bucket_upper(pl.col("bucket")))
+            & (
+                status.is_in(["current", "delinquent"])
+                & (aged + 1 < pl.col("default_dpd"))
+                & (aged + 1 < pl.col("charge_off_dpd"))
+                | (status == "defaulted") & (aged + 1 < pl.col("charge_off_dpd"))
+                | (status == "charged_off")
+            )
+        )
+    ).fill_null(False)
+    carried = (
+        candidates.join(shown, on="loan_id", how="inner")
+        .filter(keeps)
+        .select("loan_id", aged.alias("dpd"))
+    )
+    hidden = candidates.join(shown, on="loan_id", how="anti").select(
+        "loan_id", pl.lit(None, dtype=pl.Int32).alias("dpd")
+    )
+    return pl.concat([carried, hidden]).collect()
+
+
+def _bucket_upper(bucket: pl.Expr) -> pl.Expr:
+    """The largest days past due of a delinquency bucket (``1-30`` -> 30; ``180+`` has none)."""
+    upper = {label: int(label.rsplit("-", 1)[1]) for label in schema.DPD_BUCKETS if "-" in label}
+    upper["current"] = 0
+    return bucket.replace_strict(upper, default=None, return_dtype=pl.Int32).fill_null(2**31 - 1)
+
+
+def _carry_forward(
+    catalog: Catalog,
+    *,
+    previous: date,
+    until: date,
+    state: EngineState,
+    quiet: pl.DataFrame,
+    engine: Engine,
+) -> tuple[_Snapshots, EngineState]:
+    """The snapshots of ``until``: the engine on the active loans, the quiet ones carried.
+
+    The engine continues from the stored state of the active loans only; the quiet
+    loans keep their state rows (nothing of theirs changed) and their snapshot rows
+    of ``previous``, dated ``until`` with their days past due aged.
+    """
+    ids = quiet.lazy().select("loan_id")
+    snapshots, new_state = engine([until], state, state.base, quiet.select("loan_id"))
+    carried = (
+        catalog.scan(catalog.snapshot_partition(previous))
+        .join(
+            quiet.lazy().filter(pl.col("dpd").is_not_null()),
+            on="loan_id",
+            how="inner",
+            suffix="_aged",
+        )
+        .with_columns(pl.lit(until).alias("as_of_date"), pl.col("dpd_aged").alias("dpd"))
+        .drop("dpd_aged")
+    )
+    rows = combine_snapshots([snapshots.at(until).lazy(), carried]).collect()
+    loans = combine_states([new_state.loans, state.loans.join(ids, on="loan_id", how="semi")])
+    return _Snapshots.of(rows), EngineState(new_state.as_of, new_state.base, loans)
 
 
 @dataclass
@@ -355,24 +552,18 @@ class _Snapshots:
     """An engine run's snapshots, read back one as-of date at a time."""
 
     parts: dict[date, list[pl.LazyFrame]] = field(default_factory=dict)
-    """Per as-of date, each batch's rows (in memory, or spilled to Parquet)."""
+    """Per as-of date, each bucket's rows (in memory, or written under the data root)."""
 
-    def add(self, frame: pl.DataFrame, spill_dir: Path | None) -> None:
-        """Add a batch's snapshots, writing them under ``spill_dir`` when given."""
+    def add(self, frame: pl.DataFrame) -> None:
+        """Add a frame of snapshots (of any as-of dates) held in memory."""
         for part in frame.partition_by("as_of_date", maintain_order=True):
-            as_of: date = part["as_of_date"][0]
-            if spill_dir is None:
-                self.parts.setdefault(as_of, []).append(part.lazy())
-                continue
-            path = spill_file(spill_dir, f"{as_of.isoformat()}-{len(self.parts.get(as_of, []))}")
-            part.write_parquet(path, compression="lz4", statistics=False)
-            self.parts.setdefault(as_of, []).append(pl.scan_parquet(path))
+            self.parts.setdefault(part["as_of_date"][0], []).append(part.lazy())
 
     @classmethod
     def of(cls, frame: pl.DataFrame) -> _Snapshots:
         """Snapshots held in memory, from one frame of several as-of dates."""
         snapshots = cls()
-        snapshots.add(frame, None)
+        snapshots.add(frame)
         return snapshots
 
     def at(self, as_of: date) -> pl.DataFrame:
@@ -383,7 +574,7 @@ class _Snapshots:
         return combine_snapshots(parts).collect()
 
 
-def _run_batches(
+def _run_here(
     inputs: Mapping[str, pl.LazyFrame],
     pool_assets: pl.LazyFrame,
     chain: list[date],
@@ -391,45 +582,190 @@ def _run_batches(
     state: EngineState | None,
     base: date | None,
     rules_by_pool: Mapping[str, PerformanceRules],
-    buckets: int,
-    spill: ExitStack,
 ) -> tuple[_Snapshots, EngineState]:
-    """Run the engine over ``buckets`` loan buckets one after the other.
-
-    With more than one bucket each bucket's snapshots and state are written to
-    a temporary folder as soon as they are computed, so the memory in use is
-    that of one bucket's engine run plus one as-of date when it is read back.
-    """
-    spill_dir = (
-        Path(spill.enter_context(tempfile.TemporaryDirectory(prefix="abs-pipeline-engine-")))
-        if buckets > 1
-        else None
+    """The engine over the whole book in this process, held in memory (one bucket)."""
+    run = engine_batch(
+        inputs["loans"],
+        inputs["schedules"],
+        inputs["repayments"],
+        pool_assets,
+        chain,
+        bucket=0,
+        buckets=1,
+        state=state,
+        base=base,
+        rules_by_pool=rules_by_pool,
     )
-    snapshots = _Snapshots()
-    states: list[pl.LazyFrame] = []
-    for bucket in range(buckets):
-        run = engine_batch(
-            inputs["loans"],
-            inputs["schedules"],
-            inputs["repayments"],
-            pool_assets,
-            chain,
-            bucket=bucket,
-            buckets=buckets,
-            state=state,
-            base=base,
-            rules_by_pool=rules_by_pool,
-        )
-        frame, loans = pl.collect_all([run.snapshots, run.state.loans])
-        snapshots.add(frame, spill_dir)
-        if spill_dir is None:
-            states.append(loans.lazy())
-        else:
-            path = spill_file(spill_dir, f"state-{bucket}")
-            loans.write_parquet(path, compression="lz4", statistics=False)
-            states.append(pl.scan_parquet(path))
-    loans_state = states[0] if len(states) == 1 else combine_states(states)
-    return snapshots, EngineState(as_of=max(chain), base=base, loans=loans_state)
+    frame, loans = pl.collect_all([run.snapshots, run.state.loans])
+    return _Snapshots.of(frame), EngineState(max(chain), base, loans.lazy())
+
+
+# -- loan buckets as jobs -------------------------------------------------------------------
+ENGINE_INPUTS = ("loans", "schedules", "repayments", "pool_assets")
+"""The curated datasets a bucket reads."""
+
+WORK_FOLDER = "work/engine"
+"""Under the data root: each run's bucket outputs, removed when the stage ends."""
+
+
+@dataclass(frozen=True)
+class BucketJob:
+    """One loan bucket of an engine run, everything named by a location under the data root.
+
+    A job is plain data: it can be sent to another process or machine
+    (a Dask worker) that reaches the same data root.
+    """
+
+    data_root: str
+    """An absolute local path or an fsspec URL."""
+    work: str
+    """The run's folder under the data root (POSIX, relative) the bucket writes to."""
+    bucket: int
+    buckets: int
+    chain: tuple[date, ...]
+    base: date | None
+    rules_by_pool: Mapping[str, PerformanceRules]
+    state: tuple[date, date | None] | None
+    """The stored engine state's (as-of, base) to continue from, or None to start afresh."""
+    left_out: str | None
+    """A Parquet file (relative) of the ``loan_id`` the engine does not run, if any."""
+    carried: str | None = None
+    """A Parquet file (relative) of the ``loan_id`` carried forward: not run, and left out
+    of the state too."""
+
+
+@dataclass(frozen=True)
+class BucketOutput:
+    """Where a bucket wrote its snapshots (per as-of date) and its loans' state."""
+
+    snapshots: dict[date, str]
+    state: str
+
+
+Dispatch = Callable[[Sequence[BucketJob]], list[BucketOutput]]
+"""Runs bucket jobs (here, one after the other, or as tasks on a cluster) in order."""
+
+
+def run_bucket(job: BucketJob) -> BucketOutput:
+    """Run the engine on one bucket's loans and write its outputs under the data root.
+
+    Reads the curated inputs (and the stored engine state) at ``job.data_root``;
+    writes ``<work>/bucket-<n>/<as-of>.parquet`` and ``<work>/bucket-<n>/state.parquet``.
+    """
+
+    def at(relative: str | Path) -> str:
+        return located(job.data_root, relative)
+
+    frames = {name: scan_parquet_at(at(curated_relative(name))) for name in ENGINE_INPUTS}
+    state = (
+        None
+        if job.state is None
+        else EngineState(job.state[0], job.state[1], scan_parquet_at(at(ENGINE_STATE_RELATIVE)))
+    )
+    for relative in (job.left_out, job.carried):
+        if relative is None:
+            continue
+        ids = scan_parquet_at(at(relative))
+        frames = {
+            name: frame if name == "pool_assets" else frame.join(ids, on="loan_id", how="anti")
+            for name, frame in frames.items()
+        }
+        if state is not None and relative == job.carried:
+            state = EngineState(
+                state.as_of, state.base, state.loans.join(ids, on="loan_id", how="anti")
+            )
+    run = engine_batch(
+        frames["loans"],
+        frames["schedules"],
+        frames["repayments"],
+        frames["pool_assets"],
+        list(job.chain),
+        bucket=job.bucket,
+        buckets=job.buckets,
+        state=state,
+        base=job.base,
+        rules_by_pool=job.rules_by_pool,
+    )
+    frame, loans = pl.collect_all([run.snapshots, run.state.loans])
+    folder = f"{job.work}/bucket-{job.bucket}"
+    written = {}
+    for part in frame.partition_by("as_of_date", maintain_order=True):
+        as_of: date = part["as_of_date"][0]
+        written[as_of] = f"{folder}/{as_of.isoformat()}.parquet"
+        write_parquet_at(part, at(written[as_of]), compression="lz4")
+    write_parquet_at(loans, at(f"{folder}/state.parquet"), compression="lz4")
+    return BucketOutput(written, f"{folder}/state.parquet")
+
+
+def run_buckets_here(jobs: Sequence[BucketJob]) -> list[BucketOutput]:
+    """Run the jobs one after the other in this process (memory: one bucket at a time)."""
+    return [run_bucket(job) for job in jobs]
+
+
+@dataclass
+class _BucketRunner:
+    """Splits an engine run into bucket jobs, dispatches them and reads their outputs back."""
+
+    catalog: Catalog
+    rules_by_pool: Mapping[str, PerformanceRules]
+    dispatch: Dispatch
+    left_out: pl.DataFrame
+    """``loan_id`` no engine run computes (the servicer tape's own loans)."""
+    runs: int = 0
+
+    def run(
+        self,
+        chain: list[date],
+        *,
+        state: EngineState | None,
+        base: date | None,
+        buckets: int,
+        leave_out: pl.DataFrame | None,
+        spill: ExitStack,
+    ) -> tuple[_Snapshots, EngineState]:
+        """The engine over ``buckets`` buckets; ``state`` must be the stored one (or None).
+
+        The outputs stay under the data root until the stage ends (``spill`` removes
+        them), so the memory in use is one bucket's engine run, then one as-of date.
+        """
+        root = absolute_root(self.catalog.root)
+        if self.runs == 0:
+            # A stage killed earlier may have left its work behind; this run holds the lock.
+            remove_tree_at(located(root, WORK_FOLDER))
+            spill.callback(remove_tree_at, located(root, WORK_FOLDER))
+        self.runs += 1
+        work = f"{WORK_FOLDER}/run-{self.runs}"
+        left_out = carried = None
+        if self.left_out.height:
+            left_out = f"{work}/left-out.parquet"
+            write_parquet_at(self.left_out, located(root, left_out), compression="lz4")
+        if leave_out is not None:
+            carried = f"{work}/carried.parquet"
+            write_parquet_at(leave_out.select("loan_id"), located(root, carried), compression="lz4")
+        jobs = [
+            BucketJob(
+                data_root=root,
+                work=work,
+                bucket=bucket,
+                buckets=buckets,
+                chain=tuple(chain),
+                base=base,
+                rules_by_pool=dict(self.rules_by_pool),
+                state=None if state is None else (state.as_of, state.base),
+                left_out=left_out,
+                carried=carried,
+            )
+            for bucket in range(buckets)
+        ]
+        snapshots = _Snapshots()
+        states = []
+        for output in self.dispatch(jobs):
+            for as_of, relative in output.snapshots.items():
+                snapshots.parts.setdefault(as_of, []).append(
+                    scan_parquet_at(located(root, relative))
+                )
+            states.append(scan_parquet_at(located(root, output.state)))
+        return snapshots, EngineState(max(chain), base, combine_states(states))
 
 
 def _lead_in(first: date) -> list[date]:

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from flows.catalog import Catalog
+from flows.catalog import Catalog, sha256_file
 from flows.errors import SettingsError
 
 DayStatus = Literal["ingested", "complete", "failed"]
@@ -237,3 +238,84 @@ class RunManifest(_Model):
     @classmethod
     def read(cls, path: Path) -> RunManifest:
         return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+# -- file hashes ---------------------------------------------------------------------------
+HASHES_FORMAT = 1
+
+
+class FileHash(_Model):
+    """A file's sha256 and the size and modification time it was computed at."""
+
+    size: int = Field(ge=0)
+    mtime_ns: int
+    sha256: str
+
+
+class HashBook(BaseModel):
+    """``state/file_hashes.json``: the sha256 of every file hashed so far, by path under the
+    data root. A file whose size and modification time (ns) are those recorded is not read
+    again; any other file is hashed and recorded. Files are replaced by an atomic rename, so
+    a rewritten file always has a new modification time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = HASHES_FORMAT
+    files: dict[str, FileHash] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, catalog: Catalog) -> HashBook:
+        """The recorded hashes; an unreadable or missing record is an empty one (all re-hashed)."""
+        path = hash_book_path(catalog)
+        try:
+            book = cls.model_validate_json(path.read_bytes())
+        except (OSError, ValueError):
+            return cls()
+        return book if book.format == HASHES_FORMAT else cls()
+
+    def save(self, catalog: Catalog) -> None:
+        ordered = HashBook(files=dict(sorted(self.files.items())))
+        catalog.write_text(ordered.model_dump_json(indent=0) + "\n", hash_book_path(catalog))
+
+    def sha256(self, catalog: Catalog, path: Path) -> tuple[str, bool]:
+        """The file's sha256, and whether it had to be read to get it."""
+        info = path.stat()
+        key = _hash_key(catalog, path)
+        known = self.files.get(key)
+        if known is not None and known.size == info.st_size and known.mtime_ns == info.st_mtime_ns:
+            return known.sha256, False
+        digest = sha256_file(path)
+        self.files[key] = FileHash(size=info.st_size, mtime_ns=info.st_mtime_ns, sha256=digest)
+        return digest, True
+
+
+def hash_book_path(catalog: Catalog) -> Path:
+    """Where the file hashes are kept (beside the business-date state)."""
+    return catalog.business_date_state.with_name("file_hashes.json")
+
+
+def _hash_key(catalog: Catalog, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(catalog.root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def cached_sha256(catalog: Catalog, paths: Iterable[Path]) -> dict[Path, str]:
+    """The sha256 of each file, reading only files new or changed since they were last hashed.
+
+    The record (:class:`HashBook`) is written back when a file had to be read, and loses
+    the entries of files that no longer exist.
+    """
+    book = HashBook.load(catalog)
+    digests: dict[Path, str] = {}
+    read = False
+    for path in paths:
+        digests[path], fresh = book.sha256(catalog, path)
+        read = read or fresh
+    gone = [key for key in book.files if not (catalog.root / key).exists()]
+    for key in gone:
+        del book.files[key]
+    if read or gone:
+        book.save(catalog)
+    return digests

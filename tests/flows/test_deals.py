@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from flows import deals as deals_module
 from flows.catalog import Catalog
 from flows.deals import load_deals
 
@@ -57,3 +59,29 @@ def test_a_file_the_model_refuses_is_named_with_its_reason(tmp_path: Path) -> No
     assert sorted(book.deals) == ["GOOD-2"]
     assert book.errors[0].startswith("landing/deals/BAD-1.yaml: field tranches: ")
     assert book.errors[0].endswith("(got a list of 0)")
+
+
+def test_the_same_terms_are_checked_once_and_the_kept_result_judges_them_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, _deal("GOOD-1"))
+    _write(tmp_path, _deal("LATE-1", revolving_period_end="2024-07-01"))
+    first = load_deals(Catalog(tmp_path))
+    kept = list((tmp_path / "state" / "deal_checks").glob("*.parquet"))
+    assert len(kept) == 1
+
+    def no_check(*args: object) -> None:
+        raise AssertionError("the deal contract ran again")
+
+    monkeypatch.setattr(deals_module, "validate_frame", no_check)
+    deals_module._deal_failures.cache_clear()  # a new process: only the kept result
+    again = load_deals(Catalog(tmp_path))
+    assert (sorted(again.deals), again.errors) == (sorted(first.deals), first.errors)
+    assert len(again.errors) == 1
+    assert "after_closing" in again.errors[0]
+
+    # Other terms are other rows: checked afresh.
+    monkeypatch.undo()
+    _write(tmp_path, _deal("GOOD-2"))
+    assert sorted(load_deals(Catalog(tmp_path)).deals) == ["GOOD-1", "GOOD-2"]
+    assert len(list((tmp_path / "state" / "deal_checks").glob("*.parquet"))) == 2

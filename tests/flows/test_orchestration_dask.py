@@ -54,6 +54,20 @@ def test_a_dask_backfill_writes_the_same_outputs_as_the_default_runner(
     assert_same_outputs(reference, root)
 
 
+def test_buckets_run_one_after_the_other_on_the_default_runner_and_equal_one_bucket(
+    harness: str, local_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing, reference = local_run
+    root = tmp_path / "buckets"
+    shutil.copytree(landing, root / "landing")
+    monkeypatch.setenv("ABS_PIPELINE_ENGINE_BATCH_LOANS", "70")
+    before = len(_bucket_task_runs())
+    assert main(["backfill", *SPAN, "--data-root", str(root)]) == 0
+    assert_same_outputs(reference, root)
+    assert not (root / "work" / "engine").exists()
+    assert len(_bucket_task_runs()) - before >= 3
+
+
 @pytest.fixture
 def cluster(harness: str, tmp_path: Path) -> Iterator[str]:
     """An external Dask scheduler and two single-threaded workers on loopback."""
@@ -114,14 +128,32 @@ def test_a_backfill_on_an_external_cluster_writes_the_same_outputs_as_a_local_ru
     landing, reference = local_run
     shutil.copytree(landing, tmp_path / "remote" / "landing")
     monkeypatch.setenv("PREFECT_API_URL", harness)
+    # About 70 loans a bucket: the engine's buckets run as tasks on the two workers, and
+    # their outputs put together equal the reference's single run.
+    monkeypatch.setenv("ABS_PIPELINE_ENGINE_BATCH_LOANS", "70")
     # A relative data root: the workers run elsewhere, so it must reach them absolute.
     monkeypatch.chdir(tmp_path)
     assert main(["backfill", *SPAN, "--data-root", "remote", "--dask-address", cluster]) == 0
     assert_same_outputs(reference, tmp_path / "remote")
+    assert not (tmp_path / "remote" / "work" / "engine").exists()
     from distributed import Client
 
     with Client(cluster, timeout=60) as client:
         assert client.run_on_scheduler(_tasks_completed) > 0
+    buckets = _bucket_task_runs()
+    assert len(buckets) >= 3
+    assert {run.state_name for run in buckets} == {"Completed"}
+
+
+def _bucket_task_runs() -> list[Any]:
+    """The engine-bucket task runs the Prefect API recorded."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="engine-bucket"))
+        )
 
 
 def _tasks_completed(dask_scheduler: Any) -> int:
