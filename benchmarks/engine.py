@@ -48,9 +48,9 @@ if str(ROOT) not in sys.path:
 from transforms import schema  # noqa: E402 -- after the checkout is on the path
 from transforms.batches import (  # noqa: E402
     bucket_count,
-    combine_snapshots,
     engine_batch,
     loan_bucket,
+    merge_snapshots,
 )
 from transforms.performance import PerformanceRules  # noqa: E402
 from transforms.schedules import build_schedules  # noqa: E402
@@ -282,6 +282,11 @@ def _split(folder: Path, scratch: Path, buckets: int) -> dict[str, list[pl.LazyF
 def run_polars(folder: Path, output: Path, batch_loans: int, dates: list[date]) -> int:
     """The engine under test, in batches; one Parquet file per as-of date under ``output``.
 
+    Each batch's snapshots are cut by as-of date as soon as they are computed
+    (with one batch, straight into the output); each date is then put
+    together by merging the batches' parts, each already in ``loan_id``
+    order.
+
     Returns:
         The number of batches.
     """
@@ -292,7 +297,6 @@ def run_polars(folder: Path, output: Path, batch_loans: int, dates: list[date]) 
     with tempfile.TemporaryDirectory(dir=output.parent) as scratch:
         spill = Path(scratch)
         split = _split(folder, spill, buckets) if buckets > 1 else None
-        parts = []
         for b in range(buckets):
             loans, schedules, repayments, pool_assets = (
                 split[name][b] if split else scans[name] for name in INPUTS
@@ -309,13 +313,24 @@ def run_polars(folder: Path, output: Path, batch_loans: int, dates: list[date]) 
                 rules=rules,
                 rules_by_pool={POOL: rules},
             )
-            path = spill / f"batch-{b}.parquet"
-            run.snapshots.collect().write_parquet(path, compression="lz4")
-            parts.append(pl.scan_parquet(path))
-        for as_of in dates:
-            at = [p.filter(pl.col("as_of_date") == as_of) for p in parts]
-            frame = at[0].collect() if len(at) == 1 else combine_snapshots(at).collect()
-            frame.write_parquet(output / f"{as_of.isoformat()}.parquet")
+            frame = run.snapshots.collect()
+            for (as_of,), part in frame.partition_by(
+                "as_of_date", maintain_order=True, as_dict=True
+            ).items():
+                if buckets == 1:
+                    part.write_parquet(output / f"{as_of.isoformat()}.parquet")
+                else:
+                    part.write_parquet(
+                        spill / f"{as_of.isoformat()}-{b}.parquet",
+                        compression="lz4",
+                        statistics=False,
+                    )
+            del run, frame
+        if buckets > 1:
+            for as_of in dates:
+                parts = sorted(spill.glob(f"{as_of.isoformat()}-*.parquet"))
+                merged = merge_snapshots([pl.scan_parquet(path) for path in parts])
+                merged.collect().write_parquet(output / f"{as_of.isoformat()}.parquet")
     return buckets
 
 

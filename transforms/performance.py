@@ -253,10 +253,18 @@ def _amount_key(amount: pl.Expr) -> pl.Expr:
     return pl.col("k").cast(pl.Int128) * (1 << 64) + amount.cast(pl.Int128)
 
 
+def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    # The engine's steps are order-dependent (running sums and shifts along
+    # rows sorted by loan): the in-memory engine runs them without the
+    # streaming engine's reordering and fallbacks, at about two thirds of its
+    # CPU time on a benchmark book.
+    return frame.collect(engine="in-memory")
+
+
 def _materialise(frame: pl.LazyFrame) -> pl.LazyFrame:
     # Intermediate tables feed several later joins; computing each once is
     # much cheaper than letting every consumer re-run its plan.
-    return frame.collect().lazy()
+    return _collect(frame).lazy()
 
 
 def _asof(
@@ -692,7 +700,7 @@ def _events(
             "due",
             "o_u",
         )
-        .collect()
+        .pipe(_collect)
     )
     u = pl.Series("u", _unscheduled_ahead(frame), dtype=pl.Int64)
     previous_u = pl.when(_FIRST).then(pl.col("o_u")).otherwise(pl.col("u").shift(1))
@@ -1070,7 +1078,8 @@ def run_engine(
         .sort("key")
     ).pipe(_materialise)
     rows = _snapshot_rows(book, grid, days, due_by_day, pool_assets, carried=bool(carried))
-    snapshots = _output(book, rows)
+    # Every caller reads the snapshots: computed here, once, by the in-memory engine.
+    snapshots = _materialise(_output(book, rows))
     at_base = None
     if base is not None and (state is None or base != state.base):
         at_base = _base_rows(book, grid, days, pool_assets, _epoch_day(base))
