@@ -248,11 +248,6 @@ def _day_key(day: pl.Expr) -> pl.Expr:
     return pl.col("k").cast(pl.Int64) * (1 << 32) + day.cast(pl.Int64)
 
 
-def _amount_key(amount: pl.Expr) -> pl.Expr:
-    """Sort key of (loan, amount in fen) as one integer."""
-    return pl.col("k").cast(pl.Int128) * (1 << 64) + amount.cast(pl.Int128)
-
-
 def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
     # The engine's steps are order-dependent (running sums and shifts along
     # rows sorted by loan): the in-memory engine runs them without the
@@ -489,29 +484,6 @@ def _due_by_day(book: pl.LazyFrame, schedule: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(_day_key(pl.col("due")).alias("key"))
         .sort("key")
         .select("key", "instalments_due", "cum_principal_due")
-    )
-
-
-def _first_unpaid(book: pl.LazyFrame, schedule: pl.LazyFrame) -> pl.LazyFrame:
-    """Instalments by cumulative amount due: join key ``unpaid_key`` (loan, amount).
-
-    Instalments of zero amount are left out: they never become the oldest
-    unpaid one. Each loan ends with a row beyond any amount (no unpaid
-    instalment).
-    """
-    beyond = book.select(
-        "k",
-        pl.lit(1 << 62, dtype=pl.Int64).alias("cum_due"),
-        pl.lit(None, dtype=pl.Int32).alias("oldest_unpaid"),
-    )
-    rows = schedule.filter(pl.col("amount") > 0).select(
-        "k", "cum_due", pl.col("due").alias("oldest_unpaid")
-    )
-    return (
-        pl.concat([rows, beyond])
-        .with_columns(_amount_key(pl.col("cum_due")).alias("unpaid_key"))
-        .sort("unpaid_key")
-        .select("unpaid_key", "oldest_unpaid")
     )
 
 
@@ -1184,7 +1156,7 @@ def run_engine(
     ).pipe(_materialise)
     rows = _snapshot_rows(book, grid, days, due_by_day, pool_events, carried=bool(carried))
     # Every caller reads the snapshots: computed here, once, by the in-memory engine.
-    snapshots = _materialise(_output(book, rows))
+    snapshots = _output(_collect(book), rows).lazy()
     at_base = None
     if base is not None and (state is None or base != state.base):
         at_base = _base_rows(book, grid, days, pool_events, _epoch_day(base))
@@ -1465,17 +1437,18 @@ def _base_rows(
     )
 
 
-def _output(book: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
-    # Loans are numbered in loan_id order, so (as_of, k) is the output order.
+def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
+    """The shown rows as ``schema.LOAN_SNAPSHOTS``, in (as-of date, loan_id) order.
+
+    Loans are numbered in loan_id order and the grid is in (loan, date)
+    order, so the output order is a stable sort on the date alone; only the
+    output columns are gathered into it, once.
+    """
     t = pl.col("as_of")
-    output_order = t.cast(pl.Int64) * (1 << 32) + pl.col("k").cast(pl.Int64)
-    return (
-        rows.filter(pl.col("shown"))
-        .sort(output_order)
-        .join(book.select("k", "loan_id"), on="k", how="left", maintain_order="left")
-        .select(
+    columns = _collect(
+        rows.filter(pl.col("shown")).select(
             t.cast(pl.Date).alias("as_of_date"),
-            "loan_id",
+            "k",
             "pool_id",
             "opening_principal",
             "closing_principal",
@@ -1499,6 +1472,12 @@ def _output(book: pl.LazyFrame, rows: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("outside_fees").alias("outside_fees_paid"),
             "outside_recoveries",
         )
+    )
+    ordered = columns.sort("as_of_date", maintain_order=True)
+    loan_ids = book.get_column("loan_id").gather(ordered.get_column("k"))
+    return (
+        ordered.with_columns(loan_ids.alias("loan_id"))
+        .select(list(schema.LOAN_SNAPSHOTS))
         .cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
     )
 
