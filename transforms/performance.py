@@ -445,6 +445,28 @@ def _rule_changes(
         .agg(
             pl.col("k", "day").first(), pl.col("default_dpd", "charge_off_dpd", "tolerance").last()
         )
+        .pipe(_without_repeated_rules, book)
+    )
+
+
+def _without_repeated_rules(changes: pl.LazyFrame, book: pl.LazyFrame) -> pl.LazyFrame:
+    """Rule changes that change something, in (loan, day) order.
+
+    A change to the rules already in force (the loan's previous change, else
+    its opening rules) leaves every figure as it was: it is dropped, so it
+    does not split the loan's cash intervals for nothing.
+    """
+    rules = ("default_dpd", "charge_off_dpd", "tolerance")
+    opening = book.select("k", *(pl.col(r).alias(f"opening_{r}") for r in rules))
+    in_force = [
+        pl.when(_FIRST).then(pl.col(f"opening_{r}")).otherwise(pl.col(r).shift(1)) for r in rules
+    ]
+    same = pl.all_horizontal(pl.col(r) == before for r, before in zip(rules, in_force, strict=True))
+    return (
+        changes.sort("key")
+        .join(opening, on="k", how="left", maintain_order="left")
+        .filter(~same)
+        .select("key", "k", "day", *rules)
     )
 
 
