@@ -1158,24 +1158,11 @@ def run_engine(
     days, loan_days = _cash_days(book, schedule, events, changes)
     days = _materialise(days)
     del events
-    terms = schedule.group_by("k").agg(
-        pl.len().cast(pl.Int32).alias("instalments"), pl.col("due").max().alias("final_due")
-    )
-    first_previous = state.base if state is not None else None
-    periods = pl.LazyFrame(
-        {"as_of": dates, "previous_as_of": [first_previous, *dates[:-1]]},
-        schema={"as_of": pl.Date, "previous_as_of": pl.Date},
-    ).select(_day("as_of"), _day("previous_as_of"))
     carried = _base_columns() if state is not None else ()
-    grid = (
-        book.select("k", "origination", "principal", "advance_days", *carried)
-        .join(loan_days, on="k", how="left")
-        .join(terms, on="k", how="left")
-        .join(periods, how="cross")
-        .filter(pl.col("as_of") >= pl.col("origination"))
-        .with_columns(_day_key(pl.col("as_of")).alias("key"))
-        .sort("key")
-    ).pipe(_materialise)
+    first_previous = state.base if state is not None else None
+    grid = _materialise(
+        _grid(book, loan_days, schedule, dates, first_previous=first_previous, carried=carried)
+    )
     rows = _snapshot_rows(book, grid, days, due_by_day, pool_events, carried=bool(carried))
     # Every caller reads the snapshots: computed here, once, by the in-memory engine.
     snapshots = _output(_collect(book), rows).lazy()
@@ -1230,6 +1217,41 @@ def loan_snapshots(
         rules_by_pool=rules_by_pool,
     )
     return run.snapshots
+
+
+def _grid(
+    book: pl.LazyFrame,
+    loan_days: pl.LazyFrame,
+    schedule: pl.LazyFrame,
+    dates: Sequence[date],
+    *,
+    first_previous: date | None,
+    carried: Sequence[str],
+) -> pl.LazyFrame:
+    """Every (loan, as-of date) from the loan's origination on, in (loan, date) order.
+
+    Each row carries the loan's terms (``instalments``, ``final_due``), its
+    default and charge-off days, the previous as-of date (``first_previous``
+    before the first) and the ``carried`` base totals of the state.
+    """
+    terms = schedule.group_by("k").agg(
+        pl.len().cast(pl.Int32).alias("instalments"), pl.col("due").max().alias("final_due")
+    )
+    periods = pl.LazyFrame(
+        {"as_of": dates, "previous_as_of": [first_previous, *dates[:-1]]},
+        schema={"as_of": pl.Date, "previous_as_of": pl.Date},
+    ).select(_day("as_of"), _day("previous_as_of"))
+    # The book is in loan order and the dates are sorted: the product is in
+    # (loan, date) order by construction.
+    return (
+        book.select("k", "origination", "principal", "advance_days", *carried)
+        .join(loan_days, on="k", how="left", maintain_order="left")
+        .join(terms, on="k", how="left", maintain_order="left")
+        .join(periods, how="cross", maintain_order="left_right")
+        .filter(pl.col("as_of") >= pl.col("origination"))
+        .with_columns(_day_key(pl.col("as_of")).alias("key"))
+        .set_sorted("key")
+    )
 
 
 def _base_columns() -> tuple[str, ...]:
