@@ -647,6 +647,7 @@ def _events(
                 pl.col("principal").alias("loan_principal"),
                 "open_day",
                 "o_raw",
+                "o_u",
                 "advance_days",
             ),
             on="loan_id",
@@ -672,24 +673,20 @@ def _events(
         due_by_day.select(pl.col("key").alias("due_key"), pl.col("cum_principal_due").alias("due")),
         "due_key",
     )
-    frame = (
-        events.join(book.select("k", "o_u"), on="k", how="left", maintain_order="left")
-        .select(
-            "key",
-            "k",
-            "day",
-            "loan_principal",
-            "reversal",
-            "principal",
-            "interest",
-            "fees",
-            "c_after",
-            "c_before",
-            "due",
-            "o_u",
-        )
-        .pipe(_collect)
-    )
+    frame = events.select(
+        "key",
+        "k",
+        "day",
+        "loan_principal",
+        "reversal",
+        "principal",
+        "interest",
+        "fees",
+        "c_after",
+        "c_before",
+        "due",
+        "o_u",
+    ).pipe(_collect)
     u = pl.Series("u", _unscheduled_ahead(frame), dtype=pl.Int64)
     previous_u = pl.when(_FIRST).then(pl.col("o_u")).otherwise(pl.col("u").shift(1))
     return (
