@@ -1,9 +1,9 @@
 """Plot the engine benchmark's results: time and peak memory against the book size.
 
 Reads the JSON lines that ``benchmarks/engine.py --json FILE`` appends (one per
-book size and month count) and writes a self-contained SVG: two log-log panels
-(wall time, peak resident memory) with the engine and, where it ran, the DuckDB
-reference. Same input, same bytes.
+book size and month count) and writes a self-contained SVG: log-log panels
+(wall time, CPU time where recorded, peak resident memory) with the engine
+and, where it ran, the DuckDB reference. Same input, same bytes.
 
     .venv/bin/python benchmarks/plot_scaling.py benchmarks/results/engine.jsonl docs/scaling.svg
 """
@@ -35,7 +35,7 @@ def _label(value: float) -> str:
 
 def _panel(results: list[dict[str, Any]], key: str, title: str, unit: float, x0: int) -> list[str]:
     points = {
-        name: [(r["loans"], r[name][key] / unit) for r in results if name in r]
+        name: [(r["loans"], r[name][key] / unit) for r in results if key in r.get(name, {})]
         for name, _, _ in SERIES
     }
     xs = [x for series in points.values() for x, _ in series]
@@ -90,10 +90,23 @@ def plot(results: list[dict[str, Any]]) -> str:
     """The SVG text for ``results`` (12-month runs only, the latest per book size)."""
     latest = {r["loans"]: r for r in results if r.get("months", 12) == 12}
     rows = [latest[n] for n in sorted(latest)]
-    width, height = 2 * (PANEL_W + MARGIN + 30), PANEL_H + 100
+    panels = [
+        ("seconds", "wall time (s)", 1.0),
+        # CPU time is comparable between runs on a shared machine; wall time is not.
+        ("cpu", "CPU time (s)", 1.0),
+        ("peak_bytes", "peak resident memory (GiB)", 2.0**30),
+    ]
+    shown = [
+        (key, title, unit)
+        for key, title, unit in panels
+        if any(key in r.get(name, {}) for r in rows for name, _, _ in SERIES)
+    ]
+    step = PANEL_W + MARGIN + 30
+    width, height = len(shown) * step, PANEL_H + 100
     body = [
-        *_panel(rows, "seconds", "wall time (s)", 1.0, 0),
-        *_panel(rows, "peak_bytes", "peak resident memory (GiB)", 2.0**30, PANEL_W + MARGIN + 30),
+        line
+        for i, (key, title, unit) in enumerate(shown)
+        for line in _panel(rows, key, title, unit, i * step)
     ]
     legend_y = PANEL_H + 84
     for i, (_, label, dash) in enumerate(SERIES):

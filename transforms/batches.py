@@ -107,6 +107,23 @@ def combine_snapshots(parts: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
     return pl.concat(parts, how="vertical").sort("as_of_date", "loan_id")
 
 
+def merge_snapshots(parts: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
+    """Snapshots of one as-of date from several buckets, in ``loan_id`` order.
+
+    Each part is one bucket's snapshots of the same as-of date, sorted by
+    ``loan_id`` (as the engine writes them), so the parts are merged in one
+    linear pass instead of sorted again.
+    """
+    if not parts:
+        return pl.LazyFrame(schema=schema.LOAN_SNAPSHOTS)
+    merged = list(parts)
+    while len(merged) > 1:
+        pairs = zip(merged[::2], merged[1::2], strict=False)
+        odd = [merged[-1]] if len(merged) % 2 else []
+        merged = [a.merge_sorted(b, key="loan_id") for a, b in pairs] + odd
+    return merged[0]
+
+
 def combine_states(parts: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
     """The engine states of several buckets as one run's (sorted by ``loan_id``)."""
     return pl.concat(parts, how="vertical").sort("loan_id")

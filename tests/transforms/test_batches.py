@@ -17,6 +17,7 @@ from transforms.batches import (
     engine_batch,
     in_bucket,
     loan_bucket,
+    merge_snapshots,
 )
 from transforms.performance import EngineState, PerformanceRules, run_engine
 from transforms.schedules import build_schedules
@@ -69,6 +70,21 @@ def test_buckets_continuing_from_a_state_equal_the_single_run(seed: int) -> None
     snapshots, loans = _batched(seed, 3, rest, state, rest[-1])
     assert snapshots.equals(single.snapshots.collect())
     assert loans.equals(single.state.loans.collect())
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32), st.sampled_from([1, 2, 3, 5]))
+def test_one_dates_buckets_merge_into_the_single_runs_loan_order(seed: int, buckets: int) -> None:
+    single = run_engine(*_inputs(seed), MONTH_ENDS, rules_by_pool=POOL_RULES).snapshots.collect()
+    inputs = _inputs(seed)
+    runs = [
+        engine_batch(*inputs, MONTH_ENDS, bucket=b, buckets=buckets, rules_by_pool=POOL_RULES)
+        for b in range(buckets)
+    ]
+    for as_of in MONTH_ENDS:
+        parts = [r.snapshots.filter(pl.col("as_of_date") == as_of) for r in runs]
+        merged = merge_snapshots(parts).collect()
+        assert merged.equals(single.filter(pl.col("as_of_date") == as_of))
 
 
 def test_every_loan_falls_in_exactly_one_bucket_and_always_the_same() -> None:

@@ -21,6 +21,7 @@ from transforms.performance import (
     EngineRun,
     EngineState,
     PerformanceRules,
+    _oldest_unpaid,
     loan_snapshots,
     overpayments,
     run_engine,
@@ -753,3 +754,33 @@ def test_continuing_from_the_state_equals_starting_from_nothing(
         assert run.state.loans.collect().equals(fresh.state.loans.collect()), new_day
         assert run.state.as_of == new_day
         state, day = run.state, new_day
+
+
+def test_the_oldest_unpaid_instalment_is_found_whatever_the_size_of_the_amounts() -> None:
+    def found(scale: int) -> list[int | None]:
+        # Loan 0: instalments of 100 and 200 (cumulative 100, 300); loan 2: one of 50;
+        # loan 1 has no schedule. Amounts times ``scale``.
+        schedule = pl.DataFrame(
+            {
+                "k": [0, 0, 2],
+                "amount": [100 * scale, 200 * scale, 50 * scale],
+                "cum_due": [100 * scale, 300 * scale, 50 * scale],
+                "due": [10, 40, 20],
+            },
+            schema={"k": pl.UInt32, "amount": pl.Int64, "cum_due": pl.Int64, "due": pl.Int32},
+        )
+        cash = [-5, 0, 99, 100, 299, 300, 0, 0, 49, 50]
+        days = pl.DataFrame(
+            {
+                "k": [0, 0, 0, 0, 0, 0, 1, 2, 2, 2],
+                "cum_cash": [c * scale for c in cash],
+                "tolerance": [0] * len(cash),
+            },
+            schema={"k": pl.UInt32, "cum_cash": pl.Int64, "tolerance": pl.Int64},
+        )
+        return _oldest_unpaid(days, schedule).to_list()
+
+    expected = [10, 10, 10, 40, 40, None, None, 20, 20, None]
+    assert found(1) == expected
+    # Amounts too wide for a 64-bit (loan, amount) key take the ranked path.
+    assert found(1 << 54) == expected
