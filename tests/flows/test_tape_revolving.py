@@ -27,7 +27,7 @@ from flows.catalog import Catalog
 from flows.curate import curate
 from flows.deals import load_deals
 from flows.ingest import ingest_dates
-from flows.metrics import compute_pool_metrics
+from flows.metrics import compute_pool_metrics, load_metrics_book
 from flows.render import render_disclosures
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from tests.polars_warnings import fail_on_sortedness_warning, no_sortedness_warning
@@ -153,8 +153,9 @@ def test_the_revolving_disclosure_renders_with_the_hidden_sections_stated(root: 
     catalog = Catalog(root)
     deals = load_deals(catalog).deals
     periods = compute_pool_metrics(catalog, deals, [FEB, MAR])
+    book = load_metrics_book(catalog, periods)
     written = render_disclosures(
-        catalog, deals, periods, generated_at=GENERATED_AT, run_id="r1", with_pdf=False
+        catalog, deals, book, periods, generated_at=GENERATED_AT, run_id="r1", with_pdf=False
     )
     english = [p for p in written if p.name.endswith(".html") and "2024-03" in str(p)]
     assert english
