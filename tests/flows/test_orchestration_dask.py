@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from flows.cli import main
-from tests.flows.test_orchestration import assert_same_outputs
+from tests.flows.books import assert_same_outputs
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
