@@ -312,9 +312,12 @@ def test_two_runs_never_write_the_data_root_at_once(
 
     monkeypatch.setattr(pipeline, "ingest_dates", held)
     results: list[Any] = []
-    # The first run, in this process, stops inside its first chunk holding the lock.
+    # The first run, in this process, stops inside its (only) chunk holding the lock.
     context = contextvars.copy_context()
-    first = threading.Thread(target=lambda: results.append(context.run(_backfill, root)))
+    march = date(2024, 3, 1)
+    first = threading.Thread(
+        target=lambda: results.append(context.run(_backfill, root, start=march))
+    )
     first.start()
     args = ("run", "--date", "2024-03-31", "--data-root", str(root))
     try:
@@ -323,7 +326,7 @@ def test_two_runs_never_write_the_data_root_at_once(
         assert busy.wait(timeout=180) == 2
         error = _text(busy_output, ".err")
         assert "data root is in use by another run" in error
-        assert "range 2024-01-01 .. 2024-03-31" in error
+        assert "range 2024-03-01 .. 2024-03-31" in error
         last_delivery = Catalog(root).landing_dates()[-1]
         assert not Catalog(root).staged_partition("loans", last_delivery).exists()
 
