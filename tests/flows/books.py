@@ -1,5 +1,5 @@
 """Data roots for the flow tests: copies of a landing zone or of a processed root, corrected
-deliveries, and the comparison of two roots' outputs.
+deliveries, the comparison of two roots' outputs, and the command line in another process.
 
 The fixtures that build them are in ``tests/flows/conftest.py``; a test that changes a
 shared root works on a copy (:func:`copy_root`).
@@ -7,7 +7,12 @@ shared root works on a copy (:func:`copy_root`).
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -127,3 +132,32 @@ def redeliver_lower_principal(root: Path, month: str, pool: str | None = None) -
     lines[number] = ",".join(cells)
     redeliver(path, "\n".join(lines) + "\n")
     return path
+
+
+def start_cli(
+    api: str, folder: Path, *args: str, timeout: float = 0
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``abs-pipeline`` in a subprocess on this test's Prefect API; output to files.
+
+    Returns:
+        The process, and the stem of its ``.out`` and ``.err`` files (:func:`output_text`).
+    """
+    env = {**os.environ, "PREFECT_API_URL": api, "ABS_PIPELINE_LOCK_TIMEOUT_SECONDS": str(timeout)}
+    output = folder / f"cli-{time.monotonic_ns()}"
+    with output.with_suffix(".out").open("wb") as out, output.with_suffix(".err").open("wb") as err:
+        process = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env,
+                                   stdout=out, stderr=err)  # fmt: skip
+    return process, output
+
+
+def output_text(output: Path, suffix: str) -> str:
+    """What a :func:`start_cli` process wrote to ``.out`` or ``.err`` so far."""
+    return output.with_suffix(suffix).read_text(encoding="utf-8")
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll ``condition`` until it holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

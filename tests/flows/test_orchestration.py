@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,6 +19,8 @@ from tests.flows.books import (
     copy_root,
     outputs,
     redeliver_lower_principal,
+    start_cli,
+    wait_for,
 )
 from tests.flows.conftest import TINY_END, TINY_START
 
@@ -249,39 +245,16 @@ def test_the_run_publishes_a_summary_a_metrics_table_and_a_link(
     )
 
 
-def _cli(
-    api: str, folder: Path, *args: str, timeout: float = 0
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``abs-pipeline`` in a subprocess on this test's Prefect API; output to files."""
-    env = {**os.environ, "PREFECT_API_URL": api, "ABS_PIPELINE_LOCK_TIMEOUT_SECONDS": str(timeout)}
-    output = folder / f"cli-{time.monotonic_ns()}"
-    with output.with_suffix(".out").open("wb") as out, output.with_suffix(".err").open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env,
-                                   stdout=out, stderr=err)  # fmt: skip
-    return process, output
-
-
-def _text(output: Path, suffix: str) -> str:
-    return output.with_suffix(suffix).read_text(encoding="utf-8")
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_killed_backfill_resumes_where_it_stopped(
     harness: str, tiny_backfill: Backfilled, tiny_root: Path, tmp_path: Path
 ) -> None:
     root = tiny_root
     catalog = Catalog(root)
-    process, _ = _cli(
+    process, _ = start_cli(
         harness, tmp_path, "backfill", "--start", str(START), "--end", str(END),
         "--data-root", str(root),
     )  # fmt: skip
-    _wait_for(lambda: bool(StateBook.load(catalog).days) or process.poll() is not None, 120)
+    wait_for(lambda: bool(StateBook.load(catalog).days) or process.poll() is not None, 120)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     recorded = StateBook.load(catalog).days
@@ -293,49 +266,3 @@ def test_a_killed_backfill_resumes_where_it_stopped(
     assert skipped == [f"2024-{m:02d}" for m in done_months]
     assert [o for _, o in _outcomes(resumed)][len(skipped) :] == ["processed"] * (3 - len(skipped))
     assert_same_outputs(root, tiny_backfill.root, resumed=True)
-
-
-def test_two_runs_never_write_the_data_root_at_once(
-    harness: str, tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from flows import pipeline
-
-    root = tiny_root
-    release = threading.Event()
-    inside = threading.Event()
-    real = pipeline.ingest_dates
-
-    def held(catalog: Catalog, days: Sequence[date]) -> Any:
-        inside.set()
-        assert release.wait(120)
-        return real(catalog, days)
-
-    monkeypatch.setattr(pipeline, "ingest_dates", held)
-    results: list[Any] = []
-    # The first run, in this process, stops inside its (only) chunk holding the lock.
-    context = contextvars.copy_context()
-    march = date(2024, 3, 1)
-    first = threading.Thread(
-        target=lambda: results.append(context.run(_backfill, root, start=march))
-    )
-    first.start()
-    args = ("run", "--date", "2024-03-31", "--data-root", str(root))
-    try:
-        assert inside.wait(120)
-        busy, busy_output = _cli(harness, tmp_path, *args, timeout=0.5)
-        assert busy.wait(timeout=180) == 2
-        error = _text(busy_output, ".err")
-        assert "data root is in use by another run" in error
-        assert "range 2024-03-01 .. 2024-03-31" in error
-        last_delivery = Catalog(root).landing_dates()[-1]
-        assert not Catalog(root).staged_partition("loans", last_delivery).exists()
-
-        waiting, waiting_output = _cli(harness, tmp_path, *args, timeout=300)
-        _wait_for(lambda: "waiting up to 300 s" in _text(waiting_output, ".err"), 180)
-        assert waiting.poll() is None
-    finally:
-        release.set()
-        first.join(timeout=300)
-    assert waiting.wait(timeout=300) == 0, _text(waiting_output, ".err")
-    assert not results[0].failed
-    assert "business dates 2024-03-31 .. 2024-03-31" in _text(waiting_output, ".out")
