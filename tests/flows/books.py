@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flows.catalog import Catalog
 from flows.delivery import manifest_for
@@ -132,6 +134,27 @@ def redeliver_lower_principal(root: Path, month: str, pool: str | None = None) -
     lines[number] = ",".join(cells)
     redeliver(path, "\n".join(lines) + "\n")
     return path
+
+
+def break_ingest(
+    monkeypatch: pytest.MonkeyPatch, month: int, error: Exception
+) -> Callable[[], None]:
+    """Make the ingest of every chunk that starts in ``month`` raise ``error``.
+
+    Returns:
+        What mends it: ingest works again from then on.
+    """
+    from flows import pipeline
+
+    real = pipeline.ingest_dates
+
+    def broken(catalog: Catalog, days: Sequence[date]) -> Any:
+        if days[0].month == month:
+            raise error
+        return real(catalog, days)
+
+    monkeypatch.setattr(pipeline, "ingest_dates", broken)
+    return lambda: monkeypatch.setattr(pipeline, "ingest_dates", real)
 
 
 def start_cli(

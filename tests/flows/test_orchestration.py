@@ -16,6 +16,7 @@ from flows.status import StateBook, days_between
 from tests.flows.books import (
     Backfilled,
     assert_same_outputs,
+    break_ingest,
     copy_root,
     outputs,
     redeliver_lower_principal,
@@ -120,14 +121,7 @@ def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
     from flows import pipeline
 
     root = tiny_root
-    real = pipeline.ingest_dates
-
-    def broken_february(catalog: Catalog, days: Sequence[date]) -> Any:
-        if days[0].month == 2:
-            raise ValueError("servicer file for February cannot be parsed")
-        return real(catalog, days)
-
-    monkeypatch.setattr(pipeline, "ingest_dates", broken_february)
+    mend = break_ingest(monkeypatch, 2, ValueError("servicer file for February cannot be parsed"))
     with pytest.raises(pipeline.RunFailedError) as failed:
         _backfill(root)
     summary = failed.value.summary
@@ -146,7 +140,7 @@ def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
     assert failure["state"] == "FAILED"
     assert Path(summary.manifest).is_file()
 
-    monkeypatch.setattr(pipeline, "ingest_dates", real)
+    mend()
     resumed = _backfill(root)
     # March ran without February's loans, so it is ingested again after February succeeds.
     assert _outcomes(resumed) == [

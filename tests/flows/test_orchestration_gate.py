@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,7 +14,13 @@ from flows.catalog import Catalog
 from flows.cli import main
 from flows.generator import generate_landing
 from flows.state import RunManifest, StateBook
-from tests.flows.books import copy_root, data_root, redeliver, redeliver_lower_principal
+from tests.flows.books import (
+    break_ingest,
+    copy_root,
+    data_root,
+    redeliver,
+    redeliver_lower_principal,
+)
 
 pytestmark = pytest.mark.flow
 
@@ -154,23 +158,14 @@ def test_a_corrupt_file_mid_period_is_rejected_whole_and_the_good_partitions_sta
 def test_a_crash_between_chunks_is_recovered_from_the_first_incomplete_date(
     root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows import pipeline
-
-    real = pipeline.ingest_dates
-
-    def crash_in_february(catalog: Catalog, days: Sequence[date]) -> Any:
-        if days[0].month == 2:
-            raise RuntimeError("worker lost")
-        return real(catalog, days)
-
-    monkeypatch.setattr(pipeline, "ingest_dates", crash_in_february)
+    mend = break_ingest(monkeypatch, 2, RuntimeError("worker lost"))
     assert _cli(root, "backfill", *RANGE) == 1
     assert not (root / "reports" / POOL).exists()
     statuses = _statuses(root)
     assert statuses[date(2024, 1, 31)] == "ingested"
     assert statuses[date(2024, 2, 1)] == "failed"
 
-    monkeypatch.setattr(pipeline, "ingest_dates", real)
+    mend()
     capsys.readouterr()
     assert _cli(root, "recover", "--dry-run") == 0
     plan = capsys.readouterr().out
