@@ -62,8 +62,12 @@ pdf-deps:
 			apt-get install -y --no-install-recommends $(PDF_PACKAGES); \
 	fi
 
+# The fast suite runs on TEST_WORKERS processes (pytest-xdist), a test file per worker at a
+# time so module fixtures are built once; TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) pdf-deps
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

@@ -450,11 +450,13 @@ def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
     run_id: str,
     versions: dict[tuple[str, str], int] | None = None,
     restated: dict[tuple[str, str], int] | None = None,
+    archive_versions: dict[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """The disclosures of one pool's periods: the latest copy, or a published version.
 
     ``restated`` maps a restated period to how many of its published figures changed;
-    its disclosure says so, dated by the business date of this run.
+    its disclosure says so, dated by the business date of this run. ``archive_versions``
+    names the versions already rendered whose archive PDFs the latest copy takes.
     """
     return render_disclosures(
         Catalog(Path(data_root)),
@@ -467,6 +469,7 @@ def render_task(  # noqa: PLR0917 - Prefect submits task arguments positionally
         versions=versions,
         restated=restated,
         with_pdf=Settings().archive_pdf,
+        archive_versions=archive_versions,
     )
 
 
@@ -816,19 +819,30 @@ def _downstream_and_publish(
     restated_counts = {
         (item.pool_id, item.period): len(figures) for item, number, figures in changed if number > 1
     }
-    latest = [
-        render_task.submit(
-            data_root, book, metrics, items, generated_at, provenance, None, restated_counts
-        )
-        for _, items in sorted(by_pool.items())
-    ]
+    # The published versions first: the latest copies take their archive PDFs as written.
     frozen = [
         render_task.submit(
             data_root, book, metrics, items, generated_at, provenance, versions, restated_counts
         )
         for _, items in sorted(by_pool.items())
     ]
-    summary.reports = [str(p) for future in [*latest, *frozen] for p in future.result()]
+    frozen_reports = [p for future in frozen for p in future.result()]
+    latest = [
+        render_task.submit(
+            data_root,
+            book,
+            metrics,
+            items,
+            generated_at,
+            provenance,
+            None,
+            restated_counts,
+            versions,
+        )
+        for _, items in sorted(by_pool.items())
+    ]
+    latest_reports = [p for future in latest for p in future.result()]
+    summary.reports = [str(p) for p in [*latest_reports, *frozen_reports]]
     published_at = datetime.now(UTC)
     for item, number, restated in changed:
         _freeze_version(

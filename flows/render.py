@@ -247,6 +247,34 @@ def _write_pdf(document: bytes, path: Path) -> None:
     atomic_write(path, write)
 
 
+def _published_pdf(
+    catalog: Catalog,
+    item: PoolPeriod,
+    name: str,
+    archive_versions: Mapping[tuple[str, str], int] | None,
+) -> Path | None:
+    """The archive PDF already rendered into the published version a latest copy shows."""
+    number = (archive_versions or {}).get((item.pool_id, item.period))
+    if number is None:
+        return None
+    source = archive_pdf(catalog.report_version_dir(item.pool_id, item.period, number) / name)
+    return source if source.is_file() else None
+
+
+def _archive(html: str, pdf: Path, *, unchanged: bool, source: Path | None) -> None:
+    """Write a disclosure's archive PDF: a copy of ``source`` when given, else rendered.
+
+    The PDF is a function of the HTML: an unchanged page keeps its PDF.
+    """
+    if source is None:
+        if not (unchanged and pdf.is_file()):
+            _write_pdf(render_pdf(html), pdf)
+        return
+    document = source.read_bytes()
+    if not (pdf.is_file() and pdf.read_bytes() == document):
+        _write_pdf(document, pdf)
+
+
 def render_disclosures(
     catalog: Catalog,
     deals: Mapping[str, DealTerms],
@@ -259,6 +287,7 @@ def render_disclosures(
     restated: Mapping[tuple[str, str], int] | None = None,
     with_pdf: bool = True,
     deal_sources: Mapping[str, tuple[str, str]] | None = None,
+    archive_versions: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Path]:
     """Render the disclosures of ``periods`` in every language, and the static-pool report
     of each pool concerned.
@@ -274,6 +303,10 @@ def render_disclosures(
             :data:`ARCHIVE_LANGUAGES` (setting ``ABS_PIPELINE_ARCHIVE_PDF``).
         deal_sources: Each pool's deal file and its sha256 as loaded
             (:attr:`flows.deals.DealBook.sources`), listed among the report's inputs.
+        archive_versions: For the latest copy (``versions`` not given): (pool_id, period)
+            to the version published in the same run, already rendered. Its archive PDF
+            is copied byte for byte instead of laid out a second time (seconds per
+            report); an archive PDF has no links to other files, so the copy is the same.
 
     Returns:
         The paths written.
@@ -332,9 +365,12 @@ def render_disclosures(
             written.append(path)
             if with_pdf and locale in ARCHIVE_LANGUAGES:
                 pdf = archive_pdf(path)
-                # The PDF is a function of the HTML: an unchanged page keeps its PDF.
-                if not (unchanged and pdf.is_file()):
-                    _write_pdf(render_pdf(html), pdf)
+                source = (
+                    None
+                    if versions is not None
+                    else _published_pdf(catalog, item, path.name, archive_versions)
+                )
+                _archive(html, pdf, unchanged=unchanged, source=source)
                 written.append(pdf)
     if versions is not None:
         return written

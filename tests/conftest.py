@@ -6,8 +6,14 @@ import os
 import tempfile
 
 # Set before anything imports prefect: it reads these at import time.
-_HOME = tempfile.mkdtemp(prefix="abs-pipeline-prefect-")
-os.environ.setdefault("PREFECT_HOME", _HOME)
+# Each pytest-xdist worker gets a Prefect home of its own (the workers inherit the
+# controller's environment, which this file has already changed).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_HOME = tempfile.mkdtemp(prefix=f"abs-pipeline-prefect-{_WORKER or 'main'}-")
+if _WORKER:
+    os.environ["PREFECT_HOME"] = _HOME
+else:
+    os.environ.setdefault("PREFECT_HOME", _HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
@@ -18,8 +24,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
 
 # -- shared fixtures --------------------------------------------------------------------
-# One Prefect test server and one tiny tape for the whole session: starting a
-# server takes seconds, and several modules run flows against the same small book.
+# One Prefect test server and one tiny tape for the whole session (per xdist worker):
+# starting a server takes seconds, and several modules run flows against the same small
+# book. Flow tests' data roots are in tests/flows/conftest.py.
 
 from collections.abc import Iterator  # noqa: E402 - after the environment above
 from pathlib import Path  # noqa: E402

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,21 +14,10 @@ from flows.status import StateBook
 pytestmark = pytest.mark.flow
 
 
-@pytest.fixture(scope="module")
-def landing(tiny_landing: Path) -> Path:
-    return tiny_landing
-
-
-def _data_root(tmp_path: Path, landing: Path) -> Path:
-    root = tmp_path / "data"
-    shutil.copytree(landing, root / "landing")
-    return root
-
-
 def test_run_without_a_date_processes_yesterday_in_shanghai(
-    harness: None, landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    harness: str, tiny_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     # 01:30 UTC on 1 March 2024 is 09:30 in Shanghai: the nightly job's business date
     # is 29 February.
     code = main(
@@ -57,9 +45,9 @@ def test_run_without_a_date_processes_yesterday_in_shanghai(
 
 
 def test_a_backfill_shows_its_progress_and_a_bad_range_is_refused(
-    harness: None, landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    harness: str, tiny_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     args = ["backfill", "--start", "2024-01-01", "--end", "2024-02-29", "--data-root", str(root)]
     assert main(args) == 0
     captured = capsys.readouterr()
@@ -81,14 +69,14 @@ def test_a_backfill_shows_its_progress_and_a_bad_range_is_refused(
 
 
 def test_bad_settings_and_a_missing_delivery_are_one_line_errors_with_exit_codes(
-    harness: None, landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    harness: str, tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["run", "--date", "2024-02-01", "--data-root", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "the data root is not a directory" in err
     assert not (tmp_path / "nowhere").exists()
 
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     assert main(["run", "--date", "2024-06-01", "--data-root", str(root)]) == 3
     captured = capsys.readouterr()
     assert "delivery missing for 2024-06-01" in captured.err

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,23 +13,22 @@ import pytest
 
 from flows.catalog import Catalog
 from flows.status import StateBook, days_between
+from tests.flows.books import (
+    Backfilled,
+    assert_same_outputs,
+    break_ingest,
+    copy_root,
+    outputs,
+    redeliver_lower_principal,
+    start_cli,
+    wait_for,
+)
+from tests.flows.conftest import TINY_END, TINY_START
 
 pytestmark = pytest.mark.flow
 
-START, END = date(2024, 1, 1), date(2024, 3, 31)
+START, END = TINY_START, TINY_END
 POOL = "HB2024-1"
-OUTPUT_FOLDERS = ("staged", "quarantine", "curated", "marts", "reports")
-
-
-@pytest.fixture(scope="module")
-def landing(tiny_landing: Path) -> Path:
-    return tiny_landing
-
-
-def _data_root(parent: Path, landing: Path) -> Path:
-    root = parent / "data"
-    shutil.copytree(landing, root / "landing")
-    return root
 
 
 def _backfill(root: Path, **options: Any) -> Any:
@@ -50,58 +42,14 @@ def _backfill(root: Path, **options: Any) -> Any:
     )
 
 
-def _outputs(root: Path) -> dict[str, bytes]:
-    found = {}
-    for folder in OUTPUT_FOLDERS:
-        for path in sorted((root / folder).rglob("*")):
-            if path.is_file():
-                found[path.relative_to(root).as_posix()] = path.read_bytes()
-    return found
-
-
-def assert_same_outputs(left: Path, right: Path, *, resumed: bool = False) -> None:
-    """Every data file and report of two data roots is the same.
-
-    Byte for byte, except that a float column of a mart may differ in its last bit:
-    some mart aggregations sum floats in parallel, in no fixed order. A ``resumed``
-    run's data-quality report covers the periods it touched, not the chunks an earlier
-    run ingested before it stopped, so it (and the index rows that give its dates) are
-    left out of the comparison.
-    """
-    import polars as pl
-    from polars.testing import assert_frame_equal
-
-    def kept(outputs: dict[str, bytes]) -> dict[str, bytes]:
-        skip = ("reports/data_quality/", "reports/index.") if resumed else ()
-        return {k: v for k, v in outputs.items() if not k.startswith(skip)}
-
-    before, after = kept(_outputs(left)), kept(_outputs(right))
-    assert sorted(before) == sorted(after)
-    for name, content in before.items():
-        if content == after[name]:
-            continue
-        assert name.startswith("marts/"), f"{name} differs"
-        assert_frame_equal(
-            pl.read_parquet(left / name), pl.read_parquet(right / name), rel_tol=1e-12, abs_tol=0
-        )
-
-
-@pytest.fixture(scope="module")
-def reference(harness: str, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A clean backfill of the whole tape: (root, summary, flow run id)."""
-    from flows.pipeline import backfill_flow
-
-    root = _data_root(tmp_path_factory.mktemp("reference"), landing)
-    state = backfill_flow(start=START, end=END, data_root=str(root), return_state=True)
-    return root, state.result(), state.state_details.flow_run_id
-
-
 def _outcomes(summary: Any) -> list[tuple[str, str]]:
     return [(f"{c.start:%Y-%m}", c.outcome) for c in summary.chunks]
 
 
-def test_a_clean_backfill_processes_every_chunk_and_records_each_date(reference: Any) -> None:
-    root, summary, _ = reference
+def test_a_clean_backfill_processes_every_chunk_and_records_each_date(
+    tiny_backfill: Backfilled,
+) -> None:
+    root, summary = tiny_backfill.root, tiny_backfill.summary
     assert _outcomes(summary) == [
         ("2024-01", "processed"),
         ("2024-02", "processed"),
@@ -115,77 +63,39 @@ def test_a_clean_backfill_processes_every_chunk_and_records_each_date(reference:
 
 
 def test_a_rerun_with_unchanged_inputs_skips_every_chunk(
-    reference: Any, landing: Path, tmp_path: Path
+    tiny_backfill: Backfilled, tmp_path: Path
 ) -> None:
-    root = _data_root(tmp_path, landing)
-    first = _backfill(root)
-    before = _outputs(root)
-    manifest = Path(first.manifest).read_bytes()
+    # The first run is the shared clean backfill; this test goes on from a copy of it.
+    first = tiny_backfill.summary
+    root = copy_root(tiny_backfill.root, tmp_path)
+    first_manifest = root / Path(first.manifest).relative_to(tiny_backfill.root)
+    before = outputs(root)
+    manifest = first_manifest.read_bytes()
     again = _backfill(root)
     assert _outcomes(again) == [(m, "skipped") for m in ("2024-01", "2024-02", "2024-03")]
     assert again.up_to_date
-    # Run ids are unique per execution; the input fingerprint says the inputs are the same.
-    assert len({again.run_id, first.run_id, reference[1].run_id}) == 3
-    assert again.fingerprint == first.fingerprint == reference[1].fingerprint
-    assert _outputs(root) == before
-    assert_same_outputs(root, reference[0])
-    assert Path(first.manifest).read_bytes() == manifest
-    assert Path(again.manifest) != Path(first.manifest)
+    assert again.fingerprint == first.fingerprint
+    assert outputs(root) == before
+    assert_same_outputs(root, tiny_backfill.root)
+    assert first_manifest.read_bytes() == manifest
+    assert Path(again.manifest) != first_manifest
 
     forced = _backfill(root, force=True)
     assert [o for _, o in _outcomes(forced)] == ["processed"] * 3
-    assert_same_outputs(root, reference[0])
-
-
-def _pool_repayment_line(root: Path, month: str) -> tuple[Path, int]:
-    """A repayment row of a pool loan delivered in ``month`` with principal to spare."""
-    import polars as pl
-
-    pool_loans = set(
-        pl.read_parquet(Catalog(root).curated("pool_assets"))
-        .filter(pl.col("pool_id") == POOL)["loan_id"]
-        .to_list()
-    )
-    for folder in sorted((root / "landing").glob(f"{month}-*")):
-        path = folder / "repayments.csv"
-        if not path.is_file():
-            continue
-        lines = path.read_text(encoding="utf-8").splitlines()
-        header = lines[0].split(",")
-        for number, line in enumerate(lines[1:], start=1):
-            row = dict(zip(header, line.split(","), strict=True))
-            if row["loan_id"] in pool_loans and float(row["principal_paid"]) > 10:
-                return path, number
-    raise AssertionError(f"no pool repayment in {month}")
-
-
-def _remanifest(path: Path) -> None:
-    """The servicer's corrected delivery comes with its corrected control file."""
-    from flows.delivery import manifest_for
-
-    day = date.fromisoformat(path.parent.name)
-    manifest = manifest_for(path.parent, day, ["repayments.principal_paid"])
-    (path.parent / "manifest.json").write_text(manifest.dumps(), encoding="utf-8")
+    assert_same_outputs(root, tiny_backfill.root)
+    # Run ids are unique per execution; the input fingerprint says the inputs are the same.
+    assert len({again.run_id, forced.run_id, first.run_id}) == 3
+    assert forced.fingerprint == again.fingerprint == first.fingerprint
 
 
 def test_late_data_recomputes_from_its_date_onward_and_lists_restated_figures(
-    reference: Any, landing: Path, tmp_path: Path
+    tiny_backfill: Backfilled, tmp_path: Path
 ) -> None:
-    root = _data_root(tmp_path, landing)
-    _backfill(root)
+    root = copy_root(tiny_backfill.root, tmp_path)
     published = (Catalog(root).metrics_json(POOL, "2024-02")).read_text(encoding="utf-8")
 
     # A corrected delivery for a February date: one repayment's principal was 5.00 lower.
-    path, number = _pool_repayment_line(root, "2024-02")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header = lines[0].split(",")
-    cells = lines[number].split(",")
-    column = header.index("principal_paid")
-    cells[column] = f"{float(cells[column]) - 5:.2f}"
-    lines[number] = ",".join(cells)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    _remanifest(path)
+    redeliver_lower_principal(root, "2024-02", POOL)
 
     summary = _backfill(root, start=date(2024, 2, 1), end=date(2024, 2, 29))
     # February changed; March is processed again because its inputs chain from February.
@@ -206,19 +116,12 @@ def test_late_data_recomputes_from_its_date_onward_and_lists_restated_figures(
 
 
 def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
-    reference: Any, landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_backfill: Backfilled, tiny_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows import pipeline
 
-    root = _data_root(tmp_path, landing)
-    real = pipeline.ingest_dates
-
-    def broken_february(catalog: Catalog, days: Sequence[date]) -> Any:
-        if days[0].month == 2:
-            raise ValueError("servicer file for February cannot be parsed")
-        return real(catalog, days)
-
-    monkeypatch.setattr(pipeline, "ingest_dates", broken_february)
+    root = tiny_root
+    mend = break_ingest(monkeypatch, 2, ValueError("servicer file for February cannot be parsed"))
     with pytest.raises(pipeline.RunFailedError) as failed:
         _backfill(root)
     summary = failed.value.summary
@@ -237,7 +140,7 @@ def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
     assert failure["state"] == "FAILED"
     assert Path(summary.manifest).is_file()
 
-    monkeypatch.setattr(pipeline, "ingest_dates", real)
+    mend()
     resumed = _backfill(root)
     # March ran without February's loans, so it is ingested again after February succeeds.
     assert _outcomes(resumed) == [
@@ -246,15 +149,15 @@ def test_a_failing_chunk_does_not_stop_the_others_and_a_rerun_resumes(
         ("2024-03", "processed"),
     ]
     assert not resumed.failed
-    assert_same_outputs(root, reference[0], resumed=True)
+    assert_same_outputs(root, tiny_backfill.root, resumed=True)
 
 
 def test_a_transient_io_error_is_retried(
-    harness: str, landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    harness: str, tiny_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from flows import pipeline
 
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     real = pipeline.ingest_dates
     calls: list[date] = []
 
@@ -283,18 +186,18 @@ def test_a_transient_io_error_is_retried(
     assert calls == [START]
 
 
-def test_an_unknown_pool_fails_clearly(harness: str, landing: Path, tmp_path: Path) -> None:
+def test_an_unknown_pool_fails_clearly(harness: str, tiny_root: Path) -> None:
     from flows import pipeline
 
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     with pytest.raises(pipeline.RunFailedError, match="unknown pool 'NOPE'; deals: HB2024-1"):
         _backfill(root, pool="NOPE")
 
 
 def test_a_pool_scoped_backfill_writes_only_that_pools_reports(
-    reference: Any, landing: Path, tmp_path: Path
+    harness: str, tiny_root: Path
 ) -> None:
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     summary = _backfill(root, pool=POOL)
     assert summary.periods == [f"{POOL}/2024-02", f"{POOL}/2024-03"]
     reports = Catalog(root).reports
@@ -305,11 +208,14 @@ def test_a_pool_scoped_backfill_writes_only_that_pools_reports(
     assert {s.status for s in StateBook.load(Catalog(root)).days.values()} == {"ingested"}
 
 
-def test_the_run_publishes_a_summary_a_metrics_table_and_a_link(reference: Any) -> None:
+def test_the_run_publishes_a_summary_a_metrics_table_and_a_link(
+    tiny_backfill: Backfilled,
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    root, summary, flow_run_id = reference
+    root, summary = tiny_backfill.root, tiny_backfill.summary
+    flow_run_id = tiny_backfill.flow_run_id
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
@@ -333,39 +239,16 @@ def test_the_run_publishes_a_summary_a_metrics_table_and_a_link(reference: Any) 
     )
 
 
-def _cli(
-    api: str, folder: Path, *args: str, timeout: float = 0
-) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``abs-pipeline`` in a subprocess on this test's Prefect API; output to files."""
-    env = {**os.environ, "PREFECT_API_URL": api, "ABS_PIPELINE_LOCK_TIMEOUT_SECONDS": str(timeout)}
-    output = folder / f"cli-{time.monotonic_ns()}"
-    with output.with_suffix(".out").open("wb") as out, output.with_suffix(".err").open("wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env,
-                                   stdout=out, stderr=err)  # fmt: skip
-    return process, output
-
-
-def _text(output: Path, suffix: str) -> str:
-    return output.with_suffix(suffix).read_text(encoding="utf-8")
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_killed_backfill_resumes_where_it_stopped(
-    harness: str, reference: Any, landing: Path, tmp_path: Path
+    harness: str, tiny_backfill: Backfilled, tiny_root: Path, tmp_path: Path
 ) -> None:
-    root = _data_root(tmp_path, landing)
+    root = tiny_root
     catalog = Catalog(root)
-    process, _ = _cli(
+    process, _ = start_cli(
         harness, tmp_path, "backfill", "--start", str(START), "--end", str(END),
         "--data-root", str(root),
     )  # fmt: skip
-    _wait_for(lambda: bool(StateBook.load(catalog).days) or process.poll() is not None, 120)
+    wait_for(lambda: bool(StateBook.load(catalog).days) or process.poll() is not None, 120)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     recorded = StateBook.load(catalog).days
@@ -376,47 +259,4 @@ def test_a_killed_backfill_resumes_where_it_stopped(
     skipped = [m for m, outcome in _outcomes(resumed) if outcome == "skipped"]
     assert skipped == [f"2024-{m:02d}" for m in done_months]
     assert [o for _, o in _outcomes(resumed)][len(skipped) :] == ["processed"] * (3 - len(skipped))
-    assert_same_outputs(root, reference[0], resumed=True)
-
-
-def test_two_runs_never_write_the_data_root_at_once(
-    harness: str, reference: Any, landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from flows import pipeline
-
-    root = _data_root(tmp_path, landing)
-    release = threading.Event()
-    inside = threading.Event()
-    real = pipeline.ingest_dates
-
-    def held(catalog: Catalog, days: Sequence[date]) -> Any:
-        inside.set()
-        assert release.wait(120)
-        return real(catalog, days)
-
-    monkeypatch.setattr(pipeline, "ingest_dates", held)
-    results: list[Any] = []
-    # The first run, in this process, stops inside its first chunk holding the lock.
-    context = contextvars.copy_context()
-    first = threading.Thread(target=lambda: results.append(context.run(_backfill, root)))
-    first.start()
-    args = ("run", "--date", "2024-03-31", "--data-root", str(root))
-    try:
-        assert inside.wait(120)
-        busy, busy_output = _cli(harness, tmp_path, *args, timeout=0.5)
-        assert busy.wait(timeout=180) == 2
-        error = _text(busy_output, ".err")
-        assert "data root is in use by another run" in error
-        assert "range 2024-01-01 .. 2024-03-31" in error
-        last_delivery = Catalog(root).landing_dates()[-1]
-        assert not Catalog(root).staged_partition("loans", last_delivery).exists()
-
-        waiting, waiting_output = _cli(harness, tmp_path, *args, timeout=300)
-        _wait_for(lambda: "waiting up to 300 s" in _text(waiting_output, ".err"), 180)
-        assert waiting.poll() is None
-    finally:
-        release.set()
-        first.join(timeout=300)
-    assert waiting.wait(timeout=300) == 0, _text(waiting_output, ".err")
-    assert not results[0].failed
-    assert "business dates 2024-03-31 .. 2024-03-31" in _text(waiting_output, ".out")
+    assert_same_outputs(root, tiny_backfill.root, resumed=True)

@@ -21,23 +21,20 @@ from typing import Any
 import pytest
 
 from flows.cli import main
-from tests.flows.test_orchestration import assert_same_outputs
+from tests.flows.books import Backfilled, assert_same_outputs
+from tests.flows.conftest import TINY_END, TINY_START
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-SPAN = ["--start", "2024-01-01", "--end", "2024-03-31"]
+SPAN = ["--start", str(TINY_START), "--end", str(TINY_END)]
+"""The whole tiny tape, as the shared backfill (tests/flows/conftest.py) covers it."""
 
 
 @pytest.fixture(scope="module")
-def local_run(
-    harness: str, tiny_landing: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Path]:
-    """The landing zone of the tiny tape, and a data root backfilled in this process."""
-    root = tmp_path_factory.mktemp("threads")
-    shutil.copytree(tiny_landing, root / "landing")
-    assert main(["backfill", *SPAN, "--data-root", str(root)]) == 0
-    return tiny_landing, root
+def local_run(tiny_backfill: Backfilled, tiny_landing: Path) -> tuple[Path, Path]:
+    """The landing zone of the tiny tape, and its backfill over SPAN by the default runner."""
+    return tiny_landing, tiny_backfill.root
 
 
 def test_a_dask_backfill_writes_the_same_outputs_as_the_default_runner(

@@ -5,31 +5,27 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from flows.catalog import Catalog
 from flows.cli import main
-from flows.delivery import manifest_for
 from flows.generator import generate_landing
 from flows.state import RunManifest, StateBook
+from tests.flows.books import (
+    break_ingest,
+    copy_root,
+    data_root,
+    redeliver,
+    redeliver_lower_principal,
+)
 
 pytestmark = pytest.mark.flow
 
 POOL = "HB2024-1"
 RANGE = ["--start", "2024-01-01", "--end", "2024-02-29"]
-
-
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +36,23 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def root(harness: None, landing: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    shutil.copytree(landing, root / "landing")
+def root(harness: str, landing: Path, tmp_path: Path) -> Path:
+    """A data root with the tape delivered, nothing processed."""
+    return data_root(tmp_path, landing)
+
+
+@pytest.fixture(scope="module")
+def backfilled(harness: str, landing: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tape backfilled over the range once, by the command line; copy before use."""
+    root = data_root(tmp_path_factory.mktemp("backfilled"), landing)
+    assert _cli(root, "backfill", *RANGE) == 0
     return root
+
+
+@pytest.fixture
+def published(backfilled: Path, tmp_path: Path) -> Path:
+    """A copy of the backfilled root, its periods published as v1."""
+    return copy_root(backfilled, tmp_path)
 
 
 def _cli(root: Path, *args: str) -> int:
@@ -65,32 +74,6 @@ def _repayments_of(root: Path, month: str) -> Path:
         for p in sorted((root / "landing").glob(f"{month}-*"))
         if (p / "repayments.csv").is_file()
     )
-
-
-def _redeliver(path: Path, content: str | bytes) -> None:
-    """A corrected delivery: the file and its control file together."""
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-    day = date.fromisoformat(path.parent.name)
-    manifest = manifest_for(path.parent, day, ["repayments.principal_paid"])
-    (path.parent / "manifest.json").write_text(manifest.dumps(), encoding="utf-8")
-
-
-def _pool_repayment_line(root: Path, month: str) -> tuple[Path, int]:
-    """A repayment row of a pool loan delivered in ``month`` with principal to spare."""
-    import polars as pl
-
-    pool_loans = set(pl.read_parquet(Catalog(root).curated("pool_assets"))["loan_id"].to_list())
-    for folder in sorted((root / "landing").glob(f"{month}-*")):
-        path = folder / "repayments.csv"
-        if not path.is_file():
-            continue
-        lines = path.read_text(encoding="utf-8").splitlines()
-        header = lines[0].split(",")
-        for number, line in enumerate(lines[1:], start=1):
-            row = dict(zip(header, line.split(","), strict=True))
-            if row["loan_id"] in pool_loans and float(row["principal_paid"]) > 10:
-                return path, number
-    raise AssertionError(f"no pool repayment in {month}")
 
 
 def _manifests(catalog: Catalog) -> list[RunManifest]:
@@ -144,9 +127,9 @@ def test_a_missing_date_stops_publishes_nothing_alerts_and_can_be_declared_empty
 
 
 def test_a_corrupt_file_mid_period_is_rejected_whole_and_the_good_partitions_stay(
-    root: Path, capsys: pytest.CaptureFixture[str]
+    published: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _cli(root, "backfill", *RANGE) == 0
+    root = published
     reports, staged = _tree(root, "reports"), _tree(root, "staged")
     path = _repayments_of(root, "2024-02")
     text = path.read_text(encoding="utf-8")
@@ -163,7 +146,7 @@ def test_a_corrupt_file_mid_period_is_rejected_whole_and_the_good_partitions_sta
 
     # A file that matches its manifest but cannot be read fails its chunk (Failed in
     # Prefect) and the chunk's previous staged partitions are put back.
-    _redeliver(path, b"\xff\xfe" + text.encode())
+    redeliver(path, b"\xff\xfe" + text.encode())
     assert _cli(root, "backfill", *RANGE) == 3
     captured = capsys.readouterr()
     assert "failed chunk 2024-02-01 .. 2024-02-29: failed (input refused" in captured.out
@@ -175,23 +158,14 @@ def test_a_corrupt_file_mid_period_is_rejected_whole_and_the_good_partitions_sta
 def test_a_crash_between_chunks_is_recovered_from_the_first_incomplete_date(
     root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows import pipeline
-
-    real = pipeline.ingest_dates
-
-    def crash_in_february(catalog: Catalog, days: Sequence[date]) -> Any:
-        if days[0].month == 2:
-            raise RuntimeError("worker lost")
-        return real(catalog, days)
-
-    monkeypatch.setattr(pipeline, "ingest_dates", crash_in_february)
+    mend = break_ingest(monkeypatch, 2, RuntimeError("worker lost"))
     assert _cli(root, "backfill", *RANGE) == 1
     assert not (root / "reports" / POOL).exists()
     statuses = _statuses(root)
     assert statuses[date(2024, 1, 31)] == "ingested"
     assert statuses[date(2024, 2, 1)] == "failed"
 
-    monkeypatch.setattr(pipeline, "ingest_dates", real)
+    mend()
     capsys.readouterr()
     assert _cli(root, "recover", "--dry-run") == 0
     plan = capsys.readouterr().out
@@ -203,10 +177,10 @@ def test_a_crash_between_chunks_is_recovered_from_the_first_incomplete_date(
 
 
 def test_a_restatement_writes_v2_keeps_v1_and_rollback_goes_back(
-    root: Path, capsys: pytest.CaptureFixture[str]
+    published: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    root = published
     catalog = Catalog(root)
-    assert _cli(root, "backfill", *RANGE) == 0
     assert _cli(root, "run", "--date", "2024-02-29") == 0
     first, second = _manifests(catalog)
     assert first.run_id != second.run_id
@@ -216,13 +190,7 @@ def test_a_restatement_writes_v2_keeps_v1_and_rollback_goes_back(
     state_after_first = catalog.business_date_state.read_bytes()
 
     # A corrected February delivery: one pool loan's repayment was 5.00 lower.
-    path, number = _pool_repayment_line(root, "2024-02")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    cells = lines[number].split(",")
-    column = lines[0].split(",").index("principal_paid")
-    cells[column] = f"{float(cells[column]) - 5:.2f}"
-    lines[number] = ",".join(cells)
-    _redeliver(path, "\n".join(lines) + "\n")
+    redeliver_lower_principal(root, "2024-02")
     capsys.readouterr()
     assert _cli(root, "backfill", *RANGE) == 0
     out = capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -13,14 +14,16 @@ import pytest
 from flows.catalog import Catalog
 from flows.metrics import PoolPeriod, load_metrics_book
 from flows.render import render_disclosures, render_report_index
+from reports.pdf import render_pdf
 from tests.reports.samples import GENERATED_AT, make_deal, make_history
 
 RUN_ID = "20250630-0123456789ab"
+POOL = "HB-2025-1"
 
 
-@pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    catalog = Catalog(tmp_path / "data")
+def make_root(root: Path) -> Catalog:
+    """A hand-made data root: three periods of metrics, marts and partitions."""
+    catalog = Catalog(root)
     deal = make_deal()
     catalog.deals_dir.mkdir(parents=True)
     (catalog.deals_dir / "HB-2025-1.yaml").write_text("pool_id: HB-2025-1\n", encoding="utf-8")
@@ -76,23 +79,38 @@ def catalog(tmp_path: Path) -> Catalog:
     return catalog
 
 
-def render(catalog: Catalog) -> list[Path]:
+def render(catalog: Catalog, *, with_pdf: bool = True) -> list[Path]:
     deals = {"HB-2025-1": make_deal()}
     periods = [PoolPeriod.read(p, period, path) for p, period, path in catalog.metrics_documents()]
     book = load_metrics_book(catalog, periods)
     written = render_disclosures(
-        catalog, deals, book, periods, generated_at=GENERATED_AT, run_id=RUN_ID
+        catalog, deals, book, periods, generated_at=GENERATED_AT, run_id=RUN_ID, with_pdf=with_pdf
     )
     render_report_index(catalog, deals, book, generated_at=GENERATED_AT)
     return written
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Catalog, list[Path]]:
+    """The hand-made root rendered once, archive PDFs included; copy it before changing it."""
+    catalog = make_root(tmp_path_factory.mktemp("rendered") / "data")
+    return catalog, render(catalog)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    """The hand-made root, not rendered yet."""
+    return make_root(tmp_path / "data")
 
 
 def hrefs(html: str) -> list[str]:
     return [h for h in re.findall(r'href="([^"]+)"', html) if not h.startswith("#")]
 
 
-def test_every_report_is_written_in_both_languages_with_working_links(catalog: Catalog) -> None:
-    written = render(catalog)
+def test_every_report_is_written_in_both_languages_with_working_links(
+    rendered: tuple[Catalog, list[Path]],
+) -> None:
+    catalog, written = rendered
     assert catalog.disclosure("HB-2025-1", "2025-06", "zh-CN") in written
     assert catalog.static_pool_report("HB-2025-1", "en") in written
     pages = sorted(catalog.reports.rglob("*.html"))
@@ -115,8 +133,8 @@ def test_every_report_is_written_in_both_languages_with_working_links(catalog: C
     assert f'href="data_quality/{RUN_ID}.html"' in index
 
 
-def test_marts_and_partitions_feed_the_disclosure(catalog: Catalog) -> None:
-    render(catalog)
+def test_marts_and_partitions_feed_the_disclosure(rendered: tuple[Catalog, list[Path]]) -> None:
+    catalog, _ = rendered
     html = catalog.disclosure("HB-2025-1", "2025-06", "zh-CN").read_text(encoding="utf-8")
     # Pool-scope stratification of the period only, in band order, with local names.
     assert html.index("北京市") < html.index("广东省")
@@ -132,21 +150,64 @@ def test_marts_and_partitions_feed_the_disclosure(catalog: Catalog) -> None:
     assert f'href="../../data_quality/{RUN_ID}.html"' in quality
 
 
-def test_rendering_twice_gives_identical_bytes(catalog: Catalog) -> None:
+def _report_bytes(catalog: Catalog) -> dict[str, bytes]:
+    found = [*catalog.reports.rglob("*.*ml"), *catalog.reports.rglob("*.pdf")]
+    return {p.relative_to(catalog.root).as_posix(): p.read_bytes() for p in found}
+
+
+def test_rendering_twice_gives_identical_bytes(
+    rendered: tuple[Catalog, list[Path]], tmp_path: Path
+) -> None:
+    first = _report_bytes(rendered[0])
+    assert "reports/HB-2025-1/2025-06/disclosure.zh-CN.pdf" in first
+    catalog = Catalog(tmp_path / "data")
+    shutil.copytree(rendered[0].root, catalog.root)
     render(catalog)
-    first = {p: p.read_bytes() for p in catalog.reports.rglob("*.*ml")}
-    first |= {p: p.read_bytes() for p in catalog.reports.rglob("*.pdf")}
-    assert catalog.reports / "HB-2025-1" / "2025-06" / "disclosure.zh-CN.pdf" in first
-    render(catalog)
-    again = {p: p.read_bytes() for p in catalog.reports.rglob("*.*ml")}
-    again |= {p: p.read_bytes() for p in catalog.reports.rglob("*.pdf")}
-    assert again == first
+    assert _report_bytes(catalog) == first
+
+
+def test_a_published_version_lays_out_its_pdf_once_and_the_latest_copy_takes_it(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    laid_out: list[str] = []
+
+    def counting(html: str) -> bytes:
+        laid_out.append(html)
+        return render_pdf(html)
+
+    monkeypatch.setattr("flows.render.render_pdf", counting)
+    deals = {POOL: make_deal()}
+    june = [PoolPeriod.read(POOL, "2025-06", catalog.metrics_json(POOL, "2025-06"))]
+    book = load_metrics_book(catalog, june)
+    versions = {(POOL, "2025-06"): 1}
+    frozen = render_disclosures(
+        catalog, deals, book, june, generated_at=GENERATED_AT, run_id=RUN_ID, versions=versions
+    )
+    latest = render_disclosures(
+        catalog,
+        deals,
+        book,
+        june,
+        generated_at=GENERATED_AT,
+        run_id=RUN_ID,
+        archive_versions=versions,
+    )
+    assert len(laid_out) == 1
+    [frozen_pdf] = [p for p in frozen if p.suffix == ".pdf"]
+    [latest_pdf] = [p for p in latest if p.suffix == ".pdf"]
+    assert frozen_pdf == catalog.report_version_dir(POOL, "2025-06", 1) / "disclosure.zh-CN.pdf"
+    assert latest_pdf == catalog.report_dir(POOL, "2025-06") / "disclosure.zh-CN.pdf"
+    assert latest_pdf.read_bytes() == frozen_pdf.read_bytes()
+    assert latest_pdf.read_bytes().startswith(b"%PDF-1.7")
+    # The HTML pages still differ by their folder's relative links; only the PDF is shared.
+    pages = [pdf.with_suffix(".html").read_text("utf-8") for pdf in (latest_pdf, frozen_pdf)]
+    assert pages[0] != pages[1]
 
 
 def test_missing_marts_leave_their_sections_not_computed(catalog: Catalog) -> None:
     catalog.mart("stratifications").unlink()
     catalog.mart("vintage_curves").unlink()
-    render(catalog)
+    render(catalog, with_pdf=False)
     html = catalog.disclosure("HB-2025-1", "2025-06", "en").read_text(encoding="utf-8")
     for anchor in ("s6-stratifications", "s14-static_pool"):
         part = html.split(f'id="{anchor}"')[1].split("</section>")[0]

@@ -74,3 +74,17 @@ def test_the_same_html_gives_identical_bytes_with_fixed_metadata_dates(pdf: byte
     created = reader.metadata.creation_date
     assert created is not None
     assert created.astimezone(UTC) == GENERATED_AT.astimezone(UTC)
+
+
+def test_links_to_other_files_are_left_out_and_links_within_the_document_kept() -> None:
+    html = (
+        '<html><body><a href="../2025-05/disclosure.en.html">May</a> '
+        '<a href="#pool">Pool</a><h2 id="pool">Pool</h2></body></html>'
+    )
+    annotations = [
+        annotation.get_object()
+        for page in PdfReader(io.BytesIO(render_pdf(html))).pages
+        for annotation in page.get("/Annots") or []
+    ]
+    assert [a["/Dest"] for a in annotations if "/Dest" in a] == ["pool"]
+    assert not [a for a in annotations if "/A" in a and "/URI" in a["/A"]]
