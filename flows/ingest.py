@@ -895,7 +895,11 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
             per_file.rejected = "empty file: no header line"
         elif f.missing_columns:
             per_file.rejected = f"missing required columns: {', '.join(f.missing_columns)}"
-        elif per_file.rows_read and per_file.rows_quarantined == per_file.rows_read:
+        elif (
+            per_file.rows_read
+            and per_file.rows_quarantined == per_file.rows_read
+            and not _only_unknown_loans(per_file, raw, flagged)
+        ):
             per_file.rejected = _every_row_rejected(dataset, per_file, raw, flagged)
         outcomes.append(per_file)
     _mark_share_rejections(dataset, outcomes, raw, flagged)
@@ -909,6 +913,23 @@ _CANONICAL_FORMS: Final[dict[object, str]] = {
     pl.Date: "an ISO date (YYYY-MM-DD)",
 }
 """What a canonical landing value of each type looks like (a ``<dataset>.<column>.type`` rule)."""
+
+
+def _only_unknown_loans(per_file: FileOutcome, raw: pl.DataFrame, flagged: pl.DataFrame) -> bool:
+    """Whether the file's rows break nothing but the reference to a loan not yet staged.
+
+    Such rows wait for the loans' own delivery (a date processed later, or one that
+    failed): they are quarantined row by row and checked again when the planner
+    re-ingests the date, rather than rejecting a file that is itself well formed.
+    """
+    rules = (
+        raw.filter(pl.col("source_file") == per_file.path)
+        .join(flagged, on="row", how="inner")
+        .explode("rule_ids")["rule_ids"]
+        .unique()
+        .to_list()
+    )
+    return bool(rules) and all(rule.endswith(".known_loan") for rule in rules)
 
 
 def _every_row_rejected(

@@ -374,6 +374,10 @@ def scan_task(
         return scan_days(Catalog(Path(data_root)), days, required=required, empty=empty)
 
 
+REFUSED_FILES_SHOWN = 3
+"""How many refused files a rejected chunk's message names in full."""
+
+
 @task(name="ingest", **IO_TASK)
 def ingest_task(data_root: str, days: list[date]) -> IngestOutcome:
     """Ingest a chunk; a file refused whole fails the task (and so the chunk)."""
@@ -387,7 +391,10 @@ def ingest_task(data_root: str, days: list[date]) -> IngestOutcome:
             if f.error is not None or f.rejected is not None
         ]
         if refused:
-            raise ChunkRejectedError("; ".join(refused), outcome)
+            shown = refused[:REFUSED_FILES_SHOWN]
+            if len(refused) > len(shown):
+                shown.append(f"and {len(refused) - len(shown)} more files (see the quarantine)")
+            raise ChunkRejectedError("\n".join(shown), outcome)
         return outcome
 
 
