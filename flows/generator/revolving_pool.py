@@ -24,7 +24,6 @@ same arguments give the same bytes.
 from __future__ import annotations
 
 import calendar
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy.typing as npt
 import polars as pl
 
 from flows.generator.calendar import Months, to_date
-from flows.generator.writer import write_deal
+from flows.generator.writer import two_class_deal, write_servicer_csv, write_servicer_deal
 
 SOURCE: Final = "card_servicer"
 MAPPING: Final = (
@@ -178,13 +177,6 @@ def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Data
     )
 
 
-def _write_csv(path: Path, frame: pl.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(frame.write_csv().encode("utf-8"))
-    temporary.replace(path)
-
-
 def write_revolving_pool(
     out: Path, *, accounts: int, start: str, months: int, seed: int
 ) -> RevolvingPool:
@@ -228,7 +220,7 @@ def write_revolving_pool(
     }
     cutoff_balance = int(state["balance"].sum())
     folder = out / cutoff.isoformat()
-    _write_csv(
+    write_servicer_csv(
         folder / f"loans.{SOURCE}.csv",
         book.select(
             pl.col("loan_id").alias("ACCT_NO"),
@@ -239,7 +231,7 @@ def write_revolving_pool(
             pl.col("province").alias("REGION"),
         ),
     )
-    _write_csv(
+    write_servicer_csv(
         folder / f"pool_assets.{SOURCE}.csv",
         book.select(
             pl.lit(pool_id).alias("POOL"),
@@ -250,49 +242,30 @@ def write_revolving_pool(
         ),
     )
     first = _tape(book, state, cutoff)
-    _write_csv(folder / f"loan_tape.{SOURCE}.csv", first)
+    write_servicer_csv(folder / f"loan_tape.{SOURCE}.csv", first)
     rows = first.height
     for i in range(1, months):
         as_of = to_date(table.last_day(i))
         _advance(state, rng, as_of)
         tape = _tape(book, state, as_of)
-        _write_csv(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape)
+        write_servicer_csv(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape)
         rows += tape.height
-    (out / "mappings").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(MAPPING, out / "mappings" / MAPPING.name)
-    write_deal(out, pool_id, _deal(pool_id, cutoff, cutoff_balance))
+    write_servicer_deal(out, MAPPING, pool_id, _deal(pool_id, cutoff, cutoff_balance))
     return RevolvingPool(pool_id=pool_id, accounts=accounts, tape_rows=rows, months=months)
 
 
 def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
-    class_a = balance * 88 // 100 // 100 * 100
-    class_c = balance - class_a
-    return {
-        "pool_id": pool_id,
-        "name": f"Synthetic Huabei-style Revolving Card Receivables ABS {cutoff.year}-R",
-        "name_zh": f"模拟花呗型循环信用账户资产支持专项计划{cutoff.year}年R期",
-        "currency": "CNY",
-        "allowed_regions": ["CN"],
-        "balance_source": "servicer",
-        "cutoff_date": cutoff,
-        "closing_date": date.fromordinal(cutoff.toordinal() + _CLOSING_LAG_DAYS),
-        "payment_day": 26,
-        "tranches": [
-            {
-                "class": "A",
-                "kind": "senior",
-                "original_balance": f"{class_a // 100}.{class_a % 100:02d}",
-                "coupon": "0.0330",
-                "rating": "AAA",
-                "code": f"{pool_id}A",
-            },
-            {
-                "class": "C",
-                "kind": "subordinated",
-                "original_balance": f"{class_c // 100}.{class_c % 100:02d}",
-                "coupon": "0",
-                "code": f"{pool_id}C",
-            },
-        ],
-        "eligibility": {"products": ["revolving_credit"]},
-    }
+    names = (
+        f"Synthetic Huabei-style Revolving Card Receivables ABS {cutoff.year}-R",
+        f"模拟花呗型循环信用账户资产支持专项计划{cutoff.year}年R期",
+    )
+    return two_class_deal(
+        pool_id,
+        names,
+        cutoff,
+        balance,
+        senior_percent=88,
+        senior_coupon="0.0330",
+        eligibility={"products": ["revolving_credit"]},
+        closing_lag_days=_CLOSING_LAG_DAYS,
+    )

@@ -19,7 +19,6 @@ same bytes.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -31,7 +30,7 @@ import polars as pl
 import yaml
 
 from flows.generator.calendar import Months, to_date
-from flows.generator.writer import write_deal
+from flows.generator.writer import two_class_deal, write_servicer_csv, write_servicer_deal
 from transforms.schedules import build_schedules
 
 SOURCE: Final = "second_servicer"
@@ -68,13 +67,6 @@ def _amount(fen: pl.Expr) -> pl.Expr:
 
 def _slash_date(day: pl.Expr) -> pl.Expr:
     return day.dt.strftime("%Y/%m/%d")
-
-
-def _write_gbk(path: Path, frame: pl.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(frame.write_csv().encode(ENCODING))
-    temporary.replace(path)
 
 
 def _draw_loans(rng: np.random.Generator, n: int, cutoff: date, year: int) -> pl.DataFrame:
@@ -255,8 +247,8 @@ def write_second_servicer(
         pl.lit("等额本金").alias("还款方式"),
         pl.col("region_name").alias("地区"),
     )
-    _write_gbk(folder / f"loans.{SOURCE}.csv", loan_file)
-    _write_gbk(
+    write_servicer_csv(folder / f"loans.{SOURCE}.csv", loan_file, ENCODING)
+    write_servicer_csv(
         folder / f"pool_assets.{SOURCE}.csv",
         book.select(
             pl.lit(pool_id).alias("资产池"),
@@ -265,51 +257,33 @@ def write_second_servicer(
             pl.lit("入池").alias("事件"),
             pl.lit("初始入池").alias("原因"),
         ),
+        ENCODING,
     )
     rows = 0
     cutoff_rows = _tape_rows(book, state, cutoff, np.ones(n, dtype=bool))
-    _write_gbk(folder / f"loan_tape.{SOURCE}.csv", cutoff_rows)
+    write_servicer_csv(folder / f"loan_tape.{SOURCE}.csv", cutoff_rows, ENCODING)
     rows += cutoff_rows.height
     for i in range(1, months):
         as_of = to_date(table.last_day(i))
         tape = _month_end_tape(book, schedules, state, rng, as_of)
-        _write_gbk(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape)
+        write_servicer_csv(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape, ENCODING)
         rows += tape.height
-    (out / "mappings").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(MAPPING, out / "mappings" / MAPPING.name)
-    write_deal(out, pool_id, _deal(pool_id, cutoff, cutoff_balance))
+    write_servicer_deal(out, MAPPING, pool_id, _deal(pool_id, cutoff, cutoff_balance))
     return SecondPool(pool_id=pool_id, loans=n, tape_rows=rows, months=months)
 
 
 def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
-    class_a = balance * 85 // 100 // 100 * 100
-    class_c = balance - class_a
-    return {
-        "pool_id": pool_id,
-        "name": f"Synthetic Jiebei-style Seasoned Cash Loan ABS {cutoff.year}-2",
-        "name_zh": f"模拟借呗型现金贷资产支持专项计划{cutoff.year}年第2期",
-        "currency": "CNY",
-        "allowed_regions": ["CN"],
-        "balance_source": "servicer",
-        "cutoff_date": cutoff,
-        "closing_date": date.fromordinal(cutoff.toordinal() + _CLOSING_LAG_DAYS),
-        "payment_day": 26,
-        "tranches": [
-            {
-                "class": "A",
-                "kind": "senior",
-                "original_balance": f"{class_a // 100}.{class_a % 100:02d}",
-                "coupon": "0.0350",
-                "rating": "AAA",
-                "code": f"{pool_id}A",
-            },
-            {
-                "class": "C",
-                "kind": "subordinated",
-                "original_balance": f"{class_c // 100}.{class_c % 100:02d}",
-                "coupon": "0",
-                "code": f"{pool_id}C",
-            },
-        ],
-        "eligibility": {"products": ["cash_loan"], "max_term_months": 24},
-    }
+    names = (
+        f"Synthetic Jiebei-style Seasoned Cash Loan ABS {cutoff.year}-2",
+        f"模拟借呗型现金贷资产支持专项计划{cutoff.year}年第2期",
+    )
+    return two_class_deal(
+        pool_id,
+        names,
+        cutoff,
+        balance,
+        senior_percent=85,
+        senior_coupon="0.0350",
+        eligibility={"products": ["cash_loan"], "max_term_months": 24},
+        closing_lag_days=_CLOSING_LAG_DAYS,
+    )

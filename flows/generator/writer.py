@@ -7,6 +7,7 @@ dataset is written once, whole.
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,71 @@ def write_pool_assets(
     return _write_by_day(out, frame, "event_date", "pool_assets", spoiled)
 
 
+def write_servicer_csv(path: Path, frame: pl.DataFrame, encoding: str = "utf-8") -> None:
+    """A further servicer's CSV file in its own text encoding, written whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(frame.write_csv().encode(encoding))
+    temporary.replace(path)
+
+
 def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:
     """``out/deals/<pool_id>.yaml``."""
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     _write_text(out / "deals" / f"{pool_id}.yaml", text)
+
+
+def write_servicer_deal(out: Path, mapping: Path, pool_id: str, document: dict[str, Any]) -> None:
+    """A further servicer's mapping in ``out/mappings/`` and its pool's deal file."""
+    (out / "mappings").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mapping, out / "mappings" / mapping.name)
+    write_deal(out, pool_id, document)
+
+
+def two_class_deal(
+    pool_id: str,
+    names: tuple[str, str],
+    cutoff: date,
+    balance: int,
+    *,
+    senior_percent: int,
+    senior_coupon: str,
+    eligibility: dict[str, Any],
+    closing_lag_days: int = 14,
+) -> dict[str, Any]:
+    """A deal with a rated senior class A (``senior_percent`` of ``balance`` fen, whole
+    yuan) and a subordinated class C taking the rest; ``names`` is (English, Chinese)."""
+    class_a = balance * senior_percent // 100 // 100 * 100
+    class_c = balance - class_a
+    return {
+        "pool_id": pool_id,
+        "name": names[0],
+        "name_zh": names[1],
+        "currency": "CNY",
+        "allowed_regions": ["CN"],
+        "balance_source": "servicer",
+        "cutoff_date": cutoff,
+        "closing_date": date.fromordinal(cutoff.toordinal() + closing_lag_days),
+        "payment_day": 26,
+        "tranches": [
+            {
+                "class": "A",
+                "kind": "senior",
+                "original_balance": f"{class_a // 100}.{class_a % 100:02d}",
+                "coupon": senior_coupon,
+                "rating": "AAA",
+                "code": f"{pool_id}A",
+            },
+            {
+                "class": "C",
+                "kind": "subordinated",
+                "original_balance": f"{class_c // 100}.{class_c % 100:02d}",
+                "coupon": "0",
+                "code": f"{pool_id}C",
+            },
+        ],
+        "eligibility": eligibility,
+    }
 
 
 # -- delivery control files (flows.delivery) ----------------------------------------------
