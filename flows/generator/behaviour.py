@@ -92,21 +92,25 @@ class Events:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, book: Book) -> None:
+        self.book = book
         self.parts: list[Events] = []
 
     def add(
         self,
-        *,
         loan: I64,
         value_date: I64,
-        order: int,
         kind: int,
         principal: I64,
         interest: I64,
+        *,
+        order: int = _PAYMENT,
         fee: I64 | None = None,
         penalty: I64 | None = None,
+        commit: bool = True,
     ) -> None:
+        """Collect the events that move cash; with ``commit``, book every row's principal,
+        interest and value date as paid (``_commit``)."""
         keep = (principal + interest + (0 if fee is None else fee)) > 0
         zeros = np.zeros(loan.size, dtype=np.int64)
         self.parts.append(
@@ -121,6 +125,8 @@ class _Collector:
                 penalty=zeros if penalty is None else penalty,
             ).take(keep)
         )
+        if commit:
+            _commit(self.book, loan, principal, interest, value_date)
 
     def events(self) -> Events:
         return Events.concat(self.parts)
@@ -169,7 +175,7 @@ def simulate_month(book: Book, months: Months, rng: np.random.Generator, i: int)
     ``i`` (some fall in the next month: weekend due dates, late payers).
     Updates the book's committed cash and loan states.
     """
-    out = _Collector()
+    out = _Collector(book)
     live = np.flatnonzero(book.month[: book.count] < i)
     loan = live[book.state[live] == PERFORMING]
     k = i - book.month[loan]
@@ -259,15 +265,7 @@ def _current(
     day = np.minimum(day, high)
     f = np.flatnonzero(full)
     principal_left = book.principal[loan] - book.paid_principal[loan]
-    out.add(
-        loan=loan[f],
-        value_date=day[f],
-        order=_PAYMENT,
-        kind=FULL_PREPAYMENT,
-        principal=principal_left[f],
-        interest=need_i[f],
-    )
-    _commit(book, loan[f], principal_left[f], need_i[f], day[f])
+    out.add(loan[f], day[f], FULL_PREPAYMENT, principal_left[f], need_i[f])
 
     # On time: on the due date, the next Monday for a weekend, or the Friday
     # before for a few.
@@ -290,49 +288,21 @@ def _current(
     )
     reversal = on_time & ~partial & (amount > 0) & (u_reversal < cal.REVERSAL_SHARE)
     o = np.flatnonzero(on_time)
-    out.add(
-        loan=loan[o],
-        value_date=day[o],
-        order=_PAYMENT,
-        kind=SCHEDULED,
-        principal=need_p[o],
-        interest=need_i[o],
-    )
-    _commit(book, loan[o], need_p[o], need_i[o], day[o])
+    out.add(loan[o], day[o], SCHEDULED, need_p[o], need_i[o])
 
     p = np.flatnonzero(partial)
     extra_day = next_business_day(day[p] + partial_lag[p])
     out.add(
-        loan=loan[p],
-        value_date=extra_day,
-        order=_EXTRA,
-        kind=PARTIAL_PREPAYMENT,
-        principal=extra[p],
-        interest=np.zeros(p.size, np.int64),
+        loan[p], extra_day, PARTIAL_PREPAYMENT, extra[p], np.zeros(p.size, np.int64), order=_EXTRA
     )
-    _commit(book, loan[p], extra[p], np.zeros(p.size, np.int64), extra_day)
     book.ahead[loan[p]] = True
 
     # A bounced payment: reversed a few days later, then paid again.
     r = np.flatnonzero(reversal)
     reversed_on = next_business_day(day[r] + reversal_lag[r])
     repaid_on = next_business_day(reversed_on + repay_lag[r])
-    out.add(
-        loan=loan[r],
-        value_date=reversed_on,
-        order=_REVERSAL,
-        kind=REVERSAL,
-        principal=need_p[r],
-        interest=need_i[r],
-    )
-    out.add(
-        loan=loan[r],
-        value_date=repaid_on,
-        order=_REPAYMENT,
-        kind=SCHEDULED,
-        principal=need_p[r],
-        interest=need_i[r],
-    )
+    out.add(loan[r], reversed_on, REVERSAL, need_p[r], need_i[r], order=_REVERSAL, commit=False)
+    out.add(loan[r], repaid_on, SCHEDULED, need_p[r], need_i[r], order=_REPAYMENT, commit=False)
     book.last_value_date[loan[r]] = repaid_on
 
     # Late by days to weeks, then cured, often with a penalty and sometimes a fee.
@@ -342,16 +312,14 @@ def _current(
         amount[late_idx], day - due[late_idx], u_penalty[late_idx] < cal.PENALTY_SHARE
     )
     out.add(
-        loan=loan[late_idx],
-        value_date=day,
-        order=_PAYMENT,
-        kind=SCHEDULED,
-        principal=need_p[late_idx],
-        interest=need_i[late_idx],
+        loan[late_idx],
+        day,
+        SCHEDULED,
+        need_p[late_idx],
+        need_i[late_idx],
         fee=fee[late_idx],
         penalty=penalty,
     )
-    _commit(book, loan[late_idx], need_p[late_idx], need_i[late_idx], day)
 
     paid = np.flatnonzero(on_time | late)
     book.paid_through[loan[paid]] = k[paid]
@@ -400,17 +368,7 @@ def _arrears(
     need_p, need_i = _need(book, loan[pay], target[pay])
     charged = u_penalty[pay] < cal.PENALTY_SHARE
     penalty = _penalty(need_p + need_i, day[pay] - due_oldest[pay], charged)
-    out.add(
-        loan=loan[pay],
-        value_date=day[pay],
-        order=_PAYMENT,
-        kind=SCHEDULED,
-        principal=need_p,
-        interest=need_i,
-        fee=fee[pay],
-        penalty=penalty,
-    )
-    _commit(book, loan[pay], need_p, need_i, day[pay])
+    out.add(loan[pay], day[pay], SCHEDULED, need_p, need_i, fee=fee[pay], penalty=penalty)
     book.paid_through[loan[pay]] = target[pay]
 
 
@@ -438,14 +396,6 @@ def _recoveries(
     day = next_business_day(
         np.maximum(np.maximum(day, book.default_date[loan] + 1), book.last_value_date[loan])
     )
-    out.add(
-        loan=loan,
-        value_date=day,
-        order=_PAYMENT,
-        kind=RECOVERY,
-        principal=amount,
-        interest=np.zeros(n, dtype=np.int64),
-    )
-    _commit(book, loan, amount, np.zeros(n, dtype=np.int64), day)
+    out.add(loan, day, RECOVERY, amount, np.zeros(n, dtype=np.int64))
     book.recovery_left[loan] -= amount
     book.recovery_payments[loan] -= 1
