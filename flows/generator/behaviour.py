@@ -25,7 +25,7 @@ reads exactly the behaviour intended here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from flows.generator.calendar import (
     previous_business_day,
     weekday,
 )
+from flows.generator.columns import Columns
 
 SCHEDULED = 0
 PARTIAL_PREPAYMENT = 1
@@ -52,10 +53,9 @@ _PAYMENT, _EXTRA, _REVERSAL, _REPAYMENT = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
-class Events:
+class Events(Columns):
     """Cash events as parallel arrays (amounts in fen, dates as day numbers)."""
 
-    loan: I64
     value_date: I64
     order: I64
     kind: I64
@@ -63,27 +63,6 @@ class Events:
     interest: I64
     fee: I64
     penalty: I64
-
-    @property
-    def size(self) -> int:
-        """Number of events."""
-        return int(self.loan.size)
-
-    @classmethod
-    def empty(cls) -> Events:
-        """No events."""
-        return cls(*(np.zeros(0, dtype=np.int64) for _ in fields(cls)))
-
-    @classmethod
-    def concat(cls, parts: list[Events]) -> Events:
-        """All events of ``parts``, in order."""
-        if not parts:
-            return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
-
-    def take(self, index: I64 | BOOL) -> Events:
-        """The events at ``index`` (positions or a boolean mask)."""
-        return Events(*(getattr(self, f.name)[index] for f in fields(self)))
 
     def cash_sign(self) -> I64:
         """+1 for cash received, -1 for a reversal."""

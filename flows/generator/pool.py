@@ -10,7 +10,7 @@ principal, which is also their opening principal for the period.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from flows.generator import calibration as cal
 from flows.generator.behaviour import RECOVERY, Events
 from flows.generator.book import PERFORMING, Book
 from flows.generator.calendar import I64, Months, next_business_day, to_date
+from flows.generator.columns import Columns
 
 ADDED = 0
 REMOVED = 1
@@ -38,20 +39,14 @@ ELIGIBLE_MIN_SCORE = 500
 
 
 @dataclass(frozen=True)
-class PoolEvents:
+class PoolEvents(Columns):
     """Pool membership events as parallel arrays."""
 
-    loan: I64
     event_date: I64
     event: I64
     reason: I64
     price: I64
     """Purchase price in fen, ``NO_PRICE`` for removals."""
-
-    @property
-    def size(self) -> int:
-        """Number of events."""
-        return int(self.loan.size)
 
     @classmethod
     def of(cls, loan: I64, day: int, event: int, reason: int, price: I64 | None) -> PoolEvents:
@@ -63,14 +58,6 @@ class PoolEvents:
             event=np.full(n, event, dtype=np.int64),
             reason=np.full(n, reason, dtype=np.int64),
             price=np.full(n, NO_PRICE, dtype=np.int64) if price is None else price,
-        )
-
-    @classmethod
-    def concat(cls, parts: list[PoolEvents]) -> PoolEvents:
-        """All events of ``parts``."""
-        empty = np.zeros(0, dtype=np.int64)
-        return cls(
-            *(np.concatenate([empty, *(getattr(p, f.name) for p in parts)]) for f in fields(cls))
         )
 
 
