@@ -33,7 +33,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import cast
+from typing import TypedDict, Unpack, cast
 
 import polars as pl
 
@@ -238,22 +238,25 @@ def _earliest_affected(
     return min(found) if found else None
 
 
+class SnapshotOptions(TypedDict, total=False):
+    """The keyword options of :func:`update_loan_snapshots`."""
+
+    recompute: bool
+    batch_loans: int | None
+    dispatch: Dispatch | None
+
+
 def build_loan_snapshots(
     catalog: Catalog,
     as_of_dates: Sequence[date],
     deals: Mapping[str, DealTerms],
-    *,
-    recompute: bool = False,
-    batch_loans: int | None = None,
-    dispatch: Dispatch | None = None,
+    **options: Unpack[SnapshotOptions],
 ) -> list[date]:
     """Compute and write the snapshot partitions that can have changed; return their dates.
 
     See :func:`update_loan_snapshots`.
     """
-    return update_loan_snapshots(
-        catalog, as_of_dates, deals, recompute=recompute, batch_loans=batch_loans, dispatch=dispatch
-    ).written
+    return update_loan_snapshots(catalog, as_of_dates, deals, **options).written
 
 
 def update_loan_snapshots(
