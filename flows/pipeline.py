@@ -26,14 +26,14 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as clock
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
@@ -1281,13 +1281,22 @@ def write_failure_summary(flow: Flow[Any, Any], flow_run: FlowRun, state: State[
 
 
 # -- flows -----------------------------------------------------------------------------
-@flow(
-    name="abs-pipeline-backfill",
-    log_prints=False,
-    timeout_seconds=FLOW_TIMEOUT_SECONDS,
-    on_failure=[write_failure_summary],
-    on_crashed=[write_failure_summary],
-)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _pipeline_flow(name: str) -> Callable[[Callable[_P, _R]], Flow[_P, _R]]:
+    """The decorator of a processing flow: a failed or crashed run writes its failure summary."""
+    return flow(
+        name=name,
+        log_prints=False,
+        timeout_seconds=FLOW_TIMEOUT_SECONDS,
+        on_failure=[write_failure_summary],
+        on_crashed=[write_failure_summary],
+    )
+
+
+@_pipeline_flow("abs-pipeline-backfill")
 def backfill_flow(
     start: date,
     end: date,
@@ -1305,13 +1314,7 @@ def backfill_flow(
     return _process(RunRequest(start, end, data_root, pool, force, chunk))
 
 
-@flow(
-    name="abs-pipeline-nightly",
-    log_prints=False,
-    timeout_seconds=FLOW_TIMEOUT_SECONDS,
-    on_failure=[write_failure_summary],
-    on_crashed=[write_failure_summary],
-)
+@_pipeline_flow("abs-pipeline-nightly")
 def run_flow(
     business_date: date | None = None,
     data_root: str = "data",
