@@ -1127,17 +1127,7 @@ def _write_manifest(
         code_version=version,
         outcome=outcome,
         contract_versions=dict(sorted(ingested.contract_versions.items())),
-        chunks=[
-            ChunkRecord(
-                start=c.start,
-                end=c.end,
-                outcome=c.outcome,
-                files=c.files,
-                rows=c.rows,
-                error=c.error,
-            )
-            for c in summary.chunks
-        ],
+        chunks=[ChunkRecord.model_validate(c, from_attributes=True) for c in summary.chunks],
         declared_empty=summary.declared_empty,
         blocked=summary.blocked,
         inputs=[_input_record(f) for f in ingested.files],
