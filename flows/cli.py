@@ -79,6 +79,9 @@ DataRoot = Annotated[
     typer.Option(help="data root (default: $ABS_PIPELINE_DATA_ROOT or ./data)"),
 ]
 Day = Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="a business date YYYY-MM-DD")]
+PublishedPool = Annotated[str | None, typer.Option(help="restrict publication to a pool")]
+DryRun = Annotated[bool, typer.Option(help="print the plan; write nothing")]
+DaskAddress = Annotated[str | None, typer.Option(help="tcp://host:8786")]
 
 
 @app.callback()
@@ -173,11 +176,11 @@ def run(  # noqa: PLR0917 - Typer options are parameters
         datetime | None,
         typer.Option("--date", formats=["%Y-%m-%d"], help="default: yesterday in Asia/Shanghai"),
     ] = None,
-    pool: Annotated[str | None, typer.Option(help="restrict publication to a pool")] = None,
+    pool: PublishedPool = None,
     force: Annotated[bool, typer.Option(help="reprocess unchanged dates too")] = False,
-    dry_run: Annotated[bool, typer.Option(help="print the plan; write nothing")] = False,
+    dry_run: DryRun = False,
     task_runner: TaskRunnerChoice = TaskRunnerChoice.threads,
-    dask_address: Annotated[str | None, typer.Option(help="tcp://host:8786")] = None,
+    dask_address: DaskAddress = None,
     data_root: DataRoot = None,
 ) -> int:
     """Process one business date (the nightly job)."""
@@ -208,11 +211,11 @@ def backfill(  # noqa: PLR0917 - Typer options are parameters
     chunk: Annotated[
         ChunkChoice, typer.Option(help="dates ingested and skipped together")
     ] = ChunkChoice.month,
-    pool: Annotated[str | None, typer.Option(help="restrict publication to a pool")] = None,
+    pool: PublishedPool = None,
     force: Annotated[bool, typer.Option(help="reprocess unchanged chunks too")] = False,
-    dry_run: Annotated[bool, typer.Option(help="print the plan; write nothing")] = False,
+    dry_run: DryRun = False,
     task_runner: TaskRunnerChoice = TaskRunnerChoice.threads,
-    dask_address: Annotated[str | None, typer.Option(help="tcp://host:8786")] = None,
+    dask_address: DaskAddress = None,
     data_root: DataRoot = None,
 ) -> int:
     """Process a range of business dates, a chunk at a time, with a progress bar."""
@@ -247,7 +250,7 @@ def recover(
         datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="default: the latest delivered date"),
     ] = None,
-    dry_run: Annotated[bool, typer.Option(help="print the plan; write nothing")] = False,
+    dry_run: DryRun = False,
     data_root: DataRoot = None,
 ) -> int:
     """Re-process from the first incomplete date (failed, interrupted or never processed)."""
