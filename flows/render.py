@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -82,6 +82,20 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document
 
 
+def _mart(
+    catalog: Catalog, name: str, required: Iterable[str]
+) -> tuple[pl.LazyFrame, set[str]] | None:
+    """The mart ``name`` and its column names; None when it is absent or lacks ``required``."""
+    path = catalog.mart(name)
+    if not path.is_file():
+        return None
+    frame = catalog.scan(path)
+    names = set(frame.collect_schema().names())
+    if not names.issuperset(required):
+        return None
+    return frame, names
+
+
 def stratifications(
     catalog: Catalog, pool_id: str, period_end: date
 ) -> list[StratificationRow] | None:
@@ -91,13 +105,10 @@ def stratifications(
         The bands in report order, or None when the mart is absent, lacks the
         expected columns or has no rows for the pool and period.
     """
-    path = catalog.mart("stratifications")
-    if not path.is_file():
+    found = _mart(catalog, "stratifications", STRATIFICATION_COLUMNS)
+    if found is None:
         return None
-    frame = catalog.scan(path)
-    names = set(frame.collect_schema().names())
-    if not names.issuperset(STRATIFICATION_COLUMNS):
-        return None
+    frame, names = found
     selected = frame.filter((pl.col("pool_id") == pool_id) & (pl.col("period_end") == period_end))
     if "scope" in names:
         selected = selected.filter(pl.col("scope") == "pool")
@@ -124,13 +135,10 @@ def vintage_points(catalog: Catalog, pool_id: str, period_end: date) -> VintageC
     A mart without ``pool_id`` holds the servicer's whole book (its static pool);
     one with ``pool_id`` is filtered to the pool.
     """
-    path = catalog.mart("vintage_curves")
-    if not path.is_file():
+    found = _mart(catalog, "vintage_curves", VINTAGE_COLUMNS)
+    if found is None:
         return None
-    frame = catalog.scan(path)
-    names = set(frame.collect_schema().names())
-    if not names.issuperset(VINTAGE_COLUMNS):
-        return None
+    frame, names = found
     if "pool_id" in names:
         frame = frame.filter(pl.col("pool_id") == pool_id)
     if "as_of_date" in names:
