@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from transforms import schema  # noqa: E402 -- after the checkout is on the path
+from benchmarks.measure import run_child  # noqa: E402 -- after the checkout is on the path
+from transforms import schema  # noqa: E402
 
 
 def make_snapshots(rows: int, seed: int) -> pl.DataFrame:
@@ -92,12 +92,7 @@ def _check(kind: str, path: Path) -> None:
 
 
 def _measure(kind: str, path: Path) -> dict[str, float]:
-    command = [sys.executable, __file__, "--child", kind, "--frame", str(path)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} failed:\n{done.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, ["--child", kind, "--frame", str(path)], kind)
 
 
 def main() -> None:

@@ -31,7 +31,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from transforms import schema  # noqa: E402 -- after the checkout is on the path
+from benchmarks.measure import run_child  # noqa: E402 -- after the checkout is on the path
+from transforms import schema  # noqa: E402
 from transforms.batches import (  # noqa: E402
     bucket_count,
     engine_batch,
@@ -393,9 +393,7 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) -> dict[str, float]:
-    command = [
-        sys.executable,
-        __file__,
+    arguments = [
         "--child",
         kind,
         "--folder",
@@ -411,11 +409,7 @@ def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) ->
         "--months",
         str(args.months),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} failed:\n{done.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, arguments, kind)
 
 
 def _compare(polars_out: Path, duckdb_out: Path, dates: list[date]) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.engine import MONTH_ENDS, make_book  # noqa: E402 -- after the checkout is on the path
+from benchmarks.measure import run_child  # noqa: E402
 from flows.catalog import Catalog  # noqa: E402
 from flows.curate import curate  # noqa: E402
 from flows.ingest import ingest_dates  # noqa: E402
@@ -232,12 +232,7 @@ def _child(root: Path) -> None:
 
 
 def _measure(root: Path) -> dict[str, float]:
-    command = [sys.executable, __file__, "--child", str(root)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"run failed:\n{done.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(__file__, ["--child", str(root)], "run")
 
 
 def main() -> None:
