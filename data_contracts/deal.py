@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from transforms.triggers import TriggerMetric
+
 IDENTIFIER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """Identifiers become parts of output paths: nothing else is let through."""
 
@@ -198,15 +200,7 @@ class Trigger(_Strict):
     """A performance test; breaching it has ``consequence``."""
 
     name: str = Field(min_length=1, max_length=80)
-    metric: Literal[
-        "cumulative_default_rate",
-        "cumulative_net_loss_rate",
-        "delinquency_90_plus_share",
-        "delinquency_30_plus_share",
-        "delinquency_ratio",
-        "payment_rate",
-        "excess_spread",
-    ]
+    metric: TriggerMetric
     comparison: Literal["above", "below"] = "above"
     threshold: Decimal | None = None
     schedule: tuple[ThresholdStep, ...] = ()

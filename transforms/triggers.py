@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
-TRIGGER_METRICS: Final = (
+TriggerMetric = Literal[
     "cumulative_default_rate",
     "cumulative_net_loss_rate",
     "delinquency_90_plus_share",
@@ -27,7 +27,8 @@ TRIGGER_METRICS: Final = (
     "delinquency_ratio",
     "payment_rate",
     "excess_spread",
-)
+]
+TRIGGER_METRICS: Final = get_args(TriggerMetric)
 """Metrics a trigger may test (the deal model's choices)."""
 
 Comparison = Literal["above", "below"]
