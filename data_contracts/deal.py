@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from transforms.triggers import TriggerMetric
+from transforms.triggers import TriggerMetric, threshold_in_force
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """Identifiers become parts of output paths: nothing else is let through."""
@@ -219,12 +219,7 @@ class Trigger(_Strict):
         """The threshold in force for a 1-based collection period number."""
         if self.threshold is not None:
             return self.threshold
-        steps = sorted(self.schedule, key=lambda s: s.from_period)
-        current = steps[0].threshold
-        for step in steps:
-            if step.from_period <= period_number:
-                current = step.threshold
-        return current
+        return threshold_in_force(self.schedule, period_number)
 
 
 class Definitions(_Strict):
