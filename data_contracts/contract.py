@@ -366,38 +366,25 @@ class Contract(_Frozen):
 
 
 def _implicit_rules(dataset: str, prop: OdcsProperty) -> list[Rule]:
+    def rule(suffix: str, kind: RuleKind, description: str, **extra: Any) -> Rule:
+        return Rule(
+            rule_id=f"{dataset}.{prop.name}.{suffix}",
+            kind=kind,
+            columns=(prop.name,),
+            severity="error",
+            description=f"{prop.name} {description}",
+            **extra,
+        )
+
     rules: list[Rule] = []
     if prop.required:
-        rules.append(
-            Rule(
-                rule_id=f"{dataset}.{prop.name}.required",
-                kind="not_null",
-                columns=(prop.name,),
-                severity="error",
-                description=f"{prop.name} is present.",
-            )
-        )
+        rules.append(rule("required", "not_null", "is present."))
     if prop.unique:
-        rules.append(
-            Rule(
-                rule_id=f"{dataset}.{prop.name}.unique",
-                kind="unique",
-                columns=(prop.name,),
-                severity="error",
-                description=f"{prop.name} occurs at most once in the batch.",
-            )
-        )
+        rules.append(rule("unique", "unique", "occurs at most once in the batch."))
     options = prop.logical_type_options
     if options is not None and options.pattern is not None:
         rules.append(
-            Rule(
-                rule_id=f"{dataset}.{prop.name}.pattern",
-                kind="pattern",
-                columns=(prop.name,),
-                severity="error",
-                description=f"{prop.name} matches {options.pattern}.",
-                pattern=options.pattern,
-            )
+            rule("pattern", "pattern", f"matches {options.pattern}.", pattern=options.pattern)
         )
     return rules
 

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from transforms.triggers import TriggerMetric, threshold_in_force
+
 IDENTIFIER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 """Identifiers become parts of output paths: nothing else is let through."""
 
@@ -198,15 +200,7 @@ class Trigger(_Strict):
     """A performance test; breaching it has ``consequence``."""
 
     name: str = Field(min_length=1, max_length=80)
-    metric: Literal[
-        "cumulative_default_rate",
-        "cumulative_net_loss_rate",
-        "delinquency_90_plus_share",
-        "delinquency_30_plus_share",
-        "delinquency_ratio",
-        "payment_rate",
-        "excess_spread",
-    ]
+    metric: TriggerMetric
     comparison: Literal["above", "below"] = "above"
     threshold: Decimal | None = None
     schedule: tuple[ThresholdStep, ...] = ()
@@ -225,12 +219,7 @@ class Trigger(_Strict):
         """The threshold in force for a 1-based collection period number."""
         if self.threshold is not None:
             return self.threshold
-        steps = sorted(self.schedule, key=lambda s: s.from_period)
-        current = steps[0].threshold
-        for step in steps:
-            if step.from_period <= period_number:
-                current = step.threshold
-        return current
+        return threshold_in_force(self.schedule, period_number)
 
 
 class Definitions(_Strict):

@@ -13,7 +13,6 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypedDict
 
-from reports import labels as translations
 from reports.formatting import (
     check_locale,
     format_amount,
@@ -22,7 +21,7 @@ from reports.formatting import (
     format_long_date,
     html_lang,
 )
-from reports.layout import LanguageLink, Texts
+from reports.layout import LanguageLink, Texts, report_texts
 from reports.sources import check_href
 from transforms.schema import MONEY_COLUMNS
 
@@ -312,10 +311,7 @@ def build_context(
     check_locale(locale)
     if alternate_href is not None:
         check_href(alternate_href, allow_parent=False)
-    texts = Texts(
-        translations.labels(locale, REPORT),
-        required=list(translations.labels("en", REPORT)),
-    )
+    texts = report_texts(REPORT, locale)
 
     def count(value: int) -> str:
         return format_count(value, locale)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
+from reports import labels as translations
 from reports.charts import Chart
 from reports.formatting import (
     Amount,
@@ -120,6 +121,18 @@ class Texts:
     def get(self, key: str, default: str, **values: str) -> str:
         """The text of ``key``, or ``default`` when there is none."""
         return self(key, **values) if key in self._labels else default
+
+
+def report_texts(report: str, locale: str, labels: Mapping[str, str] | None = None) -> Texts:
+    """The texts of one report: ``labels``, or the packaged ones for ``locale``.
+
+    Raises:
+        ValueError: If the texts lack a key the packaged English texts have.
+    """
+    return Texts(
+        translations.labels(locale, report) if labels is None else labels,
+        required=list(translations.labels("en", report)),
+    )
 
 
 class Unavailable:

@@ -12,7 +12,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from reports import labels as translations
 from reports.deal_view import DealView
 from reports.disclosure import DPD30, DPD90, delinquency_share
 from reports.formatting import (
@@ -27,7 +26,7 @@ from reports.layout import (
     Fmt,
     Link,
     Row,
-    Texts,
+    report_texts,
     row,
     section,
     table,
@@ -88,10 +87,7 @@ def build_context(
     check_locale(locale)
     if alternate_href is not None:
         check_href(alternate_href)
-    t = Texts(
-        translations.labels(locale, REPORT) if labels is None else labels,
-        required=list(translations.labels("en", REPORT)),
-    )
+    t = report_texts(REPORT, locale, labels)
     f = Fmt(locale, t("not_available"))
     ids = [item.deal.pool_id for item in pools]
     if len(set(ids)) != len(ids):

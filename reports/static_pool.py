@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from reports import labels as translations
 from reports.charts import ChartTexts
 from reports.deal_view import DealView
 from reports.disclosure import DPD30, delinquency_share, vintage_curves
@@ -21,7 +20,7 @@ from reports.layout import (
     DocumentContext,
     Fmt,
     Section,
-    Texts,
+    report_texts,
     row,
     section,
     table,
@@ -66,10 +65,7 @@ def build_context(
     check_locale(locale)
     if alternate_href is not None:
         check_href(alternate_href)
-    t = Texts(
-        translations.labels(locale, REPORT) if labels is None else labels,
-        required=list(translations.labels("en", REPORT)),
-    )
+    t = report_texts(REPORT, locale, labels)
     f = Fmt(locale, t("not_available"))
     currency = deal.currency
     documents = sorted(

@@ -18,7 +18,7 @@ import polars as pl
 
 from transforms import schema
 from transforms.pool_metrics import ratio
-from transforms.portfolio import scoped_rows
+from transforms.portfolio import performing_at
 
 KEYS: Final = ["period_end", "scope", "pool_id"]
 TOP_OBLIGORS: Final = 10
@@ -45,21 +45,13 @@ def concentration(
         the keys. A loan without a ``loans`` row counts as its own obligor.
     """
     terms = loans.select("loan_id", "borrower_id", "province")
-    rows = (
-        scoped_rows(
-            snapshots.filter(pl.col("as_of_date").is_in(list(period_ends))).join(
-                terms, on="loan_id", how="left"
-            )
-        )
-        .filter(pl.col("performing"))
-        .select(
-            pl.col("as_of_date").alias("period_end"),
-            "scope",
-            "pool_id",
-            pl.coalesce("borrower_id", pl.lit("loan:") + pl.col("loan_id")).alias("obligor"),
-            pl.col("province").fill_null("unknown"),
-            pl.col("closing_principal").alias("balance"),
-        )
+    rows = performing_at(snapshots, terms, period_ends).select(
+        pl.col("as_of_date").alias("period_end"),
+        "scope",
+        "pool_id",
+        pl.coalesce("borrower_id", pl.lit("loan:") + pl.col("loan_id")).alias("obligor"),
+        pl.col("province").fill_null("unknown"),
+        pl.col("closing_principal").alias("balance"),
     )
     obligors = rows.group_by(*KEYS, "obligor").agg(pl.col("balance").sum())
     total = pl.col("balance").sum()

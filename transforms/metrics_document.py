@@ -25,20 +25,13 @@ from decimal import Decimal
 from typing import Any, Final
 
 from transforms import schema
-from transforms.pool_metrics import M_BUCKETS
+from transforms.pool_metrics import M_BUCKETS, ROLLFORWARD_MONEY
 
 RATE_DECIMALS: Final = 10
 """Decimal places kept for every rate, ratio and share in the document."""
 
-POOL_MONEY: Final = (
-    "opening_balance",
-    "scheduled_principal",
-    "unscheduled_principal",
-    "defaulted_principal",
-    "removed_principal",
-    "purchased_principal",
-    "closing_balance",
-)
+POOL_MONEY: Final = ROLLFORWARD_MONEY
+"""The pool balance roll-forward, in :mod:`transforms.pool_metrics` order."""
 COLLECTION_MONEY: Final = ("principal", "interest", "fees", "recoveries", "total")
 PERFORMANCE_RATES: Final = (
     "smm",

@@ -129,15 +129,9 @@ ENGINE_STATE: Final[schema.Columns] = {
     "base_recoveries": schema.MONEY,
     "base_pool_id": pl.String,
     "pool_added_date": pl.Date,
-    **{
-        f"pool_added_{c}": schema.MONEY
-        for c in ("paid", "sched", "unsched", "interest", "fees", "recoveries")
-    },
+    **{f"pool_added_{c}": schema.MONEY for c in _POOL_TOTAL_NAMES},
     "pool_removed_date": pl.Date,
-    **{
-        f"pool_removed_{c}": schema.MONEY
-        for c in ("paid", "sched", "unsched", "interest", "fees", "recoveries")
-    },
+    **{f"pool_removed_{c}": schema.MONEY for c in _POOL_TOTAL_NAMES},
 }
 """Per-loan running totals after a date (cumulative since origination).
 
@@ -1496,25 +1490,20 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
             "pool_id",
             "opening_principal",
             "closing_principal",
-            pl.col("sched").alias("scheduled_principal_paid"),
-            pl.col("unsched").alias("unscheduled_principal_paid"),
-            pl.col("interest").alias("interest_paid"),
-            pl.col("fees").alias("fees_paid"),
             "dpd",
             "bucket",
             "status",
             pl.col("default_date").cast(pl.Date),
             "defaulted_principal",
-            "recoveries",
             "purchased_principal",
             "removed_principal",
             "months_on_book",
             "remaining_term",
-            pl.col("outside_sched").alias("outside_scheduled_principal_paid"),
-            pl.col("outside_unsched").alias("outside_unscheduled_principal_paid"),
-            pl.col("outside_interest").alias("outside_interest_paid"),
-            pl.col("outside_fees").alias("outside_fees_paid"),
-            "outside_recoveries",
+            *(pl.col(flow).alias(name) for flow, name in _STATE_FLOWS.items()),
+            *(
+                pl.col(f"outside_{flow}").alias(f"outside_{name}")
+                for flow, name in _STATE_FLOWS.items()
+            ),
         )
     )
     ordered = columns.sort("as_of_date", maintain_order=True)

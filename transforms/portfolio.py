@@ -26,6 +26,8 @@ Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date
 from typing import Final
 
 import polars as pl
@@ -102,6 +104,28 @@ def scoped_rows(snapshots: pl.LazyFrame) -> pl.LazyFrame:
         .otherwise(0),
     )
     return pl.concat([book, pool], how="vertical")
+
+
+def performing_at(
+    snapshots: pl.LazyFrame, terms: pl.LazyFrame, period_ends: Sequence[date]
+) -> pl.LazyFrame:
+    """The performing :func:`scoped_rows` on the given dates, with loan terms joined.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        terms: Per-loan columns keyed by ``loan_id`` (left-joined: a loan
+            without terms keeps nulls).
+        period_ends: The as-of dates to keep.
+
+    Returns:
+        The :func:`scoped_rows` columns plus those of ``terms``, performing
+        rows only.
+    """
+    return scoped_rows(
+        snapshots.filter(pl.col("as_of_date").is_in(list(period_ends))).join(
+            terms, on="loan_id", how="left"
+        )
+    ).filter(pl.col("performing"))
 
 
 def portfolio_metrics(snapshots: pl.LazyFrame, loans: pl.LazyFrame) -> pl.LazyFrame:

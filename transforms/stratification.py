@@ -26,7 +26,7 @@ import polars as pl
 
 from transforms import schema
 from transforms.pool_metrics import ratio
-from transforms.portfolio import scoped_rows
+from transforms.portfolio import performing_at
 from transforms.schedules import rate_ppm
 
 KEYS: Final = ["period_end", "scope", "pool_id"]
@@ -148,26 +148,18 @@ def stratifications(
         pl.col("credit_score").cast(pl.Int64),
         "product",
     )
-    rows = (
-        scoped_rows(
-            snapshots.filter(pl.col("as_of_date").is_in(list(period_ends))).join(
-                terms, on="loan_id", how="left"
-            )
-        )
-        .filter(pl.col("performing"))
-        .select(
-            pl.col("as_of_date").alias("period_end"),
-            "scope",
-            "pool_id",
-            pl.col("closing_principal").alias("balance"),
-            "rate_ppm",
-            "province",
-            "borrower_age",
-            "credit_score",
-            "product",
-            pl.col("remaining_term").cast(pl.Int64),
-            pl.col("months_on_book").cast(pl.Int64),
-        )
+    rows = performing_at(snapshots, terms, period_ends).select(
+        pl.col("as_of_date").alias("period_end"),
+        "scope",
+        "pool_id",
+        pl.col("closing_principal").alias("balance"),
+        "rate_ppm",
+        "province",
+        "borrower_age",
+        "credit_score",
+        "product",
+        pl.col("remaining_term").cast(pl.Int64),
+        pl.col("months_on_book").cast(pl.Int64),
     )
     numeric = {
         "balance": (pl.col("balance"), edges.balance),

@@ -15,11 +15,11 @@ and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, Protocol, TypeVar, get_args
 
-TRIGGER_METRICS: Final = (
+TriggerMetric = Literal[
     "cumulative_default_rate",
     "cumulative_net_loss_rate",
     "delinquency_90_plus_share",
@@ -27,11 +27,44 @@ TRIGGER_METRICS: Final = (
     "delinquency_ratio",
     "payment_rate",
     "excess_spread",
-)
+]
+TRIGGER_METRICS: Final = get_args(TriggerMetric)
 """Metrics a trigger may test (the deal model's choices)."""
 
 Comparison = Literal["above", "below"]
 Consequence = Literal["early_amortisation", "sequential_pay", "report_only"]
+
+
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Step(Protocol[_T_co]):
+    """A threshold schedule step: from ``from_period`` (1-based) on, ``threshold``."""
+
+    @property
+    def from_period(self) -> int: ...
+
+    @property
+    def threshold(self) -> _T_co: ...
+
+
+def threshold_in_force(steps: Iterable[Step[_T_co]], period_number: int) -> _T_co:
+    """The threshold of a schedule in force in a 1-based period.
+
+    Args:
+        steps: The schedule (any order, at least one step).
+        period_number: Collection period number, 1 for the first period after cut-off.
+
+    Returns:
+        The threshold of the latest step started by the period; the first
+        step's before any step starts.
+    """
+    ordered = sorted(steps, key=lambda s: s.from_period)
+    current = ordered[0].threshold
+    for step in ordered:
+        if step.from_period <= period_number:
+            current = step.threshold
+    return current
 
 
 @dataclass(frozen=True)
@@ -75,12 +108,7 @@ class TriggerTerms:
         Returns:
             The threshold.
         """
-        steps = sorted(self.steps, key=lambda s: s.from_period)
-        current = steps[0].threshold
-        for step in steps:
-            if step.from_period <= period_number:
-                current = step.threshold
-        return current
+        return threshold_in_force(self.steps, period_number)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from transforms.dates import DateRules, accrue, interest_period
-from transforms.triggers import TriggerResult, TriggerTerms, evaluate_trigger
+from transforms.triggers import TRIGGER_METRICS, TriggerResult, TriggerTerms, evaluate_trigger
 
 MONTHS_PER_YEAR: Final = 12
 PPM: Final = 1_000_000
@@ -556,14 +556,8 @@ INPUT_COLUMNS: Final = (
     "purchased_count",
     "purchase_price",
 )
-METRIC_COLUMNS: Final = (
-    "cumulative_default_rate",
-    "cumulative_net_loss_rate",
-    "delinquency_90_plus_share",
-    "delinquency_30_plus_share",
-    "delinquency_ratio",
-    "payment_rate",
-)
+METRIC_COLUMNS: Final = tuple(m for m in TRIGGER_METRICS if m != "excess_spread")
+"""Trigger metrics read from the metric rows (excess spread is the waterfall's own)."""
 
 
 def revolving_purchases(pool_assets: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:

@@ -35,8 +35,8 @@ from reports.layout import (
     Row,
     Section,
     Table,
-    Texts,
     not_computed,
+    report_texts,
     table,
 )
 from reports.sources import (
@@ -144,7 +144,7 @@ class Report:
     """Texts, formats and chart helpers of one rendering."""
 
     def __init__(self, locale: str, labels: Mapping[str, str], currency: str) -> None:
-        self.t = Texts(labels, required=list(translations.labels("en", REPORT)))
+        self.t = report_texts(REPORT, locale, labels)
         self.f = Fmt(locale, self.t("not_available"), NOT_AVAILABLE[locale])
         self.locale = locale
         self.hidden: dict[str, str] = {}

@@ -25,6 +25,7 @@ from reports.layout import (
     table,
 )
 from reports.sources import DataQuality, Provenance
+from transforms.metrics_document import PERFORMANCE_RATES
 
 
 def _data_quality(quality: DataQuality | None, r: Report) -> Section:
@@ -90,15 +91,7 @@ FORMULAS: Final = (
     "wac",
     "wam",
     "wala",
-    "smm",
-    "cpr",
-    "mdr",
-    "cdr",
-    "cumulative_default_rate",
-    "cumulative_net_loss_rate",
-    "recovery_rate",
-    "payment_rate",
-    "excess_spread",
+    *PERFORMANCE_RATES,
     "delinquency",
     "subordination",
     "credit_enhancement",
