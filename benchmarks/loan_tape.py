@@ -40,6 +40,7 @@ from benchmarks.engine import MONTH_ENDS, make_book  # noqa: E402 -- after the c
 from benchmarks.measure import run_child  # noqa: E402
 from flows.catalog import Catalog  # noqa: E402
 from flows.curate import curate  # noqa: E402
+from flows.generator.writer import two_class_deal, write_deal  # noqa: E402
 from flows.ingest import ingest_dates  # noqa: E402
 from flows.snapshots import build_loan_snapshots  # noqa: E402
 from transforms import schema  # noqa: E402
@@ -86,6 +87,20 @@ def _write(landing: Path, day: date, name: str, frame: pl.DataFrame) -> None:
     _text(frame).write_parquet(folder / f"{name}.parquet")
 
 
+def _write_deal(landing: Path, balance: int, balance_source: str) -> None:
+    """The benchmark pool's deal file (pool assets of an unknown deal are quarantined)."""
+    deal = two_class_deal(
+        POOL,
+        ("Benchmark pool", "基准资产池"),
+        TAPE_CUTOFF,
+        balance,
+        senior_percent=80,
+        senior_coupon="0.0300",
+        eligibility={"products": ["cash_loan"]},
+    )
+    write_deal(landing, POOL, {**deal, "balance_source": balance_source})
+
+
 def make_tape_landing(n: int, seed: int, landing: Path) -> int:
     """N seasoned equal-principal loans and their 12 month-end tapes; returns tape rows."""
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -109,6 +124,7 @@ def make_tape_landing(n: int, seed: int, landing: Path) -> int:
         }
     )
     _write(landing, TAPE_CUTOFF, "loans", loans)
+    _write_deal(landing, int(principal.sum()), "servicer")
     _write(
         landing,
         TAPE_CUTOFF,
@@ -173,7 +189,7 @@ def make_tape_landing(n: int, seed: int, landing: Path) -> int:
 def make_repayment_landing(n: int, seed: int, landing: Path, scratch: Path) -> int:
     """The engine benchmark's book as landing files by month-end; returns cash events."""
     counts = make_book(n, seed, scratch)
-    loans = pl.read_parquet(scratch / "loans.parquet").with_columns(
+    loans = pl.read_parquet(scratch / "loans" / "*.parquet").with_columns(
         ("B" + pl.col("loan_id")).alias("borrower_id"),
         pl.lit("cash_loan").alias("product"),
         pl.lit("CN-GD").alias("province"),
@@ -184,8 +200,9 @@ def make_repayment_landing(n: int, seed: int, landing: Path, scratch: Path) -> i
         "loans",
         loans.select([c for c in schema.LOANS if c in loans.columns]),
     )
+    _write_deal(landing, int(loans["principal"].sum()), "engine")
     for name, column in (("repayments", "value_date"), ("pool_assets", "event_date")):
-        frame = pl.read_parquet(scratch / f"{name}.parquet").with_columns(
+        frame = pl.read_parquet(scratch / name / "*.parquet").with_columns(
             pl.col(column).dt.month_end().alias("_folder")
         )
         for (day,), part in frame.partition_by("_folder", as_dict=True).items():
