@@ -7,6 +7,7 @@ self-contained (inline style, no external resources) like every report.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -133,10 +134,10 @@ MAX_RESTATEMENTS_SHOWN = 200
 
 
 class DifferenceContext(TypedDict):
-    """One of the largest balance differences, keyed by loan (never by borrower)."""
+    """One of the largest balance differences, keyed by a pseudonymous loan key."""
 
     as_of_date: str
-    loan_id: str
+    loan_key: str
     engine_balance: str
     servicer_balance: str
     balance_difference: str
@@ -151,6 +152,13 @@ class ReconciliationContext(TypedDict):
     balance_difference_total: str
     balance_difference_abs_total: str
     largest: list[DifferenceContext]
+
+
+def loan_key(loan_id: str) -> str:
+    """A pseudonymous key of a loan for published reports: ``loan-`` and the first 12 hex
+    digits of the loan id's sha256. Staff with access to the reconciliation mart find the
+    loan by computing the same key; the report itself never prints a loan id."""
+    return f"loan-{hashlib.sha256(loan_id.encode()).hexdigest()[:12]}"
 
 
 MAX_DIFFERENCES_SHOWN: Final = 10
@@ -175,8 +183,8 @@ def reconciliation_context(
     """The reconciliation section from ``marts/reconciliation/summary.json``.
 
     Amounts in the summary are integer fen; they are printed in yuan. The largest
-    differences are listed by loan key as the summary orders them (absolute
-    difference, then loan), at most :data:`MAX_DIFFERENCES_SHOWN`.
+    differences are listed by pseudonymous loan key (:func:`loan_key`) in the summary's
+    order (absolute difference, then loan), at most :data:`MAX_DIFFERENCES_SHOWN`.
 
     Raises:
         ValueError: If a count or amount of the summary is malformed.
@@ -185,7 +193,7 @@ def reconciliation_context(
     largest: list[DifferenceContext] = [
         {
             "as_of_date": str(item["as_of_date"]),
-            "loan_id": str(item["loan_id"]),
+            "loan_key": loan_key(str(item["loan_id"])),
             "engine_balance": _yuan(item["engine_balance"], locale),
             "servicer_balance": _yuan(item["servicer_balance"], locale),
             "balance_difference": _yuan(item["balance_difference"], locale),

@@ -9,6 +9,7 @@ from pathlib import Path
 from flows.catalog import Catalog
 from flows.data_quality import write_data_quality_report
 from flows.ingest import IngestOutcome
+from reports.data_quality import loan_key
 from tests.reports.samples import GENERATED_AT
 
 DAY = date(2024, 3, 5)
@@ -45,7 +46,8 @@ def test_the_data_quality_report_shows_the_reconciliation_summary_of_the_data_ro
         catalog, "r1", IngestOutcome(), start=DAY, end=DAY, generated_at=GENERATED_AT
     )
     html = written.report.read_text(encoding="utf-8")
-    assert "<td>JB-000017</td><td>2024-02-29</td>" in html
+    assert f"<td>{loan_key('JB-000017')}</td><td>2024-02-29</td>" in html
+    assert "JB-000017" not in html
     assert '<td class="num">123.45</td>' in html
     assert "Loan-dates compared" in html
 

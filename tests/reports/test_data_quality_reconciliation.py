@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reports.data_quality import build_context
+from reports.data_quality import build_context, loan_key
 from reports.render import render_data_quality
 from tests.reports.samples import GENERATED_AT
 from tests.reports.test_data_quality import DAY, files
@@ -69,9 +69,16 @@ def test_the_reconciliation_section_renders_counts_amounts_in_yuan_and_the_large
     assert '<td class="num">1,200</td>' in html
     assert '<td class="num">-1,500.50</td>' in html
     assert '<td class="num">2,500.50</td>' in html
-    # The largest difference first, by loan key with both balances in yuan.
-    assert html.index("L-000777") < html.index("L-000042")
-    assert "<td>L-000777</td><td>2024-06-30</td>" in html
+    # The largest difference first, by pseudonymous loan key with both balances in yuan;
+    # the loan id itself is never printed.
+    first, second = loan_key("L-000777"), loan_key("L-000042")
+    assert first.startswith("loan-")
+    assert len(first) == len("loan-") + 12
+    assert first != second
+    assert html.index(first) < html.index(second)
+    assert f"<td>{first}</td><td>2024-06-30</td>" in html
+    assert "L-000777" not in html
+    assert "L-000042" not in html
     assert '<td class="num">12,000.50</td>' in html
     assert "1200050" not in html
 
