@@ -13,7 +13,6 @@ the deal is used. Every error names the file, the field and the bad value.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -179,13 +178,8 @@ def _kept_deal_failures(catalog: Catalog, frame: str) -> pl.DataFrame:
     return failures
 
 
-@functools.lru_cache(maxsize=16)
 def _deal_failures(frame: str) -> pl.DataFrame:
-    """The deal contract's failures on a deal table (serialised as JSON).
-
-    One run loads the deals in each of its stages; the same terms are checked once
-    per process (the Great Expectations suite takes seconds to build and run).
-    """
+    """The deal contract's failures on a deal table (serialised as JSON)."""
     table = pl.DataFrame.deserialize(io.StringIO(frame), format="json")
     return validate_frame(load_contract("deal"), table).failures
 

@@ -27,7 +27,6 @@ deliveries are listed in ``ignored`` with the reason, never read.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from flows.landing import (
 from flows.limits import Limits, current_limits, refusal
 from flows.mapping import SourceMapping, load_mapping
 from transforms import schema
+from transforms.keys import pseudonymous_key
 from transforms.staging import TYPE_ERRORS, cast_landing, type_rule_id
 
 DATASET_ORDER: Final = ("loans", "repayments", "pool_assets", "loan_tape")
@@ -192,8 +192,7 @@ _MONEY_TERMS: Final = frozenset(c for c, dtype in schema.LOANS.items() if dtype 
 
 def row_key(source_file: str, source_line: int) -> str:
     """A pseudonymous key of a delivered row: the same file and line give the same key."""
-    digest = hashlib.sha256(f"{source_file}:{source_line}".encode()).hexdigest()
-    return f"row-{digest[:12]}"
+    return pseudonymous_key("row", f"{source_file}:{source_line}")
 
 
 @dataclass

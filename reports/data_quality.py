@@ -7,7 +7,6 @@ self-contained (inline style, no external resources) like every report.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,6 +23,7 @@ from reports.formatting import (
 )
 from reports.layout import LanguageLink, Texts, report_texts
 from reports.sources import check_href
+from transforms.keys import pseudonymous_key
 from transforms.schema import MONEY_COLUMNS
 
 REPORT: Final = "data_quality"
@@ -155,10 +155,8 @@ class ReconciliationContext(TypedDict):
 
 
 def loan_key(loan_id: str) -> str:
-    """A pseudonymous key of a loan for published reports: ``loan-`` and the first 12 hex
-    digits of the loan id's sha256. Staff with access to the reconciliation mart find the
-    loan by computing the same key; the report itself never prints a loan id."""
-    return f"loan-{hashlib.sha256(loan_id.encode()).hexdigest()[:12]}"
+    """A loan's pseudonymous key in published reports (``loan-`` and 12 hex digits)."""
+    return pseudonymous_key("loan", loan_id)
 
 
 MAX_DIFFERENCES_SHOWN: Final = 10

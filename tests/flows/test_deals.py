@@ -74,7 +74,6 @@ def test_the_same_terms_are_checked_once_and_the_kept_result_judges_them_again(
         raise AssertionError("the deal contract ran again")
 
     monkeypatch.setattr(deals_module, "validate_frame", no_check)
-    deals_module._deal_failures.cache_clear()  # a new process: only the kept result
     again = load_deals(Catalog(tmp_path))
     assert (sorted(again.deals), again.errors) == (sorted(first.deals), first.errors)
     assert len(again.errors) == 1
