@@ -55,7 +55,7 @@ def curate(catalog: Catalog, until: date) -> CurateOutcome:
     partitions = {name: catalog.staged_partitions(name, until) for name in schema.INPUT_DATASETS}
     digests = cached_sha256(catalog, [p for paths in partitions.values() for p in paths])
     built = {
-        name: {_business_date(p).isoformat(): digests[p] for p in paths}
+        name: {Catalog.staged_business_date(p).isoformat(): digests[p] for p in paths}
         for name, paths in partitions.items()
     }
     new = _new_partitions(catalog, built, partitions)
@@ -98,10 +98,6 @@ def _record_path(catalog: Catalog) -> Path:
     return catalog.business_date_state.with_name("curate.json")
 
 
-def _business_date(path: Path) -> date:
-    return Catalog.staged_business_date(path)
-
-
 def _new_partitions(
     catalog: Catalog, built: dict[str, dict[str, str]], partitions: dict[str, list[Path]]
 ) -> dict[str, list[Path]] | None:
@@ -122,8 +118,8 @@ def _new_partitions(
         if any(now.get(day) != sha for day, sha in before.items()):
             return None  # a partition was corrected or withdrawn
         last = max(before, default="")
-        added = [p for p in paths if _business_date(p).isoformat() not in before]
-        if any(_business_date(p).isoformat() <= last for p in added):
+        added = [p for p in paths if Catalog.staged_business_date(p).isoformat() not in before]
+        if any(Catalog.staged_business_date(p).isoformat() <= last for p in added):
             return None  # a late partition: it is not the latest delivery of its rows
         new[name] = added
     return new
