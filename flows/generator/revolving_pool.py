@@ -24,7 +24,7 @@ same arguments give the same bytes.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -33,13 +33,17 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from flows.generator.calendar import Months, to_date
-from flows.generator.writer import two_class_deal, write_servicer_csv, write_servicer_deal
+from flows.generator.writer import (
+    ServicerPool,
+    ServicerWindow,
+    servicer_mapping,
+    two_class_deal,
+    write_servicer_delivery,
+    yuan_text,
+)
 
 SOURCE: Final = "card_servicer"
-MAPPING: Final = (
-    Path(__file__).parents[2] / "data_contracts" / "mappings" / f"{SOURCE}.mapping.yaml"
-)
+MAPPING: Final = servicer_mapping(SOURCE)
 
 _STATUS: Final = ("N", "O", "D", "W")
 """The servicer's codes: normal, overdue, defaulted (90+), written off."""
@@ -60,16 +64,6 @@ _DUE_DAY: Final = 10
 """Statements fall due on the 10th of the month after the statement."""
 
 _I64 = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class RevolvingPool:
-    """What the card servicer's delivery holds."""
-
-    pool_id: str
-    accounts: int
-    tape_rows: int
-    months: int
 
 
 def _minimum(balance: _I64) -> _I64:
@@ -134,10 +128,17 @@ def _yyyymmdd(day: pl.Expr) -> pl.Expr:
     return day.dt.strftime("%Y%m%d")
 
 
-def _yuan(fen: pl.Expr) -> pl.Expr:
-    return pl.concat_str(
-        (fen // 100).cast(pl.String), pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)
-    )
+_AMOUNTS: Final = (
+    "STMT_BAL",
+    "MIN_DUE",
+    "CREDIT_LINE",
+    "PRIN_PAID_LTD",
+    "INT_PAID_LTD",
+    "FEES_PAID_LTD",
+    "WRITE_OFF_AMT",
+    "RECOVERED_LTD",
+)
+"""The tape's amounts, written as yuan with two decimals."""
 
 
 def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.DataFrame:
@@ -147,51 +148,46 @@ def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Data
     open_ = state["status"] != CHARGED_OFF
     frame = pl.DataFrame(
         {
-            "_day": [as_of] * n,
+            "STMT_DATE": [as_of.strftime("%Y%m%d")] * n,
             "ACCT_NO": accounts["loan_id"],
-            "_balance": balance,
-            "_minimum": np.where(open_, _minimum(balance), 0),
-            "_limit": state["limit"],
+            "STMT_BAL": balance,
+            "MIN_DUE": np.where(open_, _minimum(balance), 0),
+            "CREDIT_LINE": state["limit"],
             "DPD": state["dpd"].astype(np.int64),
             "ACCT_STATUS": np.array(_STATUS)[state["status"]],
-            "_paid": state["paid"],
-            "_interest": state["interest"],
-            "_fees": state["fees"],
-            "_charged": state["charged"],
-            "_recovered": state["recovered"],
+            "PRIN_PAID_LTD": state["paid"],
+            "INT_PAID_LTD": state["interest"],
+            "FEES_PAID_LTD": state["fees"],
+            "WRITE_OFF_AMT": state["charged"],
+            "RECOVERED_LTD": state["recovered"],
         }
     )
-    return frame.select(
-        _yyyymmdd(pl.col("_day")).alias("STMT_DATE"),
-        "ACCT_NO",
-        _yuan(pl.col("_balance")).alias("STMT_BAL"),
-        _yuan(pl.col("_minimum")).alias("MIN_DUE"),
-        _yuan(pl.col("_limit")).alias("CREDIT_LINE"),
-        "DPD",
-        "ACCT_STATUS",
-        _yuan(pl.col("_paid")).alias("PRIN_PAID_LTD"),
-        _yuan(pl.col("_interest")).alias("INT_PAID_LTD"),
-        _yuan(pl.col("_fees")).alias("FEES_PAID_LTD"),
-        _yuan(pl.col("_charged")).alias("WRITE_OFF_AMT"),
-        _yuan(pl.col("_recovered")).alias("RECOVERED_LTD"),
-    )
+    return frame.with_columns(yuan_text(column) for column in _AMOUNTS)
 
 
-def write_revolving_pool(
-    out: Path, *, accounts: int, start: str, months: int, seed: int
-) -> RevolvingPool:
+def _tapes(
+    accounts: pl.DataFrame,
+    state: dict[str, Any],
+    rng: np.random.Generator,
+    month_ends: Sequence[date],
+) -> Iterator[tuple[date, pl.DataFrame]]:
+    """The cut-off's tape, then every later month-end's after that month's statements."""
+    for i, as_of in enumerate(month_ends):
+        if i:
+            _advance(state, rng, as_of)
+        yield as_of, _tape(accounts, state, as_of)
+
+
+def write_revolving_pool(out: Path, window: ServicerWindow, *, accounts: int) -> ServicerPool:
     """Write the card servicer's accounts, pool, month-end tapes, mapping and deal.
 
     Args:
         out: The landing folder (the main book's).
+        window: Where the pool sits in the main book's window.
         accounts: Card accounts in the pool.
-        start: First month of the window, ``YYYY-MM``; the cut-off is its last day.
-        months: Month-end tapes to write (the cut-off month included).
-        seed: The main generator's seed (this pool draws from its own stream).
     """
-    rng = np.random.Generator(np.random.PCG64([seed, 3]))
-    table = Months.starting(start, months + 1)
-    cutoff = to_date(table.last_day(0))
+    rng = window.rng(3)
+    cutoff = window.cutoff
     pool_id = f"HB{cutoff.year}-R"
     limit = np.array(_LIMITS_YUAN, dtype=np.int64)[rng.integers(0, len(_LIMITS_YUAN), accounts)]
     limit = limit * 100
@@ -219,10 +215,12 @@ def write_revolving_pool(
         "recovered": zeros.copy(),
     }
     cutoff_balance = int(state["balance"].sum())
-    folder = out / cutoff.isoformat()
-    write_servicer_csv(
-        folder / f"loans.{SOURCE}.csv",
-        book.select(
+    return write_servicer_delivery(
+        out,
+        SOURCE,
+        pool_id=pool_id,
+        cutoff=cutoff,
+        loans=book.select(
             pl.col("loan_id").alias("ACCT_NO"),
             pl.col("borrower_id").alias("CUST_NO"),
             pl.lit("HUABEI").alias("PRODUCT"),
@@ -230,28 +228,16 @@ def write_revolving_pool(
             pl.lit(_ANNUAL_RATE).alias("APR"),
             pl.col("province").alias("REGION"),
         ),
-    )
-    write_servicer_csv(
-        folder / f"pool_assets.{SOURCE}.csv",
-        book.select(
+        pool_assets=book.select(
             pl.lit(pool_id).alias("POOL"),
             pl.col("loan_id").alias("ACCT_NO"),
             pl.lit(cutoff.strftime("%Y%m%d")).alias("EVENT_DATE"),
             pl.lit("IN").alias("EVENT"),
             pl.lit("CUTOFF").alias("REASON"),
         ),
+        tapes=_tapes(book, state, rng, window.month_ends()),
+        deal=_deal(pool_id, cutoff, cutoff_balance),
     )
-    first = _tape(book, state, cutoff)
-    write_servicer_csv(folder / f"loan_tape.{SOURCE}.csv", first)
-    rows = first.height
-    for i in range(1, months):
-        as_of = to_date(table.last_day(i))
-        _advance(state, rng, as_of)
-        tape = _tape(book, state, as_of)
-        write_servicer_csv(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape)
-        rows += tape.height
-    write_servicer_deal(out, MAPPING, pool_id, _deal(pool_id, cutoff, cutoff_balance))
-    return RevolvingPool(pool_id=pool_id, accounts=accounts, tape_rows=rows, months=months)
 
 
 def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:

@@ -19,24 +19,28 @@ same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import yaml
 
-from flows.generator.calendar import Months, to_date
-from flows.generator.writer import two_class_deal, write_servicer_csv, write_servicer_deal
+from flows.generator.writer import (
+    ServicerPool,
+    ServicerWindow,
+    servicer_mapping,
+    two_class_deal,
+    write_servicer_delivery,
+)
 from transforms.schedules import build_schedules
 
 SOURCE: Final = "second_servicer"
-MAPPING: Final = (
-    Path(__file__).parents[2] / "data_contracts" / "mappings" / f"{SOURCE}.mapping.yaml"
-)
+MAPPING: Final = servicer_mapping(SOURCE)
 ENCODING: Final = "gbk"
 
 _STATUS: Final = ("正常", "逾期", "违约", "核销", "提前结清", "正常结清")
@@ -46,23 +50,16 @@ _TERMS: Final = (6, 12, 24)
 _CLOSING_LAG_DAYS: Final = 14
 
 
-@dataclass(frozen=True)
-class SecondPool:
-    """What the second servicer's delivery holds."""
-
-    pool_id: str
-    loans: int
-    tape_rows: int
-    months: int
-
-
-def _amount(fen: pl.Expr) -> pl.Expr:
+def _amount(column: str) -> pl.Expr:
     """Yuan with thousands separators and two decimals, as this servicer writes them."""
+    fen = pl.col(column)
     whole = (fen // 100).cast(pl.String)
     grouped = (
         whole.str.reverse().str.replace_all(r"(\d{3})", "$1,").str.reverse().str.strip_prefix(",")
     )
-    return pl.concat_str(grouped, pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2))
+    return pl.concat_str(grouped, pl.lit("."), (fen % 100).cast(pl.String).str.zfill(2)).alias(
+        column
+    )
 
 
 def _slash_date(day: pl.Expr) -> pl.Expr:
@@ -95,14 +92,14 @@ def _draw_loans(rng: np.random.Generator, n: int, cutoff: date, year: int) -> pl
     ).with_columns(pl.col("origination_date").dt.offset_by("1mo").alias("first_due_date"))
 
 
-def _month_end_tape(
+def _advance(
     loans: pl.DataFrame,
     schedules: pl.DataFrame,
     state: dict[str, Any],
     rng: np.random.Generator,
     as_of: date,
-) -> pl.DataFrame:
-    """Advance every loan to ``as_of`` and return the tape rows of that month-end."""
+) -> npt.NDArray[np.bool_]:
+    """Advance every loan to ``as_of``; return which loans that month-end's tape reports."""
     n = loans.height
     due = (
         schedules.filter(pl.col("due_date") <= as_of)
@@ -152,58 +149,61 @@ def _month_end_tape(
     state["recovered"] = state["recovered"] + np.where(recover, state["charged"] // 20, 0)
     new_status = np.where(was_charged, CHARGED_OFF, new_status)
     dpd = np.where(was_charged, state["dpd"] + 30, dpd)
-    reported = open_ | was_charged | charge
+    reported: npt.NDArray[np.bool_] = open_ | was_charged | charge
     state.update(balance=balance, status=new_status, dpd=dpd)
-    return _tape_rows(loans, state, as_of, reported)
+    return reported
+
+
+_AMOUNTS: Final = ("本金余额", "已还本金", "已还利息", "核销本金", "累计回收")
+"""The tape's amounts, written as :func:`_amount` text."""
 
 
 def _tape_rows(
-    loans: pl.DataFrame, state: dict[str, Any], as_of: date, reported: Any
+    loans: pl.DataFrame, state: dict[str, Any], as_of: date, reported: npt.NDArray[np.bool_]
 ) -> pl.DataFrame:
     """The servicer's tape rows of ``as_of`` for the ``reported`` loans."""
-    n = loans.height
     rows = pl.DataFrame(
         {
-            "_day": [as_of] * n,
+            "数据日期": [as_of.strftime("%Y/%m/%d")] * loans.height,
             "借据号": loans["loan_id"],
-            "_balance": state["balance"],
+            "本金余额": state["balance"],
             "逾期天数": state["dpd"].astype(np.int64),
             "贷款状态": np.array(_STATUS)[state["status"]],
-            "_paid": state["paid"],
-            "_interest": state["interest"],
-            "_charged": state["charged"],
-            "_recovered": state["recovered"],
-            "_reported": reported,
+            "已还本金": state["paid"],
+            "已还利息": state["interest"],
+            "核销本金": state["charged"],
+            "累计回收": state["recovered"],
         }
-    ).filter(pl.col("_reported"))
-    return rows.select(
-        _slash_date(pl.col("_day")).alias("数据日期"),
-        "借据号",
-        _amount(pl.col("_balance")).alias("本金余额"),
-        "逾期天数",
-        "贷款状态",
-        _amount(pl.col("_paid")).alias("已还本金"),
-        _amount(pl.col("_interest")).alias("已还利息"),
-        _amount(pl.col("_charged")).alias("核销本金"),
-        _amount(pl.col("_recovered")).alias("累计回收"),
-    )
+    ).filter(pl.Series(reported))
+    return rows.with_columns(_amount(column) for column in _AMOUNTS)
 
 
-def write_second_servicer(
-    out: Path, *, loans: int, start: str, months: int, seed: int
-) -> SecondPool:
+def _tapes(
+    loans: pl.DataFrame,
+    schedules: pl.DataFrame,
+    state: dict[str, Any],
+    rng: np.random.Generator,
+    month_ends: Sequence[date],
+) -> Iterator[tuple[date, pl.DataFrame]]:
+    """The cut-off's tape (every loan), then every later month-end's after that month."""
+    for i, as_of in enumerate(month_ends):
+        if i:
+            reported = _advance(loans, schedules, state, rng, as_of)
+        else:
+            reported = np.ones(loans.height, dtype=np.bool_)
+        yield as_of, _tape_rows(loans, state, as_of, reported)
+
+
+def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> ServicerPool:
     """Write the second servicer's loans, pool, month-end tapes, mapping and deal.
 
     Args:
         out: The landing folder (the main book's).
+        window: Where the pool sits in the main book's window.
         loans: Loans in the seasoned pool.
-        start: First month of the window, ``YYYY-MM``; the cut-off is its last day.
-        months: Month-end tapes to write (the cut-off month included).
-        seed: The main generator's seed (this pool draws from its own stream).
     """
-    rng = np.random.Generator(np.random.PCG64([seed, 2]))
-    table = Months.starting(start, months + 1)
-    cutoff = to_date(table.last_day(0))
+    rng = window.rng(2)
+    cutoff = window.cutoff
     year = cutoff.year
     pool_id = f"JB{year}-2"
     book = _draw_loans(rng, loans, cutoff, year)
@@ -228,48 +228,40 @@ def write_second_servicer(
     state["paid"] = paid.astype(np.int64)
     state["balance"] = state["balance"] - state["paid"]
     cutoff_balance = int(state["balance"].sum())
-    folder = out / cutoff.isoformat()
-    loan_file = book.select(
-        pl.col("loan_id").alias("借据号"),
-        pl.col("borrower_id").alias("客户号"),
-        pl.lit("现金贷").alias("产品"),
-        _slash_date(pl.col("origination_date")).alias("放款日"),
-        _slash_date(pl.col("first_due_date")).alias("首期还款日"),
-        _amount(pl.col("principal")).alias("合同金额"),
-        pl.concat_str(
-            (pl.col("annual_rate") * 100)
-            .cast(pl.String)
-            .str.strip_chars_end("0")
-            .str.strip_suffix("."),
-            pl.lit("%"),
-        ).alias("年化利率"),
-        pl.col("term_months").alias("期限"),
-        pl.lit("等额本金").alias("还款方式"),
-        pl.col("region_name").alias("地区"),
-    )
-    write_servicer_csv(folder / f"loans.{SOURCE}.csv", loan_file, ENCODING)
-    write_servicer_csv(
-        folder / f"pool_assets.{SOURCE}.csv",
-        book.select(
+    return write_servicer_delivery(
+        out,
+        SOURCE,
+        pool_id=pool_id,
+        cutoff=cutoff,
+        loans=book.select(
+            pl.col("loan_id").alias("借据号"),
+            pl.col("borrower_id").alias("客户号"),
+            pl.lit("现金贷").alias("产品"),
+            _slash_date(pl.col("origination_date")).alias("放款日"),
+            _slash_date(pl.col("first_due_date")).alias("首期还款日"),
+            _amount("principal").alias("合同金额"),
+            pl.concat_str(
+                (pl.col("annual_rate") * 100)
+                .cast(pl.String)
+                .str.strip_chars_end("0")
+                .str.strip_suffix("."),
+                pl.lit("%"),
+            ).alias("年化利率"),
+            pl.col("term_months").alias("期限"),
+            pl.lit("等额本金").alias("还款方式"),
+            pl.col("region_name").alias("地区"),
+        ),
+        pool_assets=book.select(
             pl.lit(pool_id).alias("资产池"),
             pl.col("loan_id").alias("借据号"),
             pl.lit(cutoff.strftime("%Y/%m/%d")).alias("入池日"),
             pl.lit("入池").alias("事件"),
             pl.lit("初始入池").alias("原因"),
         ),
-        ENCODING,
+        tapes=_tapes(book, schedules, state, rng, window.month_ends()),
+        deal=_deal(pool_id, cutoff, cutoff_balance),
+        encoding=ENCODING,
     )
-    rows = 0
-    cutoff_rows = _tape_rows(book, state, cutoff, np.ones(n, dtype=bool))
-    write_servicer_csv(folder / f"loan_tape.{SOURCE}.csv", cutoff_rows, ENCODING)
-    rows += cutoff_rows.height
-    for i in range(1, months):
-        as_of = to_date(table.last_day(i))
-        tape = _month_end_tape(book, schedules, state, rng, as_of)
-        write_servicer_csv(out / as_of.isoformat() / f"loan_tape.{SOURCE}.csv", tape, ENCODING)
-        rows += tape.height
-    write_servicer_deal(out, MAPPING, pool_id, _deal(pool_id, cutoff, cutoff_balance))
-    return SecondPool(pool_id=pool_id, loans=n, tape_rows=rows, months=months)
 
 
 def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import polars as pl
 from flows.generator.behaviour import Events
 from flows.generator.book import Book, loan_ids
 from flows.generator.calendar import I64, to_date
-from flows.generator.writer import _write_text
+from flows.generator.writer import _write_text, yuan_text
 
 TOLERANCE_FEN = 100
 DEFAULT_DPD, CHARGE_OFF_DPD = 90, 180
@@ -97,19 +97,13 @@ def write_servicer_tape(out: Path, book: Book, written: Events, month_end: int) 
             "charged_off_principal": np.where(charged, balance, 0),
         }
     ).with_columns(
-        *[
-            pl.concat_str(
-                (pl.col(c) // 100).cast(pl.String),
-                pl.lit("."),
-                (pl.col(c) % 100).cast(pl.String).str.zfill(2),
-            ).alias(c)
-            for c in (
-                "current_principal",
-                "principal_paid_to_date",
-                "interest_paid_to_date",
-                "charged_off_principal",
-            )
-        ]
+        yuan_text(c)
+        for c in (
+            "current_principal",
+            "principal_paid_to_date",
+            "interest_paid_to_date",
+            "charged_off_principal",
+        )
     )
     _write_text(out / day.isoformat() / "loan_tape.csv", frame.sort("loan_id").write_csv())
     return {day.isoformat()}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,12 @@ from flows.delivery import MANIFEST_NAME, manifest_for
 from flows.generator.bad_rows import spoil
 from flows.generator.behaviour import Events
 from flows.generator.book import loan_ids
-from flows.generator.calendar import I64
+from flows.generator.calendar import I64, Months, to_date
 from flows.generator.pool import NO_PRICE, PoolEvents
 from transforms import schema
 
 
-def _yuan(column: str) -> pl.Expr:
+def yuan_text(column: str) -> pl.Expr:
     """Integer fen as yuan text with exactly two decimals (non-negative amounts)."""
     fen = pl.col(column)
     return pl.concat_str(
@@ -64,7 +66,7 @@ def _write_by_day(
 def write_loans(out: Path, loans: pl.DataFrame, spoiled: date | None = None) -> set[str]:
     """Loans in the folder of their origination date."""
     frame = loans.sort("loan_id").with_columns(
-        _yuan("principal"), pl.col("annual_rate").cast(pl.String).str.strip_chars_end("0")
+        yuan_text("principal"), pl.col("annual_rate").cast(pl.String).str.strip_chars_end("0")
     )
     return _write_by_day(out, frame, "origination_date", "loans", spoiled)
 
@@ -94,7 +96,7 @@ def write_repayments(
             "kind": np.array(schema.REPAYMENT_KINDS)[ev.kind],
         }
     ).with_columns(
-        _yuan(c) for c in ("principal_paid", "interest_paid", "fee_paid", "penalty_paid")
+        yuan_text(c) for c in ("principal_paid", "interest_paid", "fee_paid", "penalty_paid")
     )
     return _write_by_day(out, frame, "value_date", "repayments", spoiled)
 
@@ -117,9 +119,60 @@ def write_pool_assets(
             }
         )
         .sort("event_date", "event", "loan_id")
-        .with_columns(_yuan("purchase_price"))
+        .with_columns(yuan_text("purchase_price"))
     )
     return _write_by_day(out, frame, "event_date", "pool_assets", spoiled)
+
+
+def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:
+    """``out/deals/<pool_id>.yaml``."""
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+    _write_text(out / "deals" / f"{pool_id}.yaml", text)
+
+
+# -- further servicers' deliveries (second_servicer, revolving_pool) ----------------------
+@dataclass(frozen=True)
+class ServicerWindow:
+    """The main book's window as a further servicer's pool takes it.
+
+    Attributes:
+        start: First month of the window, ``YYYY-MM``; the pool's cut-off is its last day.
+        months: Month-end tapes to write (the cut-off month included).
+        seed: The main generator's seed (each pool draws from its own stream of it).
+    """
+
+    start: str
+    months: int
+    seed: int
+
+    def rng(self, stream: int) -> np.random.Generator:
+        """The pool's own random stream, number ``stream`` of the seed."""
+        return np.random.Generator(np.random.PCG64([self.seed, stream]))
+
+    def month_ends(self) -> list[date]:
+        """The month-end tape dates, the first being the pool's cut-off date."""
+        table = Months.starting(self.start, self.months + 1)
+        return [to_date(table.last_day(i)) for i in range(self.months)]
+
+    @property
+    def cutoff(self) -> date:
+        """The pool's cut-off date, the last day of the window's first month."""
+        return self.month_ends()[0]
+
+
+@dataclass(frozen=True)
+class ServicerPool:
+    """What a further servicer's delivery holds."""
+
+    pool_id: str
+    loans: int
+    """Loans (a card servicer's accounts) delivered at the cut-off."""
+    tape_rows: int
+
+
+def servicer_mapping(source: str) -> Path:
+    """The mapping file shipped for a further servicer (``data_contracts/mappings/``)."""
+    return Path(__file__).parents[2] / "data_contracts" / "mappings" / f"{source}.mapping.yaml"
 
 
 def write_servicer_csv(path: Path, frame: pl.DataFrame, encoding: str = "utf-8") -> None:
@@ -130,17 +183,36 @@ def write_servicer_csv(path: Path, frame: pl.DataFrame, encoding: str = "utf-8")
     temporary.replace(path)
 
 
-def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:
-    """``out/deals/<pool_id>.yaml``."""
-    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-    _write_text(out / "deals" / f"{pool_id}.yaml", text)
+def write_servicer_delivery(
+    out: Path,
+    source: str,
+    *,
+    pool_id: str,
+    cutoff: date,
+    loans: pl.DataFrame,
+    pool_assets: pl.DataFrame,
+    tapes: Iterable[tuple[date, pl.DataFrame]],
+    deal: dict[str, Any],
+    encoding: str = "utf-8",
+) -> ServicerPool:
+    """Write what a further servicer delivers, in its own columns and text encoding.
 
-
-def write_servicer_deal(out: Path, mapping: Path, pool_id: str, document: dict[str, Any]) -> None:
-    """A further servicer's mapping in ``out/mappings/`` and its pool's deal file."""
+    At the cut-off ``loans.<source>.csv`` and ``pool_assets.<source>.csv``; at each
+    month-end of ``tapes`` (the cut-off's first) ``loan_tape.<source>.csv``; its mapping
+    in ``out/mappings/`` and the pool's deal in ``out/deals/``.
+    """
+    folder = out / cutoff.isoformat()
+    write_servicer_csv(folder / f"loans.{source}.csv", loans, encoding)
+    write_servicer_csv(folder / f"pool_assets.{source}.csv", pool_assets, encoding)
+    rows = 0
+    for as_of, tape in tapes:
+        write_servicer_csv(out / as_of.isoformat() / f"loan_tape.{source}.csv", tape, encoding)
+        rows += tape.height
+    mapping = servicer_mapping(source)
     (out / "mappings").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mapping, out / "mappings" / mapping.name)
-    write_deal(out, pool_id, document)
+    write_deal(out, pool_id, deal)
+    return ServicerPool(pool_id=pool_id, loans=loans.height, tape_rows=rows)
 
 
 def two_class_deal(
