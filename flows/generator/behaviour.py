@@ -111,6 +111,22 @@ class _Collector:
         return Events.concat(self.parts)
 
 
+@dataclass(frozen=True)
+class _Month:
+    """Month ``i`` of the simulation: the book, its calendar, the random stream and the
+    events collected so far."""
+
+    book: Book
+    months: Months
+    rng: np.random.Generator
+    i: int
+    out: _Collector
+
+    @property
+    def first_day(self) -> int:
+        return int(self.months.first_day[self.i])
+
+
 def _by_product(book: Book, loan: I64, table: dict[int, float]) -> I64:
     product = book.product[loan]
     result: I64 = np.where(
@@ -155,26 +171,26 @@ def simulate_month(book: Book, months: Months, rng: np.random.Generator, i: int)
     Updates the book's committed cash and loan states.
     """
     out = _Collector(book)
+    month = _Month(book, months, rng, i, out)
     live = np.flatnonzero(book.month[: book.count] < i)
     loan = live[book.state[live] == PERFORMING]
     k = i - book.month[loan]
     oldest = book.paid_through[loan] + 1
     age = k - oldest
-    _default(book, rng, i, loan[age >= 3], oldest[age >= 3])
+    _default(month, loan[age >= 3], oldest[age >= 3])
     current = age == 0
-    _current(book, months, rng, i=i, loan=loan[current], k=k[current], out=out)
+    _current(month, loan[current], k[current])
     arrears = (age >= 1) & (age <= 2)
-    _arrears(
-        book, months, rng, i=i, loan=loan[arrears], k=k[arrears], oldest=oldest[arrears], out=out
-    )
-    _recoveries(book, months, rng, i=i, live=live, out=out)
+    _arrears(month, loan[arrears], k[arrears], oldest[arrears])
+    _recoveries(month, live)
     repaid = loan[book.paid_principal[loan] >= book.principal[loan]]
     book.state[repaid] = CLOSED
     return out.events()
 
 
-def _default(book: Book, rng: np.random.Generator, i: int, loan: I64, oldest: I64) -> None:
+def _default(month: _Month, loan: I64, oldest: I64) -> None:
     """Mark loans three instalments behind as defaulted and plan their recoveries."""
+    book, rng, i = month.book, month.rng, month.i
     n = loan.size
     due = book.due_date.data[book.schedule_position(loan, oldest)]
     book.state[loan] = DEFAULTED
@@ -191,17 +207,9 @@ def _default(book: Book, rng: np.random.Generator, i: int, loan: I64, oldest: I6
     book.recovery_start[loan] = i + rng.integers(low, high + 1, n)
 
 
-def _current(
-    book: Book,
-    months: Months,
-    rng: np.random.Generator,
-    *,
-    i: int,
-    loan: I64,
-    k: I64,
-    out: _Collector,
-) -> None:
+def _current(month: _Month, loan: I64, k: I64) -> None:
     """Loans with nothing overdue and instalment ``k`` due this month."""
+    book, rng, out = month.book, month.rng, month.out
     n = loan.size
     need_p, need_i = _need(book, loan, k)
     amount = need_p + need_i
@@ -233,7 +241,7 @@ def _current(
     late = ~full & ~missed & (u < p_full + p_miss + p_late)
     on_time = ~(full | missed | late)
 
-    first_day = int(months.first_day[i])
+    first_day = month.first_day
     pay_day = next_business_day(due)
     last_paid = book.last_value_date[loan]
 
@@ -304,25 +312,16 @@ def _current(
     book.paid_through[loan[paid]] = k[paid]
 
 
-def _arrears(
-    book: Book,
-    months: Months,
-    rng: np.random.Generator,
-    *,
-    i: int,
-    loan: I64,
-    k: I64,
-    oldest: I64,
-    out: _Collector,
-) -> None:
+def _arrears(month: _Month, loan: I64, k: I64, oldest: I64) -> None:
     """Loans one or two instalments behind: cure, pay the oldest, or roll on."""
+    book, rng, out = month.book, month.rng, month.out
     n = loan.size
     term = book.term[loan]
     age = k - oldest
     through = np.minimum(k, term)
     due_oldest = book.due_date.data[book.schedule_position(loan, oldest)]
     due_now = book.due_date.data[book.schedule_position(loan, through)]
-    first_day = int(months.first_day[i])
+    first_day = month.first_day
 
     u = rng.random(n)
     after_maturity = first_day + rng.integers(0, 15, n)
@@ -351,23 +350,16 @@ def _arrears(
     book.paid_through[loan[pay]] = target[pay]
 
 
-def _recoveries(
-    book: Book,
-    months: Months,
-    rng: np.random.Generator,
-    *,
-    i: int,
-    live: I64,
-    out: _Collector,
-) -> None:
+def _recoveries(month: _Month, live: I64) -> None:
     """Post-default collections, in a few instalments of whole yuan."""
+    book, rng, i = month.book, month.rng, month.i
     loan = live[
         (book.state[live] == DEFAULTED)
         & (book.recovery_payments[live] > 0)
         & (book.recovery_start[live] <= i)
     ]
     n = loan.size
-    days = months.business_days(i)
+    days = month.months.business_days(i)
     day = days[rng.integers(0, days.size, n)]
     left = book.recovery_left[loan]
     count = book.recovery_payments[loan]
@@ -375,6 +367,6 @@ def _recoveries(
     day = next_business_day(
         np.maximum(np.maximum(day, book.default_date[loan] + 1), book.last_value_date[loan])
     )
-    out.add(loan, day, RECOVERY, amount, np.zeros(n, dtype=np.int64))
+    month.out.add(loan, day, RECOVERY, amount, np.zeros(n, dtype=np.int64))
     book.recovery_left[loan] -= amount
     book.recovery_payments[loan] -= 1
