@@ -211,13 +211,9 @@ class WaterfallState:
 
 
 @dataclass(frozen=True)
-class TranchePayment:
-    """One class's payments in one period (fen)."""
+class TranchePayment(TrancheTerms):
+    """One class's payments in one period (fen), after its terms."""
 
-    class_name: str
-    kind: TrancheKind
-    original_balance: int
-    coupon_ppm: int
     opening_balance: int
     interest_due: int
     interest_paid: int
