@@ -25,6 +25,7 @@ from flows.data_quality import chinese_report
 from flows.metrics import MetricsBook, PoolPeriod
 from flows.version import code_version
 from reports import disclosure, index, portfolio, static_pool
+from reports.deal_view import local_name
 from reports.formatting import html_lang
 from reports.pdf import render_pdf
 from reports.render import (
@@ -451,10 +452,7 @@ def render_report_index(
             report = catalog.disclosure(pool_id, period, _tag(locale))
             if not report.is_file():
                 continue
-            if deal is None:
-                name = pool_id
-            else:
-                name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+            name = pool_id if deal is None else local_name(deal, locale)
             published = (
                 (number, catalog.disclosure(pool_id, period, _tag(locale), number))
                 for number, _ in catalog.report_versions(pool_id, period)

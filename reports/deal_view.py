@@ -14,13 +14,22 @@ from decimal import Decimal
 from typing import Protocol
 
 
-class ParticipantView(Protocol):
-    """A party to the plan, in English and (optionally) Chinese."""
+class NamedView(Protocol):
+    """Something the deal names in English and (optionally) Chinese."""
 
     @property
     def name(self) -> str: ...
     @property
     def name_zh(self) -> str | None: ...
+
+
+def local_name(named: NamedView, locale: str) -> str:
+    """The Chinese name in a Chinese report where the deal gives one, else the English."""
+    return named.name_zh if locale.startswith("zh") and named.name_zh else named.name
+
+
+class ParticipantView(NamedView, Protocol):
+    """A party to the plan."""
 
 
 class ParticipantsView(Protocol):
@@ -87,13 +96,9 @@ class TrancheView(Protocol):
     def legal_maturity_date(self) -> date | None: ...
 
 
-class TriggerView(Protocol):
+class TriggerView(NamedView, Protocol):
     """A performance trigger's terms (its test results come with the metrics)."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def name_zh(self) -> str | None: ...
     @property
     def metric(self) -> str: ...
     @property
@@ -102,15 +107,11 @@ class TriggerView(Protocol):
     def consequence(self) -> str: ...
 
 
-class EventView(Protocol):
+class EventView(NamedView, Protocol):
     """A non-numeric event (event of default, perfection event, servicer termination)."""
 
     @property
     def kind(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def name_zh(self) -> str | None: ...
     @property
     def status(self) -> str: ...
     @property
@@ -139,15 +140,11 @@ class DefinitionsView(Protocol):
     def cumulative_default_denominator(self) -> str: ...
 
 
-class DealView(Protocol):
+class DealView(NamedView, Protocol):
     """A deal as the reports read it."""
 
     @property
     def pool_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def name_zh(self) -> str | None: ...
     @property
     def currency(self) -> str: ...
     @property

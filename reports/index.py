@@ -11,13 +11,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final, TypedDict
+from typing import ClassVar, Final, TypedDict
 
 from babel import Locale
 
 from reports import labels as translations
 from reports.formatting import check_locale, format_beijing_time, format_long_date, html_lang
-from reports.sources import check_href
+from reports.sources import RelativeLink, check_href
 
 _PERIOD: Final = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -30,14 +30,10 @@ def _check_href(href: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportLink:
+class ReportLink(RelativeLink):
     """A link from the index to a report below it."""
 
-    label: str
-    href: str
-
-    def __post_init__(self) -> None:
-        _check_href(self.href)
+    allow_parent: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from reports.deal_view import DealView
+from reports.deal_view import DealView, local_name
 from reports.disclosure import DPD30, DPD90, delinquency_share
 from reports.formatting import (
     check_locale,
@@ -103,9 +103,7 @@ def build_context(
         pool = doc.get("pool") or {}
         characteristics = doc.get("characteristics") or {}
         performance = doc.get("performance") or {}
-        name = (
-            item.deal.name_zh if locale.startswith("zh") and item.deal.name_zh else item.deal.name
-        )
+        name = local_name(item.deal, locale)
         closing = pool.get("closing_balance")
         shares = {
             "wac": characteristics.get("wac"),

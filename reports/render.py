@@ -8,7 +8,7 @@ printing nothing, and ``None`` raises instead of printing ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -54,50 +54,24 @@ def environment() -> Environment:
     return env
 
 
-def _render(template: str, context: Mapping[str, Any]) -> str:
-    return environment().get_template(template).render(context)
+def _renderer(report: str) -> Callable[[Mapping[str, Any]], str]:
+    """The function rendering a context of ``reports.<report>.build_context`` with the
+    template ``<report>.html.j2``."""
+    template = f"{report}.html.j2"
+
+    def render(context: Mapping[str, Any]) -> str:
+        return environment().get_template(template).render(context)
+
+    render.__name__ = render.__qualname__ = f"render_{report}"
+    render.__doc__ = (
+        f"Render a context of ``reports.{report}.build_context`` to HTML.\n\n"
+        "Raises:\n    jinja2.UndefinedError: If the context lacks a value the template prints.\n"
+    )
+    return render
 
 
-def render_disclosure(context: Mapping[str, Any]) -> str:
-    """Render a disclosure context (``reports.disclosure.build_context``) to HTML.
-
-    Raises:
-        jinja2.UndefinedError: If the context lacks a value the template prints.
-    """
-    return _render("disclosure.html.j2", context)
-
-
-def render_index(context: Mapping[str, Any]) -> str:
-    """Render an index context (``reports.index.build_context``) to HTML.
-
-    Raises:
-        jinja2.UndefinedError: If the context lacks a value the template prints.
-    """
-    return _render("index.html.j2", context)
-
-
-def render_static_pool(context: Mapping[str, Any]) -> str:
-    """Render a static-pool context (``reports.static_pool.build_context``) to HTML.
-
-    Raises:
-        jinja2.UndefinedError: If the context lacks a value the template prints.
-    """
-    return _render("static_pool.html.j2", context)
-
-
-def render_portfolio(context: Mapping[str, Any]) -> str:
-    """Render a portfolio context (``reports.portfolio.build_context``) to HTML.
-
-    Raises:
-        jinja2.UndefinedError: If the context lacks a value the template prints.
-    """
-    return _render("portfolio.html.j2", context)
-
-
-def render_data_quality(context: Mapping[str, Any]) -> str:
-    """Render a data-quality context (``reports.data_quality.build_context``) to HTML.
-
-    Raises:
-        jinja2.UndefinedError: If the context lacks a value the template prints.
-    """
-    return _render("data_quality.html.j2", context)
+render_disclosure = _renderer("disclosure")
+render_index = _renderer("index")
+render_static_pool = _renderer("static_pool")
+render_portfolio = _renderer("portfolio")
+render_data_quality = _renderer("data_quality")

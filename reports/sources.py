@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Final
+from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
 _UNSAFE_HREF: Final = re.compile(r"[\s\\\x00-\x1f\x7f]")
@@ -46,9 +46,11 @@ class RelativeLink:
 
     label: str
     href: str
+    allow_parent: ClassVar[bool] = True
+    """Whether the link may go up (``..``): see :func:`check_href`."""
 
     def __post_init__(self) -> None:
-        check_href(self.href)
+        check_href(self.href, allow_parent=self.allow_parent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from reports.charts import ChartTexts
-from reports.deal_view import DealView
+from reports.deal_view import DealView, local_name
 from reports.disclosure import DPD30, delinquency_share, vintage_curves
 from reports.formatting import check_locale, format_beijing_time, html_lang
 from reports.layout import (
@@ -144,7 +144,7 @@ def build_context(
         else section(2, "history", t("history_title"), notes=[t("not_computed")], computed=False)
     )
     sections = [curves_section, history_section]
-    deal_name = deal.name_zh if locale.startswith("zh") and deal.name_zh else deal.name
+    deal_name = local_name(deal, locale)
     latest = str(documents[-1]["period"]) if documents else None
     other = "zh-CN" if locale == "en" else "en"
     stamp = format_beijing_time(generated_at, locale)
