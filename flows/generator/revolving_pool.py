@@ -24,8 +24,8 @@ same arguments give the same bytes.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator, Sequence
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -165,19 +165,6 @@ def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Data
     return frame.with_columns(yuan_text(column) for column in _AMOUNTS)
 
 
-def _tapes(
-    accounts: pl.DataFrame,
-    state: dict[str, Any],
-    rng: np.random.Generator,
-    month_ends: Sequence[date],
-) -> Iterator[tuple[date, pl.DataFrame]]:
-    """The cut-off's tape, then every later month-end's after that month's statements."""
-    for i, as_of in enumerate(month_ends):
-        if i:
-            _advance(state, rng, as_of)
-        yield as_of, _tape(accounts, state, as_of)
-
-
 def write_revolving_pool(out: Path, window: ServicerWindow, *, accounts: int) -> ServicerPool:
     """Write the card servicer's accounts, pool, month-end tapes, mapping and deal.
 
@@ -218,8 +205,7 @@ def write_revolving_pool(out: Path, window: ServicerWindow, *, accounts: int) ->
     return write_servicer_delivery(
         out,
         SOURCE,
-        pool_id=pool_id,
-        cutoff=cutoff,
+        window,
         loans=book.select(
             pl.col("loan_id").alias("ACCT_NO"),
             pl.col("borrower_id").alias("CUST_NO"),
@@ -235,7 +221,8 @@ def write_revolving_pool(out: Path, window: ServicerWindow, *, accounts: int) ->
             pl.lit("IN").alias("EVENT"),
             pl.lit("CUTOFF").alias("REASON"),
         ),
-        tapes=_tapes(book, state, rng, window.month_ends()),
+        tape=partial(_tape, book, state),
+        advance=partial(_advance, state, rng),
         deal=_deal(pool_id, cutoff, cutoff_balance),
     )
 

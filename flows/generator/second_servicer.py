@@ -19,14 +19,13 @@ same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 import yaml
 
@@ -98,8 +97,8 @@ def _advance(
     state: dict[str, Any],
     rng: np.random.Generator,
     as_of: date,
-) -> npt.NDArray[np.bool_]:
-    """Advance every loan to ``as_of``; return which loans that month-end's tape reports."""
+) -> None:
+    """Advance every loan to ``as_of`` and mark the loans that month-end's tape reports."""
     n = loans.height
     due = (
         schedules.filter(pl.col("due_date") <= as_of)
@@ -149,19 +148,16 @@ def _advance(
     state["recovered"] = state["recovered"] + np.where(recover, state["charged"] // 20, 0)
     new_status = np.where(was_charged, CHARGED_OFF, new_status)
     dpd = np.where(was_charged, state["dpd"] + 30, dpd)
-    reported: npt.NDArray[np.bool_] = open_ | was_charged | charge
-    state.update(balance=balance, status=new_status, dpd=dpd)
-    return reported
+    reported = open_ | was_charged | charge
+    state.update(balance=balance, status=new_status, dpd=dpd, reported=reported)
 
 
 _AMOUNTS: Final = ("本金余额", "已还本金", "已还利息", "核销本金", "累计回收")
 """The tape's amounts, written as :func:`_amount` text."""
 
 
-def _tape_rows(
-    loans: pl.DataFrame, state: dict[str, Any], as_of: date, reported: npt.NDArray[np.bool_]
-) -> pl.DataFrame:
-    """The servicer's tape rows of ``as_of`` for the ``reported`` loans."""
+def _tape_rows(loans: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.DataFrame:
+    """The servicer's tape rows of ``as_of`` for the loans it reports."""
     rows = pl.DataFrame(
         {
             "数据日期": [as_of.strftime("%Y/%m/%d")] * loans.height,
@@ -174,24 +170,8 @@ def _tape_rows(
             "核销本金": state["charged"],
             "累计回收": state["recovered"],
         }
-    ).filter(pl.Series(reported))
+    ).filter(pl.Series(state["reported"]))
     return rows.with_columns(_amount(column) for column in _AMOUNTS)
-
-
-def _tapes(
-    loans: pl.DataFrame,
-    schedules: pl.DataFrame,
-    state: dict[str, Any],
-    rng: np.random.Generator,
-    month_ends: Sequence[date],
-) -> Iterator[tuple[date, pl.DataFrame]]:
-    """The cut-off's tape (every loan), then every later month-end's after that month."""
-    for i, as_of in enumerate(month_ends):
-        if i:
-            reported = _advance(loans, schedules, state, rng, as_of)
-        else:
-            reported = np.ones(loans.height, dtype=np.bool_)
-        yield as_of, _tape_rows(loans, state, as_of, reported)
 
 
 def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> ServicerPool:
@@ -217,6 +197,7 @@ def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> S
         "charged": np.zeros(n, dtype=np.int64),
         "recovered": np.zeros(n, dtype=np.int64),
         "dpd": np.zeros(n, dtype=np.int64),
+        "reported": np.ones(n, dtype=np.bool_),
     }
     # Seasoning: the loans have paid their schedule up to the cut-off.
     due = (
@@ -231,8 +212,7 @@ def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> S
     return write_servicer_delivery(
         out,
         SOURCE,
-        pool_id=pool_id,
-        cutoff=cutoff,
+        window,
         loans=book.select(
             pl.col("loan_id").alias("借据号"),
             pl.col("borrower_id").alias("客户号"),
@@ -258,7 +238,8 @@ def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> S
             pl.lit("入池").alias("事件"),
             pl.lit("初始入池").alias("原因"),
         ),
-        tapes=_tapes(book, schedules, state, rng, window.month_ends()),
+        tape=partial(_tape_rows, book, state),
+        advance=partial(_advance, book, schedules, state, rng),
         deal=_deal(pool_id, cutoff, cutoff_balance),
         encoding=ENCODING,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -186,31 +186,42 @@ def write_servicer_csv(path: Path, frame: pl.DataFrame, encoding: str = "utf-8")
 def write_servicer_delivery(
     out: Path,
     source: str,
+    window: ServicerWindow,
     *,
-    pool_id: str,
-    cutoff: date,
     loans: pl.DataFrame,
     pool_assets: pl.DataFrame,
-    tapes: Iterable[tuple[date, pl.DataFrame]],
+    tape: Callable[[date], pl.DataFrame],
+    advance: Callable[[date], None],
     deal: dict[str, Any],
     encoding: str = "utf-8",
 ) -> ServicerPool:
     """Write what a further servicer delivers, in its own columns and text encoding.
 
-    At the cut-off ``loans.<source>.csv`` and ``pool_assets.<source>.csv``; at each
-    month-end of ``tapes`` (the cut-off's first) ``loan_tape.<source>.csv``; its mapping
-    in ``out/mappings/`` and the pool's deal in ``out/deals/``.
+    At the cut-off ``loans.<source>.csv`` and ``pool_assets.<source>.csv``; at every
+    month-end of ``window`` ``loan_tape.<source>.csv``; its mapping in ``out/mappings/``
+    and the pool's deal in ``out/deals/``.
+
+    Args:
+        tape: The tape rows of the simulated pool as it stands at a month-end.
+        advance: Moves the simulated pool on to a month-end (called for each after the
+            cut-off, in order, before its tape).
     """
-    folder = out / cutoff.isoformat()
+    folder = out / window.cutoff.isoformat()
     write_servicer_csv(folder / f"loans.{source}.csv", loans, encoding)
     write_servicer_csv(folder / f"pool_assets.{source}.csv", pool_assets, encoding)
     rows = 0
-    for as_of, tape in tapes:
-        write_servicer_csv(out / as_of.isoformat() / f"loan_tape.{source}.csv", tape, encoding)
-        rows += tape.height
+    for i, as_of in enumerate(window.month_ends()):
+        if i:
+            advance(as_of)
+        rows_of_month = tape(as_of)
+        write_servicer_csv(
+            out / as_of.isoformat() / f"loan_tape.{source}.csv", rows_of_month, encoding
+        )
+        rows += rows_of_month.height
     mapping = servicer_mapping(source)
     (out / "mappings").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mapping, out / "mappings" / mapping.name)
+    pool_id = str(deal["pool_id"])
     write_deal(out, pool_id, deal)
     return ServicerPool(pool_id=pool_id, loans=loans.height, tape_rows=rows)
 
