@@ -38,7 +38,7 @@ from flows.generator.revolving_pool import write_revolving_pool
 from flows.generator.second_servicer import write_second_servicer
 from flows.generator.servicer_tape import write_servicer_tape
 from flows.generator.writer import (
-    ServicerWindow,
+    ServicerLanding,
     write_deal,
     write_loans,
     write_manifests,
@@ -180,12 +180,12 @@ def generate_landing(
     if cutoff_balance > 0:
         write_deal(out, deal.pool_id, deal_document(deal, cutoff_balance))
         pool_ids = (deal.pool_id,)
-    window = ServicerWindow(start, months, seed)
+    landing = ServicerLanding(out, start, months, seed)
     if second_servicer_loans > 0:
-        second = write_second_servicer(out, window, loans=second_servicer_loans)
+        second = write_second_servicer(landing, loans=second_servicer_loans)
         pool_ids = (*pool_ids, second.pool_id)
     if revolving_accounts > 0:
-        cards = write_revolving_pool(out, window, accounts=revolving_accounts)
+        cards = write_revolving_pool(landing, accounts=revolving_accounts)
         pool_ids = (*pool_ids, cards.pool_id)
     # Last: every file of a day, the second servicer's tape included, is in its manifest.
     write_manifests(out, _dates_of(table, months))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import calendar
 from datetime import date
 from functools import partial
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -34,8 +33,8 @@ import numpy.typing as npt
 import polars as pl
 
 from flows.generator.writer import (
+    ServicerLanding,
     ServicerPool,
-    ServicerWindow,
     servicer_mapping,
     two_class_deal,
     write_servicer_delivery,
@@ -165,16 +164,15 @@ def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Data
     return frame.with_columns(yuan_text(column) for column in _AMOUNTS)
 
 
-def write_revolving_pool(out: Path, window: ServicerWindow, *, accounts: int) -> ServicerPool:
+def write_revolving_pool(landing: ServicerLanding, *, accounts: int) -> ServicerPool:
     """Write the card servicer's accounts, pool, month-end tapes, mapping and deal.
 
     Args:
-        out: The landing folder (the main book's).
-        window: Where the pool sits in the main book's window.
+        landing: Where and over which months the pool is delivered.
         accounts: Card accounts in the pool.
     """
-    rng = window.rng(3)
-    cutoff = window.cutoff
+    rng = landing.rng(3)
+    cutoff = landing.cutoff
     pool_id = f"HB{cutoff.year}-R"
     limit = np.array(_LIMITS_YUAN, dtype=np.int64)[rng.integers(0, len(_LIMITS_YUAN), accounts)]
     limit = limit * 100
@@ -203,9 +201,8 @@ def write_revolving_pool(out: Path, window: ServicerWindow, *, accounts: int) ->
     }
     cutoff_balance = int(state["balance"].sum())
     return write_servicer_delivery(
-        out,
+        landing,
         SOURCE,
-        window,
         loans=book.select(
             pl.col("loan_id").alias("ACCT_NO"),
             pl.col("borrower_id").alias("CUST_NO"),

@@ -22,7 +22,6 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -30,8 +29,8 @@ import polars as pl
 import yaml
 
 from flows.generator.writer import (
+    ServicerLanding,
     ServicerPool,
-    ServicerWindow,
     servicer_mapping,
     two_class_deal,
     write_servicer_delivery,
@@ -174,16 +173,15 @@ def _tape_rows(loans: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Da
     return rows.with_columns(_amount(column) for column in _AMOUNTS)
 
 
-def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> ServicerPool:
+def write_second_servicer(landing: ServicerLanding, *, loans: int) -> ServicerPool:
     """Write the second servicer's loans, pool, month-end tapes, mapping and deal.
 
     Args:
-        out: The landing folder (the main book's).
-        window: Where the pool sits in the main book's window.
+        landing: Where and over which months the pool is delivered.
         loans: Loans in the seasoned pool.
     """
-    rng = window.rng(2)
-    cutoff = window.cutoff
+    rng = landing.rng(2)
+    cutoff = landing.cutoff
     year = cutoff.year
     pool_id = f"JB{year}-2"
     book = _draw_loans(rng, loans, cutoff, year)
@@ -210,9 +208,8 @@ def write_second_servicer(out: Path, window: ServicerWindow, *, loans: int) -> S
     state["balance"] = state["balance"] - state["paid"]
     cutoff_balance = int(state["balance"].sum())
     return write_servicer_delivery(
-        out,
+        landing,
         SOURCE,
-        window,
         loans=book.select(
             pl.col("loan_id").alias("借据号"),
             pl.col("borrower_id").alias("客户号"),

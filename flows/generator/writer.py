@@ -132,15 +132,17 @@ def write_deal(out: Path, pool_id: str, document: dict[str, Any]) -> None:
 
 # -- further servicers' deliveries (second_servicer, revolving_pool) ----------------------
 @dataclass(frozen=True)
-class ServicerWindow:
-    """The main book's window as a further servicer's pool takes it.
+class ServicerLanding:
+    """The main book's landing folder and window, which a further servicer's pool joins.
 
     Attributes:
+        out: The landing folder (the main book's).
         start: First month of the window, ``YYYY-MM``; the pool's cut-off is its last day.
         months: Month-end tapes to write (the cut-off month included).
         seed: The main generator's seed (each pool draws from its own stream of it).
     """
 
+    out: Path
     start: str
     months: int
     seed: int
@@ -184,9 +186,8 @@ def write_servicer_csv(path: Path, frame: pl.DataFrame, encoding: str = "utf-8")
 
 
 def write_servicer_delivery(
-    out: Path,
+    landing: ServicerLanding,
     source: str,
-    window: ServicerWindow,
     *,
     loans: pl.DataFrame,
     pool_assets: pl.DataFrame,
@@ -198,19 +199,20 @@ def write_servicer_delivery(
     """Write what a further servicer delivers, in its own columns and text encoding.
 
     At the cut-off ``loans.<source>.csv`` and ``pool_assets.<source>.csv``; at every
-    month-end of ``window`` ``loan_tape.<source>.csv``; its mapping in ``out/mappings/``
-    and the pool's deal in ``out/deals/``.
+    month-end of the window ``loan_tape.<source>.csv``; its mapping in ``mappings/`` and
+    the pool's deal in ``deals/``.
 
     Args:
         tape: The tape rows of the simulated pool as it stands at a month-end.
         advance: Moves the simulated pool on to a month-end (called for each after the
             cut-off, in order, before its tape).
     """
-    folder = out / window.cutoff.isoformat()
+    out = landing.out
+    folder = out / landing.cutoff.isoformat()
     write_servicer_csv(folder / f"loans.{source}.csv", loans, encoding)
     write_servicer_csv(folder / f"pool_assets.{source}.csv", pool_assets, encoding)
     rows = 0
-    for i, as_of in enumerate(window.month_ends()):
+    for i, as_of in enumerate(landing.month_ends()):
         if i:
             advance(as_of)
         rows_of_month = tape(as_of)

@@ -14,7 +14,7 @@ from flows.curate import curate
 from flows.deals import load_deals
 from flows.generator import generate_landing
 from flows.generator.revolving_pool import write_revolving_pool
-from flows.generator.writer import ServicerWindow
+from flows.generator.writer import ServicerLanding
 from flows.ingest import ingest_dates
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from tests.polars_warnings import no_sortedness_warning
@@ -26,7 +26,7 @@ MONTH_ENDS = [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cards") / "data"
-    pool = write_revolving_pool(root / "landing", ServicerWindow("2024-01", 4, 7), accounts=120)
+    pool = write_revolving_pool(ServicerLanding(root / "landing", "2024-01", 4, 7), accounts=120)
     assert (pool.pool_id, pool.tape_rows) == ("HB2024-R", 480)
     catalog = Catalog(root)
     with no_sortedness_warning():
@@ -44,8 +44,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_same_arguments_write_the_same_bytes(tmp_path: Path) -> None:
-    first = write_revolving_pool(tmp_path / "a", ServicerWindow("2024-01", 3, 7), accounts=30)
-    second = write_revolving_pool(tmp_path / "b", ServicerWindow("2024-01", 3, 7), accounts=30)
+    first = write_revolving_pool(ServicerLanding(tmp_path / "a", "2024-01", 3, 7), accounts=30)
+    second = write_revolving_pool(ServicerLanding(tmp_path / "b", "2024-01", 3, 7), accounts=30)
     assert first == second
     written = sorted(p for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert len(written) == 7  # loans, pool, 3 tapes, mapping, deal

@@ -14,7 +14,7 @@ from flows.curate import curate
 from flows.deals import load_deals
 from flows.generator import generate_landing
 from flows.generator.second_servicer import write_second_servicer
-from flows.generator.writer import ServicerWindow
+from flows.generator.writer import ServicerLanding
 from flows.ingest import ingest_dates
 from flows.snapshots import build_loan_snapshots, snapshot_dates
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
@@ -25,7 +25,7 @@ MONTH_ENDS = [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("second") / "data"
-    pool = write_second_servicer(root / "landing", ServicerWindow("2024-01", 4, 7), loans=80)
+    pool = write_second_servicer(ServicerLanding(root / "landing", "2024-01", 4, 7), loans=80)
     assert pool.pool_id == "JB2024-2"
     catalog = Catalog(root)
     outcome = ingest_dates(catalog, MONTH_ENDS)
@@ -41,8 +41,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_same_arguments_write_the_same_bytes(tmp_path: Path) -> None:
-    first = write_second_servicer(tmp_path / "a", ServicerWindow("2024-01", 3, 7), loans=20)
-    second = write_second_servicer(tmp_path / "b", ServicerWindow("2024-01", 3, 7), loans=20)
+    first = write_second_servicer(ServicerLanding(tmp_path / "a", "2024-01", 3, 7), loans=20)
+    second = write_second_servicer(ServicerLanding(tmp_path / "b", "2024-01", 3, 7), loans=20)
     assert first.tape_rows == second.tape_rows
     for path in sorted((tmp_path / "a").rglob("*.csv")):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
