@@ -215,9 +215,16 @@ def _trigger_definition(trigger: Trigger) -> str:
 
 
 def compute_pool_metrics(
-    catalog: Catalog, deals: Mapping[str, DealTerms], period_ends: Sequence[date]
+    catalog: Catalog,
+    deals: Mapping[str, DealTerms],
+    period_ends: Sequence[date],
+    *,
+    recompute: bool = False,
 ) -> list[PoolPeriod]:
     """Write the metrics marts and one validated metrics.json per pool and reported period.
+
+    Marts whose inputs are those they were computed from are kept (see :func:`_marts`);
+    ``recompute`` computes every one again.
 
     A pool that breaches an early-amortisation trigger stops buying: purchase
     events dated after the breach period are quarantined
@@ -229,6 +236,8 @@ def compute_pool_metrics(
         SettingsError: If a payment date lies beyond the exchange calendar's
             known years (exit code 2).
     """
+    if recompute:
+        marts_record_path(catalog).unlink(missing_ok=True)
     try:
         return _compute_pool_metrics(catalog, deals, period_ends)
     except CalendarHorizonError as exc:
