@@ -35,6 +35,7 @@ from flows.catalog import (
     parse_landing_name,
     sha256_file,
 )
+from flows.state import cached_sha256
 
 DeliveryCalendar = Literal["daily", "business_days", "month_end"]
 DeliveryStatus = Literal["complete", "empty", "missing", "rejected", "optional"]
@@ -198,11 +199,13 @@ def _mismatch(  # noqa: PLR0911 - the first mismatch found is the one named
     present = {p.name: p for paths in catalog.landing_files(day).values() for p in paths}
     for name in sorted(present.keys() - listed.keys()):
         return f"{folder / name}: delivered but not listed in manifest.json"
+    # Hashed once: ingest later takes the same recorded sha256 (flows.state.HashBook).
+    digests = cached_sha256(catalog, [present[n] for n in sorted(listed) if n in present])
     for name, entry in sorted(listed.items()):
         path = present.get(name)
         if path is None:
             return f"{folder / name}: listed in manifest.json but not delivered"
-        sha = sha256_file(path)
+        sha = digests[path]
         if sha != entry.sha256:
             return f"{path}: sha256 {sha[:12]}… does not match the manifest's {entry.sha256[:12]}…"
         try:

@@ -28,7 +28,7 @@ deliveries are listed in ``ignored`` with the reason, never read.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -57,6 +57,7 @@ from flows.landing import (
 )
 from flows.limits import Limits, current_limits, refusal
 from flows.mapping import SourceMapping, load_mapping
+from flows.state import cached_sha256
 from transforms import schema
 from transforms.keys import pseudonymous_key
 from transforms.staging import TYPE_ERRORS, cast_landing, type_rule_id
@@ -303,6 +304,11 @@ def ingest_dates(
         for refused in entries.refused:
             if refused.dataset is None:
                 outcome.files.append(_refused_folder(day, refused.path, root, refused.reason))
+    # Each landing file is hashed once: the delivery check recorded it (flows.state.HashBook).
+    digests = cached_sha256(
+        catalog,
+        [path for day in sorted(dates) for paths in days[day].files.values() for path in paths],
+    )
     for dataset in DATASET_ORDER:
         files = [
             _read(catalog, dataset, day, path, mappings, limits)
@@ -323,7 +329,7 @@ def ingest_dates(
         ]
         files.sort(key=lambda f: (f.business_date, f.relative_path))
         accepted, quarantined, part = _ingest_dataset(
-            dataset, files, history, limits=limits, deal_pools=deal_pools
+            dataset, files, history, limits=limits, deal_pools=deal_pools, digests=digests
         )
         setattr(history, dataset, pl.concat([getattr(history, dataset), accepted]))
         outcome.merge(part)
@@ -429,6 +435,7 @@ def _ingest_dataset(
     *,
     limits: Limits,
     deal_pools: frozenset[str],
+    digests: Mapping[Path, str],
 ) -> tuple[pl.DataFrame, pl.DataFrame, IngestOutcome]:
     contract = load_contract(dataset)
     outcome = IngestOutcome(contract_versions={dataset: contract.version})
@@ -493,7 +500,9 @@ def _ingest_dataset(
     duplicates = duplicates.unique()
     accepted = accepted_rows.select(*columns, *schema.LINEAGE).sort(*_ORDER)
     quarantined = raw.join(flagged, on="row", how="inner").select(*QUARANTINE_SCHEMA).sort(*_ORDER)
-    outcome.files.extend(_file_outcomes(dataset, files, raw, flagged, accepted_rows, duplicates))
+    outcome.files.extend(
+        _file_outcomes(dataset, files, raw, flagged, accepted_rows, duplicates, digests)
+    )
     return accepted, quarantined, outcome
 
 
@@ -850,6 +859,7 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
     flagged: pl.DataFrame,
     accepted: pl.DataFrame,
     duplicates: pl.Series,
+    digests: Mapping[Path, str],
 ) -> list[FileOutcome]:
     counts = {
         name: dict(zip(frame["source_file"], frame["len"], strict=True))
@@ -870,7 +880,7 @@ def _file_outcomes(  # noqa: PLR0917 (the parts of one dataset's batch)
             dataset=dataset,
             business_date=f.business_date,
             path=f.relative_path,
-            sha256="" if f.refused else sha256_file(f.path),
+            sha256="" if f.refused else digests.get(f.path) or sha256_file(f.path),
             rows_read=f.frame.height,
             rows_accepted=counts["accepted"].get(f.relative_path, 0),
             rows_quarantined=counts["quarantined"].get(f.relative_path, 0),

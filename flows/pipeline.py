@@ -438,13 +438,18 @@ def dispatch_buckets(jobs: Sequence[BucketJob]) -> list[BucketOutput]:
 
 @task(name="pool-metrics", **IO_TASK)
 def metrics_task(
-    data_root: str, deals: dict[str, DealTerms], period_ends: list[date], pool: str | None
+    data_root: str,
+    deals: dict[str, DealTerms],
+    period_ends: list[date],
+    pool: str | None,
+    recompute: bool = False,
 ) -> MetricsOutcome:
-    """Pool marts and metrics.json of the periods the gate lets through."""
+    """Pool marts and metrics.json of the periods the gate lets through; marts whose
+    inputs did not change are kept unless ``recompute``."""
     catalog = Catalog(Path(data_root))
     if pool is not None:
         deals = {pool: deals[pool]} if pool in deals else {}
-    return MetricsOutcome(compute_pool_metrics(catalog, deals, period_ends))
+    return MetricsOutcome(compute_pool_metrics(catalog, deals, period_ends, recompute=recompute))
 
 
 @task(name="render-pool", **IO_TASK)
@@ -805,7 +810,9 @@ def _downstream_and_publish(
             stop=None,
         )
         summary.blocked = decision.blocked_lines()
-        periods = metrics_task(data_root, deals, list(decision.publish), request.pool).periods
+        periods = metrics_task(
+            data_root, deals, list(decision.publish), request.pool, request.force
+        ).periods
         timings["metrics"] = time.perf_counter() - mark
     summary.periods = [f"{p.pool_id}/{p.period}" for p in periods]
     summary.triggers_breached = _breached(periods)

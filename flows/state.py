@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -307,15 +308,21 @@ def cached_sha256(catalog: Catalog, paths: Iterable[Path]) -> dict[Path, str]:
     The record (:class:`HashBook`) is written back when a file had to be read, and loses
     the entries of files that no longer exist.
     """
-    book = HashBook.load(catalog)
-    digests: dict[Path, str] = {}
-    read = False
-    for path in paths:
-        digests[path], fresh = book.sha256(catalog, path)
-        read = read or fresh
-    gone = [key for key in book.files if not (catalog.root / key).exists()]
-    for key in gone:
-        del book.files[key]
-    if read or gone:
-        book.save(catalog)
+    # Tasks of one run may hash at the same time (each month's delivery check): one
+    # read-modify-write of the record at a time keeps every thread's entries.
+    with _HASH_BOOK_LOCK:
+        book = HashBook.load(catalog)
+        digests: dict[Path, str] = {}
+        read = False
+        for path in paths:
+            digests[path], fresh = book.sha256(catalog, path)
+            read = read or fresh
+        gone = [key for key in book.files if not (catalog.root / key).exists()]
+        for key in gone:
+            del book.files[key]
+        if read or gone:
+            book.save(catalog)
     return digests
+
+
+_HASH_BOOK_LOCK = threading.Lock()
