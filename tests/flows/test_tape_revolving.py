@@ -109,14 +109,16 @@ def test_revolving_accounts_take_the_servicers_balances_and_dpd(root: Path) -> N
     assert march["pool_id"].to_list() == ["RV"] * 3
 
 
-def test_the_pool_rolls_forward_with_the_drawing_as_new_principal(root: Path) -> None:
+def test_the_pool_rolls_forward_with_the_drawing_as_a_new_drawing(root: Path) -> None:
     catalog = Catalog(root)
     snapshots = pl.concat(pl.read_parquet(catalog.snapshot_partition(d)) for d in (JAN, FEB, MAR))
     roll = pool_rollforward(snapshots.lazy(), [FEB, MAR]).collect().sort("period_end")
     assert rollforward_breaks(roll.lazy()).collect().height == 0
     # February: 7,000 - 2,000 repaid + 500 drawn = 5,500; March: 5,500 - 500 = 5,000.
     assert roll["scheduled_principal"].to_list() == [200_000, 50_000]
-    assert roll["purchased_principal"].to_list() == [50_000, 0]
+    assert roll["new_drawings"].to_list() == [50_000, 0]
+    assert roll["purchased_principal"].to_list() == [0, 0]
+    assert roll["purchased_count"].to_list() == [0, 0]
     assert roll["closing_balance"].to_list() == [550_000, 500_000]
 
 
