@@ -8,7 +8,10 @@ fees, recoveries), through its mapping file
 (``data_contracts/mappings/card_servicer.mapping.yaml``: its own column names,
 status codes and ``YYYYMMDD`` dates, UTF-8). The deal takes the servicer's
 balances (``balance_source: servicer``); the disclosure shows the revolving
-sections and hides the instalment-only ones with their reason.
+sections and hides the instalment-only ones with their reason. The deal revolves
+for :data:`REVOLVING_MONTHS` months after its cut-off: the accounts' new drawings
+are paid for out of principal collections and the notes start to amortise only
+after the revolving period.
 
 The simulation is monthly and exact in fen. Each month an open account either
 pays its statement in full (no interest: the interest-free period), pays the
@@ -58,6 +61,9 @@ _MINIMUM_FLOOR: Final = 10_000
 _CLOSING_LAG_DAYS: Final = 14
 _DUE_DAY: Final = 10
 """Statements fall due on the 10th of the month after the statement."""
+REVOLVING_MONTHS: Final = 12
+"""The revolving period: a card ABS revolves 12 to 24 months after its cut-off, paying for
+the accounts' new drawings out of principal collections while the notes do not amortise."""
 
 _I64 = npt.NDArray[np.int64]
 
@@ -254,12 +260,19 @@ def write_revolving_pool(
     return RevolvingPool(pool_id=pool_id, accounts=accounts, tape_rows=rows, months=months)
 
 
+def _revolving_period_end(cutoff: date) -> date:
+    """The last day of the month :data:`REVOLVING_MONTHS` after the cut-off month."""
+    month = cutoff.year * 12 + cutoff.month - 1 + REVOLVING_MONTHS
+    year, month = divmod(month, 12)
+    return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
+
+
 def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
     names = (
         f"Synthetic Huabei-style Revolving Card Receivables ABS {cutoff.year}-R",
         f"模拟花呗型循环信用账户资产支持专项计划{cutoff.year}年R期",
     )
-    return two_class_deal(
+    deal = two_class_deal(
         pool_id,
         names,
         cutoff,
@@ -269,3 +282,5 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         eligibility={"products": ["revolving_credit"]},
         closing_lag_days=_CLOSING_LAG_DAYS,
     )
+    deal["revolving_period_end"] = _revolving_period_end(cutoff)
+    return deal

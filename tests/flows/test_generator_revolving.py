@@ -52,6 +52,12 @@ def test_the_same_arguments_write_the_same_bytes(tmp_path: Path) -> None:
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
 
 
+def test_the_demo_card_deal_revolves_for_twelve_months_after_its_cutoff(root: Path) -> None:
+    deal = load_deals(Catalog(root)).deals["HB2024-R"]
+    assert deal.cutoff_date == date(2024, 1, 31)
+    assert deal.revolving_period_end == date(2025, 1, 31)
+
+
 def test_the_accounts_arrive_without_schedule_terms(root: Path) -> None:
     loans = pl.read_parquet(Catalog(root).curated("loans"))
     assert loans["product"].unique().to_list() == ["revolving_credit"]
