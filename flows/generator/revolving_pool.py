@@ -53,6 +53,10 @@ _REGIONS: Final = ("CN-GD", "CN-ZJ", "CN-JS", "CN-SH", "CN-BJ", "CN-SC", "CN-HB"
 _FULL, _MINIMUM = 0.55, 0.435
 """Shares of performing accounts paying in full and paying the minimum (the rest miss)."""
 _CURE, _DRAW, _RECOVER = 0.5, 0.65, 0.12
+_DRAW_SHARE = 1.0
+"""An account that draws takes a uniformly random share of its unused limit up to this one:
+with it, the accounts draw about what they repay, so the pool's balance holds at its
+cut-off level through the revolving period (as a card ABS's pool does)."""
 _DAILY_RATE_PPM: Final = 500
 """Revolving interest: 0.05% a day (18.25% a year), in parts per million a day."""
 _ANNUAL_RATE: Final = "0.1825"
@@ -115,7 +119,7 @@ def _advance(state: dict[str, Any], rng: np.random.Generator, as_of: date) -> No
     # Accounts in good standing draw on what is left of their limit.
     good = (performing & ~missed) | cured
     drawing = np.where(
-        good & (draw_draw < _DRAW), ((limit - balance) * share * 0.4).astype(np.int64), 0
+        good & (draw_draw < _DRAW), ((limit - balance) * share * _DRAW_SHARE).astype(np.int64), 0
     )
     balance = balance + np.maximum(drawing, 0)
     dpd = np.where(cured | full | minimum, 0, state["dpd"])
