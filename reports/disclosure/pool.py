@@ -275,7 +275,8 @@ def _account_ledger(
     """Each account: opening + in - out = closing, refused when it does not reconcile.
 
     When the source cannot give every part of the income (``partial_income``), the
-    income account's flows are not available: a sum over the parts there is no total.
+    income and collection accounts' flows are not available: a sum over the parts
+    there is no total.
     """
     t, f = r.t, r.f
     rows = []
@@ -289,7 +290,7 @@ def _account_ledger(
             raise ValueError(
                 f"account {name} does not reconcile: {opening} + {inflow} - {outflow} != {closing}"
             )
-        if partial_income and name == "income":
+        if partial_income and name in ("income", "collection"):
             rows.append(row(t.get(f"account.{name}", name), *[f.amount(UNAVAILABLE)] * 4))
             continue
         rows.append(
