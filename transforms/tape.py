@@ -33,8 +33,9 @@ DPD and status at month-ends. From it, without any repayment history:
     whichever comes first; a servicer charge-off before ``default_dpd`` is a
     default too;
   * after default every collection is a recovery: the increase of
-    ``recoveries_to_date`` where the tape has it, else the cash the balance and
-    paid-to-date columns show;
+    ``recoveries_to_date`` where the tape has it, plus the cash the balance and
+    paid-to-date columns show (a defaulted loan paying before the servicer's
+    charge-off, or a card account curing at the servicer, still pays recoveries);
   * pool membership and purchases/removals come from ``pool_assets``; the tape
     reports balances at its dates only, so unlike the engine a purchase counts
     from its period's start (``purchased_principal`` = opening balance) and a
@@ -341,9 +342,20 @@ def tape_snapshots(
     scheduled = principal_collected - unscheduled
     interest = _delta("interest_paid_to_date")
     fees = _delta("fees_paid_to_date")
-    recovered = pl.coalesce(
-        _delta("recoveries_to_date"),
-        principal_collected + interest.fill_null(0) + fees.fill_null(0),
+    # A servicer counts recoveries after its charge-off; what a defaulted loan pays before
+    # that (or after curing at the servicer) shows in its paid-to-date columns. A default
+    # never reverses in the figures, so both are recoveries (DOMAIN.md).
+    # Where the tape has recoveries_to_date, a balance drop is a charge-off, never cash: only
+    # the paid-to-date columns add to it.
+    paid_cash = interest.fill_null(0) + fees.fill_null(0)
+    recovered = (
+        pl.when(_delta("recoveries_to_date").is_not_null())
+        .then(
+            _delta("recoveries_to_date")
+            + _delta("principal_paid_to_date").fill_null(0).clip(lower_bound=0)
+            + paid_cash
+        )
+        .otherwise(principal_collected + paid_cash)
     )
     performing_flow = ~first_row & ~was_defaulted
     rows = rows.with_columns(

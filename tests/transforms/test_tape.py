@@ -557,3 +557,29 @@ def test_a_revolving_accounts_drawing_is_a_new_drawing_even_without_a_credit_lim
     assert out["remaining_term"].to_list() == [0, 0, 0]
     roll = pool_rollforward(out.lazy(), [FEB, MAR]).collect()
     assert rollforward_breaks(roll.lazy()).collect().height == 0
+
+
+def test_a_card_account_paying_after_its_default_pays_recoveries_even_when_it_cures() -> None:
+    loans = _loans(("C1", "B1", date(2023, 5, 1), date(2023, 6, 1), 1, "0.1825", 1)).with_columns(
+        pl.lit("revolving_credit").alias("product"),
+        *(pl.lit(None, dtype=schema.LOANS[c]).alias(c) for c in schema.SCHEDULE_TERMS),
+    )
+    # Feb: 95 DPD, a default. Mar: the servicer says it cured after paying 200.00 principal,
+    # 10.00 interest and 30.00 fees; nothing was charged off or recovered after a charge-off.
+    tape = _tape(
+        [
+            _row(JAN, "C1", 100_000, 64, "delinquent", principal_paid_to_date=0,
+                 interest_paid_to_date=0, fees_paid_to_date=0, recoveries_to_date=0),
+            _row(FEB, "C1", 100_000, 95, "defaulted", principal_paid_to_date=0,
+                 interest_paid_to_date=0, fees_paid_to_date=0, recoveries_to_date=0),
+            _row(MAR, "C1", 80_000, 0, "current", principal_paid_to_date=20_000,
+                 interest_paid_to_date=1_000, fees_paid_to_date=3_000, recoveries_to_date=0),
+        ]
+    )  # fmt: skip
+    out = tape_snapshots(
+        tape, loans, build_schedules(loans).collect().lazy(), _cutoff_events("R", ["C1"], JAN)
+    ).collect()
+    assert out["status"].to_list() == ["delinquent", "defaulted", "defaulted"]
+    assert out["defaulted_principal"].to_list() == [0, 100_000, 100_000]
+    assert out["recoveries"].to_list() == [0, 0, 24_000]
+    assert out["scheduled_principal_paid"].to_list() == [0, 0, 0]
