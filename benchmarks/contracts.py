@@ -67,6 +67,7 @@ def make_snapshots(rows: int, seed: int) -> pl.DataFrame:
             "removed_principal": np.zeros(rows, dtype=np.int64),
             "months_on_book": rng.integers(0, 24, rows).astype(np.int32),
             "remaining_term": rng.integers(0, 24, rows).astype(np.int32),
+            "new_drawings": np.zeros(rows, dtype=np.int64),
             # Loans in a pool all period: none of their cash fell outside it.
             **{
                 outside: np.zeros(rows, dtype=np.int64)

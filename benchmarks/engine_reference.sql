@@ -257,7 +257,8 @@ SELECT as_of AS as_of_date, b.lid AS loan_id, pool_id, opening_principal, closin
     AS remaining_term,
   o_sched AS outside_scheduled_principal_paid, o_unsched AS outside_unscheduled_principal_paid,
   o_interest AS outside_interest_paid, o_fees AS outside_fees_paid,
-  o_recoveries AS outside_recoveries
+  o_recoveries AS outside_recoveries,
+  0::BIGINT AS new_drawings
 FROM rows r JOIN book b USING (k)
 WHERE opening_principal > 0 OR closing_principal > 0 OR defaulted OR removed
    OR sched <> 0 OR unsched <> 0 OR interest <> 0 OR fees <> 0 OR recoveries <> 0

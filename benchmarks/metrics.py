@@ -157,6 +157,8 @@ def simulate(loans: int, months: int, seed: int) -> dict[str, Any]:
                     "removed_principal": removed[rows],
                     "months_on_book": (t - origination_month[rows]).astype(np.int32),
                     "remaining_term": remaining[rows].astype(np.int32),
+                    # Instalment loans never draw.
+                    "new_drawings": np.zeros(rows.size, dtype=np.int64),
                 }
             )
         )

@@ -63,6 +63,8 @@ TRANCHE_EXTRA_RATES: Final = (
 )
 TRIGGER_EXTRA_TEXT: Final = ("metric", "comparison", "consequence")
 REVOLVING_MONEY: Final = ("purchase_price", "purchases_paid", "purchases_unfunded")
+REVOLVING_DRAWINGS: Final = ("drawings_paid", "drawings_seller_funded")
+"""How the period's new drawings were funded: by the trust's principal funds or the seller."""
 PURCHASED_RATES: Final = ("purchased_wac", "purchased_wam_months")
 """Characteristics of the period's purchased loans (null when none was bought)."""
 EXPENSES_MONEY: Final = ("taxes", "management_fee", "custody_fee", "servicer_fee")
@@ -274,6 +276,7 @@ def _revolving(rollforward: Mapping[str, Any], row: Mapping[str, Any] | None) ->
         if not isinstance(flag, bool):
             raise TypeError("revolving_period must be a bool")
         revolving["revolving_period"] = flag
+        revolving.update({k: _money(row[k]) for k in REVOLVING_DRAWINGS if k in row})
         revolving.update({k: _rate(row[k]) for k in PURCHASED_RATES if k in row})
         if "purchased_average_balance" in row:
             revolving["purchased_average_balance"] = _money(row["purchased_average_balance"])

@@ -1499,6 +1499,8 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
             "removed_principal",
             "months_on_book",
             "remaining_term",
+            # Repayments carry no drawings: only a revolving account's tape has them.
+            pl.lit(0, dtype=pl.Int64).alias("new_drawings"),
             *(pl.col(flow).alias(name) for flow, name in _STATE_FLOWS.items()),
             *(
                 pl.col(f"outside_{flow}").alias(f"outside_{name}")

@@ -311,6 +311,8 @@ def metrics_document(
                 "purchases_paid": summary["purchases_paid"],
                 "purchases_unfunded": summary["purchases_unfunded"],
                 "revolving_period": summary["revolving"],
+                "drawings_paid": summary["drawings_paid"],
+                "drawings_seller_funded": summary["drawings_seller_funded"],
                 **_purchased(bought),
             }
             if summary

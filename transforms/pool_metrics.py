@@ -13,7 +13,10 @@ Conventions (DOMAIN.md and the team rules):
   period end has ``pool_id == p``; the performing pool is the loans with status
   ``current`` or ``delinquent``.
 - Roll-forward: ``opening - scheduled - unscheduled - defaulted - removed
-  + purchased = closing``, exact to the fen. ``defaulted`` is the
+  + purchased + new drawings = closing``, exact to the fen. New drawings
+  (新增用款) are what revolving accounts already in the pool drew in the period
+  (``new_drawings``); they are never purchases, so purchase counts and
+  principal, and the purchased loans' characteristics, leave them out. ``defaulted`` is the
   ``defaulted_principal`` of loans whose ``default_date`` falls in the period
   (so a loan defaulted earlier and still reported for its recoveries is not
   counted again), unless the loan was removed before it defaulted.
@@ -78,6 +81,7 @@ ROLLFORWARD_MONEY: Final = (
     "defaulted_principal",
     "removed_principal",
     "purchased_principal",
+    "new_drawings",
     "closing_balance",
 )
 
@@ -332,6 +336,7 @@ _FLOW_COLUMNS: Final = (
     "interest_paid",
     "fees_paid",
     "recoveries",
+    "new_drawings",
 )
 
 
@@ -490,6 +495,7 @@ def _pool_flows(
             defaulted_principal=pl.col("defaulted_principal").filter(defaulted).sum(),
             removed_principal=pl.col("removed_principal").filter(removed).sum(),
             purchased_principal=pl.col("purchased_principal").sum(),
+            new_drawings=pl.col("new_drawings").sum(),
             closing_balance=pl.col("closing_principal").filter(_PERFORMING & at_close).sum(),
             closing_count=(_PERFORMING & at_close).sum().cast(pl.Int64),
             defaulted_count=defaulted.sum().cast(pl.Int64),
@@ -600,7 +606,7 @@ def pool_rollforward(
         Columns ``pool_id``, ``period_end``, ``opening_balance``,
         ``scheduled_principal``, ``unscheduled_principal``,
         ``defaulted_principal``, ``removed_principal``, ``purchased_principal``,
-        ``closing_balance`` (Int64 fen), ``opening_count``, ``closing_count``,
+        ``new_drawings``, ``closing_balance`` (Int64 fen), ``opening_count``, ``closing_count``,
         ``defaulted_count``, ``removed_count``, ``purchased_count`` (Int64),
         sorted by ``pool_id``, ``period_end``.
 
@@ -632,7 +638,7 @@ def rollforward_breaks(rollforward: pl.LazyFrame) -> pl.LazyFrame:
     Returns:
         The failing rows with an extra ``difference`` column (Int64 fen,
         ``opening - scheduled - unscheduled - defaulted - removed + purchased
-        - closing``); empty when every period closes.
+        + new drawings - closing``); empty when every period closes.
     """
     difference = (
         pl.col("opening_balance")
@@ -641,6 +647,7 @@ def rollforward_breaks(rollforward: pl.LazyFrame) -> pl.LazyFrame:
         - pl.col("defaulted_principal")
         - pl.col("removed_principal")
         + pl.col("purchased_principal")
+        + pl.col("new_drawings")
         - pl.col("closing_balance")
     )
     return rollforward.with_columns(difference=difference).filter(pl.col("difference") != 0)
@@ -990,7 +997,7 @@ def cumulative_performance(
     """Cumulative default, loss and recovery since each pool's cut-off.
 
     Cumulative amounts add up the roll-forward's defaulted and purchased
-    principal and the recoveries of every period after the cut-off date up to
+    principal, new drawings and the recoveries of every period after the cut-off date up to
     and including the period end.
 
     Args:
@@ -998,12 +1005,14 @@ def cumulative_performance(
         period_ends: Month-end dates to report.
         cutoffs: Cut-off date per pool_id; pools not listed are left out.
         denominator: ``initial`` (cut-off balance) or ``initial_plus_purchases``
-            (cut-off balance plus cumulative purchased principal).
+            (cut-off balance plus cumulative purchased principal and new drawings:
+            both are receivables that entered the pool after the cut-off).
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``cutoff_balance``,
         ``cumulative_defaulted_principal``, ``cumulative_recoveries``,
-        ``cumulative_purchased_principal``, ``denominator_balance`` (Int64 fen),
+        ``cumulative_purchased_principal``, ``cumulative_new_drawings``,
+        ``denominator_balance`` (Int64 fen),
         ``cumulative_default_denominator`` (String), and Float64
         ``cumulative_default_rate``, ``cumulative_net_loss_rate``
         (``(defaulted - recoveries) / denominator``) and ``recovery_rate``
@@ -1028,11 +1037,12 @@ def cumulative_performance(
             cumulative_defaulted_principal=pl.col("defaulted_principal").cum_sum().over("pool_id"),
             cumulative_recoveries=pl.col("recoveries").cum_sum().over("pool_id"),
             cumulative_purchased_principal=pl.col("purchased_principal").cum_sum().over("pool_id"),
+            cumulative_new_drawings=pl.col("new_drawings").cum_sum().over("pool_id"),
         )
     )
     base = pl.col("cutoff_balance")
     if denominator == "initial_plus_purchases":
-        base = base + pl.col("cumulative_purchased_principal")
+        base = base + pl.col("cumulative_purchased_principal") + pl.col("cumulative_new_drawings")
     defaulted = pl.col("cumulative_defaulted_principal")
     recoveries = pl.col("cumulative_recoveries")
     return (
@@ -1053,6 +1063,7 @@ def cumulative_performance(
             "cumulative_defaulted_principal",
             "cumulative_recoveries",
             "cumulative_purchased_principal",
+            "cumulative_new_drawings",
             "denominator_balance",
             "cumulative_default_denominator",
             "cumulative_default_rate",

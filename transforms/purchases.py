@@ -11,7 +11,9 @@ principal bought is its weight:
   bought), the remaining term at the as-of date of the purchase's snapshot;
 - ``purchased_average_balance`` = sum(principal bought) / loans bought, half-up to the fen.
 
-Rows at a pool's own cut-off date are its initial pool, not a purchase.
+Rows at a pool's own cut-off date are its initial pool, not a purchase. New
+drawings on revolving accounts already in the pool (``new_drawings``, 新增用款) are
+not purchases either: they never count here.
 """
 
 from __future__ import annotations

@@ -188,6 +188,7 @@ LOAN_SNAPSHOTS: Final[Columns] = {
     "outside_interest_paid": MONEY,
     "outside_fees_paid": MONEY,
     "outside_recoveries": MONEY,
+    "new_drawings": MONEY,
 }
 """One row per loan and as-of date; flows are those since the previous as-of date.
 
@@ -200,6 +201,11 @@ flow less its ``outside_`` part; the loan's own flows stay whole.
 ``purchased_principal`` and ``removed_principal`` carry the pool events of the
 period (see ``transforms.performance``) so that the pool roll-forward closes
 from this table alone.
+
+``new_drawings`` is what a revolving account already in the pool drew in the
+period (新增用款, DOMAIN.md roll-forward): the balance increase the servicer's
+tape shows beyond the account's repayments and charge-offs. It is never a
+purchase; the repayment engine has no drawings and gives 0.
 """
 
 OUTSIDE_POOL_FLOWS: Final[dict[str, str]] = {

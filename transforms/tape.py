@@ -12,9 +12,9 @@ DPD and status at month-ends. From it, without any repayment history:
     account (a credit limit, no schedule) collects the increase of
     ``principal_paid_to_date`` where the tape has it, and what it drew
     (``closing - opening + collected + charged off``, never negative) is
-    ``purchased_principal``: new receivables bought into the pool, so the
-    roll-forward closes (a ``revolving_credit`` loan counts as revolving with or
-    without a credit limit on the tape);
+    ``new_drawings`` (新增用款: never a purchase), so the roll-forward closes
+    (a ``revolving_credit`` loan counts as revolving with or without a credit
+    limit on the tape);
   * of the principal collected, what brings the balance down to the loan's
     scheduled balance (principal due up to the period end plus
     ``advance_payment_days``) is scheduled, the rest unscheduled; a loan without
@@ -33,8 +33,9 @@ DPD and status at month-ends. From it, without any repayment history:
     whichever comes first; a servicer charge-off before ``default_dpd`` is a
     default too;
   * after default every collection is a recovery: the increase of
-    ``recoveries_to_date`` where the tape has it, else the cash the balance and
-    paid-to-date columns show;
+    ``recoveries_to_date`` where the tape has it, plus the cash the balance and
+    paid-to-date columns show (a defaulted loan paying before the servicer's
+    charge-off, or a card account curing at the servicer, still pays recoveries);
   * pool membership and purchases/removals come from ``pool_assets``; the tape
     reports balances at its dates only, so unlike the engine a purchase counts
     from its period's start (``purchased_principal`` = opening balance) and a
@@ -310,8 +311,8 @@ def tape_snapshots(
     # A revolving account (revolving_credit or a credit limit, and no schedule) repays and
     # draws in the same month:
     # its collections are the gross increase of principal_paid_to_date where the tape has
-    # it, and what it drew (closing - opening + collected + charged off) is new principal
-    # bought into the pool (DOMAIN.md roll-forward: new drawings on revolving accounts).
+    # it, and what it drew (closing - opening + collected + charged off) is its new
+    # drawings (DOMAIN.md roll-forward: new drawings on revolving accounts, 新增用款).
     revolving = pl.col("_final_due").is_null() & (
         (pl.col("_product") == "revolving_credit") | pl.col("credit_limit").is_not_null()
     )
@@ -341,9 +342,20 @@ def tape_snapshots(
     scheduled = principal_collected - unscheduled
     interest = _delta("interest_paid_to_date")
     fees = _delta("fees_paid_to_date")
-    recovered = pl.coalesce(
-        _delta("recoveries_to_date"),
-        principal_collected + interest.fill_null(0) + fees.fill_null(0),
+    # A servicer counts recoveries after its charge-off; what a defaulted loan pays before
+    # that (or after curing at the servicer) shows in its paid-to-date columns. A default
+    # never reverses in the figures, so both are recoveries (DOMAIN.md).
+    # Where the tape has recoveries_to_date, a balance drop is a charge-off, never cash: only
+    # the paid-to-date columns add to it.
+    paid_cash = interest.fill_null(0) + fees.fill_null(0)
+    recovered = (
+        pl.when(_delta("recoveries_to_date").is_not_null())
+        .then(
+            _delta("recoveries_to_date")
+            + _delta("principal_paid_to_date").fill_null(0).clip(lower_bound=0)
+            + paid_cash
+        )
+        .otherwise(principal_collected + paid_cash)
     )
     performing_flow = ~first_row & ~was_defaulted
     rows = rows.with_columns(
@@ -413,10 +425,14 @@ def tape_snapshots(
         status.alias("status"),
         pl.when(purchased)
         .then(pl.coalesce(pl.col("_opening"), balance))
-        .when(~first_row & ~was_defaulted)
-        .then(pl.col("_drawn"))
         .otherwise(0)
         .alias("purchased_principal"),
+        # What a revolving account drew in the period is a new drawing (新增用款), never a
+        # purchase: it adds to the pool balance of an account already in the pool.
+        pl.when(~first_row & ~was_defaulted)
+        .then(pl.col("_drawn"))
+        .otherwise(0)
+        .alias("new_drawings"),
         pl.when(removed).then(balance).otherwise(0).alias("removed_principal"),
         # The servicer reports period ends only: pool events count at them.
         *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_FLOWS.values()),
@@ -858,6 +874,7 @@ def at_dates(snapshots: pl.LazyFrame, as_of_dates: Sequence[date]) -> pl.LazyFra
         "recoveries",
         "purchased_principal",
         "removed_principal",
+        "new_drawings",
         *schema.OUTSIDE_POOL_FLOWS.values(),
     ]
     return (
@@ -885,8 +902,10 @@ NEEDS_INTEREST: Final = (
     "revolving_accounts.interest_collections",
     "revolving_accounts.payment_rate",
     "revolving_accounts.yield_annualised",
+    "waterfall.income",
 )
-"""metrics.json figures that need the interest collected."""
+"""metrics.json figures that need the interest collected (``waterfall.income``: the
+income the waterfall distributes, so its income account is not available either)."""
 
 NEEDS_FEES: Final = (
     "collections.fees",
@@ -897,6 +916,7 @@ NEEDS_FEES: Final = (
     "revolving_accounts.fee_collections",
     "revolving_accounts.payment_rate",
     "revolving_accounts.yield_annualised",
+    "waterfall.income",
 )
 """metrics.json figures that need the fees collected (a total over what is there is no total)."""
 
@@ -906,6 +926,7 @@ NEEDS_RECOVERIES: Final = (
     "performance.recovery_rate",
     "performance.cumulative_net_loss_rate",
     "revolving_accounts.recoveries",
+    "waterfall.income",
 )
 """metrics.json figures that need the recoveries collected."""
 
@@ -913,6 +934,10 @@ INSTALMENT_ONLY: Final = {
     "characteristics.wam_months": "revolving accounts have no schedule, so no remaining term",
     "performance.smm": "schedule-based prepayment does not apply to revolving accounts",
     "performance.cpr": "schedule-based prepayment does not apply to revolving accounts",
+    "pool.scheduled_principal": (
+        "card repayments have no schedule, so principal collected is not split into"
+        " scheduled and unscheduled"
+    ),
 }
 """Figures hidden for revolving pools, with the reason the report states."""
 

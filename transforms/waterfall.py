@@ -30,13 +30,19 @@ Principal funds (scheduled and unscheduled principal collections, the
 repurchase proceeds of loans the seller bought back at their outstanding
 principal, the default top-up and cash retained from earlier periods):
 
-- during the revolving period: pay for the period's actual revolving
-  purchases (持续购买, at their purchase price); funds left over are retained
-  in the principal account; purchases beyond the funds are reported as
-  unfunded (paid outside the trust);
+- during the revolving period: pay the seller at par for the new drawings on
+  revolving accounts already in the pool (新增用款: the trust owns those
+  accounts' receivables, so it buys what they draw first), then for the
+  period's actual revolving purchases (持续购买, at their purchase price); funds
+  left over are retained in the principal account; purchases beyond the funds
+  are reported as unfunded (paid outside the trust), drawings beyond them as
+  funded by the seller;
 - otherwise: amortise the classes in order (A, then B, ..., then the
   subordinated class); anything left after every class is repaid is released.
-  Purchases made after the revolving period are reported as unfunded.
+  Purchases made after the revolving period are reported as unfunded. New
+  drawings after the revolving period (after its end date or an early
+  amortisation) are funded by the seller (the seller's interest): they enter
+  the pool balance and never reduce the principal available to the notes.
 
 The interest period runs from the previous payment date (period 1: the
 closing date) to the period's payment date (:mod:`transforms.dates`); terms
@@ -66,7 +72,7 @@ Accounts (DOMAIN.md section 4): every period reconciles opening + inflow -
 outflow = closing to the fen for the collection account (collections and
 repurchase proceeds in, swept to the other two out; empty at each period
 end), the principal account (principal collections, repurchase proceeds and
-the default top-up in; purchases, class principal and releases out; its
+the default top-up in; drawings, purchases, class principal and releases out; its
 closing balance is the cash awaiting purchase in the collateral) and the
 income account (income in, every income line out). The deals have no reserve
 account.
@@ -180,6 +186,8 @@ class PeriodInputs:
     purchase_price: int = 0
     metrics: Mapping[str, float | None] = field(default_factory=dict)
     """Trigger metrics other than excess spread (cumulative default rate, ...)."""
+    new_drawings: int = 0
+    """New drawings on revolving accounts already in the pool (新增用款), at par."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +303,12 @@ class PeriodOutcome:
     early_amortisation_breach: bool
     expenses: Expenses = Expenses()
     accounts: tuple[AccountFlow, ...] = ()
+    new_drawings: int = 0
+    """The period's new drawings on revolving accounts in the pool."""
+    drawings_paid: int = 0
+    """Of them, paid to the seller from principal funds (revolving period only)."""
+    drawings_seller_funded: int = 0
+    """Of them, funded by the seller: after the revolving period, or beyond the funds."""
 
     @property
     def collateral_balance(self) -> int:
@@ -324,6 +338,11 @@ class _Ledger:
         )
         self.cash -= paid
         return paid
+
+
+def _pay_drawings(principal: _Ledger, drawings: int) -> int:
+    """Pay the seller at par for the period's new drawings (a line only when there are any)."""
+    return principal.pay("new_drawings", drawings) if drawings else 0
 
 
 def step(
@@ -427,12 +446,16 @@ def step(
     principal_in = principal_funds - state.principal_account
     principal_paid = [0] * len(classes)
     purchases_paid = 0
+    drawings_paid = 0
     if revolving:
+        drawings_paid = _pay_drawings(principal, period.new_drawings)
         purchases_paid = principal.pay("revolving_purchases", period.purchase_price)
         retained = principal.cash
     else:
         if in_revolving_period:
-            # The breach period: purchases made before the breach was known are paid.
+            # The breach period: drawings and purchases made before the breach was known
+            # are paid.
+            drawings_paid = _pay_drawings(principal, period.new_drawings)
             purchases_paid = principal.pay("revolving_purchases", period.purchase_price)
         for i, tranche in enumerate(classes):
             principal_paid[i] = principal.pay(f"class_{tranche.class_name}_principal", balances[i])
@@ -492,6 +515,9 @@ def step(
         early_amortisation_breach=accelerating,
         expenses=expenses,
         accounts=accounts,
+        new_drawings=period.new_drawings,
+        drawings_paid=drawings_paid,
+        drawings_seller_funded=period.new_drawings - drawings_paid,
     )
     early = state.early_amortisation or accelerating
     next_state = replace(
@@ -551,6 +577,7 @@ INPUT_COLUMNS: Final = (
     "removed_principal",
     "purchased_count",
     "purchase_price",
+    "new_drawings",
 )
 METRIC_COLUMNS: Final = tuple(m for m in TRIGGER_METRICS if m != "excess_spread")
 """Trigger metrics read from the metric rows (excess spread is the waterfall's own)."""
@@ -618,6 +645,7 @@ def waterfall_inputs(
             "defaulted_principal",
             "removed_principal",
             "purchased_count",
+            "new_drawings",
         )
         .join(collections.select(*keys, "interest", "fees", "recoveries"), on=keys, how="left")
         .join(
@@ -779,6 +807,8 @@ _SUMMARY_SCHEMA: Final = {
     "management_fee_paid": pl.Int64,
     "custody_fee_paid": pl.Int64,
     "servicer_fee_paid": pl.Int64,
+    "drawings_paid": pl.Int64,
+    "drawings_seller_funded": pl.Int64,
 }
 _ACCOUNT_SCHEMA: Final = {
     "pool_id": pl.String,
@@ -874,6 +904,8 @@ def outcome_frames(pool_id: str, outcomes: Sequence[PeriodOutcome]) -> Waterfall
                 "management_fee_paid": outcome.expenses.management_fee,
                 "custody_fee_paid": outcome.expenses.custody_fee,
                 "servicer_fee_paid": outcome.expenses.servicer_fee,
+                "drawings_paid": outcome.drawings_paid,
+                "drawings_seller_funded": outcome.drawings_seller_funded,
             }
         )
         account_rows.extend(

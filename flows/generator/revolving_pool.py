@@ -8,7 +8,10 @@ fees, recoveries), through its mapping file
 (``data_contracts/mappings/card_servicer.mapping.yaml``: its own column names,
 status codes and ``YYYYMMDD`` dates, UTF-8). The deal takes the servicer's
 balances (``balance_source: servicer``); the disclosure shows the revolving
-sections and hides the instalment-only ones with their reason.
+sections and hides the instalment-only ones with their reason. The deal revolves
+for :data:`REVOLVING_MONTHS` months after its cut-off: the accounts' new drawings
+are paid for out of principal collections and the notes start to amortise only
+after the revolving period.
 
 The simulation is monthly and exact in fen. Each month an open account either
 pays its statement in full (no interest: the interest-free period), pays the
@@ -53,6 +56,10 @@ _REGIONS: Final = ("CN-GD", "CN-ZJ", "CN-JS", "CN-SH", "CN-BJ", "CN-SC", "CN-HB"
 _FULL, _MINIMUM = 0.55, 0.435
 """Shares of performing accounts paying in full and paying the minimum (the rest miss)."""
 _CURE, _DRAW, _RECOVER = 0.5, 0.65, 0.12
+_DRAW_SHARE = 1.0
+"""An account that draws takes a uniformly random share of its unused limit up to this one:
+with it, the accounts draw about what they repay, so the pool's balance holds at its
+cut-off level through the revolving period (as a card ABS's pool does)."""
 _DAILY_RATE_PPM: Final = 500
 """Revolving interest: 0.05% a day (18.25% a year), in parts per million a day."""
 _ANNUAL_RATE: Final = "0.1825"
@@ -61,6 +68,9 @@ _MINIMUM_FLOOR: Final = 10_000
 _CLOSING_LAG_DAYS: Final = 14
 _DUE_DAY: Final = 10
 """Statements fall due on the 10th of the month after the statement."""
+REVOLVING_MONTHS: Final = 12
+"""The revolving period: a card ABS revolves 12 to 24 months after its cut-off, paying for
+the accounts' new drawings out of principal collections while the notes do not amortise."""
 
 _I64 = npt.NDArray[np.int64]
 
@@ -102,7 +112,7 @@ def _advance(state: dict[str, Any], rng: np.random.Generator, as_of: date) -> No
     # Accounts in good standing draw on what is left of their limit.
     good = (performing & ~missed) | cured
     drawing = np.where(
-        good & (draw_draw < _DRAW), ((limit - balance) * share * 0.4).astype(np.int64), 0
+        good & (draw_draw < _DRAW), ((limit - balance) * share * _DRAW_SHARE).astype(np.int64), 0
     )
     balance = balance + np.maximum(drawing, 0)
     dpd = np.where(cured | full | minimum, 0, state["dpd"])
@@ -224,12 +234,19 @@ def write_revolving_pool(landing: ServicerLanding, *, accounts: int) -> Servicer
     )
 
 
+def _revolving_period_end(cutoff: date) -> date:
+    """The last day of the month :data:`REVOLVING_MONTHS` after the cut-off month."""
+    month = cutoff.year * 12 + cutoff.month - 1 + REVOLVING_MONTHS
+    year, month = divmod(month, 12)
+    return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
+
+
 def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
     names = (
         f"Synthetic Huabei-style Revolving Card Receivables ABS {cutoff.year}-R",
         f"模拟花呗型循环信用账户资产支持专项计划{cutoff.year}年R期",
     )
-    return two_class_deal(
+    deal = two_class_deal(
         pool_id,
         names,
         cutoff,
@@ -239,3 +256,5 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         eligibility={"products": ["revolving_credit"]},
         closing_lag_days=_CLOSING_LAG_DAYS,
     )
+    deal["revolving_period_end"] = _revolving_period_end(cutoff)
+    return deal

@@ -57,6 +57,7 @@ ROLL_FORWARD: Final = (
     ("defaulted_principal", -1),
     ("removed_principal", -1),
     ("purchased_principal", 1),
+    ("new_drawings", 1),
 )
 """Roll-forward lines after the opening balance, with the sign each contributes."""
 

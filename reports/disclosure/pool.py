@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from reports.charts import Chart, SeriesData
 from reports.deal_view import DealView
+from reports.disclosure import source
 from reports.disclosure.base import (
     DIMENSIONS,
     ROLL_FORWARD,
@@ -27,6 +28,7 @@ from reports.formatting import (
 )
 from reports.layout import (
     UNAVAILABLE,
+    Row,
     Section,
     Table,
     Unavailable,
@@ -83,9 +85,21 @@ def _pool_roll_forward(
     closing = to_decimal(require(pool, "closing_balance", "pool"))
     rows = [row(t("s3.opening_balance"), f.amount(opening))]
     running = opening
+    # Card repayments have no schedule: principal collected is one line, not a split
+    # into scheduled and unscheduled (the note says why).
+    whole = PRINCIPAL_SPLIT in r.hidden
+    collected = Decimal(0)
     for key, sign in ROLL_FORWARD:
         movement = sign * to_decimal(require(pool, key, "pool"))
         running += movement
+        if whole and key in PRINCIPAL_PARTS:
+            collected += movement
+            if key == PRINCIPAL_PARTS[-1]:
+                rows.append(row(t("s3.principal_collected"), f.signed(collected)))
+            continue
+        if key == "new_drawings" and not whole and movement == 0:
+            # A pool without revolving accounts has no drawings: no line of zeros.
+            continue
         rows.append(row(t(f"s3.{key}"), f.signed(movement)))
     if running != closing:
         raise ValueError(
@@ -108,8 +122,22 @@ def _pool_roll_forward(
         "pool",
         t("s3.title"),
         [roll_forward, summary, _purchased_beside_pool(metrics, r)],
+        notes=[*r.hidden_notes(PRINCIPAL_SPLIT), *_drawings_note(pool, r)],
         charts=[_pool_chart(pool, history, r)],
     )
+
+
+PRINCIPAL_SPLIT: Final = "pool.scheduled_principal"
+"""The hidden-figure key of a revolving pool's scheduled/unscheduled split."""
+PRINCIPAL_PARTS: Final = ("scheduled_principal", "unscheduled_principal")
+
+
+def _drawings_note(pool: Mapping[str, Any], r: Report) -> list[str]:
+    """What new drawings are, when the period has any (they are never purchases)."""
+    drawn = pool.get("new_drawings")
+    if drawn is None or to_decimal(drawn) == 0:
+        return []
+    return [r.t("s3.new_drawings_note")]
 
 
 def _purchased_beside_pool(metrics: Mapping[str, Any], r: Report) -> Table:
@@ -177,9 +205,17 @@ def _collections(metrics: Mapping[str, Any], r: Report) -> Section:
     )
     tables = [table(t("s4.caption"), columns, rows), accounts, _expenses(metrics, r)]
     notes = [t("s4.accounts_note")]
+    partial_income = WATERFALL_INCOME in source.not_available(metrics)
+    if partial_income:
+        missing = [
+            t(f"s4.{key}")
+            for key in ("interest", "fees", "recoveries")
+            if isinstance(amounts[key], Unavailable)
+        ]
+        notes.append(t("s4.income_basis", parts=", ".join(missing)))
     ledger: Any = metrics.get("accounts")
     if present(ledger):
-        tables.append(_account_ledger(ledger, r))
+        tables.append(_account_ledger(ledger, r, partial_income=partial_income))
     else:
         notes.append(t("s4.ledger_missing"))
     steps: Any = metrics.get("waterfall")
@@ -229,8 +265,19 @@ def _expenses(metrics: Mapping[str, Any], r: Report) -> Table:
     )
 
 
-def _account_ledger(accounts: Sequence[Mapping[str, Any]], r: Report) -> Table:
-    """Each account: opening + in - out = closing, refused when it does not reconcile."""
+WATERFALL_INCOME: Final = "waterfall.income"
+"""The ``not_available`` key saying the waterfall's income lacks a part the source cannot give."""
+
+
+def _account_ledger(
+    accounts: Sequence[Mapping[str, Any]], r: Report, *, partial_income: bool = False
+) -> Table:
+    """Each account: opening + in - out = closing, refused when it does not reconcile.
+
+    When the source cannot give every part of the income (``partial_income``), the
+    income and collection accounts' flows are not available: a sum over the parts
+    there is no total.
+    """
     t, f = r.t, r.f
     rows = []
     for item in accounts:
@@ -243,6 +290,9 @@ def _account_ledger(accounts: Sequence[Mapping[str, Any]], r: Report) -> Table:
             raise ValueError(
                 f"account {name} does not reconcile: {opening} + {inflow} - {outflow} != {closing}"
             )
+        if partial_income and name in ("income", "collection"):
+            rows.append(row(t.get(f"account.{name}", name), *[f.amount(UNAVAILABLE)] * 4))
+            continue
         rows.append(
             row(
                 t.get(f"account.{name}", name),
@@ -466,12 +516,33 @@ def _revolving(metrics: Mapping[str, Any], deal: DealView, r: Report) -> Section
     for key in ("purchase_price", "purchases_paid", "purchases_unfunded"):
         if key in revolving:
             rows.append(row(r.c(f"s10.{key}"), f.amount(revolving.get(key))))
+    drawn = (metrics.get("pool") or {}).get("new_drawings")
+    notes = []
+    if drawn is not None and (to_decimal(drawn) != 0 or present(accounts)):
+        rows.extend(_drawings_rows(drawn, revolving, r))
+        notes.append(t("s10.drawings_rule"))
     rows.append(row(t("s10.payment_rate"), f.rate(payment_rate, 2)))
     columns = [(t("col.item"), False), (t("col.value"), True)]
     tables = [table(t("s10.caption"), columns, rows)]
     if present(accounts):
         tables.append(_revolving_accounts(accounts, r))
-    return section(10, "revolving", t("s10.title"), tables)
+    return section(10, "revolving", t("s10.title"), tables, notes=notes)
+
+
+def _drawings_rows(drawn: Any, revolving: Mapping[str, Any], r: Report) -> list[Row]:
+    """New drawings, who funded them, and the principal collections used for receivables."""
+    f = r.f
+    rows = [row(r.c("s10.new_drawings"), f.amount(drawn))]
+    paid, seller = revolving.get("drawings_paid"), revolving.get("drawings_seller_funded")
+    if paid is None or seller is None:
+        return rows
+    rows.append(row(r.c("s10.drawings_paid"), f.amount(paid)))
+    rows.append(row(r.c("s10.drawings_seller_funded"), f.amount(seller)))
+    purchases = revolving.get("purchases_paid")
+    if purchases is not None:
+        used = to_decimal(paid) + to_decimal(purchases)
+        rows.append(row(r.c("s10.principal_used"), f.amount(used)))
+    return rows
 
 
 REVOLVING_AMOUNTS: Final = (

@@ -120,6 +120,8 @@ def _definitions(
         row(t("s17.tolerance"), t("s17.tolerance_text", amount=tolerance, currency=r.unit)),
         row(t("s17.denominator"), t(f"denominator.{terms.cumulative_default_denominator}")),
         row(t("s17.amounts"), r.c("s17.amounts_text")),
+        row(t("s17.rollforward"), t("s17.rollforward_text")),
+        row(t("s17.new_drawings"), t("s17.new_drawings_text")),
         # Each rate in words, in the report's language; a formula the metrics stage
         # recorded with the figures is the one it used, so it takes the default's place.
         *(

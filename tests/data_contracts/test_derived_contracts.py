@@ -54,6 +54,7 @@ SNAPSHOT: dict[str, Any] = {
     "months_on_book": 1,
     "remaining_term": 11,
     **dict.fromkeys(schema.OUTSIDE_POOL_FLOWS.values(), 0),
+    "new_drawings": 0,
 }
 
 
@@ -96,6 +97,7 @@ def test_a_deal_breaking_a_rule_is_caught(changes: dict[str, Any], rule_id: str)
         ({"bucket": "90+"}, "loan_snapshots.bucket.valid_values"),
         ({"status": "defaulted"}, "loan_snapshots.default_date.present_when_defaulted"),
         ({"dpd": -3}, "loan_snapshots.dpd.non_negative"),
+        ({"new_drawings": -1}, "loan_snapshots.new_drawings.non_negative"),
     ],
 )
 def test_a_snapshot_row_breaking_a_rule_rejects_the_snapshot(

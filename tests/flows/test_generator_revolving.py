@@ -53,6 +53,12 @@ def test_the_same_arguments_write_the_same_bytes(tmp_path: Path) -> None:
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
 
 
+def test_the_demo_card_deal_revolves_for_twelve_months_after_its_cutoff(root: Path) -> None:
+    deal = load_deals(Catalog(root)).deals["HB2024-R"]
+    assert deal.cutoff_date == date(2024, 1, 31)
+    assert deal.revolving_period_end == date(2025, 1, 31)
+
+
 def test_the_accounts_arrive_without_schedule_terms(root: Path) -> None:
     loans = pl.read_parquet(Catalog(root).curated("loans"))
     assert loans["product"].unique().to_list() == ["revolving_credit"]
@@ -78,7 +84,7 @@ def test_the_pool_takes_the_card_servicers_balances_and_has_its_card_figures(roo
     assert (later["new_drawings"] > 0).all()
 
 
-def test_the_revolving_pool_rolls_forward_with_its_drawings_as_new_principal(root: Path) -> None:
+def test_the_revolving_pool_rolls_forward_with_its_drawings_as_new_drawings(root: Path) -> None:
     catalog = Catalog(root)
     snapshots = pl.concat(
         pl.read_parquet(catalog.snapshot_partition(d)) for d in MONTH_ENDS
@@ -89,9 +95,11 @@ def test_the_revolving_pool_rolls_forward_with_its_drawings_as_new_principal(roo
     mart = pl.read_parquet(catalog.mart("revolving_metrics")).filter(
         pl.col("as_of_date") > MONTH_ENDS[0]
     )
-    # Collections are the servicer's gross repayments; drawings are bought principal.
+    # Collections are the servicer's gross repayments; drawings are new drawings, no purchase.
     assert roll["scheduled_principal"].to_list() == mart["principal_collections"].to_list()
-    assert (roll["purchased_principal"] > 0).all()
+    assert roll["new_drawings"].to_list() == mart["new_drawings"].to_list()
+    assert (roll["new_drawings"] > 0).all()
+    assert (roll["purchased_principal"] == 0).all()
 
 
 def test_generate_adds_the_revolving_pool_to_the_book_and_its_manifests(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from html import unescape
 from pathlib import Path
 
 import polars as pl
@@ -30,7 +31,10 @@ from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics, load_metrics_book
 from flows.render import render_disclosures
 from flows.snapshots import build_loan_snapshots, snapshot_dates
+from reports.formatting import NOT_AVAILABLE
+from reports.labels import labels
 from tests.polars_warnings import fail_on_sortedness_warning, no_sortedness_warning
+from tests.reports.html_tables import table
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
 DAY = date(2024, 3, 31)
@@ -109,14 +113,16 @@ def test_revolving_accounts_take_the_servicers_balances_and_dpd(root: Path) -> N
     assert march["pool_id"].to_list() == ["RV"] * 3
 
 
-def test_the_pool_rolls_forward_with_the_drawing_as_new_principal(root: Path) -> None:
+def test_the_pool_rolls_forward_with_the_drawing_as_a_new_drawing(root: Path) -> None:
     catalog = Catalog(root)
     snapshots = pl.concat(pl.read_parquet(catalog.snapshot_partition(d)) for d in (JAN, FEB, MAR))
     roll = pool_rollforward(snapshots.lazy(), [FEB, MAR]).collect().sort("period_end")
     assert rollforward_breaks(roll.lazy()).collect().height == 0
     # February: 7,000 - 2,000 repaid + 500 drawn = 5,500; March: 5,500 - 500 = 5,000.
     assert roll["scheduled_principal"].to_list() == [200_000, 50_000]
-    assert roll["purchased_principal"].to_list() == [50_000, 0]
+    assert roll["new_drawings"].to_list() == [50_000, 0]
+    assert roll["purchased_principal"].to_list() == [0, 0]
+    assert roll["purchased_count"].to_list() == [0, 0]
     assert roll["closing_balance"].to_list() == [550_000, 500_000]
 
 
@@ -138,14 +144,21 @@ def test_payment_rate_utilisation_and_thirty_plus_as_computed_by_hand(root: Path
     assert (accounts["account_count"], accounts["thirty_plus_count"]) == (3, 1)
     assert accounts["thirty_plus_balance"] == "2000.00"
     hidden = {h["section"] for h in mar["data_source"]["hidden_sections"]}
-    assert hidden == {"characteristics.wam_months", "performance.smm", "performance.cpr"}
-    # The tape gives interest and fees but no recoveries_to_date: the total is not available.
+    assert hidden == {
+        "characteristics.wam_months",
+        "performance.smm",
+        "performance.cpr",
+        "pool.scheduled_principal",
+    }
+    # The tape gives interest and fees but no recoveries_to_date: the total is not available,
+    # nor the waterfall's income (its income account).
     assert mar["data_source"]["not_available"] == [
         "collections.recoveries",
         "collections.total",
         "performance.cumulative_net_loss_rate",
         "performance.recovery_rate",
         "revolving_accounts.recoveries",
+        "waterfall.income",
     ]
 
 
@@ -161,3 +174,26 @@ def test_the_revolving_disclosure_renders_with_the_hidden_sections_stated(root: 
     assert english
     text = "\n".join(p.read_text(encoding="utf-8") for p in english)
     assert "revolving accounts have no schedule, so no remaining term" in text
+
+
+def test_without_recoveries_the_waterfall_income_is_stated_and_its_account_not_available(
+    root: Path,
+) -> None:
+    catalog = Catalog(root)
+    deals = load_deals(catalog).deals
+    periods = compute_pool_metrics(catalog, deals, [FEB, MAR])
+    book = load_metrics_book(catalog, periods)
+    written = render_disclosures(
+        catalog, deals, book, periods, generated_at=GENERATED_AT, run_id="r1", with_pdf=False
+    )
+    [page] = [p for p in written if p.name == "disclosure.en.html" and "2024-03" in str(p)]
+    html = page.read_text(encoding="utf-8")
+    t = labels("en", "disclosure")
+    assert t["s4.income_basis"].format(parts=t["s4.recoveries"]) in unescape(html)
+    ledger = table(html, t["s4.ledger_caption"])
+    for account in ("account.income", "account.collection"):
+        [flows] = [r for r in ledger.rows if r[0] == t[account]]
+        assert flows[1:] == [NOT_AVAILABLE["en"]] * 4
+    # The principal account's figures are the tape's and stay shown.
+    [principal] = [r for r in ledger.rows if r[0] == t["account.principal"]]
+    assert NOT_AVAILABLE["en"] not in principal

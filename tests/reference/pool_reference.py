@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
+from itertools import pairwise
 from typing import Any
 
 PERFORMING = ("current", "delinquent")
@@ -528,6 +529,8 @@ def pool_figures(
                 "defaulted_principal": _money(defaulted),
                 "removed_principal": _money(sum(r.removed for _, r in rows)),
                 "purchased_principal": _money(purchased),
+                # Repayment-driven loans never draw: new drawings are a revolving account's.
+                "new_drawings": _money(0),
                 "closing_balance": _money(closing),
                 "cutoff_balance": _money(cutoff_balance),
                 "pool_factor": _ratio(closing, cutoff_balance),
@@ -588,6 +591,83 @@ def pool_figures(
             },
         }
     return figures
+
+
+# --------------------------------------------------------------------------- card tape
+
+
+def card_pool_rollforward(
+    tape: Iterable[Mapping[str, Any]],
+    pool_events: Iterable[Mapping[str, Any]],
+    *,
+    pool_id: str,
+    periods: Sequence[date],
+    default_dpd: int,
+    charge_off_dpd: int,
+) -> dict[date, dict[str, str]]:
+    """The roll-forward of a card pool delivered only as month-end statements.
+
+    DOMAIN.md's roll-forward, account by account between consecutive statements:
+    principal collected is the increase of principal paid to date; what the
+    account drew is the rest of its balance change (closing - opening + collected
+    + charged off, never negative), a new drawing (新增用款), never a purchase; an
+    account defaults at its first statement past ``default_dpd``, reaching
+    ``charge_off_dpd``, or that the servicer reports defaulted or charged off, its
+    defaulted principal being its balance then plus what was charged off; from
+    then on it is out of the performing pool. Only the cut-off pool is handled (no
+    purchases or removals after it).
+    """
+    members = {
+        e["loan_id"]
+        for e in pool_events
+        if e["pool_id"] == pool_id and e["event"] == "added" and e["reason"] == "cutoff"
+    }
+    assert not any(e["pool_id"] == pool_id and e["reason"] != "cutoff" for e in pool_events), (
+        "only a cut-off pool"
+    )
+    statements: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in tape:
+        if row["loan_id"] in members:
+            statements[row["loan_id"]].append(row)
+    totals: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for rows in statements.values():
+        rows.sort(key=lambda r: r["as_of_date"])
+        defaulted = False
+        for before, now in pairwise(rows):
+            if defaulted:
+                break
+            day = now["as_of_date"]
+            opening, closing = int(before["current_principal"]), int(now["current_principal"])
+            charged = int(now["charged_off_principal"] or 0) - int(
+                before["charged_off_principal"] or 0
+            )
+            collected = int(now["principal_paid_to_date"]) - int(before["principal_paid_to_date"])
+            drawn = max(closing - opening + collected + charged, 0)
+            defaulted = (
+                now["status"] in ("defaulted", "charged_off")
+                or now["dpd"] > default_dpd
+                or now["dpd"] >= charge_off_dpd
+                or charged > 0
+            )
+            period = totals[day]
+            period["opening"] += opening
+            period["collected"] += collected
+            period["drawn"] += drawn
+            period["defaulted"] += closing + charged if defaulted else 0
+            period["closing"] += 0 if defaulted else closing
+    return {
+        t: {
+            "opening_balance": _money(totals[t]["opening"]),
+            "scheduled_principal": _money(totals[t]["collected"]),
+            "unscheduled_principal": _money(0),
+            "defaulted_principal": _money(totals[t]["defaulted"]),
+            "removed_principal": _money(0),
+            "purchased_principal": _money(0),
+            "new_drawings": _money(totals[t]["drawn"]),
+            "closing_balance": _money(totals[t]["closing"]),
+        }
+        for t in periods
+    }
 
 
 # --------------------------------------------------------------------------- the waterfall

@@ -22,10 +22,16 @@ from flows.catalog import Catalog
 from flows.curate import curate
 from flows.deals import load_deals
 from flows.generator import generate_landing
+from flows.generator.revolving_pool import write_revolving_pool
 from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
 from flows.snapshots import build_loan_snapshots, snapshot_dates
-from tests.reference.pool_reference import Rules, add_waterfall, pool_figures
+from tests.reference.pool_reference import (
+    Rules,
+    add_waterfall,
+    card_pool_rollforward,
+    pool_figures,
+)
 from transforms.periods import month_ends_between
 
 START, END = date(2024, 1, 1), date(2024, 12, 31)
@@ -164,3 +170,63 @@ def test_every_pool_figure_agrees_with_the_independent_recomputation(tape: Path)
     assert any(Decimal(c["interest_paid"]) > 0 for c in class_c)
     assert any(Decimal(c["residual_paid"]) > 0 for c in class_c)
     assert all(len(d["accounts"]) == 3 for d in documents.values())
+
+
+CARD_MONTH_ENDS = [date(2024, m, d) for m, d in ((1, 31), (2, 29), (3, 31), (4, 30), (5, 31))]
+
+
+@pytest.fixture(scope="module")
+def card_tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("card_reference") / "data"
+    write_revolving_pool(root / "landing", accounts=80, start="2024-01", months=5, seed=11)
+    catalog = Catalog(root)
+    ingest_dates(catalog, CARD_MONTH_ENDS)
+    curated = curate(catalog, CARD_MONTH_ENDS[-1])
+    assert curated.first_origination is not None
+    deals = load_deals(catalog).deals
+    build_loan_snapshots(
+        catalog,
+        snapshot_dates(curated.first_origination, CARD_MONTH_ENDS[-1], deals.values()),
+        deals,
+    )
+    compute_pool_metrics(catalog, deals, CARD_MONTH_ENDS[1:])
+    return root
+
+
+def test_a_card_pools_roll_forward_with_its_new_drawings_agrees_with_the_recomputation(
+    card_tape: Path,
+) -> None:
+    catalog = Catalog(card_tape)
+    [(pool_id, deal)] = load_deals(catalog).deals.items()
+    documents = {
+        period: json.loads(path.read_text(encoding="utf-8"))
+        for pid, period, path in catalog.metrics_documents()
+        if pid == pool_id
+    }
+    ours = card_pool_rollforward(
+        _rows(catalog.curated("loan_tape")),
+        _rows(catalog.curated("pool_assets")),
+        pool_id=pool_id,
+        periods=CARD_MONTH_ENDS[1:],
+        default_dpd=deal.definitions.default_dpd,
+        charge_off_dpd=deal.definitions.charge_off_dpd,
+    )
+    failures: list[str] = []
+    for period_end, pool in ours.items():
+        _compare(
+            period_end.isoformat()[:7],
+            pool,
+            documents[period_end.isoformat()[:7]]["pool"],
+            failures,
+        )
+    assert not failures, "\n".join(failures[:40])
+    assert all(Decimal(ours[t]["new_drawings"]) > 0 for t in ours)
+    # In the revolving period the principal collections pay for the drawings first; what
+    # they cannot cover the seller funds, and no class amortises.
+    for document in documents.values():
+        revolving = document["revolving"]
+        assert revolving["revolving_period"] is True
+        assert Decimal(revolving["drawings_paid"]) + Decimal(
+            revolving["drawings_seller_funded"]
+        ) == Decimal(document["pool"]["new_drawings"])
+        assert all(Decimal(t["principal_paid"]) == 0 for t in document["tranches"])

@@ -145,6 +145,7 @@ _METRICS: dict[str, Any] = {
         "defaulted_principal": "5432.11",
         "removed_principal": "1000.00",
         "purchased_principal": "11000.00",
+        "new_drawings": "0.00",
         "closing_balance": "1234567.89",
         "cutoff_balance": "1500000.00",
         "pool_factor": 0.823045,

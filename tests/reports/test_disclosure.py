@@ -553,7 +553,7 @@ def test_reproducibility_footer_names_run_code_and_input_hashes() -> None:
     recorded = rows(build(), "definitions", 1)
     assert recorded["metrics.json contract version"] == ["1.2.0"]
     assert recorded["Cumulative default rate denominator"] == [
-        "Cut-off pool balance plus cumulative purchased principal"
+        "Cut-off pool balance plus cumulative purchased principal and new drawings"
     ]
     assert recorded["Business-day convention"] == ["Following business day"]
 

@@ -70,6 +70,7 @@ def snap(
     recoveries: int = 0,
     purchased: int = 0,
     removed: int = 0,
+    drawings: int = 0,
     mob: int = 1,
     remaining: int = 6,
 ) -> dict[str, Any]:
@@ -95,6 +96,7 @@ def snap(
         "months_on_book": mob,
         "remaining_term": remaining,
         **dict.fromkeys(schema.OUTSIDE_POOL_FLOWS.values(), 0),
+        "new_drawings": drawings,
     }
 
 
@@ -226,6 +228,7 @@ class TestRollforward:
                 "defaulted_principal": [0, 0, 290_000, 0, 0, 0],
                 "removed_principal": [0, 340_000, 0, 0, 0, 0],
                 "purchased_principal": [0, 600_000, 0, 0, 0, 0],
+                "new_drawings": [0, 0, 0, 0, 0, 0],
                 "closing_balance": [2_186_151, 1_811_514, 1_380_580, 230_000, 210_000, 190_000],
                 "opening_count": [5, 5, 4, 1, 1, 1],
                 "closing_count": [5, 4, 3, 1, 1, 1],

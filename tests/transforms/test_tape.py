@@ -444,6 +444,8 @@ def test_without_fees_every_figure_that_includes_fees_is_not_available() -> None
         "revolving_accounts.fee_collections",
         "revolving_accounts.payment_rate",
         "revolving_accounts.yield_annualised",
+        # The waterfall's income lacks the fees too: its income account is not available.
+        "waterfall.income",
     ]
 
 
@@ -487,9 +489,15 @@ def test_a_revolving_pool_hides_instalment_only_figures_with_a_reason() -> None:
         "performance.cumulative_net_loss_rate",
         "performance.recovery_rate",
         "revolving_accounts.recoveries",
+        "waterfall.income",
     ]
     hidden = {h["section"]: h["reason"] for h in section["hidden_sections"]}  # type: ignore[attr-defined]
-    assert set(hidden) == {"characteristics.wam_months", "performance.smm", "performance.cpr"}
+    assert set(hidden) == {
+        "characteristics.wam_months",
+        "performance.smm",
+        "performance.cpr",
+        "pool.scheduled_principal",
+    }
     assert hidden["characteristics.wam_months"] == (
         "revolving accounts have no schedule, so no remaining term"
     )
@@ -525,7 +533,7 @@ def test_a_balance_above_the_credit_limit_is_counted_not_rejected() -> None:
     assert feb["utilisation"] == pytest.approx(1.2)
 
 
-def test_a_revolving_accounts_drawing_is_new_principal_even_without_a_credit_limit() -> None:
+def test_a_revolving_accounts_drawing_is_a_new_drawing_even_without_a_credit_limit() -> None:
     loans = _loans(("C1", "B1", date(2023, 5, 1), date(2023, 6, 1), 1, "0.1825", 1)).with_columns(
         pl.lit("revolving_credit").alias("product"),
         *(pl.lit(None, dtype=schema.LOANS[c]).alias(c) for c in schema.SCHEDULE_TERMS),
@@ -544,7 +552,34 @@ def test_a_revolving_accounts_drawing_is_new_principal_even_without_a_credit_lim
     ).collect()
     assert out["scheduled_principal_paid"].to_list() == [0, 40_000, 40_000]
     assert out["unscheduled_principal_paid"].to_list() == [0, 0, 0]
-    assert out["purchased_principal"].to_list() == [0, 70_000, 0]
+    assert out["new_drawings"].to_list() == [0, 70_000, 0]
+    assert out["purchased_principal"].to_list() == [0, 0, 0]
     assert out["remaining_term"].to_list() == [0, 0, 0]
     roll = pool_rollforward(out.lazy(), [FEB, MAR]).collect()
     assert rollforward_breaks(roll.lazy()).collect().height == 0
+
+
+def test_a_card_account_paying_after_its_default_pays_recoveries_even_when_it_cures() -> None:
+    loans = _loans(("C1", "B1", date(2023, 5, 1), date(2023, 6, 1), 1, "0.1825", 1)).with_columns(
+        pl.lit("revolving_credit").alias("product"),
+        *(pl.lit(None, dtype=schema.LOANS[c]).alias(c) for c in schema.SCHEDULE_TERMS),
+    )
+    # Feb: 95 DPD, a default. Mar: the servicer says it cured after paying 200.00 principal,
+    # 10.00 interest and 30.00 fees; nothing was charged off or recovered after a charge-off.
+    tape = _tape(
+        [
+            _row(JAN, "C1", 100_000, 64, "delinquent", principal_paid_to_date=0,
+                 interest_paid_to_date=0, fees_paid_to_date=0, recoveries_to_date=0),
+            _row(FEB, "C1", 100_000, 95, "defaulted", principal_paid_to_date=0,
+                 interest_paid_to_date=0, fees_paid_to_date=0, recoveries_to_date=0),
+            _row(MAR, "C1", 80_000, 0, "current", principal_paid_to_date=20_000,
+                 interest_paid_to_date=1_000, fees_paid_to_date=3_000, recoveries_to_date=0),
+        ]
+    )  # fmt: skip
+    out = tape_snapshots(
+        tape, loans, build_schedules(loans).collect().lazy(), _cutoff_events("R", ["C1"], JAN)
+    ).collect()
+    assert out["status"].to_list() == ["delinquent", "defaulted", "defaulted"]
+    assert out["defaulted_principal"].to_list() == [0, 100_000, 100_000]
+    assert out["recoveries"].to_list() == [0, 0, 24_000]
+    assert out["scheduled_principal_paid"].to_list() == [0, 0, 0]

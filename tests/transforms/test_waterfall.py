@@ -184,3 +184,84 @@ class TestFold:
     def test_the_subordinated_class_must_come_last(self) -> None:
         with pytest.raises(ValueError, match="subordinated"):
             WaterfallTerms("P", JAN, (TERMS.tranches[2], TERMS.tranches[0]))
+
+
+def drawing_period(end: date, *, drawings: int, cdr: float = 0.0) -> PeriodInputs:
+    """A card pool's period: 100,000 of repayments, ``drawings`` drawn, nothing purchased."""
+    return PeriodInputs(
+        period_end=end,
+        opening_balance=1_000_000,
+        purchased_principal=0,
+        closing_balance=1_000_000 - 100_000 + drawings,
+        scheduled_principal=100_000,
+        unscheduled_principal=0,
+        defaulted_principal=0,
+        interest=20_000,
+        fees=0,
+        recoveries=0,
+        metrics={"cumulative_default_rate": cdr},
+        new_drawings=drawings,
+    )
+
+
+class TestNewDrawings:
+    def test_in_the_revolving_period_principal_collections_pay_for_the_drawings_at_par(
+        self,
+    ) -> None:
+        [jan] = fold_waterfall([drawing_period(JAN, drawings=60_000)], TERMS)
+        assert jan.revolving
+        assert (jan.new_drawings, jan.drawings_paid, jan.drawings_seller_funded) == (
+            60_000,
+            60_000,
+            0,
+        )
+        # The notes do not amortise; the rest of the collections wait in the principal account.
+        assert [t.principal_paid for t in jan.tranches] == [0, 0, 0]
+        assert jan.principal_account == 100_000 - 60_000
+        line = next(s for s in jan.steps if s.item == "new_drawings")
+        assert (line.account, line.due, line.paid) == ("principal", 60_000, 60_000)
+
+    def test_drawings_are_paid_before_revolving_purchases(self) -> None:
+        bought = replace(drawing_period(JAN, drawings=80_000), purchase_price=50_000)
+        [jan] = fold_waterfall([bought], TERMS)
+        items = [s.item for s in jan.steps if s.account == "principal"]
+        assert items.index("new_drawings") < items.index("revolving_purchases")
+        assert (jan.drawings_paid, jan.purchases_paid, jan.purchases_unfunded) == (
+            80_000,
+            20_000,
+            30_000,
+        )
+
+    def test_drawings_beyond_the_principal_funds_are_funded_by_the_seller(self) -> None:
+        [jan] = fold_waterfall([drawing_period(JAN, drawings=130_000)], TERMS)
+        assert (jan.drawings_paid, jan.drawings_seller_funded) == (100_000, 30_000)
+        assert jan.principal_account == 0
+
+    def test_after_the_revolving_period_the_seller_funds_drawings_and_the_notes_amortise(
+        self,
+    ) -> None:
+        ended = replace(TERMS, revolving_period_end=JAN)
+        _, feb = fold_waterfall(
+            [drawing_period(JAN, drawings=0), drawing_period(FEB, drawings=60_000)], ended
+        )
+        assert not feb.revolving
+        assert (feb.drawings_paid, feb.drawings_seller_funded) == (0, 60_000)
+        assert all(s.item != "new_drawings" for s in feb.steps)
+        # Every fen collected (and January's retained 100,000) goes to class A.
+        assert feb.tranches[0].principal_paid == 200_000
+
+    def test_after_an_early_amortisation_breach_the_seller_funds_drawings(self) -> None:
+        terms = replace(TERMS, triggers=(BREACH,))
+        jan, feb = fold_waterfall(
+            [
+                drawing_period(JAN, drawings=60_000, cdr=0.02),
+                drawing_period(FEB, drawings=60_000, cdr=0.02),
+            ],
+            terms,
+        )
+        # The breach period pays for the drawings made before the breach was known.
+        assert jan.early_amortisation_breach
+        assert jan.drawings_paid == 60_000
+        assert jan.tranches[0].principal_paid == 100_000 - 60_000
+        assert (feb.drawings_paid, feb.drawings_seller_funded) == (0, 60_000)
+        assert feb.tranches[0].principal_paid == 100_000
