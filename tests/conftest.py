@@ -79,7 +79,8 @@ def _is_controller(config: pytest.Config) -> bool:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Order the collected files by their cost, costliest first; tests in a file keep theirs."""
-    timed: dict[str, float] = config.cache.get(_FILE_SECONDS, {}) if config.cache else {}
+    cache = getattr(config, "cache", None)
+    timed: dict[str, float] = cache.get(_FILE_SECONDS, {}) if cache is not None else {}
     estimate: dict[str, float] = {}
     for item in items:
         cost = _FLOW_TEST_SECONDS if item.get_closest_marker("flow") else _OTHER_TEST_SECONDS
@@ -98,7 +99,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Keep the files' seconds of this run for the next run's order."""
     config = session.config
-    if _timed and config.cache is not None and _is_controller(config):
-        kept: dict[str, float] = config.cache.get(_FILE_SECONDS, {})
+    cache = getattr(config, "cache", None)
+    if _timed and cache is not None and _is_controller(config):
+        kept: dict[str, float] = cache.get(_FILE_SECONDS, {})
         kept.update({name: round(seconds, 2) for name, seconds in _timed.items()})
-        config.cache.set(_FILE_SECONDS, dict(sorted(kept.items())))
+        cache.set(_FILE_SECONDS, dict(sorted(kept.items())))
