@@ -63,11 +63,12 @@ pdf-deps:
 	fi
 
 # The fast suite runs on TEST_WORKERS processes (pytest-xdist), a test file per worker at a
-# time so module fixtures are built once; TEST_WORKERS=0 runs it in this process.
+# time so module fixtures are built once, the costliest files first (tests/conftest.py
+# orders them by their seconds in the last run); TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) pdf-deps
-	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

@@ -19,6 +19,11 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The test server keeps flow runs, deployments and artifacts, which tests read; it leaves
+# out the event bookkeeping no test reads (events, task runs recorded from events,
+# automations), which cost it CPU on every flow run.
+for _service in ("EVENT_PERSISTER", "TASK_RUN_RECORDER", "TRIGGERS"):
+    os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{_service}_ENABLED", "false")
 # Archive PDFs take seconds each: flow tests leave them out; the PDF tests and the
 # end-to-end pipeline test (tests/flows/test_pipeline.py) turn them on.
 os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
@@ -52,3 +57,55 @@ def tiny_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-tape") / "landing"
     generate_landing(out, loans=200, start="2024-01", months=3, seed=7)
     return out
+
+
+# -- scheduling -------------------------------------------------------------------------
+# `make test` hands whole files to the xdist workers in the order collected here
+# (--dist loadfile --no-loadscope-reorder): the costliest files first, so the workers end
+# together (longest processing time first). xdist's own order, most tests first, leaves
+# the few-test end-to-end files for last. A file's cost is its seconds in the last run
+# that ran it, kept in the pytest cache by the controlling process; a file not timed yet
+# is estimated from its count of flow tests.
+
+_FILE_SECONDS = "abs-pipeline/file-seconds"
+_FLOW_TEST_SECONDS = 5.0
+_OTHER_TEST_SECONDS = 0.1
+_timed: dict[str, float] = {}
+
+
+def _test_file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the collected files by their cost, costliest first; tests in a file keep theirs."""
+    cache = getattr(config, "cache", None)
+    timed: dict[str, float] = cache.get(_FILE_SECONDS, {}) if cache is not None else {}
+    estimate: dict[str, float] = {}
+    for item in items:
+        cost = _FLOW_TEST_SECONDS if item.get_closest_marker("flow") else _OTHER_TEST_SECONDS
+        estimate[_test_file(item.nodeid)] = estimate.get(_test_file(item.nodeid), 0.0) + cost
+    order = sorted(estimate, key=lambda name: -timed.get(name, estimate[name]))  # stable
+    position = {name: n for n, name in enumerate(order)}
+    items.sort(key=lambda item: position[_test_file(item.nodeid)])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each test phase's seconds to its file's (every worker's reports reach here)."""
+    name = _test_file(report.nodeid)
+    _timed[name] = _timed.get(name, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep the files' seconds of this run for the next run's order."""
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if _timed and cache is not None and _is_controller(config):
+        kept: dict[str, float] = cache.get(_FILE_SECONDS, {})
+        kept.update({name: round(seconds, 2) for name, seconds in _timed.items()})
+        cache.set(_FILE_SECONDS, dict(sorted(kept.items())))

@@ -184,3 +184,93 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+# -- books built once per test run ------------------------------------------------------
+# A processed book that several test files read is built once per `pytest` run, whichever
+# xdist worker asks first, into a folder both workers share; the other waits on the lock
+# and reads the same files. Such a book is read-only: copy it (copy_root) to change it.
+
+
+def shared_book(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The data root ``name`` built by ``build`` once per test run (all workers), then kept.
+
+    Args:
+        factory: The session's temporary path factory.
+        name: The book's folder name, unique per way of building it.
+        build: Writes the book into the (new, empty) data root it is given.
+
+    Returns:
+        The built data root.
+    """
+    import fcntl
+
+    base = factory.getbasetemp()
+    # Under xdist each worker's base is a folder of the run's own: their parent is shared.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = shared / "shared-books"
+    folder.mkdir(exist_ok=True)
+    root, done = folder / name / "data", folder / f"{name}.built"
+    with (folder / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                shutil.rmtree(root.parent, ignore_errors=True)
+                root.mkdir(parents=True)
+                build(root)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return root
+
+
+AMORTISING_START, AMORTISING_END = date(2024, 1, 1), date(2024, 12, 31)
+"""The business dates of the early-amortisation book (:func:`build_amortising_book`)."""
+
+
+def force_breach_in_period_3(catalog: Catalog) -> None:
+    """The deal's one trigger: payment rate below 0 until period 3 (never), below 10 from it."""
+    import yaml
+
+    [path] = catalog.deal_files()
+    deal = yaml.safe_load(path.read_text(encoding="utf-8"))
+    deal["triggers"] = [
+        {
+            "name": "Forced breach",
+            "metric": "payment_rate",
+            "comparison": "below",
+            "schedule": [
+                {"from_period": 1, "threshold": "0"},
+                {"from_period": 3, "threshold": "10"},
+            ],
+            "consequence": "early_amortisation",
+        }
+    ]
+    path.write_text(yaml.safe_dump(deal, allow_unicode=True), encoding="utf-8")
+
+
+def build_amortising_book(root: Path) -> None:
+    """800 loans over 2024 (seed 3), the breach forced in period 3, run stage by stage.
+
+    Ingest, curation, loan snapshots and the metrics stage, without Prefect. The deal's
+    cut-off is in June: periods July to December, revolving in the first two.
+    """
+    from flows.curate import curate
+    from flows.deals import load_deals
+    from flows.generator import generate_landing
+    from flows.ingest import ingest_dates
+    from flows.metrics import compute_pool_metrics
+    from flows.snapshots import build_loan_snapshots, snapshot_dates
+    from transforms.periods import month_ends_between
+
+    generate_landing(root / "landing", loans=800, start="2024-01", months=12, seed=3)
+    catalog = Catalog(root)
+    force_breach_in_period_3(catalog)
+    ingest_dates(catalog, catalog.landing_dates())
+    curated = curate(catalog, AMORTISING_END)
+    assert curated.first_origination is not None
+    deals = load_deals(catalog).deals
+    build_loan_snapshots(
+        catalog, snapshot_dates(curated.first_origination, AMORTISING_END, deals.values()), deals
+    )
+    compute_pool_metrics(catalog, deals, month_ends_between(AMORTISING_START, AMORTISING_END))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.books import Backfilled, data_root
+from tests.flows.books import Backfilled, build_amortising_book, data_root, shared_book
 
 TINY_START, TINY_END = date(2024, 1, 1), date(2024, 3, 31)
 """The business dates of the tiny tape (tests/conftest.py, ``tiny_landing``)."""
@@ -35,3 +35,9 @@ def tiny_backfill(
 def tiny_root(tiny_landing: Path, tmp_path: Path) -> Path:
     """A data root holding a copy of the tiny tape's landing zone, nothing processed."""
     return data_root(tmp_path, tiny_landing)
+
+
+@pytest.fixture(scope="session")
+def amortising_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The early-amortisation book (books.build_amortising_book), built once per run; read it."""
+    return shared_book(tmp_path_factory, "amortising", build_amortising_book)

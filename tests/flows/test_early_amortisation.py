@@ -16,55 +16,17 @@ from typing import Any
 
 import polars as pl
 import pytest
-import yaml
 
 from flows.catalog import Catalog
-from flows.curate import curate
-from flows.deals import load_deals
-from flows.generator import generate_landing
-from flows.ingest import ingest_dates
-from flows.metrics import compute_pool_metrics
-from flows.snapshots import build_loan_snapshots, snapshot_dates
-from transforms.periods import month_ends_between
 from transforms.waterfall import PURCHASE_AFTER_EARLY_AMORTISATION
 
-START, END = date(2024, 1, 1), date(2024, 12, 31)
 BREACH_END = date(2024, 9, 30)
 
 
-def _force_breach_in_period_3(catalog: Catalog) -> None:
-    [path] = catalog.deal_files()
-    deal = yaml.safe_load(path.read_text(encoding="utf-8"))
-    deal["triggers"] = [
-        {
-            "name": "Forced breach",
-            "metric": "payment_rate",
-            "comparison": "below",
-            "schedule": [
-                {"from_period": 1, "threshold": "0"},
-                {"from_period": 3, "threshold": "10"},
-            ],
-            "consequence": "early_amortisation",
-        }
-    ]
-    path.write_text(yaml.safe_dump(deal, allow_unicode=True), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("amortisation") / "data"
-    generate_landing(root / "landing", loans=800, start="2024-01", months=12, seed=3)
-    catalog = Catalog(root)
-    _force_breach_in_period_3(catalog)
-    ingest_dates(catalog, catalog.landing_dates())
-    curated = curate(catalog, END)
-    assert curated.first_origination is not None
-    deals = load_deals(catalog).deals
-    build_loan_snapshots(
-        catalog, snapshot_dates(curated.first_origination, END, deals.values()), deals
-    )
-    compute_pool_metrics(catalog, deals, month_ends_between(START, END))
-    return root
+def root(amortising_book: Path) -> Path:
+    """The shared early-amortisation book (tests/flows/books.py), read only."""
+    return amortising_book
 
 
 def _documents(root: Path) -> list[dict[str, Any]]:

@@ -1,4 +1,8 @@
-"""A run loads each deal file and each period's metrics.json once, and times its stages."""
+"""A run loads each deal file and each period's metrics.json once.
+
+That a run times its stages is checked on the shared clean backfill
+(tests/flows/test_orchestration.py).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,10 @@ from typing import Any
 
 import pytest
 
-from flows.catalog import Catalog
-from flows.state import RunManifest
-from flows.status import status_document
-
 pytestmark = pytest.mark.flow
 
 START, END = date(2024, 1, 1), date(2024, 3, 31)
 POOL = "HB2024-1"
-STAGES = {"plan", "ingest", "curate", "snapshots", "metrics", "publish"}
 
 
 class ReadCounter:
@@ -112,15 +111,3 @@ def test_a_backfill_loads_each_deal_and_each_periods_metrics_once(
     assert dict(counted.deal_loads) == {f"{POOL}.yaml": 1}
     # February was not recomputed: read once, for the history and the index.
     assert counted.of(_latest_metrics) == {f"reports/{POOL}/2024-02/metrics.json": 1}
-
-
-def test_the_run_manifest_records_each_stages_seconds_and_status_shows_them(
-    harness: str, data_root: Path
-) -> None:
-    summary = _backfill(data_root)
-    manifest = RunManifest.read(Path(summary.manifest))
-
-    assert set(manifest.stage_seconds) == STAGES
-    assert all(seconds >= 0 for seconds in manifest.stage_seconds.values())
-    (run,) = status_document(Catalog(data_root))["runs"]
-    assert run["stage_seconds"] == manifest.stage_seconds

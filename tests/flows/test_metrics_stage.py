@@ -2,7 +2,9 @@
 
 Checks what must hold on every period of a realistic book: the roll-forward
 closes, an independent DuckDB implementation agrees with the Polars marts,
-every metrics.json has every DOMAIN.md key and passes its contract.
+every metrics.json has every DOMAIN.md key and passes its contract. The book is
+the one tests/flows/test_early_amortisation.py reads (built once per test run):
+800 loans over twelve months, revolving for two periods, then amortising.
 """
 
 from __future__ import annotations
@@ -21,20 +23,11 @@ from polars.testing import assert_frame_equal
 from benchmarks.metrics_reference import reference_metrics
 from data_contracts.metrics_contract import metrics_errors
 from flows.catalog import Catalog
-from flows.curate import curate
-from flows.deals import load_deals
-from flows.generator import generate_landing
-from flows.ingest import ingest_dates
-from flows.metrics import compute_pool_metrics
-from flows.snapshots import build_loan_snapshots, snapshot_dates
 from transforms import schema
-from transforms.periods import month_end, month_ends_between
+from transforms.periods import month_end
 from transforms.pool_metrics import rollforward_breaks
 from transforms.portfolio import portfolio_breaks
 from transforms.stratification import DIMENSIONS
-
-START, MONTHS = date(2024, 1, 1), 11
-END = date(2024, 11, 30)
 
 DOMAIN_KEYS = {
     "pool_id": None,
@@ -99,19 +92,9 @@ LIST_KEYS = {
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("metrics") / "data"
-    generate_landing(root / "landing", loans=1500, start="2024-01", months=MONTHS, seed=7)
-    catalog = Catalog(root)
-    ingest_dates(catalog, catalog.landing_dates())
-    curated = curate(catalog, END)
-    assert curated.first_origination is not None
-    deals = load_deals(catalog).deals
-    build_loan_snapshots(
-        catalog, snapshot_dates(curated.first_origination, END, deals.values()), deals
-    )
-    compute_pool_metrics(catalog, deals, month_ends_between(START, END))
-    return root
+def root(amortising_book: Path) -> Path:
+    """The shared early-amortisation book (tests/flows/books.py), read only."""
+    return amortising_book
 
 
 def mart(root: Path, name: str) -> pl.DataFrame:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from flows.catalog import Catalog
-from flows.status import StateBook, days_between
+from flows.state import RunManifest
+from flows.status import StateBook, days_between, status_document
 from tests.flows.books import (
     Backfilled,
     assert_same_outputs,
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.flow
 
 START, END = TINY_START, TINY_END
 POOL = "HB2024-1"
+STAGES = {"plan", "ingest", "curate", "snapshots", "metrics", "publish"}
 
 
 def _backfill(root: Path, **options: Any) -> Any:
@@ -60,6 +62,17 @@ def test_a_clean_backfill_processes_every_chunk_and_records_each_date(
     assert sorted(book.days) == days_between(START, END)
     assert {s.status for s in book.days.values()} == {"complete"}
     assert {s.run_id for s in book.days.values()} == {summary.run_id}
+
+
+def test_the_run_manifest_records_each_stages_seconds_and_status_shows_them(
+    tiny_backfill: Backfilled,
+) -> None:
+    manifest = RunManifest.read(Path(tiny_backfill.summary.manifest))
+
+    assert set(manifest.stage_seconds) == STAGES
+    assert all(seconds >= 0 for seconds in manifest.stage_seconds.values())
+    (run,) = status_document(Catalog(tiny_backfill.root))["runs"]
+    assert run["stage_seconds"] == manifest.stage_seconds
 
 
 def test_a_rerun_with_unchanged_inputs_skips_every_chunk(
