@@ -228,8 +228,10 @@ class Catalog:
     def portfolio_report(self, language: str) -> Path:
         return self.reports / f"portfolio.{language}.html"
 
-    def data_quality_report(self, run_id: str) -> Path:
-        return self.reports / "data_quality" / f"{run_id}.html"
+    def data_quality_report(self, run_id: str, locale: str = "en") -> Path:
+        """The run's data-quality report: ``<run_id>.html`` in English, ``<run_id>.zh-CN.html``."""
+        suffix = "" if locale == "en" else ".zh-CN"
+        return self.reports / "data_quality" / f"{run_id}{suffix}.html"
 
     def data_quality_summary(self, run_id: str) -> Path:
         """The run's data-quality figures as JSON, next to its HTML report."""
@@ -261,6 +263,21 @@ class Catalog:
     def business_date_state(self) -> Path:
         """Per business date: the input key it was processed with, its run id and outcome."""
         return self.root / "state" / "business_dates.json"
+
+    @property
+    def curate_state(self) -> Path:
+        """What the curated datasets were built from."""
+        return self.root / "state" / "curate.json"
+
+    @property
+    def metrics_marts_state(self) -> Path:
+        """What the marts on disk were computed from."""
+        return self.root / "state" / "metrics_marts.json"
+
+    @property
+    def file_hashes_state(self) -> Path:
+        """The sha256 of every file hashed so far, with the size and mtime it was taken at."""
+        return self.root / "state" / "file_hashes.json"
 
     @property
     def data_root_lock(self) -> Path:

@@ -95,7 +95,7 @@ def curate(catalog: Catalog, until: date) -> CurateOutcome:
 
 def _record_path(catalog: Catalog) -> Path:
     """What the curated datasets were built from (beside the other state files)."""
-    return catalog.business_date_state.with_name("curate.json")
+    return catalog.curate_state
 
 
 def _new_partitions(

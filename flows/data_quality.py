@@ -115,11 +115,6 @@ def _records(ingested: IngestOutcome) -> _Records:
     return {"files": files, "rules": rules, "corrections": corrections}
 
 
-def chinese_report(report: Path) -> Path:
-    """The Chinese page beside a run's (English) data-quality report: ``<run_id>.zh-CN.html``."""
-    return report.with_name(f"{report.stem}.zh-CN.html")
-
-
 def _reconciliation_summary(catalog: Catalog) -> dict[str, object] | None:
     """The reconciliation mart's summary (engine against servicer tape), if one was written."""
     path = catalog.mart_summary(RECONCILIATION_MART)
@@ -169,8 +164,8 @@ def write_data_quality_report(
         "restatements": restatements,
         "reconciliation": _reconciliation_summary(catalog),
     }
-    report = catalog.data_quality_report(run_id)
-    pages = {"en": report, "zh_CN": chinese_report(report)}
+    pages = {locale: catalog.data_quality_report(run_id, locale) for locale in ("en", "zh_CN")}
+    report = pages["en"]
     for locale, page in pages.items():
         other = pages["zh_CN" if locale == "en" else "en"]
         context = data_quality.build_context(**run, locale=locale, alternate_href=other.name)

@@ -527,7 +527,7 @@ class MartsRecord:
 
 def marts_record_path(catalog: Catalog) -> Path:
     """Where the record of the marts' inputs is kept (beside the business-date state)."""
-    return catalog.business_date_state.with_name("metrics_marts.json")
+    return catalog.metrics_marts_state
 
 
 class _StoredMarts(Mapping[str, pl.DataFrame]):

@@ -21,7 +21,6 @@ import polars as pl
 from data_contracts.contract import load_contract
 from data_contracts.deal import DealTerms
 from flows.catalog import LANDING_DATASETS, Catalog, atomic_write
-from flows.data_quality import chinese_report
 from flows.metrics import MetricsBook, PoolPeriod
 from flows.version import code_version
 from reports import disclosure, index, portfolio, static_pool
@@ -242,7 +241,7 @@ def data_quality(
 def _chinese_run(catalog: Catalog, run: index.RunReport) -> index.RunReport:
     """The same run's data-quality report in Chinese, written beside the English one
     (runs of earlier versions have only the English page, which is then linked)."""
-    chinese = chinese_report(catalog.data_quality_report(run.run_id))
+    chinese = catalog.data_quality_report(run.run_id, "zh_CN")
     if not chinese.is_file():
         return run
     href = chinese.relative_to(catalog.reports).as_posix()

@@ -292,7 +292,7 @@ class HashBook(BaseModel):
 
 def hash_book_path(catalog: Catalog) -> Path:
     """Where the file hashes are kept (beside the business-date state)."""
-    return catalog.business_date_state.with_name("file_hashes.json")
+    return catalog.file_hashes_state
 
 
 def _hash_key(catalog: Catalog, path: Path) -> str:
