@@ -474,7 +474,10 @@ def _schedule(book: pl.LazyFrame, schedules: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("principal_due").cast(pl.Int64),
             (pl.col("principal_due") + pl.col("interest_due")).cast(pl.Int64).alias("amount"),
         )
-        .join(book.select("loan_id", "k"), on="loan_id", how="inner")
+        # A left join keeps the rows where they are (an inner one gathers
+        # every column); the sort below puts them in order once.
+        .join(book.select("loan_id", "k"), on="loan_id", how="left", maintain_order="left")
+        .filter(pl.col("k").is_not_null())
         .select(pl.exclude("loan_id"))
         .sort(_day_key(pl.col("instalment_no")))
         .with_columns(
@@ -645,8 +648,10 @@ def _events(
                 "advance_days",
             ),
             on="loan_id",
-            how="inner",
+            how="left",
+            maintain_order="left",
         )
+        # Rows of unknown loans have no opening day: the filter drops them.
         .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
         .with_columns(
             _day_key(pl.col("day")).alias("key"),
@@ -863,7 +868,7 @@ def _default_days(days: pl.LazyFrame) -> pl.LazyFrame:
                 "charge_off_day"
             ),
         )
-        .group_by("k")
+        .group_by("k", maintain_order=True)
         .agg(pl.col("default_day", "charge_off_day").min())
     )
 
@@ -928,10 +933,15 @@ def _cash_days(
         ``charge_off_day`` (null when DPD never exceeds the threshold).
     """
     totals = _collect(_with_running_totals(_day_rows(book, events, rule_changes)))
-    days = totals.with_columns(_oldest_unpaid(totals, _collect(schedule))).lazy()
-    loan_days = _materialise(_default_days(days))
-    days = days.join(loan_days, on="k", how="left", maintain_order="left")
-    return _performing_and_recovered(days), loan_days
+    days = totals.with_columns(_oldest_unpaid(totals, _collect(schedule)))
+    # Every loan has an opening row: loan_days holds loans 0, 1, ... in order,
+    # so a day row finds its loan's at position k.
+    loan_days = _collect(_default_days(days.lazy()))
+    at_loan = days.get_column("k")
+    days = days.with_columns(
+        loan_days.get_column(c).gather(at_loan) for c in ("default_day", "charge_off_day")
+    )
+    return _performing_and_recovered(days.lazy()), loan_days.lazy()
 
 
 def _pool_events(book: pl.LazyFrame, pool_assets: pl.LazyFrame) -> pl.LazyFrame:
@@ -1065,10 +1075,15 @@ def _one_pool_per_row(candidates: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _bucket(dpd: pl.Expr) -> pl.Expr:
+    """The position of the DPD bucket in ``schema.DPD_BUCKETS`` (named in :func:`_output`)."""
     # Bucket i holds DPD in (bound[i-1], bound[i]]; beyond the last bound is 180+.
     bounds = (0, 30, 60, 90, 120, 150, 180)
-    index = pl.sum_horizontal(*((dpd > b).cast(pl.Int32) for b in bounds))
-    return index.replace_strict(dict(enumerate(schema.DPD_BUCKETS)), return_dtype=pl.String)
+    return pl.sum_horizontal(*((dpd > b).cast(pl.UInt8) for b in bounds))
+
+
+def _status(name: str) -> pl.Expr:
+    """The position of a status in ``schema.LOAN_STATUSES`` (named in :func:`_output`)."""
+    return pl.lit(schema.LOAN_STATUSES.index(name), dtype=pl.UInt8)
 
 
 def _month_number(day: pl.Expr) -> pl.Expr:
@@ -1234,11 +1249,20 @@ def _grid(
     periods = pl.LazyFrame(
         {"as_of": dates, "previous_as_of": [first_previous, *dates[:-1]]},
         schema={"as_of": pl.Date, "previous_as_of": pl.Date},
-    ).select(_day("as_of"), _day("previous_as_of"))
+    ).select(
+        _day("as_of"), _day("previous_as_of"), _month_number(pl.col("as_of")).alias("as_of_month")
+    )
     # The book is in loan order and the dates are sorted: the product is in
     # (loan, date) order by construction.
     return (
-        book.select("k", "origination", "principal", "advance_days", *carried)
+        book.select(
+            "k",
+            "origination",
+            _month_number(pl.col("origination")).alias("origination_month"),
+            "principal",
+            "advance_days",
+            *carried,
+        )
         .join(loan_days, on="k", how="left", maintain_order="left")
         .join(terms, on="k", how="left", maintain_order="left")
         .join(periods, how="cross", maintain_order="left_right")
@@ -1296,20 +1320,20 @@ def _snapshot_rows(
     dpd = pl.when(~pl.col("repaid") & overdue).then(t - pl.col("oldest_unpaid")).otherwise(0)
     status = (
         pl.when(removed)
-        .then(pl.lit("repurchased"))
+        .then(_status("repurchased"))
         .when(charged_off)
-        .then(pl.lit("charged_off"))
+        .then(_status("charged_off"))
         .when(defaulted)
-        .then(pl.lit("defaulted"))
+        .then(_status("defaulted"))
         .when(
             pl.col("repaid") & (pl.col("zero_day") >= pl.col("final_due") - pl.col("advance_days"))
         )
-        .then(pl.lit("matured"))
+        .then(_status("matured"))
         .when(pl.col("repaid"))
-        .then(pl.lit("prepaid"))
+        .then(_status("prepaid"))
         .when(pl.col("dpd") > 0)
-        .then(pl.lit("delinquent"))
-        .otherwise(pl.lit("current"))
+        .then(_status("delinquent"))
+        .otherwise(_status("current"))
     )
     # A loan already defaulted at the period start was never performing in the pool.
     previous_member = pl.col("previous_member")
@@ -1359,7 +1383,7 @@ def _snapshot_rows(
         .otherwise(0)
         .alias("defaulted_principal"),
         pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
-        (_month_number(t) - _month_number(pl.col("origination"))).alias("months_on_book"),
+        (pl.col("as_of_month") - pl.col("origination_month")).alias("months_on_book"),
         pl.when(pl.col("repaid"))
         .then(0)
         .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
@@ -1479,12 +1503,14 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
     """The shown rows as ``schema.LOAN_SNAPSHOTS``, in (as-of date, loan_id) order.
 
     Loans are numbered in loan_id order and the grid is in (loan, date)
-    order, so the output order is a stable sort on the date alone; only the
-    output columns are gathered into it, once.
+    order, so the output order is a stable sort of the shown rows on the
+    date alone; the output columns are gathered into it once, and the loan
+    ids, buckets and statuses named from their positions.
     """
     t = pl.col("as_of")
     columns = _collect(
-        rows.filter(pl.col("shown")).select(
+        rows.select(
+            "shown",
             t.cast(pl.Date).alias("as_of_date"),
             "k",
             "pool_id",
@@ -1506,10 +1532,20 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
             ),
         )
     )
-    ordered = columns.sort("as_of_date", maintain_order=True)
-    loan_ids = book.get_column("loan_id").gather(ordered.get_column("k"))
+    shown = pl.col("shown")
+    order = columns.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32)
+        .filter(shown)
+        .sort_by(pl.col("as_of_date").filter(shown), maintain_order=True)
+    ).to_series()
+    ordered = columns.drop("shown")[order]
+    names = {
+        "loan_id": book.get_column("loan_id").gather(ordered.get_column("k")),
+        "bucket": pl.Series(schema.DPD_BUCKETS).gather(ordered.get_column("bucket")),
+        "status": pl.Series(schema.LOAN_STATUSES).gather(ordered.get_column("status")),
+    }
     return (
-        ordered.with_columns(loan_ids.alias("loan_id"))
+        ordered.with_columns(series.alias(name) for name, series in names.items())
         .select(list(schema.LOAN_SNAPSHOTS))
         .cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
     )
