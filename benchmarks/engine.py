@@ -67,6 +67,16 @@ REFERENCE_SQL = Path(__file__).with_name("engine_reference.sql")
 INPUTS = ("loans", "schedules", "repayments", "pool_assets")
 DRAW_LOANS = 1_000_000
 """Loans drawn (and written) at a time."""
+WORKER_ENVIRONMENT = {
+    # The cores are shared between the worker processes, not within one.
+    "POLARS_MAX_THREADS": "1",
+    # Polars' allocator (jemalloc) keeps freed pages for 10 s instead of
+    # returning them at once: the engine's steps free and allocate columns of
+    # the same sizes over and over, and each fresh page costs a page fault
+    # (a tenth or more of a batch's CPU time with the default).
+    "_RJEM_MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000",
+}
+"""Environment of the engine's worker processes."""
 
 
 def _month_ends(year: int) -> list[date]:
@@ -393,19 +403,22 @@ def _parts(folder: Path) -> list[str]:
 
 @contextmanager
 def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """``workers`` fresh processes, each with one Polars thread (the machine's cores
-    are shared between the processes, not within one)."""
-    before = os.environ.get("POLARS_MAX_THREADS")
-    os.environ["POLARS_MAX_THREADS"] = "1"
+    """``workers`` fresh processes, each with :data:`WORKER_ENVIRONMENT`.
+
+    The pool starts its processes as jobs arrive, so the environment stays
+    set while the pool is open (this process's Polars has read its own).
+    """
+    before = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+    os.environ.update(WORKER_ENVIRONMENT)
     try:
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
     finally:
-        if before is None:
-            del os.environ["POLARS_MAX_THREADS"]
-        else:
-            os.environ["POLARS_MAX_THREADS"] = before
-    with pool:
-        yield pool
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_duckdb(
