@@ -280,10 +280,13 @@ def _draw(n: int, seed: int, first_loan: int, out: Path, part: int) -> dict[str,
 
 
 def _split(folder: Path, scratch: Path, buckets: int) -> None:
-    """Each input split by loan bucket in one streaming pass (``<input>/bucket=<b>/``)."""
+    """Each input split by loan bucket in one streaming pass (``<input>/bucket=<b>/``).
+
+    The parts are uncompressed Arrow IPC files, each read once by its batch.
+    """
     for name in INPUTS:
         key = loan_bucket(pl.col("loan_id"), buckets).alias("bucket")
-        pl.scan_parquet(folder / name / "*.parquet").sink_parquet(
+        pl.scan_parquet(folder / name / "*.parquet").sink_ipc(
             pl.PartitionBy(scratch / name, key=key, include_key=False), mkdir=True
         )
 
@@ -302,7 +305,7 @@ def _engine_job(
     """
     rules = PerformanceRules(DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE, ADVANCE_DAYS)
     loans, schedules, repayments, pool_assets = (
-        pl.scan_parquet(inputs[name]) if inputs[name] else _empty(name) for name in INPUTS
+        _scan(inputs[name]) if inputs[name] else _empty(name) for name in INPUTS
     )
     # Split inputs are the bucket already: each batch runs as one bucket.
     run = engine_batch(
@@ -332,6 +335,10 @@ def _merge_job(parts: list[str], target: str) -> tuple[int, int]:
     merged = merge_snapshots([pl.scan_ipc(path) for path in parts])
     merged.collect().write_parquet(target)
     return os.getpid(), _peak_bytes()
+
+
+def _scan(paths: list[str]) -> pl.LazyFrame:
+    return pl.scan_ipc(paths) if paths[0].endswith(".ipc") else pl.scan_parquet(paths)
 
 
 def _empty(name: str) -> pl.LazyFrame:
@@ -398,7 +405,10 @@ def run_polars(
 
 
 def _parts(folder: Path) -> list[str]:
-    return [str(path) for path in sorted(folder.glob("*.parquet"))] if folder.is_dir() else []
+    """The Parquet (or, once split, Arrow IPC) files of one input, in name order."""
+    if not folder.is_dir():
+        return []
+    return [str(path) for path in sorted(folder.iterdir()) if path.suffix in (".parquet", ".ipc")]
 
 
 @contextmanager
