@@ -250,6 +250,23 @@ def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
     return frame.collect(engine="in-memory")
 
 
+def _in_order(frame: pl.LazyFrame, key: str, *ties: str) -> pl.LazyFrame:
+    """``frame`` computed and sorted by ``key`` and then ``ties``, each (key, ties) unique.
+
+    Inputs usually arrive in that order already (by loan, then instalment or
+    value date): one pass checks it, and only a frame out of order is sorted.
+    """
+    data = _collect(frame)
+    after = pl.col(key) > pl.col(key).shift(1)
+    tied = pl.col(key) == pl.col(key).shift(1)
+    for tie in ties:
+        after = after | (tied & (pl.col(tie) > pl.col(tie).shift(1)))
+        tied = tied & (pl.col(tie) == pl.col(tie).shift(1))
+    if not data.select(after.slice(1).fill_null(False).all()).item():
+        data = data.sort(key, *ties)
+    return data.lazy()
+
+
 def _materialise(frame: pl.LazyFrame) -> pl.LazyFrame:
     # Intermediate tables feed several later joins; computing each once is
     # much cheaper than letting every consumer re-run its plan.
@@ -478,8 +495,9 @@ def _schedule(book: pl.LazyFrame, schedules: pl.LazyFrame) -> pl.LazyFrame:
         # every column); the sort below puts them in order once.
         .join(book.select("loan_id", "k"), on="loan_id", how="left", maintain_order="left")
         .filter(pl.col("k").is_not_null())
-        .select(pl.exclude("loan_id"))
-        .sort(_day_key(pl.col("instalment_no")))
+        .select(pl.exclude("loan_id"), _day_key(pl.col("instalment_no")).alias("order"))
+        .pipe(_in_order, "order")
+        .drop("order")
         .with_columns(
             _cum_per_loan(pl.col("amount")).alias("cum_due"),
             _cum_per_loan(pl.col("principal_due")).alias("cum_principal_due"),
@@ -613,7 +631,14 @@ def _unscheduled_ahead(events: pl.DataFrame) -> _I64:
             start_u[g] = u
             end_u[g] = np.maximum(u, peak[g])
 
-    # Within a segment U is the running maximum from its opening value.
+    # Within a segment U is the running maximum from its opening value: one
+    # running maximum over (segment, level) keys, 64-bit where they fit.
+    levels = np.maximum(start_u[group], ahead)
+    top = int(levels.max()) + 1
+    if int(group[-1] + 1).bit_length() + top.bit_length() <= 62:
+        offsets = group.astype(np.int64) * top
+        fitted: _I64 = np.maximum.accumulate(offsets + levels) - offsets
+        return fitted
     level = pl.DataFrame(
         {"group": group, "level": np.maximum(start_u[group], ahead)},
         schema={"group": pl.Int128, "level": pl.Int128},
@@ -658,7 +683,7 @@ def _events(
             # Principal due within advance_payment_days after the value date is scheduled.
             _day_key(pl.col("day") + pl.col("advance_days")).alias("due_key"),
         )
-        .sort("key", "repayment_id")
+        .pipe(_in_order, "key", "repayment_id")
         .with_columns((pl.col("o_raw") + _cum_per_loan(pl.col("principal"))).alias("raw_after"))
         .with_columns(
             pl.col("raw_after").clip(0, pl.col("loan_principal")).alias("c_after"),
