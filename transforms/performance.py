@@ -267,6 +267,17 @@ def _in_order(frame: pl.LazyFrame, key: str, *ties: str) -> pl.LazyFrame:
     return data.lazy()
 
 
+def _sorted_join(rows: pl.LazyFrame, found: pl.LazyFrame) -> pl.LazyFrame:
+    """``rows`` with ``found``'s columns where its ``key`` matches (a left join).
+
+    Both sides are in ``key`` order, no key repeating: Polars merges them
+    instead of hashing every key.
+    """
+    return rows.set_sorted("key").join(
+        found.set_sorted("key"), on="key", how="left", maintain_order="left"
+    )
+
+
 def _materialise(frame: pl.LazyFrame) -> pl.LazyFrame:
     # Intermediate tables feed several later joins; computing each once is
     # much cheaper than letting every consumer re-run its plan.
@@ -1004,7 +1015,7 @@ def _pool_membership(
     Returns:
         ``key`` (the grid's), ``pool_id``, ``removed``, ``added_day`` (the day
         of the addition in force) and ``removed_day`` (the removal's day, null
-        unless ``removed``) for grid rows with a pool.
+        unless ``removed``) for grid rows with a pool, in ``key`` order.
     """
     pairs = _loan_pool_pairs(pool_events)
     candidates = _pool_candidates(grid, pairs, _effective_pool_events(pool_events, pairs))
@@ -1096,7 +1107,8 @@ def _one_pool_per_row(candidates: pl.LazyFrame) -> pl.LazyFrame:
     chosen = shared.sort(
         ["grid_key", "removed", "event_day", "pool_id"], descending=[False, True, True, False]
     ).unique(subset="grid_key", keep="first", maintain_order=True)
-    return pl.concat([candidates.filter(~pl.col("shared")), chosen])
+    # A loan in one pool has its candidates in (loan, date) order already.
+    return candidates.filter(~pl.col("shared")).merge_sorted(chosen, key="grid_key")
 
 
 def _bucket(dpd: pl.Expr) -> pl.Expr:
@@ -1318,12 +1330,7 @@ def _snapshot_rows(
     """
     state = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
     state = _asof(state, due_by_day.select("key", "instalments_due"), on="key")
-    state = state.join(
-        _pool_membership(book, grid, pool_events),
-        on="key",
-        how="left",
-        maintain_order="left",
-    )
+    state = _sorted_join(state, _pool_membership(book, grid, pool_events))
 
     def previous(column: str, base: str) -> pl.Expr:
         # A loan's first row in this run continues from the state's base.
@@ -1457,7 +1464,7 @@ def _totals_on(
     found = _day_totals(wanted, book, days).select(
         pl.col("row_key").alias("key"), *(pl.col(c).alias(prefix + c) for c in _BOUND_NAMES)
     )
-    return rows.join(found, on="key", how="left", maintain_order="left")
+    return _sorted_join(rows, found.sort("key"))
 
 
 def _day_totals(wanted: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
