@@ -1328,9 +1328,50 @@ def _snapshot_rows(
     which each loan's first row continues; without, a first row starts from
     nothing.
     """
-    state = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
-    state = _asof(state, due_by_day.select("key", "instalments_due"), on="key")
-    state = _sorted_join(state, _pool_membership(book, grid, pool_events))
+    rows = _at_each_date(book, grid, days, due_by_day, pool_events)
+    rows = _period_flows(rows, carried=carried)
+    rows = _with_pool_days(rows, _entered_pool())
+    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
+    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
+    return _shown(_terms_and_status(_pool_flows(rows)))
+
+
+def _at_each_date(
+    book: pl.LazyFrame,
+    grid: pl.LazyFrame,
+    days: pl.LazyFrame,
+    due_by_day: pl.LazyFrame,
+    pool_events: pl.LazyFrame,
+) -> pl.LazyFrame:
+    """Grid rows with the loan's end-of-day totals, instalments due and pool at the date."""
+    rows = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
+    rows = _asof(rows, due_by_day.select("key", "instalments_due"), on="key")
+    return _sorted_join(rows, _pool_membership(book, grid, pool_events))
+
+
+def _removed() -> pl.Expr:
+    return pl.col("removed").fill_null(False)
+
+
+def _defaulted() -> pl.Expr:
+    """Defaulted on or before the as-of date."""
+    return pl.col("default_day").is_not_null() & (pl.col("default_day") <= pl.col("as_of"))
+
+
+def _entered_pool() -> pl.Expr:
+    """In a pool at the date, and not in that pool at the previous date."""
+    previous_member = pl.col("previous_member")
+    return pl.col("pool_id").is_not_null() & (
+        previous_member.is_null() | (previous_member != pl.col("pool_id"))
+    )
+
+
+def _period_flows(rows: pl.LazyFrame, *, carried: bool) -> pl.LazyFrame:
+    """Opening and closing principal, each flow since the previous date, DPD and pools.
+
+    ``member_pool`` is the pool the loan continues in after the date (none
+    once removed) and ``previous_member`` that of the previous date.
+    """
 
     def previous(column: str, base: str) -> pl.Expr:
         # A loan's first row in this run continues from the state's base.
@@ -1343,48 +1384,23 @@ def _snapshot_rows(
         return pl.when(_FIRST).then(start).otherwise(pl.col(column).shift(1))
 
     t = pl.col("as_of")
-    removed = pl.col("removed").fill_null(False)
-    member_pool = pl.when(removed).then(None).otherwise(pl.col("pool_id"))
-    defaulted = pl.col("default_day").is_not_null() & (pl.col("default_day") <= t)
-    charged_off = pl.col("charge_off_day").is_not_null() & (pl.col("charge_off_day") <= t)
-    defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
     overdue = pl.col("oldest_unpaid").is_not_null() & (pl.col("oldest_unpaid") <= t)
     dpd = pl.when(~pl.col("repaid") & overdue).then(t - pl.col("oldest_unpaid")).otherwise(0)
-    status = (
-        pl.when(removed)
-        .then(_status("repurchased"))
-        .when(charged_off)
-        .then(_status("charged_off"))
-        .when(defaulted)
-        .then(_status("defaulted"))
-        .when(
-            pl.col("repaid") & (pl.col("zero_day") >= pl.col("final_due") - pl.col("advance_days"))
-        )
-        .then(_status("matured"))
-        .when(pl.col("repaid"))
-        .then(_status("prepaid"))
-        .when(pl.col("dpd") > 0)
-        .then(_status("delinquent"))
-        .otherwise(_status("current"))
-    )
-    # A loan already defaulted at the period start was never performing in the pool.
-    previous_member = pl.col("previous_member")
-    entered = pl.col("pool_id").is_not_null() & (
-        previous_member.is_null() | (previous_member != pl.col("pool_id"))
-    )
-    joined_pool = entered & ~defaulted_before_period
-    rows = state.with_columns(
-        member_pool.alias("member_pool"),
+    return rows.with_columns(
+        pl.when(_removed()).then(None).otherwise(pl.col("pool_id")).alias("member_pool"),
         (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
         (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
         *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
         dpd.cast(pl.Int32).alias("dpd"),
     ).with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
-    rows = _with_pool_days(rows, entered)
-    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
-    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
-    # The loan's flows while in the pool: from the end of its purchase day (or
-    # the period start) to the end of its removal day (or the period end).
+
+
+def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Each flow's part outside the pool, and the purchased and removed principal.
+
+    The loan's flows while in the pool run from the end of its purchase day
+    (or the period start) to the end of its removal day (or the period end).
+    """
     from_start = pl.col("pool_start_day").is_not_null()
     to_end = pl.col("pool_end_day").is_not_null()
 
@@ -1393,10 +1409,11 @@ def _snapshot_rows(
         end = pl.when(to_end).then(pl.col(f"e_{c}")).otherwise(pl.col(f"cum_{c}"))
         return end - start
 
+    # A loan already defaulted at the period start was never performing in the pool.
+    defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
+    joined_pool = _entered_pool() & ~defaulted_before_period
     return rows.with_columns(
         *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
-        status.alias("status"),
-        _bucket(pl.col("dpd")).alias("bucket"),
         # A purchase takes effect on its day: the balance at the end of it.
         pl.when(joined_pool & from_start)
         .then(pl.col("principal") - pl.col("s_paid"))
@@ -1406,26 +1423,58 @@ def _snapshot_rows(
         .alias("purchased_principal"),
         # A removal takes effect on its day; a loan that defaulted by then
         # had already left the performing pool.
-        pl.when(removed & to_end)
+        pl.when(_removed() & to_end)
         .then(pl.col("principal") - pl.col("e_paid"))
         .otherwise(0)
         .alias("removed_principal"),
-        pl.when(defaulted)
+    )
+
+
+def _terms_and_status(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Servicer status, DPD bucket, defaulted principal, months on book and remaining term."""
+    t = pl.col("as_of")
+    charged_off = pl.col("charge_off_day").is_not_null() & (pl.col("charge_off_day") <= t)
+    repaid = pl.col("repaid")
+    matured = repaid & (pl.col("zero_day") >= pl.col("final_due") - pl.col("advance_days"))
+    status = (
+        pl.when(_removed())
+        .then(_status("repurchased"))
+        .when(charged_off)
+        .then(_status("charged_off"))
+        .when(_defaulted())
+        .then(_status("defaulted"))
+        .when(matured)
+        .then(_status("matured"))
+        .when(repaid)
+        .then(_status("prepaid"))
+        .when(pl.col("dpd") > 0)
+        .then(_status("delinquent"))
+        .otherwise(_status("current"))
+    )
+    return rows.with_columns(
+        status.alias("status"),
+        _bucket(pl.col("dpd")).alias("bucket"),
+        pl.when(_defaulted())
         .then(pl.col("principal") - pl.col("cum_paid_performing"))
         .otherwise(0)
         .alias("defaulted_principal"),
-        pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
+        pl.when(_defaulted()).then(pl.col("default_day")).alias("default_date"),
         (pl.col("as_of_month") - pl.col("origination_month")).alias("months_on_book"),
-        pl.when(pl.col("repaid"))
+        pl.when(repaid)
         .then(0)
         .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
         .alias("remaining_term"),
-    ).with_columns(
+    )
+
+
+def _shown(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """``shown``: a row with principal, a flow, a pool event, or a default to report."""
+    return rows.with_columns(
         (
             (pl.col("opening_principal") > 0)
             | (pl.col("closing_principal") > 0)
-            | defaulted
-            | removed
+            | _defaulted()
+            | _removed()
             | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
         ).alias("shown"),
     )
