@@ -1209,12 +1209,13 @@ def run_engine(
     grid = _materialise(
         _grid(book, loan_days, schedule, dates, first_previous=first_previous, carried=carried)
     )
-    rows = _snapshot_rows(book, grid, days, due_by_day, pool_events, carried=bool(carried))
+    membership = _materialise(_pool_membership(book, grid, pool_events))
+    rows = _snapshot_rows(book, grid, days, due_by_day, membership, carried=bool(carried))
     # Every caller reads the snapshots: computed here, once, by the in-memory engine.
     snapshots = _output(_collect(book), rows).lazy()
     at_base = None
     if base is not None and (state is None or base != state.base):
-        at_base = _base_rows(book, grid, days, pool_events, _epoch_day(base))
+        at_base = _base_rows(grid, days, membership, _epoch_day(base))
     new_state = _state_after(
         book,
         days,
@@ -1318,17 +1319,17 @@ def _snapshot_rows(
     grid: pl.LazyFrame,
     days: pl.LazyFrame,
     due_by_day: pl.LazyFrame,
-    pool_events: pl.LazyFrame,
+    membership: pl.LazyFrame,
     *,
     carried: bool,
 ) -> pl.LazyFrame:
     """Every grid row (loan, as-of date) with its snapshot columns, and ``shown``.
 
-    With ``carried`` the grid holds the state's base totals (``b_*``), from
-    which each loan's first row continues; without, a first row starts from
-    nothing.
+    ``membership`` is the grid's :func:`_pool_membership`. With ``carried``
+    the grid holds the state's base totals (``b_*``), from which each loan's
+    first row continues; without, a first row starts from nothing.
     """
-    rows = _at_each_date(book, grid, days, due_by_day, pool_events)
+    rows = _at_each_date(grid, days, due_by_day, membership)
     rows = _period_flows(rows, carried=carried)
     rows = _with_pool_days(rows, _entered_pool())
     rows = _totals_on(rows, book, days, "pool_start_day", "s_")
@@ -1337,16 +1338,12 @@ def _snapshot_rows(
 
 
 def _at_each_date(
-    book: pl.LazyFrame,
-    grid: pl.LazyFrame,
-    days: pl.LazyFrame,
-    due_by_day: pl.LazyFrame,
-    pool_events: pl.LazyFrame,
+    grid: pl.LazyFrame, days: pl.LazyFrame, due_by_day: pl.LazyFrame, membership: pl.LazyFrame
 ) -> pl.LazyFrame:
     """Grid rows with the loan's end-of-day totals, instalments due and pool at the date."""
     rows = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
     rows = _asof(rows, due_by_day.select("key", "instalments_due"), on="key")
-    return _sorted_join(rows, _pool_membership(book, grid, pool_events))
+    return _sorted_join(rows, membership)
 
 
 def _removed() -> pl.Expr:
@@ -1561,18 +1558,16 @@ _SNAPSHOT_DAY_COLUMNS: Final = (
 
 
 def _base_rows(
-    book: pl.LazyFrame,
-    grid: pl.LazyFrame,
-    days: pl.LazyFrame,
-    pool_events: pl.LazyFrame,
-    base_day: int,
+    grid: pl.LazyFrame, days: pl.LazyFrame, membership: pl.LazyFrame, base_day: int
 ) -> pl.LazyFrame:
-    """Each loan's totals and continuing pool at the base date (a grid date)."""
+    """Each loan's totals and continuing pool at the base date (a grid date).
+
+    ``membership`` is the grid's :func:`_pool_membership`.
+    """
     at = grid.filter(pl.col("as_of") == base_day).select("k", "key", "as_of", "previous_as_of")
     at = _asof(at, days.select("key", "cum_paid", *(f"cum_{c}" for c in _BASE_FLOWS)), "key")
-    membership = _pool_membership(book, at, pool_events)
     removed = pl.col("removed").fill_null(False)
-    return at.join(membership, on="key", how="left", maintain_order="left").select(
+    return _sorted_join(at, membership).select(
         "k",
         pl.col("cum_paid").alias("base_principal_paid"),
         *(pl.col(f"cum_{c}").alias(f"base_{_STATE_FLOWS[c]}") for c in _BASE_FLOWS),
