@@ -9,13 +9,15 @@ same Parquet inputs (loans, schedules, repayments, pool_assets) and write the
 peak resident memory are its own. The outputs are compared row for row, and
 the line ends with engine time / DuckDB time.
 
-The engine runs the way the pipeline runs it: in loan batches
-(``transforms.batches``, loan_id hash buckets of about ``--batch-loans``
-loans). With more than one batch the inputs are first split by bucket in one
-streaming pass, then each batch is computed and written on its own, and each
-as-of date is put together from the batches; the split and the assembly are
-part of the engine's time. Books are drawn a million loans at a time (one
-Parquet file each), so a 10M book never has to fit in memory either.
+The engine runs the way the pipeline runs it on a Dask cluster: in loan
+batches (``transforms.batches``, loan_id hash buckets of about
+``--batch-loans`` loans) taken by ``--workers`` processes. With more than one
+batch the inputs are first split by bucket in one streaming pass, then each
+batch is computed and written on its own, and each as-of date is put
+together from the batches; the split, the assembly and the workers' CPU time
+are part of the engine's time, and its peak memory is the sum of every
+process's own. Books are drawn a million loans at a time (one Parquet file
+each), so a 10M book never has to fit in memory either.
 
     .venv/bin/python benchmarks/engine.py                  # 100k and 1M loans
     .venv/bin/python benchmarks/engine.py --loans 10000000 --no-reference
