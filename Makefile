@@ -119,7 +119,7 @@ bench-orchestration: $(STAMP)
 # Scale benchmarks (docs/SCALING.md). Each appends its results to BENCH_RESULTS;
 # run one at a time on a quiet machine.
 BENCH_RESULTS ?= benchmarks/results/engine.jsonl
-BENCH_BATCH   ?= 200000
+BENCH_BATCH   ?= 100000
 
 bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/engine.py --loans 100000 1000000 --batch-loans $(BENCH_BATCH) \

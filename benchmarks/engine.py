@@ -9,13 +9,15 @@ same Parquet inputs (loans, schedules, repayments, pool_assets) and write the
 peak resident memory are its own. The outputs are compared row for row, and
 the line ends with engine time / DuckDB time.
 
-The engine runs the way the pipeline runs it: in loan batches
-(``transforms.batches``, loan_id hash buckets of about ``--batch-loans``
-loans). With more than one batch the inputs are first split by bucket in one
-streaming pass, then each batch is computed and written on its own, and each
-as-of date is put together from the batches; the split and the assembly are
-part of the engine's time. Books are drawn a million loans at a time (one
-Parquet file each), so a 10M book never has to fit in memory either.
+The engine runs the way the pipeline runs it on a Dask cluster: in loan
+batches (``transforms.batches``, loan_id hash buckets of about
+``--batch-loans`` loans) taken by ``--workers`` processes. With more than one
+batch the inputs are first split by bucket in one streaming pass, then each
+batch is computed and written on its own, and each as-of date is put
+together from the batches; the split, the assembly and the workers' CPU time
+are part of the engine's time, and its peak memory is the sum of every
+process's own. Books are drawn a million loans at a time (one Parquet file
+each), so a 10M book never has to fit in memory either.
 
     .venv/bin/python benchmarks/engine.py                  # 100k and 1M loans
     .venv/bin/python benchmarks/engine.py --loans 10000000 --no-reference
@@ -28,12 +30,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -63,6 +69,16 @@ REFERENCE_SQL = Path(__file__).with_name("engine_reference.sql")
 INPUTS = ("loans", "schedules", "repayments", "pool_assets")
 DRAW_LOANS = 1_000_000
 """Loans drawn (and written) at a time."""
+WORKER_ENVIRONMENT = {
+    # The cores are shared between the worker processes, not within one.
+    "POLARS_MAX_THREADS": "1",
+    # Polars' allocator (jemalloc) keeps freed pages for 10 s instead of
+    # returning them at once: the engine's steps free and allocate columns of
+    # the same sizes over and over, and each fresh page costs a page fault
+    # (a tenth or more of a batch's CPU time with the default).
+    "_RJEM_MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000",
+}
+"""Environment of the engine's worker processes."""
 
 
 def _month_ends(year: int) -> list[date]:
@@ -265,76 +281,159 @@ def _draw(n: int, seed: int, first_loan: int, out: Path, part: int) -> dict[str,
 # -- the two implementations (each run in a child process) -----------------------------
 
 
-def _split(folder: Path, scratch: Path, buckets: int) -> dict[str, list[pl.LazyFrame]]:
-    """Each input split by loan bucket in one streaming pass: per input, a scan per bucket."""
-    split: dict[str, list[pl.LazyFrame]] = {}
+def _split(folder: Path, scratch: Path, buckets: int) -> None:
+    """Each input split by loan bucket in one streaming pass (``<input>/bucket=<b>/``).
+
+    The parts are Arrow IPC files (LZ4: a 10M-loan book's parts would take
+    some 20 GB of scratch space uncompressed), each read once by its batch.
+    """
     for name in INPUTS:
         key = loan_bucket(pl.col("loan_id"), buckets).alias("bucket")
-        pl.scan_parquet(folder / name / "*.parquet").sink_parquet(
-            pl.PartitionBy(scratch / name, key=key, include_key=False), mkdir=True
+        pl.scan_parquet(folder / name / "*.parquet").sink_ipc(
+            pl.PartitionBy(scratch / name, key=key, include_key=False),
+            compression="lz4",
+            mkdir=True,
         )
-        split[name] = [
-            pl.scan_parquet(scratch / name / f"bucket={b}" / "*.parquet")
-            if (scratch / name / f"bucket={b}").is_dir()
-            else pl.scan_parquet(folder / name / "*.parquet").clear()
-            for b in range(buckets)
-        ]
-    return split
 
 
-def run_polars(folder: Path, output: Path, batch_loans: int, dates: list[date]) -> int:
-    """The engine under test, in batches; one Parquet file per as-of date under ``output``.
+def _engine_job(
+    inputs: dict[str, list[str]], bucket: int, dates: list[date], target: str, single: bool
+) -> tuple[int, int]:
+    """One batch: the engine on the bucket's inputs, its snapshots cut by as-of date.
 
-    Each batch's snapshots are cut by as-of date as soon as they are computed
-    (with one batch, straight into the output); each date is then put
-    together by merging the batches' parts, each already in ``loan_id``
-    order.
+    With ``single`` (the only batch) each date goes straight to ``target`` as
+    the output; otherwise to ``target/<date>-<bucket>.arrow``, an Arrow IPC
+    file (LZ4) read back once by the merge.
 
     Returns:
-        The number of batches.
+        The worker's process id and its peak resident memory so far.
+    """
+    rules = PerformanceRules(DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE, ADVANCE_DAYS)
+    loans, schedules, repayments, pool_assets = (
+        _scan(inputs[name]) if inputs[name] else _empty(name) for name in INPUTS
+    )
+    # Split inputs are the bucket already: each batch runs as one bucket.
+    run = engine_batch(
+        loans,
+        schedules,
+        repayments,
+        pool_assets,
+        dates,
+        bucket=0,
+        buckets=1,
+        rules=rules,
+        rules_by_pool={POOL: rules},
+    )
+    frame = run.snapshots.collect()
+    for (as_of,), part in frame.partition_by(
+        "as_of_date", maintain_order=True, as_dict=True
+    ).items():
+        if single:
+            part.write_parquet(Path(target) / f"{as_of.isoformat()}.parquet")
+        else:
+            part.write_ipc(Path(target) / f"{as_of.isoformat()}-{bucket}.arrow", compression="lz4")
+    return os.getpid(), _peak_bytes()
+
+
+def _merge_job(parts: list[str], target: str) -> tuple[int, int]:
+    """One as-of date put together from its batches' parts, each in ``loan_id`` order."""
+    merged = merge_snapshots([pl.scan_ipc(path) for path in parts])
+    merged.collect().write_parquet(target)
+    return os.getpid(), _peak_bytes()
+
+
+def _scan(paths: list[str]) -> pl.LazyFrame:
+    return pl.scan_ipc(paths) if paths[0].endswith(".ipc") else pl.scan_parquet(paths)
+
+
+def _empty(name: str) -> pl.LazyFrame:
+    columns = {
+        "loans": schema.LOANS,
+        "schedules": schema.SCHEDULES,
+        "repayments": schema.REPAYMENTS,
+        "pool_assets": schema.POOL_ASSETS,
+    }[name]
+    return pl.LazyFrame(schema=columns)
+
+
+def run_polars(
+    folder: Path, output: Path, batch_loans: int, dates: list[date], workers: int
+) -> tuple[int, int]:
+    """The engine under test, in batches; one Parquet file per as-of date under ``output``.
+
+    The inputs are split by bucket in one streaming pass (with more than one
+    batch); then ``workers`` processes (one Polars thread each) take the
+    batches, and then the as-of dates, as a Dask cluster's workers take the
+    pipeline's bucket jobs. Each batch's snapshots are cut by as-of date as
+    soon as they are computed (with one batch, straight into the output);
+    each date is then put together by merging the batches' parts, each
+    already in ``loan_id`` order.
+
+    Returns:
+        The number of batches, and the sum of the workers' peak memory.
     """
     scans = {name: pl.scan_parquet(folder / name / "*.parquet") for name in INPUTS}
     buckets = bucket_count(scans["loans"].select(pl.len()).collect().item(), batch_loans)
-    rules = PerformanceRules(DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE, ADVANCE_DAYS)
     output.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(dir=output.parent) as scratch:
+    peaks: dict[int, int] = {}
+    with tempfile.TemporaryDirectory(dir=output.parent) as scratch, _pool(workers) as pool:
         spill = Path(scratch)
-        split = _split(folder, spill, buckets) if buckets > 1 else None
-        for b in range(buckets):
-            loans, schedules, repayments, pool_assets = (
-                split[name][b] if split else scans[name] for name in INPUTS
-            )
-            # Split inputs are the bucket already: each batch runs as one bucket.
-            run = engine_batch(
-                loans,
-                schedules,
-                repayments,
-                pool_assets,
-                dates,
-                bucket=0,
-                buckets=1,
-                rules=rules,
-                rules_by_pool={POOL: rules},
-            )
-            frame = run.snapshots.collect()
-            for (as_of,), part in frame.partition_by(
-                "as_of_date", maintain_order=True, as_dict=True
-            ).items():
-                if buckets == 1:
-                    part.write_parquet(output / f"{as_of.isoformat()}.parquet")
-                else:
-                    part.write_parquet(
-                        spill / f"{as_of.isoformat()}-{b}.parquet",
-                        compression="lz4",
-                        statistics=False,
-                    )
-            del run, frame
         if buckets > 1:
-            for as_of in dates:
-                parts = sorted(spill.glob(f"{as_of.isoformat()}-*.parquet"))
-                merged = merge_snapshots([pl.scan_parquet(path) for path in parts])
-                merged.collect().write_parquet(output / f"{as_of.isoformat()}.parquet")
-    return buckets
+            _split(folder, spill, buckets)
+            inputs = [
+                {name: _parts(spill / name / f"bucket={b}") for name in INPUTS}
+                for b in range(buckets)
+            ]
+        else:
+            inputs = [{name: _parts(folder / name) for name in INPUTS}]
+        target = str(output if buckets == 1 else spill)
+        jobs = [
+            pool.submit(_engine_job, inputs[b], b, dates, target, buckets == 1)
+            for b in range(buckets)
+        ]
+        for job in jobs:
+            pid, peak = job.result()
+            peaks[pid] = max(peaks.get(pid, 0), peak)
+        if buckets > 1:
+            merges = [
+                pool.submit(
+                    _merge_job,
+                    [str(spill / f"{as_of.isoformat()}-{b}.arrow") for b in range(buckets)],
+                    str(output / f"{as_of.isoformat()}.parquet"),
+                )
+                for as_of in dates
+            ]
+            for job in merges:
+                pid, peak = job.result()
+                peaks[pid] = max(peaks.get(pid, 0), peak)
+    return buckets, sum(peaks.values())
+
+
+def _parts(folder: Path) -> list[str]:
+    """The Parquet (or, once split, Arrow IPC) files of one input, in name order."""
+    if not folder.is_dir():
+        return []
+    return [str(path) for path in sorted(folder.iterdir()) if path.suffix in (".parquet", ".ipc")]
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """``workers`` fresh processes, each with :data:`WORKER_ENVIRONMENT`.
+
+    The pool starts its processes as jobs arrive, so the environment stays
+    set while the pool is open (this process's Polars has read its own).
+    """
+    before = {name: os.environ.get(name) for name in WORKER_ENVIRONMENT}
+    os.environ.update(WORKER_ENVIRONMENT)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_duckdb(
@@ -381,15 +480,23 @@ def _peak_bytes() -> int:
 def _child(args: argparse.Namespace) -> None:
     dates = MONTH_ENDS[: args.months]
     began = time.perf_counter()
-    batches = 1
+    batches, worker_peaks = 1, 0
     if args.child == "polars":
-        batches = run_polars(Path(args.folder), Path(args.output), args.batch_loans, dates)
+        batches, worker_peaks = run_polars(
+            Path(args.folder), Path(args.output), args.batch_loans, dates, args.workers
+        )
     else:
         run_duckdb(Path(args.folder), Path(args.output), args.threads, dates, args.duckdb_memory)
     seconds = time.perf_counter() - began
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak, cpu = _peak_bytes(), usage.ru_utime + usage.ru_stime
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_bytes": peak, "batches": batches}))
+    # The workers have exited: their CPU time is in RUSAGE_CHILDREN.
+    cpu = sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+    # A bound on the peak: this process's and every worker's, as if all at once.
+    own = _peak_bytes()
+    result = {"seconds": seconds, "cpu": cpu, "peak_bytes": own + worker_peaks, "batches": batches}
+    print(json.dumps(result | {"own_peak_bytes": own, "worker_peak_bytes": worker_peaks}))
 
 
 def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -408,6 +515,8 @@ def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) ->
         str(args.batch_loans),
         "--months",
         str(args.months),
+        "--workers",
+        str(args.workers),
     ]
     return run_child(__file__, arguments, kind)
 
@@ -437,13 +546,16 @@ def main() -> None:
     )
     parser.add_argument("--10m", dest="ten_million", action="store_true", help="add 10M loans")
     parser.add_argument(
-        "--batch-loans", type=int, default=200_000, help="loans per engine batch (hash bucket)"
+        "--batch-loans", type=int, default=100_000, help="loans per engine batch (hash bucket)"
     )
     parser.add_argument(
         "--no-reference", action="store_true", help="time the engine only (no DuckDB run)"
     )
     parser.add_argument(
         "--months", type=int, default=12, choices=range(1, 13), help="month-end snapshots of 2024"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="engine worker processes (batches at once)"
     )
     parser.add_argument("--seed", type=int, default=20240101)
     parser.add_argument("--threads", type=int, default=2, help="DuckDB threads")

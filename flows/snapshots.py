@@ -57,7 +57,13 @@ from flows.state import cached_sha256
 from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
-from transforms.batches import bucket_count, combine_snapshots, combine_states, engine_batch
+from transforms.batches import (
+    bucket_count,
+    combine_snapshots,
+    combine_states,
+    engine_batch,
+    merge_snapshots,
+)
 from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules
 from transforms.periods import month_end, month_ends_between, previous_month_end
 
@@ -570,11 +576,15 @@ class _Snapshots:
         return snapshots
 
     def at(self, as_of: date) -> pl.DataFrame:
-        """The snapshots of ``as_of`` in the order of a single run (``loan_id``)."""
+        """The snapshots of ``as_of`` in the order of a single run (``loan_id``).
+
+        Each part (a bucket's rows of the date) is in ``loan_id`` order
+        already: the parts are merged, not sorted again.
+        """
         parts = self.parts.get(as_of, [])
         if len(parts) == 1:
             return parts[0].collect()
-        return combine_snapshots(parts).collect()
+        return merge_snapshots(parts).collect()
 
 
 def _run_here(

@@ -250,6 +250,34 @@ def _collect(frame: pl.LazyFrame) -> pl.DataFrame:
     return frame.collect(engine="in-memory")
 
 
+def _in_order(frame: pl.LazyFrame, key: str, *ties: str) -> pl.LazyFrame:
+    """``frame`` computed and sorted by ``key`` and then ``ties``, each (key, ties) unique.
+
+    Inputs usually arrive in that order already (by loan, then instalment or
+    value date): one pass checks it, and only a frame out of order is sorted.
+    """
+    data = _collect(frame)
+    after = pl.col(key) > pl.col(key).shift(1)
+    tied = pl.col(key) == pl.col(key).shift(1)
+    for tie in ties:
+        after = after | (tied & (pl.col(tie) > pl.col(tie).shift(1)))
+        tied = tied & (pl.col(tie) == pl.col(tie).shift(1))
+    if not data.select(after.slice(1).fill_null(False).all()).item():
+        data = data.sort(key, *ties)
+    return data.lazy()
+
+
+def _sorted_join(rows: pl.LazyFrame, found: pl.LazyFrame) -> pl.LazyFrame:
+    """``rows`` with ``found``'s columns where its ``key`` matches (a left join).
+
+    Both sides are in ``key`` order, no key repeating: Polars merges them
+    instead of hashing every key.
+    """
+    return rows.set_sorted("key").join(
+        found.set_sorted("key"), on="key", how="left", maintain_order="left"
+    )
+
+
 def _materialise(frame: pl.LazyFrame) -> pl.LazyFrame:
     # Intermediate tables feed several later joins; computing each once is
     # much cheaper than letting every consumer re-run its plan.
@@ -474,9 +502,13 @@ def _schedule(book: pl.LazyFrame, schedules: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("principal_due").cast(pl.Int64),
             (pl.col("principal_due") + pl.col("interest_due")).cast(pl.Int64).alias("amount"),
         )
-        .join(book.select("loan_id", "k"), on="loan_id", how="inner")
-        .select(pl.exclude("loan_id"))
-        .sort(_day_key(pl.col("instalment_no")))
+        # A left join keeps the rows where they are (an inner one gathers
+        # every column); the sort below puts them in order once.
+        .join(book.select("loan_id", "k"), on="loan_id", how="left", maintain_order="left")
+        .filter(pl.col("k").is_not_null())
+        .select(pl.exclude("loan_id"), _day_key(pl.col("instalment_no")).alias("order"))
+        .pipe(_in_order, "order")
+        .drop("order")
         .with_columns(
             _cum_per_loan(pl.col("amount")).alias("cum_due"),
             _cum_per_loan(pl.col("principal_due")).alias("cum_principal_due"),
@@ -610,7 +642,14 @@ def _unscheduled_ahead(events: pl.DataFrame) -> _I64:
             start_u[g] = u
             end_u[g] = np.maximum(u, peak[g])
 
-    # Within a segment U is the running maximum from its opening value.
+    # Within a segment U is the running maximum from its opening value: one
+    # running maximum over (segment, level) keys, 64-bit where they fit.
+    levels = np.maximum(start_u[group], ahead)
+    top = int(levels.max()) + 1
+    if int(group[-1] + 1).bit_length() + top.bit_length() <= 62:
+        offsets = group.astype(np.int64) * top
+        fitted: _I64 = np.maximum.accumulate(offsets + levels) - offsets
+        return fitted
     level = pl.DataFrame(
         {"group": group, "level": np.maximum(start_u[group], ahead)},
         schema={"group": pl.Int128, "level": pl.Int128},
@@ -645,15 +684,17 @@ def _events(
                 "advance_days",
             ),
             on="loan_id",
-            how="inner",
+            how="left",
+            maintain_order="left",
         )
+        # Rows of unknown loans have no opening day: the filter drops them.
         .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
         .with_columns(
             _day_key(pl.col("day")).alias("key"),
             # Principal due within advance_payment_days after the value date is scheduled.
             _day_key(pl.col("day") + pl.col("advance_days")).alias("due_key"),
         )
-        .sort("key", "repayment_id")
+        .pipe(_in_order, "key", "repayment_id")
         .with_columns((pl.col("o_raw") + _cum_per_loan(pl.col("principal"))).alias("raw_after"))
         .with_columns(
             pl.col("raw_after").clip(0, pl.col("loan_principal")).alias("c_after"),
@@ -863,7 +904,7 @@ def _default_days(days: pl.LazyFrame) -> pl.LazyFrame:
                 "charge_off_day"
             ),
         )
-        .group_by("k")
+        .group_by("k", maintain_order=True)
         .agg(pl.col("default_day", "charge_off_day").min())
     )
 
@@ -928,10 +969,15 @@ def _cash_days(
         ``charge_off_day`` (null when DPD never exceeds the threshold).
     """
     totals = _collect(_with_running_totals(_day_rows(book, events, rule_changes)))
-    days = totals.with_columns(_oldest_unpaid(totals, _collect(schedule))).lazy()
-    loan_days = _materialise(_default_days(days))
-    days = days.join(loan_days, on="k", how="left", maintain_order="left")
-    return _performing_and_recovered(days), loan_days
+    days = totals.with_columns(_oldest_unpaid(totals, _collect(schedule)))
+    # Every loan has an opening row: loan_days holds loans 0, 1, ... in order,
+    # so a day row finds its loan's at position k.
+    loan_days = _collect(_default_days(days.lazy()))
+    at_loan = days.get_column("k")
+    days = days.with_columns(
+        loan_days.get_column(c).gather(at_loan) for c in ("default_day", "charge_off_day")
+    )
+    return _performing_and_recovered(days.lazy()), loan_days.lazy()
 
 
 def _pool_events(book: pl.LazyFrame, pool_assets: pl.LazyFrame) -> pl.LazyFrame:
@@ -969,7 +1015,7 @@ def _pool_membership(
     Returns:
         ``key`` (the grid's), ``pool_id``, ``removed``, ``added_day`` (the day
         of the addition in force) and ``removed_day`` (the removal's day, null
-        unless ``removed``) for grid rows with a pool.
+        unless ``removed``) for grid rows with a pool, in ``key`` order.
     """
     pairs = _loan_pool_pairs(pool_events)
     candidates = _pool_candidates(grid, pairs, _effective_pool_events(pool_events, pairs))
@@ -1061,14 +1107,20 @@ def _one_pool_per_row(candidates: pl.LazyFrame) -> pl.LazyFrame:
     chosen = shared.sort(
         ["grid_key", "removed", "event_day", "pool_id"], descending=[False, True, True, False]
     ).unique(subset="grid_key", keep="first", maintain_order=True)
-    return pl.concat([candidates.filter(~pl.col("shared")), chosen])
+    # A loan in one pool has its candidates in (loan, date) order already.
+    return candidates.filter(~pl.col("shared")).merge_sorted(chosen, key="grid_key")
 
 
 def _bucket(dpd: pl.Expr) -> pl.Expr:
+    """The position of the DPD bucket in ``schema.DPD_BUCKETS`` (named in :func:`_output`)."""
     # Bucket i holds DPD in (bound[i-1], bound[i]]; beyond the last bound is 180+.
     bounds = (0, 30, 60, 90, 120, 150, 180)
-    index = pl.sum_horizontal(*((dpd > b).cast(pl.Int32) for b in bounds))
-    return index.replace_strict(dict(enumerate(schema.DPD_BUCKETS)), return_dtype=pl.String)
+    return pl.sum_horizontal(*((dpd > b).cast(pl.UInt8) for b in bounds))
+
+
+def _status(name: str) -> pl.Expr:
+    """The position of a status in ``schema.LOAN_STATUSES`` (named in :func:`_output`)."""
+    return pl.lit(schema.LOAN_STATUSES.index(name), dtype=pl.UInt8)
 
 
 def _month_number(day: pl.Expr) -> pl.Expr:
@@ -1157,12 +1209,13 @@ def run_engine(
     grid = _materialise(
         _grid(book, loan_days, schedule, dates, first_previous=first_previous, carried=carried)
     )
-    rows = _snapshot_rows(book, grid, days, due_by_day, pool_events, carried=bool(carried))
+    membership = _materialise(_pool_membership(book, grid, pool_events))
+    rows = _snapshot_rows(book, grid, days, due_by_day, membership, carried=bool(carried))
     # Every caller reads the snapshots: computed here, once, by the in-memory engine.
     snapshots = _output(_collect(book), rows).lazy()
     at_base = None
     if base is not None and (state is None or base != state.base):
-        at_base = _base_rows(book, grid, days, pool_events, _epoch_day(base))
+        at_base = _base_rows(grid, days, membership, _epoch_day(base))
     new_state = _state_after(
         book,
         days,
@@ -1234,11 +1287,20 @@ def _grid(
     periods = pl.LazyFrame(
         {"as_of": dates, "previous_as_of": [first_previous, *dates[:-1]]},
         schema={"as_of": pl.Date, "previous_as_of": pl.Date},
-    ).select(_day("as_of"), _day("previous_as_of"))
+    ).select(
+        _day("as_of"), _day("previous_as_of"), _month_number(pl.col("as_of")).alias("as_of_month")
+    )
     # The book is in loan order and the dates are sorted: the product is in
     # (loan, date) order by construction.
     return (
-        book.select("k", "origination", "principal", "advance_days", *carried)
+        book.select(
+            "k",
+            "origination",
+            _month_number(pl.col("origination")).alias("origination_month"),
+            "principal",
+            "advance_days",
+            *carried,
+        )
         .join(loan_days, on="k", how="left", maintain_order="left")
         .join(terms, on="k", how="left", maintain_order="left")
         .join(periods, how="cross", maintain_order="left_right")
@@ -1257,24 +1319,56 @@ def _snapshot_rows(
     grid: pl.LazyFrame,
     days: pl.LazyFrame,
     due_by_day: pl.LazyFrame,
-    pool_events: pl.LazyFrame,
+    membership: pl.LazyFrame,
     *,
     carried: bool,
 ) -> pl.LazyFrame:
     """Every grid row (loan, as-of date) with its snapshot columns, and ``shown``.
 
-    With ``carried`` the grid holds the state's base totals (``b_*``), from
-    which each loan's first row continues; without, a first row starts from
-    nothing.
+    ``membership`` is the grid's :func:`_pool_membership`. With ``carried``
+    the grid holds the state's base totals (``b_*``), from which each loan's
+    first row continues; without, a first row starts from nothing.
     """
-    state = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
-    state = _asof(state, due_by_day.select("key", "instalments_due"), on="key")
-    state = state.join(
-        _pool_membership(book, grid, pool_events),
-        on="key",
-        how="left",
-        maintain_order="left",
+    rows = _at_each_date(grid, days, due_by_day, membership)
+    rows = _period_flows(rows, carried=carried)
+    rows = _with_pool_days(rows, _entered_pool())
+    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
+    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
+    return _shown(_terms_and_status(_pool_flows(rows)))
+
+
+def _at_each_date(
+    grid: pl.LazyFrame, days: pl.LazyFrame, due_by_day: pl.LazyFrame, membership: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Grid rows with the loan's end-of-day totals, instalments due and pool at the date."""
+    rows = _asof(grid, days.select("key", *_SNAPSHOT_DAY_COLUMNS), on="key")
+    rows = _asof(rows, due_by_day.select("key", "instalments_due"), on="key")
+    return _sorted_join(rows, membership)
+
+
+def _removed() -> pl.Expr:
+    return pl.col("removed").fill_null(False)
+
+
+def _defaulted() -> pl.Expr:
+    """Defaulted on or before the as-of date."""
+    return pl.col("default_day").is_not_null() & (pl.col("default_day") <= pl.col("as_of"))
+
+
+def _entered_pool() -> pl.Expr:
+    """In a pool at the date, and not in that pool at the previous date."""
+    previous_member = pl.col("previous_member")
+    return pl.col("pool_id").is_not_null() & (
+        previous_member.is_null() | (previous_member != pl.col("pool_id"))
     )
+
+
+def _period_flows(rows: pl.LazyFrame, *, carried: bool) -> pl.LazyFrame:
+    """Opening and closing principal, each flow since the previous date, DPD and pools.
+
+    ``member_pool`` is the pool the loan continues in after the date (none
+    once removed) and ``previous_member`` that of the previous date.
+    """
 
     def previous(column: str, base: str) -> pl.Expr:
         # A loan's first row in this run continues from the state's base.
@@ -1287,48 +1381,23 @@ def _snapshot_rows(
         return pl.when(_FIRST).then(start).otherwise(pl.col(column).shift(1))
 
     t = pl.col("as_of")
-    removed = pl.col("removed").fill_null(False)
-    member_pool = pl.when(removed).then(None).otherwise(pl.col("pool_id"))
-    defaulted = pl.col("default_day").is_not_null() & (pl.col("default_day") <= t)
-    charged_off = pl.col("charge_off_day").is_not_null() & (pl.col("charge_off_day") <= t)
-    defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
     overdue = pl.col("oldest_unpaid").is_not_null() & (pl.col("oldest_unpaid") <= t)
     dpd = pl.when(~pl.col("repaid") & overdue).then(t - pl.col("oldest_unpaid")).otherwise(0)
-    status = (
-        pl.when(removed)
-        .then(pl.lit("repurchased"))
-        .when(charged_off)
-        .then(pl.lit("charged_off"))
-        .when(defaulted)
-        .then(pl.lit("defaulted"))
-        .when(
-            pl.col("repaid") & (pl.col("zero_day") >= pl.col("final_due") - pl.col("advance_days"))
-        )
-        .then(pl.lit("matured"))
-        .when(pl.col("repaid"))
-        .then(pl.lit("prepaid"))
-        .when(pl.col("dpd") > 0)
-        .then(pl.lit("delinquent"))
-        .otherwise(pl.lit("current"))
-    )
-    # A loan already defaulted at the period start was never performing in the pool.
-    previous_member = pl.col("previous_member")
-    entered = pl.col("pool_id").is_not_null() & (
-        previous_member.is_null() | (previous_member != pl.col("pool_id"))
-    )
-    joined_pool = entered & ~defaulted_before_period
-    rows = state.with_columns(
-        member_pool.alias("member_pool"),
+    return rows.with_columns(
+        pl.when(_removed()).then(None).otherwise(pl.col("pool_id")).alias("member_pool"),
         (pl.col("principal") - pl.col("cum_paid")).alias("closing_principal"),
         (pl.col("principal") - previous("cum_paid", "b_paid")).alias("opening_principal"),
         *((pl.col(f"cum_{c}") - previous(f"cum_{c}", f"b_{c}")).alias(c) for c in _BASE_FLOWS),
         dpd.cast(pl.Int32).alias("dpd"),
     ).with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
-    rows = _with_pool_days(rows, entered)
-    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
-    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
-    # The loan's flows while in the pool: from the end of its purchase day (or
-    # the period start) to the end of its removal day (or the period end).
+
+
+def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Each flow's part outside the pool, and the purchased and removed principal.
+
+    The loan's flows while in the pool run from the end of its purchase day
+    (or the period start) to the end of its removal day (or the period end).
+    """
     from_start = pl.col("pool_start_day").is_not_null()
     to_end = pl.col("pool_end_day").is_not_null()
 
@@ -1337,10 +1406,11 @@ def _snapshot_rows(
         end = pl.when(to_end).then(pl.col(f"e_{c}")).otherwise(pl.col(f"cum_{c}"))
         return end - start
 
+    # A loan already defaulted at the period start was never performing in the pool.
+    defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
+    joined_pool = _entered_pool() & ~defaulted_before_period
     return rows.with_columns(
         *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
-        status.alias("status"),
-        _bucket(pl.col("dpd")).alias("bucket"),
         # A purchase takes effect on its day: the balance at the end of it.
         pl.when(joined_pool & from_start)
         .then(pl.col("principal") - pl.col("s_paid"))
@@ -1350,26 +1420,58 @@ def _snapshot_rows(
         .alias("purchased_principal"),
         # A removal takes effect on its day; a loan that defaulted by then
         # had already left the performing pool.
-        pl.when(removed & to_end)
+        pl.when(_removed() & to_end)
         .then(pl.col("principal") - pl.col("e_paid"))
         .otherwise(0)
         .alias("removed_principal"),
-        pl.when(defaulted)
+    )
+
+
+def _terms_and_status(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Servicer status, DPD bucket, defaulted principal, months on book and remaining term."""
+    t = pl.col("as_of")
+    charged_off = pl.col("charge_off_day").is_not_null() & (pl.col("charge_off_day") <= t)
+    repaid = pl.col("repaid")
+    matured = repaid & (pl.col("zero_day") >= pl.col("final_due") - pl.col("advance_days"))
+    status = (
+        pl.when(_removed())
+        .then(_status("repurchased"))
+        .when(charged_off)
+        .then(_status("charged_off"))
+        .when(_defaulted())
+        .then(_status("defaulted"))
+        .when(matured)
+        .then(_status("matured"))
+        .when(repaid)
+        .then(_status("prepaid"))
+        .when(pl.col("dpd") > 0)
+        .then(_status("delinquent"))
+        .otherwise(_status("current"))
+    )
+    return rows.with_columns(
+        status.alias("status"),
+        _bucket(pl.col("dpd")).alias("bucket"),
+        pl.when(_defaulted())
         .then(pl.col("principal") - pl.col("cum_paid_performing"))
         .otherwise(0)
         .alias("defaulted_principal"),
-        pl.when(defaulted).then(pl.col("default_day")).alias("default_date"),
-        (_month_number(t) - _month_number(pl.col("origination"))).alias("months_on_book"),
-        pl.when(pl.col("repaid"))
+        pl.when(_defaulted()).then(pl.col("default_day")).alias("default_date"),
+        (pl.col("as_of_month") - pl.col("origination_month")).alias("months_on_book"),
+        pl.when(repaid)
         .then(0)
         .otherwise(pl.col("instalments").fill_null(0) - pl.col("instalments_due"))
         .alias("remaining_term"),
-    ).with_columns(
+    )
+
+
+def _shown(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """``shown``: a row with principal, a flow, a pool event, or a default to report."""
+    return rows.with_columns(
         (
             (pl.col("opening_principal") > 0)
             | (pl.col("closing_principal") > 0)
-            | defaulted
-            | removed
+            | _defaulted()
+            | _removed()
             | pl.any_horizontal(pl.col(*_BASE_FLOWS, "purchased_principal") != 0)
         ).alias("shown"),
     )
@@ -1408,7 +1510,7 @@ def _totals_on(
     found = _day_totals(wanted, book, days).select(
         pl.col("row_key").alias("key"), *(pl.col(c).alias(prefix + c) for c in _BOUND_NAMES)
     )
-    return rows.join(found, on="key", how="left", maintain_order="left")
+    return _sorted_join(rows, found.sort("key"))
 
 
 def _day_totals(wanted: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
@@ -1456,18 +1558,16 @@ _SNAPSHOT_DAY_COLUMNS: Final = (
 
 
 def _base_rows(
-    book: pl.LazyFrame,
-    grid: pl.LazyFrame,
-    days: pl.LazyFrame,
-    pool_events: pl.LazyFrame,
-    base_day: int,
+    grid: pl.LazyFrame, days: pl.LazyFrame, membership: pl.LazyFrame, base_day: int
 ) -> pl.LazyFrame:
-    """Each loan's totals and continuing pool at the base date (a grid date)."""
+    """Each loan's totals and continuing pool at the base date (a grid date).
+
+    ``membership`` is the grid's :func:`_pool_membership`.
+    """
     at = grid.filter(pl.col("as_of") == base_day).select("k", "key", "as_of", "previous_as_of")
     at = _asof(at, days.select("key", "cum_paid", *(f"cum_{c}" for c in _BASE_FLOWS)), "key")
-    membership = _pool_membership(book, at, pool_events)
     removed = pl.col("removed").fill_null(False)
-    return at.join(membership, on="key", how="left", maintain_order="left").select(
+    return _sorted_join(at, membership).select(
         "k",
         pl.col("cum_paid").alias("base_principal_paid"),
         *(pl.col(f"cum_{c}").alias(f"base_{_STATE_FLOWS[c]}") for c in _BASE_FLOWS),
@@ -1479,12 +1579,14 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
     """The shown rows as ``schema.LOAN_SNAPSHOTS``, in (as-of date, loan_id) order.
 
     Loans are numbered in loan_id order and the grid is in (loan, date)
-    order, so the output order is a stable sort on the date alone; only the
-    output columns are gathered into it, once.
+    order, so the output order is a stable sort of the shown rows on the
+    date alone; the output columns are gathered into it once, and the loan
+    ids, buckets and statuses named from their positions.
     """
     t = pl.col("as_of")
     columns = _collect(
-        rows.filter(pl.col("shown")).select(
+        rows.select(
+            "shown",
             t.cast(pl.Date).alias("as_of_date"),
             "k",
             "pool_id",
@@ -1508,10 +1610,20 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
             ),
         )
     )
-    ordered = columns.sort("as_of_date", maintain_order=True)
-    loan_ids = book.get_column("loan_id").gather(ordered.get_column("k"))
+    shown = pl.col("shown")
+    order = columns.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32)
+        .filter(shown)
+        .sort_by(pl.col("as_of_date").filter(shown), maintain_order=True)
+    ).to_series()
+    ordered = columns.drop("shown")[order]
+    names = {
+        "loan_id": book.get_column("loan_id").gather(ordered.get_column("k")),
+        "bucket": pl.Series(schema.DPD_BUCKETS).gather(ordered.get_column("bucket")),
+        "status": pl.Series(schema.LOAN_STATUSES).gather(ordered.get_column("status")),
+    }
     return (
-        ordered.with_columns(loan_ids.alias("loan_id"))
+        ordered.with_columns(series.alias(name) for name, series in names.items())
         .select(list(schema.LOAN_SNAPSHOTS))
         .cast(schema.LOAN_SNAPSHOTS)  # type: ignore[arg-type]
     )

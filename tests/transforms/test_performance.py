@@ -22,6 +22,7 @@ from transforms.performance import (
     EngineState,
     PerformanceRules,
     _oldest_unpaid,
+    _unscheduled_ahead,
     loan_snapshots,
     overpayments,
     run_engine,
@@ -784,3 +785,45 @@ def test_the_oldest_unpaid_instalment_is_found_whatever_the_size_of_the_amounts(
     assert found(1) == expected
     # Amounts too wide for a 64-bit (loan, amount) key take the ranked path.
     assert found(1 << 54) == expected
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32))
+def test_the_order_of_the_inputs_changes_no_snapshot(seed: int) -> None:
+    loans, cash, pool = _random_book(seed)
+    book = _loans(loans)
+    schedules = build_schedules(book).collect()
+    dates = [date(2023, 12, 31), *MONTH_ENDS]
+    in_order = loan_snapshots(
+        book,
+        schedules.lazy(),
+        _cash(sorted(cash, key=lambda c: (c[1], c[2], c[0]))),
+        _pool(pool),
+        dates,
+    ).collect()
+    shuffled = random.Random(seed).sample(cash, len(cash))
+    reversed_schedule = schedules.reverse().lazy()
+    mixed = loan_snapshots(book, reversed_schedule, _cash(shuffled), _pool(pool), dates).collect()
+    assert mixed.equals(in_order)
+
+
+def test_unscheduled_principal_is_the_same_whatever_the_size_of_the_amounts() -> None:
+    def ahead(scale: int) -> list[int]:
+        # Loan 0: a prepayment, an instalment, then the prepayment reversed;
+        # loan 1 starts 5 ahead and pays 20 against 10 due. Amounts times ``scale``.
+        events = pl.DataFrame(
+            {
+                "k": [0, 0, 0, 1],
+                "reversal": [False, False, True, False],
+                "c_after": [60, 100, 60, 20],
+                "c_before": [0, 60, 100, 0],
+                "due": [0, 50, 50, 10],
+                "o_u": [0, 0, 0, 5],
+            }
+        ).with_columns(pl.col("c_after", "c_before", "due", "o_u") * scale)
+        return [int(u) for u in _unscheduled_ahead(events)]
+
+    expected = [60, 60, 20, 10]
+    assert ahead(1) == expected
+    # Keys too wide for 64 bits take the 128-bit path.
+    assert ahead(1 << 55) == [u << 55 for u in expected]
