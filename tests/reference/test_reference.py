@@ -23,6 +23,7 @@ from flows.curate import curate
 from flows.deals import load_deals
 from flows.generator import generate_landing
 from flows.generator.revolving_pool import write_revolving_pool
+from flows.generator.writer import ServicerLanding
 from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
 from flows.snapshots import build_loan_snapshots, snapshot_dates
@@ -178,7 +179,7 @@ CARD_MONTH_ENDS = [date(2024, m, d) for m, d in ((1, 31), (2, 29), (3, 31), (4, 
 @pytest.fixture(scope="module")
 def card_tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("card_reference") / "data"
-    write_revolving_pool(root / "landing", accounts=80, start="2024-01", months=5, seed=11)
+    write_revolving_pool(ServicerLanding(root / "landing", "2024-01", 5, 11), accounts=80)
     catalog = Catalog(root)
     ingest_dates(catalog, CARD_MONTH_ENDS)
     curated = curate(catalog, CARD_MONTH_ENDS[-1])
