@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -186,6 +186,35 @@ def _yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
 
+RATING_AGENCY: Final = {"name": "Demo Credit Ratings Co., Ltd.", "name_zh": "模拟信用评级有限公司"}
+"""The demo deals' rating agency, in each language."""
+
+
+def demo_participants() -> dict[str, dict[str, str]]:
+    """The parties every demo plan names: manager, custodian, servicer, originator, agency."""
+    originator = {"name": "Demo Microcredit Co., Ltd.", "name_zh": "模拟小额贷款有限公司"}
+    return {
+        "manager": {"name": "Demo Securities Co., Ltd.", "name_zh": "模拟证券股份有限公司"},
+        "custodian": {"name": "Demo Bank Co., Ltd.", "name_zh": "模拟银行股份有限公司"},
+        "servicer": dict(originator),
+        "originator": dict(originator),
+        "rating_agency": dict(RATING_AGENCY),
+    }
+
+
+def demo_events() -> list[dict[str, str]]:
+    """The non-numeric events every demo plan's documents list (none has occurred)."""
+    return [
+        {"kind": "event_of_default", "name": "Event of default", "name_zh": "专项计划违约事件"},
+        {"kind": "perfection_event", "name": "Perfection event", "name_zh": "权利完善事件"},
+        {
+            "kind": "servicer_termination",
+            "name": "Servicer termination event",
+            "name_zh": "资产服务机构解任事件",
+        },
+    ]
+
+
 def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
     """The deal terms as YAML-ready data (money as yuan strings, rates as strings).
 
@@ -205,7 +234,6 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
     ]  # fmt: skip
     day = to_date
     # Exchange disclosure terms: short names, ratings and the expected maturity of each class.
-    agency = "Demo Credit Ratings Co., Ltd."
     for tranche in tranches:
         tranche["short_name"] = f"花呗{deal.year % 100:02d}1{tranche['class']}"
         tranche["expected_maturity_date"] = day(deal.legal_final_date)
@@ -273,22 +301,8 @@ def deal_document(deal: Deal, cutoff_balance: int) -> dict[str, Any]:
             "advance_payment_days": 7,
         },
     }
-    document["participants"] = {
-        "manager": {"name": "Demo Securities Co., Ltd.", "name_zh": "模拟证券股份有限公司"},
-        "custodian": {"name": "Demo Bank Co., Ltd.", "name_zh": "模拟银行股份有限公司"},
-        "servicer": {"name": "Demo Microcredit Co., Ltd.", "name_zh": "模拟小额贷款有限公司"},
-        "originator": {"name": "Demo Microcredit Co., Ltd.", "name_zh": "模拟小额贷款有限公司"},
-        "rating_agency": {"name": agency, "name_zh": "模拟信用评级有限公司"},
-    }
-    document["events"] = [
-        {"kind": "event_of_default", "name": "Event of default", "name_zh": "专项计划违约事件"},
-        {"kind": "perfection_event", "name": "Perfection event", "name_zh": "权利完善事件"},
-        {
-            "kind": "servicer_termination",
-            "name": "Servicer termination event",
-            "name_zh": "资产服务机构解任事件",
-        },
-    ]
+    document["participants"] = demo_participants()
+    document["events"] = demo_events()
     names_zh = {
         "Cumulative default rate": "累计违约率超标",
         "Delinquency ratio (31 DPD to default)": "逾期率（逾期31天至违约）超标",

@@ -20,8 +20,10 @@ interest at 0.05% a day), or misses; a missed account cures (paying the
 overdue minimums, the month's interest and a late fee) or falls further
 behind; past 90 days it is defaulted and at 180 the servicer charges the
 balance off and later recovers part of it. Accounts in good standing draw on
-their remaining limit. Everything comes from its own ``PCG64`` stream: the
-same arguments give the same bytes.
+their remaining limit; an account that once defaulted never draws again (its line
+is frozen), so what it pays afterwards is a recovery on its defaulted balance.
+Everything comes from its own ``PCG64`` stream: the same arguments give the same
+bytes.
 """
 
 from __future__ import annotations
@@ -109,8 +111,9 @@ def _advance(state: dict[str, Any], rng: np.random.Generator, as_of: date) -> No
     interest = np.where(minimum | cured, _interest(balance - principal, days), 0)
     fees = np.where(cured, _LATE_FEE, 0)
     balance = balance - principal
-    # Accounts in good standing draw on what is left of their limit.
-    good = (performing & ~missed) | cured
+    # Accounts in good standing draw on what is left of their limit; an account that
+    # once defaulted has its line frozen for good, even when it pays its arrears.
+    good = ((performing & ~missed) | cured) & ~state["frozen"]
     drawing = np.where(
         good & (draw_draw < _DRAW), ((limit - balance) * share * _DRAW_SHARE).astype(np.int64), 0
     )
@@ -130,7 +133,8 @@ def _advance(state: dict[str, Any], rng: np.random.Generator, as_of: date) -> No
     state["paid"] = state["paid"] + np.where(was_charged, 0, principal)
     state["interest"] = state["interest"] + np.where(was_charged, 0, interest)
     state["fees"] = state["fees"] + np.where(was_charged, 0, fees)
-    state.update(balance=balance, status=new_status, dpd=dpd)
+    frozen = state["frozen"] | (new_status == DEFAULTED) | (new_status == CHARGED_OFF)
+    state.update(balance=balance, status=new_status, dpd=dpd, frozen=frozen)
 
 
 def _yyyymmdd(day: pl.Expr) -> pl.Expr:
@@ -208,6 +212,7 @@ def write_revolving_pool(landing: ServicerLanding, *, accounts: int) -> Servicer
         "fees": zeros.copy(),
         "charged": zeros.copy(),
         "recovered": zeros.copy(),
+        "frozen": np.zeros(accounts, dtype=np.bool_),
     }
     cutoff_balance = int(state["balance"].sum())
     return write_servicer_delivery(
@@ -254,6 +259,8 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         senior_percent=88,
         senior_coupon="0.0330",
         eligibility={"products": ["revolving_credit"]},
+        short_name=f"花呗{cutoff.year % 100:02d}R",
+        servicer={"name": "Demo Card Services Co., Ltd.", "name_zh": "模拟信用卡服务有限公司"},
         closing_lag_days=_CLOSING_LAG_DAYS,
     )
     deal["revolving_period_end"] = _revolving_period_end(cutoff)

@@ -255,5 +255,7 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         senior_percent=85,
         senior_coupon="0.0350",
         eligibility={"products": ["cash_loan"], "max_term_months": 24},
+        short_name=f"借呗{cutoff.year % 100:02d}2",
+        servicer={"name": "Demo Consumer Finance Co., Ltd.", "name_zh": "模拟消费金融有限公司"},
         closing_lag_days=_CLOSING_LAG_DAYS,
     )

@@ -23,7 +23,7 @@ from flows.generator.bad_rows import spoil
 from flows.generator.behaviour import Events
 from flows.generator.book import loan_ids
 from flows.generator.calendar import I64, Months, to_date
-from flows.generator.pool import NO_PRICE, PoolEvents
+from flows.generator.pool import NO_PRICE, PoolEvents, demo_events, demo_participants
 from transforms import schema
 
 
@@ -237,13 +237,25 @@ def two_class_deal(
     senior_percent: int,
     senior_coupon: str,
     eligibility: dict[str, Any],
+    short_name: str,
+    servicer: dict[str, str],
     closing_lag_days: int = 14,
 ) -> dict[str, Any]:
     """A deal with a rated senior class A (``senior_percent`` of ``balance`` fen, whole
-    yuan) and a subordinated class C taking the rest; ``names`` is (English, Chinese)."""
+    yuan) and a subordinated class C taking the rest; ``names`` is (English, Chinese).
+
+    The classes' exchange short names are ``short_name`` and the class letter; the plan
+    matures legally three years after the cut-off month (as the main demo deal), which
+    is also each class's expected maturity; ``servicer`` names the servicer in each
+    language, the other parties being the demo's.
+    """
     class_a = balance * senior_percent // 100 // 100 * 100
     class_c = balance - class_a
-    return {
+    legal_final = Months.starting(f"{cutoff.year:04d}-{cutoff.month:02d}", 37)
+    legal_final_date = to_date(legal_final.last_day(36))
+    participants = demo_participants()
+    participants["servicer"] = dict(servicer)
+    deal: dict[str, Any] = {
         "pool_id": pool_id,
         "name": names[0],
         "name_zh": names[1],
@@ -271,7 +283,16 @@ def two_class_deal(
             },
         ],
         "eligibility": eligibility,
+        "legal_final_date": legal_final_date,
+        "participants": participants,
+        "events": demo_events(),
     }
+    for tranche in deal["tranches"]:
+        tranche["short_name"] = f"{short_name}{tranche['class']}"
+        tranche["expected_maturity_date"] = legal_final_date
+        if "rating" in tranche:
+            tranche["ratings"] = {"initial": tranche["rating"]}
+    return deal
 
 
 # -- delivery control files (flows.delivery) ----------------------------------------------
