@@ -438,7 +438,9 @@ def _pool_flows(
     closing date) for each pool that has rows then or at the previous one (so a
     pool whose loans all vanish still gets a period whose closing is zero).
     """
-    snapshots = _from_cutoff(pool_cash(snapshots), cutoffs)
+    # The query below reads the snapshots, and the rows restated from the cut-off, a
+    # few dozen times over: each is computed once per query and held, not re-scanned.
+    snapshots = _from_cutoff(pool_cash(snapshots.cache()), cutoffs).cache()
     as_of_dates = _as_of_dates(snapshots, period_ends)
     rows = _with_previous_row(_pool_rows(snapshots, as_of_dates))
     boundaries = _boundaries(rows, as_of_dates, cutoffs)
