@@ -20,8 +20,9 @@ Objects with declared properties allow no other keys.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,16 @@ def load_contract(path: Path | None = None) -> dict[str, Any]:
         ValueError: If the file is not an ODCS data contract with one schema object.
     """
     source = path or contract_path()
+    stat = source.stat()
+    # A copy: callers own what they get, the parsed original stays as read.
+    return copy.deepcopy(_parsed(source, stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=8)
+def _parsed(source: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """The checked contract at ``source``; keyed by its mtime and size, so an edited
+    file is read again while one metrics run parses it once."""
+    del mtime_ns, size  # the cache key only
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     conforming_odcs(raw, source)
     if not isinstance(raw, dict) or raw.get("kind") != "DataContract":
@@ -198,6 +209,12 @@ def contract_conventions() -> dict[str, str]:
     return {str(k): " ".join(str(v).split()) for k, v in raw.items()}
 
 
+@cache
+def _validator() -> Any:
+    """The validator of the packaged contract's JSON Schema (built once)."""
+    return jsonschema.Draft202012Validator(metrics_json_schema())
+
+
 def metrics_errors(document: Mapping[str, Any]) -> list[str]:
     """Every breach of the contract in a document, as ``path: message``.
 
@@ -207,7 +224,7 @@ def metrics_errors(document: Mapping[str, Any]) -> list[str]:
     Returns:
         Messages sorted by path; empty when the document conforms.
     """
-    validator = jsonschema.Draft202012Validator(metrics_json_schema())
+    validator = _validator()
     messages = []
     for error in validator.iter_errors(document):
         where = "/".join(str(p) for p in error.absolute_path) or "(document)"

@@ -128,29 +128,45 @@ def metric_marts(
     cutoff_dates = {pool_id: terms.cutoff_date for pool_id, terms in pools.items()}
     # Period 1 of each pool opens at its cut-off date: the chain needs those snapshots.
     with_cutoffs = pl.concat([month_end_snapshots, cutoff_snapshots])
-    cutoffs = pool_metrics.cutoff_balances(with_cutoffs, cutoff_dates)
+
+    def collected(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return frame.collect(engine=engine).lazy()
+
+    # The pool flows' query reads the snapshots many times over: each set of flows is
+    # collected once (one row per pool and period) and every mart that needs it reads that.
+    flows = collected(pool_metrics.pool_flows(with_cutoffs, periods, cutoff_dates))
+    month_end_flows = collected(pool_metrics.pool_flows(month_end_snapshots, periods))
+    cutoffs = collected(pool_metrics.cutoff_balances(with_cutoffs, cutoff_dates))
     rollforward = pool_metrics.with_pool_factor(
-        pool_metrics.pool_rollforward(with_cutoffs, periods, cutoff_dates), cutoffs
+        pool_metrics.pool_rollforward(with_cutoffs, periods, cutoff_dates, flows=flows), cutoffs
     )
-    delinquency = pool_metrics.delinquency_buckets(month_end_snapshots, periods)
-    performance_parts = [
-        pool_metrics.pool_performance(
-            with_cutoffs.filter(pl.col("pool_id") == pool_id),
-            periods,
-            {pool_id: terms.cutoff_date},
-            denominator=terms.cumulative_default_denominator,
+    delinquency = collected(
+        pool_metrics.delinquency_buckets(month_end_snapshots, periods, flows=month_end_flows)
+    )
+    performance_parts = []
+    for pool_id, terms in sorted(pools.items()):
+        pool_snapshots = with_cutoffs.filter(pl.col("pool_id") == pool_id)
+        pool_cutoff = {pool_id: terms.cutoff_date}
+        performance_parts.append(
+            pool_metrics.pool_performance(
+                pool_snapshots,
+                periods,
+                pool_cutoff,
+                denominator=terms.cumulative_default_denominator,
+                flows=collected(pool_metrics.pool_flows(pool_snapshots, periods, pool_cutoff)),
+            )
         )
-        for pool_id, terms in sorted(pools.items())
-    ]
     lazy = {
         "pool_rollforward": rollforward,
         "pool_delinquency": delinquency,
         "pool_delinquency_m": pool_metrics.delinquency_m_notation(delinquency),
         "pool_delinquency_shares": pool_metrics.delinquency_shares(delinquency),
         "pool_characteristics": pool_metrics.pool_characteristics(
-            month_end_snapshots, loans, periods
+            month_end_snapshots, loans, periods, flows=month_end_flows
         ),
-        "pool_collections": pool_metrics.pool_collections(with_cutoffs, periods, cutoff_dates),
+        "pool_collections": pool_metrics.pool_collections(
+            with_cutoffs, periods, cutoff_dates, flows=flows
+        ),
         "pool_performance": (
             pl.concat(performance_parts)
             if performance_parts

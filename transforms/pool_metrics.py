@@ -438,7 +438,9 @@ def _pool_flows(
     closing date) for each pool that has rows then or at the previous one (so a
     pool whose loans all vanish still gets a period whose closing is zero).
     """
-    snapshots = _from_cutoff(pool_cash(snapshots), cutoffs)
+    # The query below reads the snapshots, and the rows restated from the cut-off, a
+    # few dozen times over: each is computed once per query and held, not re-scanned.
+    snapshots = _from_cutoff(pool_cash(snapshots.cache()), cutoffs).cache()
     as_of_dates = _as_of_dates(snapshots, period_ends)
     rows = _with_previous_row(_pool_rows(snapshots, as_of_dates))
     boundaries = _boundaries(rows, as_of_dates, cutoffs)
@@ -559,6 +561,43 @@ def _pool_flows(
     )
 
 
+def pool_flows(
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date] | None = None,
+) -> pl.LazyFrame:
+    """Roll-forward and collection amounts per pool and period closing date.
+
+    What :func:`pool_rollforward`, :func:`pool_collections`,
+    :func:`delinquency_buckets`, :func:`pool_characteristics` and
+    :func:`cumulative_performance` read. Collect it once and pass it to them as
+    ``flows`` when several marts come from the same snapshots: its query reads
+    the snapshots many times over.
+
+    Args:
+        snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
+        period_ends: Month-end dates to report.
+        cutoffs: Cut-off date per pool (see :func:`pool_rollforward`).
+
+    Returns:
+        One row per ``pool_id`` and ``as_of_date`` (the period's closing date).
+
+    Raises:
+        ValueError: If a period end is not a month-end.
+    """
+    _period_ends_frame(period_ends)
+    return _pool_flows(snapshots, period_ends, cutoffs)
+
+
+def _flows_or(
+    flows: pl.LazyFrame | None,
+    snapshots: pl.LazyFrame,
+    period_ends: Sequence[date],
+    cutoffs: Mapping[str, date] | None = None,
+) -> pl.LazyFrame:
+    return flows if flows is not None else _pool_flows(snapshots, period_ends, cutoffs)
+
+
 def _at_period_ends(frame: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
     return frame.join(
         _period_ends_frame(period_ends),
@@ -585,6 +624,8 @@ def pool_rollforward(
     snapshots: pl.LazyFrame,
     period_ends: Sequence[date],
     cutoffs: Mapping[str, date] | None = None,
+    *,
+    flows: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Pool roll-forward per pool and period end, exact to the fen.
 
@@ -601,6 +642,8 @@ def pool_rollforward(
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
         period_ends: Month-end dates to report.
         cutoffs: Cut-off date per pool; a pool not named has month-end periods only.
+        flows: Their :func:`pool_flows` with the same arguments, when already
+            computed.
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``opening_balance``,
@@ -614,7 +657,7 @@ def pool_rollforward(
         ValueError: If a period end is not a month-end.
     """
     return (
-        _at_period_ends(_pool_flows(snapshots, period_ends, cutoffs), period_ends)
+        _at_period_ends(_flows_or(flows, snapshots, period_ends, cutoffs), period_ends)
         .select(
             *_KEYS,
             *ROLLFORWARD_MONEY,
@@ -714,12 +757,16 @@ def with_pool_factor(rollforward: pl.LazyFrame, cutoff_balances: pl.LazyFrame) -
 # --------------------------------------------------------------------------- delinquency
 
 
-def delinquency_buckets(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyFrame:
+def delinquency_buckets(
+    snapshots: pl.LazyFrame, period_ends: Sequence[date], *, flows: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
     """Performing loans by DPD bucket, all buckets present, per pool and period end.
 
     Args:
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
         period_ends: Month-end dates to report.
+        flows: Their :func:`pool_flows` (no cut-offs), when already
+            computed.
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``bucket`` (in ``schema.DPD_BUCKETS``
@@ -730,7 +777,7 @@ def delinquency_buckets(snapshots: pl.LazyFrame, period_ends: Sequence[date]) ->
     Raises:
         ValueError: If a period end is not a month-end.
     """
-    keys = _at_period_ends(_pool_flows(snapshots, period_ends), period_ends).select(_KEYS)
+    keys = _at_period_ends(_flows_or(flows, snapshots, period_ends), period_ends).select(_KEYS)
     buckets = pl.LazyFrame(
         {"bucket": list(schema.DPD_BUCKETS), "bucket_order": range(len(schema.DPD_BUCKETS))},
         schema={"bucket": pl.String, "bucket_order": pl.Int32},
@@ -790,7 +837,11 @@ def delinquency_m_notation(buckets: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def pool_characteristics(
-    snapshots: pl.LazyFrame, loans: pl.LazyFrame, period_ends: Sequence[date]
+    snapshots: pl.LazyFrame,
+    loans: pl.LazyFrame,
+    period_ends: Sequence[date],
+    *,
+    flows: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Balance-weighted characteristics of the performing pool at each period end.
 
@@ -801,6 +852,8 @@ def pool_characteristics(
         loans: ``schema.LOANS`` rows (``loan_id``, ``borrower_id``,
             ``annual_rate`` are used).
         period_ends: Month-end dates to report.
+        flows: Their :func:`pool_flows` (no cut-offs), when already
+            computed.
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``wac``, ``wam_months``,
@@ -813,7 +866,7 @@ def pool_characteristics(
     Raises:
         ValueError: If a period end is not a month-end.
     """
-    keys = _at_period_ends(_pool_flows(snapshots, period_ends), period_ends).select(_KEYS)
+    keys = _at_period_ends(_flows_or(flows, snapshots, period_ends), period_ends).select(_KEYS)
     terms = loans.select(
         "loan_id", "borrower_id", rate_ppm(pl.col("annual_rate")).alias("rate_ppm")
     )
@@ -866,6 +919,8 @@ def pool_collections(
     snapshots: pl.LazyFrame,
     period_ends: Sequence[date],
     cutoffs: Mapping[str, date] | None = None,
+    *,
+    flows: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Cash collected per pool and period, by component.
 
@@ -876,6 +931,8 @@ def pool_collections(
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
         period_ends: Month-end dates to report.
         cutoffs: Cut-off date per pool (see :func:`pool_rollforward`).
+        flows: Their :func:`pool_flows` with the same arguments, when already
+            computed.
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``scheduled_principal``,
@@ -886,7 +943,7 @@ def pool_collections(
         ValueError: If a period end is not a month-end.
     """
     return (
-        _at_period_ends(_pool_flows(snapshots, period_ends, cutoffs), period_ends)
+        _at_period_ends(_flows_or(flows, snapshots, period_ends, cutoffs), period_ends)
         .with_columns(principal=pl.col("scheduled_principal") + pl.col("unscheduled_principal"))
         .with_columns(
             total=pl.col("principal") + pl.col("interest") + pl.col("fees") + pl.col("recoveries")
@@ -993,6 +1050,7 @@ def cumulative_performance(
     cutoffs: Mapping[str, date],
     *,
     denominator: CumulativeDenominator = "initial_plus_purchases",
+    flows: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Cumulative default, loss and recovery since each pool's cut-off.
 
@@ -1007,6 +1065,8 @@ def cumulative_performance(
         denominator: ``initial`` (cut-off balance) or ``initial_plus_purchases``
             (cut-off balance plus cumulative purchased principal and new drawings:
             both are receivables that entered the pool after the cut-off).
+        flows: Their :func:`pool_flows` with the same arguments, when already
+            computed.
 
     Returns:
         Columns ``pool_id``, ``period_end``, ``cutoff_balance``,
@@ -1025,7 +1085,7 @@ def cumulative_performance(
         raise ValueError(f"unknown cumulative default denominator {denominator!r}")
     cutoff = cutoff_balances(snapshots, cutoffs)
     cumulative = (
-        _pool_flows(snapshots, period_ends, cutoffs)
+        _flows_or(flows, snapshots, period_ends, cutoffs)
         .join(cutoff.select("pool_id", "cutoff_date"), on="pool_id", how="inner")
         # Collection periods start the month after the cut-off month: the cut-off
         # month's own flows (including the cut-off additions) precede the deal.
@@ -1080,6 +1140,7 @@ def pool_performance(
     cutoffs: Mapping[str, date],
     *,
     denominator: CumulativeDenominator = "initial_plus_purchases",
+    flows: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Period and cumulative performance per pool and period end.
 
@@ -1089,6 +1150,8 @@ def pool_performance(
         cutoffs: Cut-off date per pool_id; pools not listed are left out.
         denominator: Cumulative default denominator (see
             :func:`cumulative_performance`).
+        flows: Their :func:`pool_flows` with the same arguments, when already
+            computed.
 
     Returns:
         Columns ``pool_id``, ``period_end``, the opening-cohort amounts
@@ -1099,9 +1162,12 @@ def pool_performance(
     Raises:
         ValueError: If a period end is not a month-end or ``denominator`` is unknown.
     """
+    flows = _flows_or(flows, snapshots, period_ends, cutoffs)
     rates = with_period_rates(
-        pool_rollforward(snapshots, period_ends, cutoffs),
-        pool_collections(snapshots, period_ends, cutoffs),
+        pool_rollforward(snapshots, period_ends, cutoffs, flows=flows),
+        pool_collections(snapshots, period_ends, cutoffs, flows=flows),
     ).select(*_KEYS, *COHORT_MONEY, "smm", "cpr", "mdr", "cdr", "payment_rate")
-    cumulative = cumulative_performance(snapshots, period_ends, cutoffs, denominator=denominator)
+    cumulative = cumulative_performance(
+        snapshots, period_ends, cutoffs, denominator=denominator, flows=flows
+    )
     return rates.join(cumulative, on=_KEYS, how="inner").sort(_KEYS)

@@ -38,6 +38,7 @@ from transforms.pool_metrics import (
     mdr_from_cdr,
     pool_characteristics,
     pool_collections,
+    pool_flows,
     pool_performance,
     pool_rollforward,
     rollforward_breaks,
@@ -800,3 +801,39 @@ def test_any_history_rolls_forward_exactly_and_buckets_add_up(rows: list[dict[st
     assert joined["count"].to_list() == joined["closing_count"].to_list()
     for closing, share in zip(joined["closing_balance"], joined["balance_share"], strict=True):
         assert share == (pytest.approx(1.0, abs=1e-12) if closing > 0 else 0.0)
+
+
+def test_marts_read_from_collected_pool_flows_equal_those_computed_from_the_snapshots() -> None:
+    snapshots = frame(ROWS)
+    flows = pool_flows(snapshots, PERIODS, CUTOFFS).collect().lazy()
+    month_end_flows = pool_flows(snapshots, PERIODS).collect().lazy()
+    pairs = [
+        (
+            pool_rollforward(snapshots, PERIODS, CUTOFFS),
+            pool_rollforward(snapshots, PERIODS, CUTOFFS, flows=flows),
+        ),
+        (
+            pool_collections(snapshots, PERIODS, CUTOFFS),
+            pool_collections(snapshots, PERIODS, CUTOFFS, flows=flows),
+        ),
+        (
+            pool_performance(snapshots, PERIODS, CUTOFFS),
+            pool_performance(snapshots, PERIODS, CUTOFFS, flows=flows),
+        ),
+        (
+            delinquency_buckets(snapshots, PERIODS),
+            delinquency_buckets(snapshots, PERIODS, flows=month_end_flows),
+        ),
+        (
+            pool_characteristics(snapshots, LOANS, PERIODS),
+            pool_characteristics(snapshots, LOANS, PERIODS, flows=month_end_flows),
+        ),
+    ]
+    for computed, shared in pairs:
+        assert_frame_equal(shared.collect(), computed.collect())
+        assert shared.collect().height > 0
+
+
+def test_pool_flows_refuse_a_period_end_that_is_not_a_month_end() -> None:
+    with pytest.raises(ValueError, match="month-ends"):
+        pool_flows(frame(ROWS), [date(2024, 2, 15)])
