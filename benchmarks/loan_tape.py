@@ -97,6 +97,8 @@ def _write_deal(landing: Path, balance: int, balance_source: str) -> None:
         senior_percent=80,
         senior_coupon="0.0300",
         eligibility={"products": ["cash_loan"]},
+        short_name="基准",
+        servicer={"name": "Benchmark Servicer", "name_zh": "基准资产服务机构"},
     )
     write_deal(landing, POOL, {**deal, "balance_source": balance_source})
 
