@@ -59,6 +59,7 @@ from flows.limits import Limits, current_limits, refusal
 from flows.mapping import SourceMapping, load_mapping
 from flows.state import cached_sha256
 from transforms import schema
+from transforms.joins import latest_per_loan
 from transforms.keys import pseudonymous_key
 from transforms.staging import TYPE_ERRORS, cast_landing, type_rule_id
 
@@ -629,16 +630,8 @@ def _loan_terms_as_of(clean: pl.DataFrame, loans: pl.DataFrame, terms: list[str]
             pl.col("business_date").alias("_delivered"),
             *[pl.col(t).alias(f"_loan_{t}") for t in terms],
         )
-        .sort("_delivered")
     )
-    return clean.sort("business_date").join_asof(
-        latest,
-        left_on="business_date",
-        right_on="_delivered",
-        by="loan_id",
-        strategy="backward",
-        check_sortedness=False,
-    )
+    return latest_per_loan(clean, latest, on="business_date", history_on="_delivered")
 
 
 def _on_or_after_origination(

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,6 +70,27 @@ def _tag(locale: str) -> str:
 
 def _other(locale: str) -> str:
     return next(other for other in REPORT_LANGUAGES if other != locale)
+
+
+def _each_language(
+    catalog: Catalog, path_of: Callable[[str], Path], page: Callable[[str, str], str]
+) -> list[Path]:
+    """Write a page in every report language, each linking the other language's copy.
+
+    Args:
+        catalog: Where the pages are written.
+        path_of: The page's path for a language tag.
+        page: The page's HTML for a locale and the file name of its other-language copy.
+
+    Returns:
+        The pages written.
+    """
+    written = []
+    for locale in REPORT_LANGUAGES:
+        path = path_of(_tag(locale))
+        catalog.write_text(page(locale, path_of(_tag(_other(locale))).name), path)
+        written.append(path)
+    return written
 
 
 def _href(target: Path, start: Path) -> str:
@@ -402,9 +424,8 @@ def _render_static_pool(
     latest_end = date.fromisoformat(str(history[-1]["period_end"]))
     vintages = vintage_points(catalog, deal.pool_id, latest_end) or VintageCurves(())
     provenance = Provenance(run_id, code_version())
-    written = []
-    for locale in REPORT_LANGUAGES:
-        path = catalog.static_pool_report(deal.pool_id, _tag(locale))
+
+    def page(locale: str, alternate: str) -> str:
         context = static_pool.build_context(
             deal,
             vintages=vintages,
@@ -412,11 +433,11 @@ def _render_static_pool(
             generated_at=generated_at,
             provenance=provenance,
             locale=locale,
-            alternate_href=catalog.static_pool_report(deal.pool_id, _tag(_other(locale))).name,
+            alternate_href=alternate,
         )
-        catalog.write_text(render_static_pool(context), path)
-        written.append(path)
-    return written
+        return render_static_pool(context)
+
+    return _each_language(catalog, partial(catalog.static_pool_report, deal.pool_id), page)
 
 
 def render_report_index(
@@ -476,7 +497,8 @@ def render_report_index(
                 latest[pool_id] = period
 
     version = code_version()
-    for locale in REPORT_LANGUAGES:
+
+    def overview_page(locale: str, alternate: str) -> str:
         pools = [
             portfolio.PoolLatest(
                 deal=deals[pool_id],
@@ -492,11 +514,11 @@ def render_report_index(
             generated_at=generated_at,
             code_version=version,
             locale=locale,
-            alternate_href=catalog.portfolio_report(_tag(_other(locale))).name,
+            alternate_href=alternate,
         )
-        catalog.write_text(
-            render_portfolio(overview_context), catalog.portfolio_report(_tag(locale))
-        )
+        return render_portfolio(overview_context)
+
+    _each_language(catalog, catalog.portfolio_report, overview_page)
 
     def links(paths: Mapping[str, Path]) -> dict[str, str]:
         return {
@@ -527,8 +549,8 @@ def render_report_index(
         for run_id, start, end in runs
     ]
     chinese_runs = [_chinese_run(catalog, run) for run in run_reports]
-    for locale in REPORT_LANGUAGES:
-        other = _other(locale)
+
+    def index_page(locale: str, alternate: str) -> str:
         context = index.build_context(
             entries,
             generated_at=generated_at,
@@ -536,7 +558,9 @@ def render_report_index(
             static_pool=static,
             portfolio=overview,
             runs=run_reports if locale == "en" else chinese_runs,
-            alternate=(other, catalog.index_page(_tag(other)).name),
+            alternate=(_other(locale), alternate),
         )
-        catalog.write_text(render_index(context), catalog.index_page(_tag(locale)))
+        return render_index(context)
+
+    _each_language(catalog, catalog.index_page, index_page)
     return catalog.index_html

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -141,6 +141,37 @@ def _require(row: Mapping[str, Any], keys: Sequence[str], what: str) -> None:
         raise KeyError(f"{what} lacks {', '.join(missing)}")
 
 
+def _fields(
+    row: Mapping[str, Any], fields: Mapping[str, Callable[[Any], Any]], what: str
+) -> dict[str, Any]:
+    """Each of ``fields`` read from ``row`` through its converter, in the table's order."""
+    _require(row, list(fields), what)
+    return {key: convert(row[key]) for key, convert in fields.items()}
+
+
+_BUCKET_FIELDS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "count": _count,
+    "balance": _money,
+    "balance_share": _rate,
+}
+"""A delinquency bucket's figures (DPD or M notation)."""
+_TOP_OBLIGOR_FIELDS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "rank": _count,
+    "balance": _money,
+    "balance_share": _rate,
+}
+"""A top obligor: rank, balance and share only, never an identifier."""
+_STEP_FIELDS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "order": _count,
+    "account": str,
+    "item": str,
+    "available": _money,
+    "due": _money,
+    "paid": _money,
+}
+"""A line of the order of payments."""
+
+
 def _check_identity(row: Mapping[str, Any], what: str, pool_id: str, period_end: date) -> None:
     """Refuse a row that names another pool or period than the document."""
     if "pool_id" in row and row["pool_id"] != pool_id:
@@ -198,12 +229,7 @@ def _delinquency(
             f"delinquency rows must cover exactly the buckets {', '.join(schema.DPD_BUCKETS)}"
         )
     return [
-        {
-            "bucket": bucket,
-            "count": _count(by_bucket[bucket]["count"]),
-            "balance": _money(by_bucket[bucket]["balance"]),
-            "balance_share": _rate(by_bucket[bucket]["balance_share"]),
-        }
+        {"bucket": bucket, **_fields(by_bucket[bucket], _BUCKET_FIELDS, "delinquency row")}
         for bucket in schema.DPD_BUCKETS
     ]
 
@@ -301,36 +327,15 @@ def _accounts(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def _top_obligors(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Ranked, anonymous: only rank, balance and share are kept (never an identifier)."""
-    out = []
-    for row in sorted(rows, key=lambda r: operator.index(r["rank"])):
-        _require(row, ["rank", "balance", "balance_share"], "top obligor row")
-        out.append(
-            {
-                "rank": _count(row["rank"]),
-                "balance": _money(row["balance"]),
-                "balance_share": _rate(row["balance_share"]),
-            }
-        )
-    return out
+    ranked = sorted(rows, key=lambda r: operator.index(r["rank"]))
+    return [_fields(row, _TOP_OBLIGOR_FIELDS, "top obligor row") for row in ranked]
 
 
 def _steps(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     if rows is None:
         return []
-    out = []
-    for row in sorted(rows, key=lambda r: operator.index(r["order"])):
-        _require(row, ["order", "account", "item", "available", "due", "paid"], "waterfall step")
-        out.append(
-            {
-                "order": _count(row["order"]),
-                "account": str(row["account"]),
-                "item": str(row["item"]),
-                "available": _money(row["available"]),
-                "due": _money(row["due"]),
-                "paid": _money(row["paid"]),
-            }
-        )
-    return out
+    ordered = sorted(rows, key=lambda r: operator.index(r["order"]))
+    return [_fields(row, _STEP_FIELDS, "waterfall step") for row in ordered]
 
 
 def _m_buckets(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
@@ -339,15 +344,8 @@ def _m_buckets(rows: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]
     order = {label: i for i, label in enumerate(M_BUCKETS)}
     out = []
     for row in sorted(rows, key=lambda r: order.get(str(r["m_bucket"]), len(order))):
-        _require(row, ["m_bucket", "count", "balance", "balance_share"], "M-bucket row")
-        out.append(
-            {
-                "bucket": str(row["m_bucket"]),
-                "count": _count(row["count"]),
-                "balance": _money(row["balance"]),
-                "balance_share": _rate(row["balance_share"]),
-            }
-        )
+        figures = _fields(row, {"m_bucket": str, **_BUCKET_FIELDS}, "M-bucket row")
+        out.append({"bucket": figures.pop("m_bucket"), **figures})
     return out
 
 

@@ -105,68 +105,58 @@ def _check_unit_interval(name: str, value: float) -> None:
         raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
 
 
-def cpr_from_smm(smm: float) -> float:
-    """Annualise a single monthly mortality: ``CPR = 1 - (1 - SMM)^12``.
+def annualise_rate(monthly: float, name: str = "monthly rate") -> float:
+    """Annualise a monthly rate (SMM or MDR): ``1 - (1 - monthly)^12``.
 
     Args:
-        smm: Monthly prepayment rate as a fraction (0.015 is 1.5%).
+        monthly: The monthly rate as a fraction (0.015 is 1.5%).
+        name: What the rate is, for the error message.
 
     Returns:
-        The conditional prepayment rate as a fraction.
+        The annualised rate (CPR or CDR) as a fraction.
 
     Raises:
-        ValueError: If ``smm`` is outside ``[0, 1]``.
+        ValueError: If ``monthly`` is outside ``[0, 1]``.
     """
-    _check_unit_interval("smm", smm)
-    return 1.0 - (1.0 - smm) ** MONTHS_PER_YEAR
+    _check_unit_interval(name, monthly)
+    return 1.0 - (1.0 - monthly) ** MONTHS_PER_YEAR
+
+
+def deannualise_rate(annual: float, name: str = "annual rate") -> float:
+    """De-annualise a rate (CPR or CDR): ``1 - (1 - annual)^(1/12)``.
+
+    Args:
+        annual: The annualised rate as a fraction.
+        name: What the rate is, for the error message.
+
+    Returns:
+        The monthly rate (SMM or MDR) as a fraction.
+
+    Raises:
+        ValueError: If ``annual`` is outside ``[0, 1]``.
+    """
+    _check_unit_interval(name, annual)
+    return 1.0 - math.pow(1.0 - annual, 1.0 / MONTHS_PER_YEAR)
+
+
+def cpr_from_smm(smm: float) -> float:
+    """The conditional prepayment rate of a single monthly mortality (:func:`annualise_rate`)."""
+    return annualise_rate(smm, "smm")
 
 
 def smm_from_cpr(cpr: float) -> float:
-    """De-annualise a prepayment rate: ``SMM = 1 - (1 - CPR)^(1/12)``.
-
-    Args:
-        cpr: Conditional prepayment rate as a fraction.
-
-    Returns:
-        The single monthly mortality as a fraction.
-
-    Raises:
-        ValueError: If ``cpr`` is outside ``[0, 1]``.
-    """
-    _check_unit_interval("cpr", cpr)
-    return 1.0 - math.pow(1.0 - cpr, 1.0 / MONTHS_PER_YEAR)
+    """The single monthly mortality of a conditional prepayment rate (:func:`deannualise_rate`)."""
+    return deannualise_rate(cpr, "cpr")
 
 
 def cdr_from_mdr(mdr: float) -> float:
-    """Annualise a monthly default rate: ``CDR = 1 - (1 - MDR)^12``.
-
-    Args:
-        mdr: Monthly default rate as a fraction.
-
-    Returns:
-        The constant (annualised) default rate as a fraction.
-
-    Raises:
-        ValueError: If ``mdr`` is outside ``[0, 1]``.
-    """
-    _check_unit_interval("mdr", mdr)
-    return 1.0 - (1.0 - mdr) ** MONTHS_PER_YEAR
+    """The constant default rate of a monthly default rate (:func:`annualise_rate`)."""
+    return annualise_rate(mdr, "mdr")
 
 
 def mdr_from_cdr(cdr: float) -> float:
-    """De-annualise a default rate: ``MDR = 1 - (1 - CDR)^(1/12)``.
-
-    Args:
-        cdr: Constant (annualised) default rate as a fraction.
-
-    Returns:
-        The monthly default rate as a fraction.
-
-    Raises:
-        ValueError: If ``cdr`` is outside ``[0, 1]``.
-    """
-    _check_unit_interval("cdr", cdr)
-    return 1.0 - math.pow(1.0 - cdr, 1.0 / MONTHS_PER_YEAR)
+    """The monthly default rate of a constant default rate (:func:`deannualise_rate`)."""
+    return deannualise_rate(cdr, "cdr")
 
 
 def annualised(monthly: pl.Expr) -> pl.Expr:

@@ -59,6 +59,7 @@ from typing import Final
 import polars as pl
 
 from transforms import schema
+from transforms.joins import latest_per_loan
 from transforms.performance import PerformanceRules
 
 TO_DATE_FLOWS: Final = {
@@ -104,15 +105,8 @@ def _membership(rows: pl.LazyFrame, pool_assets: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("event_date").alias("_event_date"),
         pl.col("event").alias("_event"),
         pl.col("reason").alias("_reason"),
-    ).sort("_event_date")
-    return rows.sort("as_of_date").join_asof(
-        events,
-        left_on="as_of_date",
-        right_on="_event_date",
-        by="loan_id",
-        strategy="backward",
-        check_sortedness=False,
     )
+    return latest_per_loan(rows, events, on="as_of_date", history_on="_event_date")
 
 
 def _rules_frame(

@@ -564,21 +564,22 @@ def fold_waterfall(periods: Sequence[PeriodInputs], terms: WaterfallTerms) -> li
 
 # --------------------------------------------------------------------------- frames
 
-INPUT_COLUMNS: Final = (
+ROLLFORWARD_INPUTS: Final = (
     "opening_balance",
     "purchased_principal",
     "closing_balance",
     "scheduled_principal",
     "unscheduled_principal",
     "defaulted_principal",
-    "interest",
-    "fees",
-    "recoveries",
     "removed_principal",
     "purchased_count",
-    "purchase_price",
     "new_drawings",
 )
+"""Inputs read from the roll-forward rows."""
+COLLECTION_INPUTS: Final = ("interest", "fees", "recoveries")
+"""Inputs read from the collections rows."""
+INPUT_COLUMNS: Final = (*ROLLFORWARD_INPUTS, *COLLECTION_INPUTS, "purchase_price")
+"""Every amount and count of :class:`PeriodInputs` (the price from :func:`revolving_purchases`)."""
 METRIC_COLUMNS: Final = tuple(m for m in TRIGGER_METRICS if m != "excess_spread")
 """Trigger metrics read from the metric rows (excess spread is the waterfall's own)."""
 
@@ -635,19 +636,8 @@ def waterfall_inputs(
     """
     keys = ["pool_id", "period_end"]
     return (
-        rollforward.select(
-            *keys,
-            "opening_balance",
-            "purchased_principal",
-            "closing_balance",
-            "scheduled_principal",
-            "unscheduled_principal",
-            "defaulted_principal",
-            "removed_principal",
-            "purchased_count",
-            "new_drawings",
-        )
-        .join(collections.select(*keys, "interest", "fees", "recoveries"), on=keys, how="left")
+        rollforward.select(*keys, *ROLLFORWARD_INPUTS)
+        .join(collections.select(*keys, *COLLECTION_INPUTS), on=keys, how="left")
         .join(
             performance.select(
                 *keys, "cumulative_default_rate", "cumulative_net_loss_rate", "payment_rate"
