@@ -258,6 +258,9 @@ SELECT as_of AS as_of_date, b.lid AS loan_id, pool_id, opening_principal, closin
   o_sched AS outside_scheduled_principal_paid, o_unsched AS outside_unscheduled_principal_paid,
   o_interest AS outside_interest_paid, o_fees AS outside_fees_paid,
   o_recoveries AS outside_recoveries,
+  -- A default after the end of the removal day is the loan's, outside the pool.
+  CASE WHEN defaulted AND default_day > end_day THEN r.lp - c_paid_perf ELSE 0 END
+    AS outside_defaulted_principal,
   0::BIGINT AS new_drawings
 FROM rows r JOIN book b USING (k)
 WHERE opening_principal > 0 OR closing_principal > 0 OR defaulted OR removed

@@ -159,6 +159,12 @@ def simulate(loans: int, months: int, seed: int) -> dict[str, Any]:
                     "remaining_term": remaining[rows].astype(np.int32),
                     # Instalment loans never draw.
                     "new_drawings": np.zeros(rows.size, dtype=np.int64),
+                    # Pool events fall on month-ends here: nothing happens outside a pool.
+                    **{
+                        outside: np.zeros(rows.size, dtype=np.int64)
+                        for outside in schema.LOAN_SNAPSHOTS
+                        if outside.startswith("outside_")
+                    },
                 }
             )
         )

@@ -26,7 +26,8 @@ with as_of as (
     -- Pool cash: the loan's, less what was paid outside pool membership (before
     -- the end of a purchase day, after a removal day). A removal counts unless
     -- the loan had defaulted by the previous as-of date; a loan removed before
-    -- it defaulted left the pool performing.
+    -- it defaulted left the pool performing, and a default after the removal day
+    -- (outside_defaulted_principal) is not the pool's.
     select s.*, a.previous_as_of,
            s.scheduled_principal_paid - s.outside_scheduled_principal_paid as pool_scheduled,
            s.unscheduled_principal_paid - s.outside_unscheduled_principal_paid
@@ -37,6 +38,7 @@ with as_of as (
            s.default_date is not null and s.default_date <= s.as_of_date
                and (a.previous_as_of is null or s.default_date > a.previous_as_of)
                and s.removed_principal = 0
+               and s.defaulted_principal - s.outside_defaulted_principal > 0
                as defaulted_now
     from snapshots s join as_of a using (as_of_date)
     where s.pool_id is not null
@@ -50,7 +52,8 @@ ROLLFORWARD = (
     select pool_id, as_of_date, any_value(previous_as_of) as previous_as_of,
            sum(pool_scheduled) as scheduled_principal,
            sum(pool_unscheduled) as unscheduled_principal,
-           sum(case when defaulted_now then defaulted_principal else 0 end) as defaulted_principal,
+           sum(case when defaulted_now then defaulted_principal - outside_defaulted_principal
+                    else 0 end) as defaulted_principal,
            sum(case when removed_now then removed_principal else 0 end) as removed_principal,
            sum(purchased_principal) as purchased_principal,
            sum(case when performing then closing_principal else 0 end) as closing_balance,

@@ -67,7 +67,10 @@ Conventions are the team's loan-mechanics rules (DOMAIN.md "Loan mechanics"):
   of the purchase day, after the removal day) is in its ``outside_*`` columns,
   so the pool roll-forward closes from the snapshots alone. A loan already
   defaulted on its purchase day counts from the period start as before, and
-  one defaulted by its removal day has no removed principal.
+  one defaulted by its removal day has no removed principal. A default after
+  the removal day (cash reversed after a repaid loan left the pool) is the
+  loan's, not the pool's: its defaulted principal is also in
+  ``outside_defaulted_principal``.
 
 Incremental runs. :func:`run_engine` also returns the per-loan running totals
 after the last as-of date (:class:`EngineState`). Given that state, a later
@@ -1428,7 +1431,8 @@ def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _terms_and_status(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Servicer status, DPD bucket, defaulted principal, months on book and remaining term."""
+    """Servicer status, DPD bucket, defaulted principal (and its part outside the pool),
+    months on book and remaining term."""
     t = pl.col("as_of")
     charged_off = pl.col("charge_off_day").is_not_null() & (pl.col("charge_off_day") <= t)
     repaid = pl.col("repaid")
@@ -1448,13 +1452,21 @@ def _terms_and_status(rows: pl.LazyFrame) -> pl.LazyFrame:
         .then(_status("delinquent"))
         .otherwise(_status("current"))
     )
+    defaulted_principal = (
+        pl.when(_defaulted()).then(pl.col("principal") - pl.col("cum_paid_performing")).otherwise(0)
+    )
+    # A default after the removal day happened once the loan had left its pool
+    # performing. (A loan defaulted by its purchase day has no pool start day: it
+    # counts from the period start, so its default is the pool's.)
+    defaulted_outside = (pl.col("default_day") > pl.col("pool_end_day")).fill_null(False)
     return rows.with_columns(
         status.alias("status"),
         _bucket(pl.col("dpd")).alias("bucket"),
-        pl.when(_defaulted())
-        .then(pl.col("principal") - pl.col("cum_paid_performing"))
+        defaulted_principal.alias("defaulted_principal"),
+        pl.when(defaulted_outside)
+        .then(defaulted_principal)
         .otherwise(0)
-        .alias("defaulted_principal"),
+        .alias("outside_defaulted_principal"),
         pl.when(_defaulted()).then(pl.col("default_day")).alias("default_date"),
         (pl.col("as_of_month") - pl.col("origination_month")).alias("months_on_book"),
         pl.when(repaid)
@@ -1597,6 +1609,7 @@ def _output(book: pl.DataFrame, rows: pl.LazyFrame) -> pl.DataFrame:
             "status",
             pl.col("default_date").cast(pl.Date),
             "defaulted_principal",
+            "outside_defaulted_principal",
             "purchased_principal",
             "removed_principal",
             "months_on_book",

@@ -19,7 +19,13 @@ Conventions (DOMAIN.md and the team rules):
   principal, and the purchased loans' characteristics, leave them out. ``defaulted`` is the
   ``defaulted_principal`` of loans whose ``default_date`` falls in the period
   (so a loan defaulted earlier and still reported for its recoveries is not
-  counted again), unless the loan was removed before it defaulted.
+  counted again), unless the loan was removed before it defaulted: a default
+  after the removal day is the loan's, not the pool's
+  (``outside_defaulted_principal``, even when the loan left with nothing owed
+  and a reversal made it owe again), so a pool default is one whose
+  ``defaulted_principal - outside_defaulted_principal`` is positive, and that
+  is its amount in the roll-forward, the MDR cohort, the cumulative defaults
+  and the waterfall's top-up.
   ``removed`` is the ``removed_principal`` of the period (the engine sets it
   only for a loan not defaulted by its removal day: a defaulted loan has
   already left the performing pool).
@@ -331,21 +337,23 @@ _FLOW_COLUMNS: Final = (
 
 
 def pool_cash(snapshots: pl.LazyFrame) -> pl.LazyFrame:
-    """Snapshot rows whose flows are the pool's: each flow less its ``outside_`` part.
+    """Snapshot rows whose flows and default are the pool's: each less its ``outside_`` part.
 
     Purchases and removals take effect on their event date (DOMAIN.md
     "Conventions"): cash up to the end of a purchase day and after a removal
-    day is not pool cash (``schema.OUTSIDE_POOL_FLOWS``).
+    day is not pool cash (``schema.OUTSIDE_POOL_FLOWS``), and a default after
+    the removal day is not a pool default (``schema.OUTSIDE_POOL_DEFAULT``).
 
     Args:
         snapshots: ``schema.LOAN_SNAPSHOTS`` rows.
 
     Returns:
-        The same rows with the flows restricted to pool membership.
+        The same rows with the flows and the defaulted principal restricted to
+        pool membership.
     """
+    outside = {**schema.OUTSIDE_POOL_FLOWS, **schema.OUTSIDE_POOL_DEFAULT}
     return snapshots.with_columns(
-        (pl.col(flow) - pl.col(outside)).alias(flow)
-        for flow, outside in schema.OUTSIDE_POOL_FLOWS.items()
+        (pl.col(amount) - pl.col(part)).alias(amount) for amount, part in outside.items()
     )
 
 
@@ -464,9 +472,11 @@ def _pool_flows(
         how="left",
     )
     # A loan removed before it defaulted left the pool performing; one that
-    # defaulted in an earlier period had already left it.
+    # defaulted in an earlier period had already left it. The defaulted
+    # principal here is the pool's (pool_cash): nothing for a loan that
+    # defaulted after it left, even one removed with nothing owed.
     removed = (pl.col("removed_principal") != 0) & ~_defaulted_by_previous_row()
-    defaulted = _defaulted_in_period() & ~removed
+    defaulted = _defaulted_in_period() & ~removed & (pl.col("defaulted_principal") > 0)
     cohort = _opening_cohort() & pl.col("bought_in_period").is_null()
     # The cohort's opening balance is read in the first part of the period.
     first_part = pl.col("previous_boundary").is_null() | (

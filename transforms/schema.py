@@ -188,6 +188,7 @@ LOAN_SNAPSHOTS: Final[Columns] = {
     "outside_interest_paid": MONEY,
     "outside_fees_paid": MONEY,
     "outside_recoveries": MONEY,
+    "outside_defaulted_principal": MONEY,
     "new_drawings": MONEY,
 }
 """One row per loan and as-of date; flows are those since the previous as-of date.
@@ -197,6 +198,12 @@ unscheduled principal, interest, fees, recoveries) that is not the pool's: in
 a period with a purchase or removal, cash up to the end of the purchase day
 and after the removal day (DOMAIN.md "Conventions"). The pool's flow is the
 flow less its ``outside_`` part; the loan's own flows stay whole.
+
+``outside_defaulted_principal`` is the row's ``defaulted_principal`` when the
+loan defaulted while outside its pool within the row's period (after the end
+of its removal day), else 0: such a default is the loan's, never the pool's,
+and the pool's default is ``defaulted_principal`` less it
+(:data:`OUTSIDE_POOL_DEFAULT`).
 
 ``purchased_principal`` and ``removed_principal`` carry the pool events of the
 period (see ``transforms.performance``) so that the pool roll-forward closes
@@ -216,3 +223,12 @@ OUTSIDE_POOL_FLOWS: Final[dict[str, str]] = {
     "recoveries": "outside_recoveries",
 }
 """Each snapshot flow and the column holding its part outside pool membership."""
+
+OUTSIDE_POOL_DEFAULT: Final[dict[str, str]] = {
+    "defaulted_principal": "outside_defaulted_principal",
+}
+"""The snapshot's defaulted principal and the column holding a default outside the pool.
+
+Kept apart from :data:`OUTSIDE_POOL_FLOWS`: a default is a balance, not cash,
+so it never moves into recoveries with the flows.
+"""

@@ -430,6 +430,7 @@ def tape_snapshots(
         pl.when(removed).then(balance).otherwise(0).alias("removed_principal"),
         # The servicer reports period ends only: pool events count at them.
         *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_FLOWS.values()),
+        *(pl.lit(0, dtype=schema.MONEY).alias(c) for c in schema.OUTSIDE_POOL_DEFAULT.values()),
         pl.coalesce(months_on_book, pl.lit(0)).clip(lower_bound=0).alias("months_on_book"),
         # An account without a schedule (revolving_credit) has no remaining term: 0, and its
         # pool's WAM is hidden with a reason (INSTALMENT_ONLY).
@@ -870,6 +871,7 @@ def at_dates(snapshots: pl.LazyFrame, as_of_dates: Sequence[date]) -> pl.LazyFra
         "removed_principal",
         "new_drawings",
         *schema.OUTSIDE_POOL_FLOWS.values(),
+        *schema.OUTSIDE_POOL_DEFAULT.values(),
     ]
     return (
         latest.with_columns(

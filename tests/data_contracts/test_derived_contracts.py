@@ -54,6 +54,7 @@ SNAPSHOT: dict[str, Any] = {
     "months_on_book": 1,
     "remaining_term": 11,
     **dict.fromkeys(schema.OUTSIDE_POOL_FLOWS.values(), 0),
+    **dict.fromkeys(schema.OUTSIDE_POOL_DEFAULT.values(), 0),
     "new_drawings": 0,
 }
 

@@ -50,6 +50,7 @@ _SNAPSHOT_CASES: list[dict[str, Any]] = [
     {"loan_id": "L 2"},
     {"loan_id": "L1"},
     {"status": "defaulted", "default_date": SNAPSHOT["as_of_date"]},
+    {"outside_defaulted_principal": -1},
 ]
 
 
@@ -63,7 +64,7 @@ def test_snapshot_rows_are_judged_as_under_gx() -> None:
     mine = check_frame(contract, frame)
     theirs = validate_frame(contract, frame)
     assert mine.failures.equals(theirs.failures)
-    assert mine.failures["rule_id"].n_unique() == 6
+    assert mine.failures["rule_id"].n_unique() == 7
 
 
 def test_a_cross_dataset_rule_has_no_polars_check() -> None:

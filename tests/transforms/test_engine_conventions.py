@@ -9,6 +9,7 @@ unless a test says otherwise.
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import polars as pl
 
@@ -20,8 +21,15 @@ from tests.transforms.test_performance import (
     _column,
     _snapshots,
 )
+from transforms import schema
 from transforms.performance import PerformanceRules
-from transforms.pool_metrics import cutoff_balances, pool_collections, pool_rollforward
+from transforms.pool_metrics import (
+    cutoff_balances,
+    pool_collections,
+    pool_rollforward,
+    rollforward_breaks,
+)
+from transforms.portfolio import portfolio_breaks, portfolio_metrics
 
 FEB_END, MAR_END, APR_END = date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)
 
@@ -194,3 +202,95 @@ def test_a_purchase_mid_month_buys_that_days_balance_and_earlier_cash_is_not_poo
     assert _pool_figures(
         collections, MAR_END, "scheduled_principal", "unscheduled_principal", "interest"
     ) == (0, 50_000, 500)
+
+
+MAY_END = date(2024, 5, 31)
+ALL_ON_TIME = [
+    ("r1", "A", DUE_1, 100_000, 3_000, 0, "scheduled"),
+    ("r2", "A", DUE_2, 100_000, 2_000, 0, "scheduled"),
+    ("r3", "A", DUE_3, 100_000, 1_000, 0, "scheduled"),
+]
+
+
+def _book_loans() -> pl.LazyFrame:
+    return pl.LazyFrame(
+        {"loan_id": ["A"], "borrower_id": ["B"], "annual_rate": [Decimal("0.12")]},
+        schema={"loan_id": pl.String, "borrower_id": pl.String, "annual_rate": schema.RATE},
+    )
+
+
+def test_a_default_after_the_loan_left_its_pool_is_the_loans_not_the_pools() -> None:
+    # Repaid on 04-15 (matured in the pool), removed on 05-06 with nothing owed; on
+    # 05-10 instalments 1 and 2 are reversed, so 2,000.00 is owed again from 02-15, and
+    # the loan defaults on 05-16 (DPD 91) -- after it left the pool, in the same period.
+    cash = [
+        *ALL_ON_TIME,
+        ("rev1", "A", date(2024, 5, 10), 100_000, 3_000, 0, "reversal"),
+        ("rev2", "A", date(2024, 5, 10), 100_000, 2_000, 0, "reversal"),
+    ]
+    pool = [("P", "A", date(2024, 1, 20), "added"), ("P", "A", date(2024, 5, 6), "removed")]
+    dates = [date(2024, 1, 31), FEB_END, MAR_END, APR_END, MAY_END]
+    got = _snapshots([THREE_MONTH], cash, pool, dates=dates)
+    may = got.filter(pl.col("as_of_date") == MAY_END)
+    assert may.select(
+        "pool_id",
+        "status",
+        "removed_principal",
+        "default_date",
+        "defaulted_principal",
+        "outside_defaulted_principal",
+        "scheduled_principal_paid",
+        "outside_scheduled_principal_paid",
+    ).row(0) == ("P", "repurchased", 0, date(2024, 5, 16), 200_000, 200_000, -200_000, -200_000)
+    snapshots = got.lazy()
+    rollforward = pool_rollforward(snapshots, dates)
+    assert rollforward_breaks(rollforward).collect().height == 0
+    assert _pool_figures(
+        rollforward,
+        MAY_END,
+        "opening_balance",
+        "scheduled_principal",
+        "defaulted_principal",
+        "defaulted_count",
+        "removed_principal",
+        "closing_balance",
+    ) == (0, 0, 0, 0, 0, 0)
+    # The book still sees the loan's whole default; the pool's roll-forward closes too.
+    portfolio = portfolio_metrics(snapshots, _book_loans())
+    assert portfolio_breaks(portfolio).collect().height == 0
+    defaulted = (
+        portfolio.filter(pl.col("as_of_date") == MAY_END)
+        .select("scope", "defaulted_principal")
+        .sort("scope")
+        .collect()
+        .rows()
+    )
+    assert defaulted == [("book", 200_000), ("pool", 0)]
+
+
+def test_a_default_before_the_removal_day_is_the_pools_default() -> None:
+    # Nothing is paid: the loan defaults on 05-16 (DPD 91) and is removed on 05-20.
+    # It left the performing pool by defaulting, not by the removal.
+    pool = [("P", "A", date(2024, 1, 20), "added"), ("P", "A", date(2024, 5, 20), "removed")]
+    dates = [FEB_END, MAR_END, APR_END, MAY_END]
+    got = _snapshots([THREE_MONTH], [], pool, dates=dates)
+    may = got.filter(pl.col("as_of_date") == MAY_END)
+    assert may.select(
+        "status",
+        "removed_principal",
+        "default_date",
+        "defaulted_principal",
+        "outside_defaulted_principal",
+    ).row(0) == ("repurchased", 0, date(2024, 5, 16), 300_000, 0)
+    rollforward = pool_rollforward(got.lazy(), dates)
+    assert rollforward_breaks(rollforward).collect().height == 0
+    assert _pool_figures(
+        rollforward,
+        MAY_END,
+        "opening_balance",
+        "defaulted_principal",
+        "defaulted_count",
+        "cohort_defaulted_principal",
+        "removed_principal",
+        "closing_balance",
+    ) == (300_000, 300_000, 1, 300_000, 0, 0)

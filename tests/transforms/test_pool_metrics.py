@@ -97,6 +97,7 @@ def snap(
         "months_on_book": mob,
         "remaining_term": remaining,
         **dict.fromkeys(schema.OUTSIDE_POOL_FLOWS.values(), 0),
+        **dict.fromkeys(schema.OUTSIDE_POOL_DEFAULT.values(), 0),
         "new_drawings": drawings,
     }
 
