@@ -177,7 +177,15 @@ def _fingerprint(rules_by_pool: Mapping[str, PerformanceRules]) -> str:
         (p, r.default_dpd, r.charge_off_dpd, r.tolerance_fen, r.advance_payment_days)
         for p, r in rules_by_pool.items()
     )
-    text = json.dumps({"code": code_version(), "rules": rules, "state": list(ENGINE_STATE)})
+    # The snapshot columns too: a partition written before a column was added is recomputed.
+    text = json.dumps(
+        {
+            "code": code_version(),
+            "rules": rules,
+            "state": list(ENGINE_STATE),
+            "snapshots": list(schema.LOAN_SNAPSHOTS),
+        }
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -261,6 +261,26 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         eligibility={"products": ["revolving_credit"]},
         short_name=f"花呗{cutoff.year % 100:02d}R",
         servicer={"name": "Demo Card Services Co., Ltd.", "name_zh": "模拟信用卡服务有限公司"},
+        # A card plan's early amortisation events: obligors paying too little, or too
+        # much of the pool past due.
+        triggers=[
+            {
+                "name": "Payment rate floor",
+                "name_zh": "月还款率低于下限",
+                "metric": "payment_rate",
+                "comparison": "below",
+                "threshold": "0.2000",
+                "consequence": "early_amortisation",
+            },
+            {
+                "name": "Delinquency ratio (31 DPD to default)",
+                "name_zh": "逾期率（逾期31天至违约）超标",
+                "metric": "delinquency_ratio",
+                "comparison": "above",
+                "threshold": "0.0500",
+                "consequence": "early_amortisation",
+            },
+        ],
         closing_lag_days=_CLOSING_LAG_DAYS,
     )
     deal["revolving_period_end"] = _revolving_period_end(cutoff)

@@ -257,5 +257,15 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         eligibility={"products": ["cash_loan"], "max_term_months": 24},
         short_name=f"借呗{cutoff.year % 100:02d}2",
         servicer={"name": "Demo Consumer Finance Co., Ltd.", "name_zh": "模拟消费金融有限公司"},
+        triggers=[
+            {
+                "name": "Cumulative default rate",
+                "name_zh": "累计违约率超标",
+                "metric": "cumulative_default_rate",
+                "comparison": "above",
+                "threshold": "0.0800",
+                "consequence": "report_only",
+            },
+        ],
         closing_lag_days=_CLOSING_LAG_DAYS,
     )

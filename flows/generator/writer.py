@@ -239,6 +239,7 @@ def two_class_deal(
     eligibility: dict[str, Any],
     short_name: str,
     servicer: dict[str, str],
+    triggers: list[dict[str, Any]] | None = None,
     closing_lag_days: int = 14,
 ) -> dict[str, Any]:
     """A deal with a rated senior class A (``senior_percent`` of ``balance`` fen, whole
@@ -247,7 +248,8 @@ def two_class_deal(
     The classes' exchange short names are ``short_name`` and the class letter; the plan
     matures legally three years after the cut-off month (as the main demo deal), which
     is also each class's expected maturity; ``servicer`` names the servicer in each
-    language, the other parties being the demo's.
+    language, the other parties being the demo's; ``triggers`` are the plan's numeric
+    tests (none when not given).
     """
     class_a = balance * senior_percent // 100 // 100 * 100
     class_c = balance - class_a
@@ -286,6 +288,7 @@ def two_class_deal(
         "legal_final_date": legal_final_date,
         "participants": participants,
         "events": demo_events(),
+        "triggers": list(triggers or []),
     }
     for tranche in deal["tranches"]:
         tranche["short_name"] = f"{short_name}{tranche['class']}"

@@ -33,6 +33,7 @@ from tests.reports.samples import (
     make_stratifications,
     make_vintages,
 )
+from transforms.triggers import TRIGGER_METRICS
 
 LOCALES = ("en", "zh_CN")
 
@@ -472,6 +473,39 @@ def test_triggers_in_deal_order_with_test_status_and_effect() -> None:
             "No",
         ],
     }
+
+
+@pytest.mark.parametrize(
+    ("locale", "note"),
+    [
+        ("en", "The plan's documents set no numeric trigger"),
+        ("zh_CN", "专项计划文件未设置数值型触发事件"),
+    ],
+)
+def test_a_plan_without_numeric_triggers_says_so_rather_than_not_computed(
+    locale: str, note: str
+) -> None:
+    metrics = make_metrics()
+    metrics["triggers"] = []
+    triggers = section(build(metrics, locale, deal=make_deal(triggers=[])), "triggers")
+    assert triggers["computed"] is True
+    assert any(note in text for text in triggers["notes"])
+    # The non-numeric events are still listed.
+    assert [t["caption"] for t in triggers["tables"]] == [
+        labels(locale, "disclosure")["s12.events_caption"]
+    ]
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_CN"])
+def test_every_trigger_metric_a_deal_may_name_has_a_label(locale: str) -> None:
+    texts = labels(locale, "disclosure")
+    assert [m for m in TRIGGER_METRICS if f"metric.{m}" not in texts] == []
+
+
+def test_a_missing_trigger_figure_is_not_computed_when_the_plan_sets_triggers() -> None:
+    metrics = make_metrics()
+    metrics["triggers"] = []
+    assert section(build(metrics), "triggers")["computed"] is False
 
 
 def test_credit_enhancement_from_the_document() -> None:
