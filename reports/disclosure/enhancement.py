@@ -126,7 +126,8 @@ def _triggers(metrics: Mapping[str, Any], deal: DealView, period_number: int, r:
     triggers: Any = metrics.get("triggers")
     if triggers == [] and not deal.triggers:
         # The plan's documents set no numeric test: nothing is missing.
-        return section(12, "triggers", t("s12.title"), [events_table(deal, r)], notes=[t("s12.none")])
+        events = [events_table(deal, r)]
+        return section(12, "triggers", t("s12.title"), events, notes=[t("s12.none")])
     if not present(triggers):
         missing = r.missing(12, "triggers")
         missing["tables"] = [events_table(deal, r)]
