@@ -41,6 +41,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -208,3 +209,44 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         kept: dict[str, float] = cache.get(_FILE_SECONDS, {})
         kept.update({name: round(seconds, 2) for name, seconds in _timed.items()})
         cache.set(_FILE_SECONDS, dict(sorted(kept.items())))
+
+
+# -- the deal contract's verdict, once per process ---------------------------------------
+# Every new data root checks its deal terms against the deal contract once (seconds: a
+# Great Expectations run) and keeps the result in the root (flows.deals). Test data roots
+# are new by the hundred and hold the same few deal terms, so each test process keeps the
+# verdict on the same terms (with the same contract and code) and hands it to the next
+# root, which still writes its kept result as a real run does. A test about the checking
+# itself takes the `deal_checks_every_time` fixture.
+
+_deal_verdicts: dict[str, Any] = {}
+_remember_deal_verdicts = True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deal_verdicts_once_per_process() -> Iterator[None]:
+    from flows import deals
+
+    real = deals._deal_failures
+
+    def once(frame: str) -> Any:
+        if not _remember_deal_verdicts:
+            return real(frame)
+        if frame not in _deal_verdicts:
+            _deal_verdicts[frame] = real(frame)
+        return _deal_verdicts[frame]
+
+    deals._deal_failures = once
+    yield
+    deals._deal_failures = real
+
+
+@pytest.fixture
+def deal_checks_every_time() -> Iterator[None]:
+    """The deal contract runs on every check of this test, none remembered from others."""
+    global _remember_deal_verdicts  # noqa: PLW0603
+    _remember_deal_verdicts = False
+    try:
+        yield
+    finally:
+        _remember_deal_verdicts = True
