@@ -33,20 +33,120 @@ os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
 # starting a server takes seconds, and several modules run flows against the same small
 # book. Flow tests' data roots are in tests/flows/conftest.py.
 
-from collections.abc import Iterator  # noqa: E402 - after the environment above
+import importlib.util  # noqa: E402 - after the environment above
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def harness() -> Iterator[str]:
-    """A temporary Prefect API for flow tests; yields its URL."""
-    from prefect.settings import PREFECT_API_URL
+    """A temporary Prefect API for flow tests; yields its URL.
+
+    Under xdist the workers share the one server the controlling process started
+    (:func:`pytest_configure`); run in one process, the test harness starts its own.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    shared = os.environ.get(_SHARED_API)
+    if shared:
+        _wait_until_healthy(shared, _SERVER_STARTUP_SECONDS)
+        with temporary_settings(updates={PREFECT_API_URL: shared}):
+            yield shared
+        return
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=_SERVER_STARTUP_SECONDS):
         yield str(PREFECT_API_URL.value())
+
+
+# -- one Prefect server for all xdist workers --------------------------------------------
+# Starting a test server costs each process seconds of CPU (importing the server, then the
+# server process's own start). Under xdist the controlling process, which runs no tests,
+# starts one in the background before the workers start, and they inherit its URL. Flow
+# runs, artifacts and task runs of both workers meet on it, so a test reads them by its
+# own flow run (or data root), never all of them.
+
+_SHARED_API = "ABS_PIPELINE_TEST_PREFECT_API"
+_SERVER_STARTUP_SECONDS = 120
+_server: subprocess.Popen[bytes] | None = None
+_server_folder: Path | None = None
+
+
+def _wait_until_healthy(api: str, seconds: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{api}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the shared Prefect test server at {api} did not start")
+        time.sleep(0.1)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process of an xdist run, start the workers' shared Prefect server."""
+    global _server, _server_folder  # noqa: PLW0603 - one server per test run
+    workers = getattr(config.option, "numprocesses", None)
+    if not _is_controller(config) or not workers or os.environ.get(_SHARED_API):
+        return
+    spec = importlib.util.find_spec("prefect")
+    origin = spec.origin if spec is not None else None
+    if origin is None:
+        raise pytest.UsageError("the flow tests need prefect installed")
+    _server_folder = Path(tempfile.mkdtemp(prefix="abs-pipeline-prefect-db-"))
+    database = _server_folder / "prefect-test.db"
+    port = _free_port()
+    # The command and settings of Prefect's own temporary test server (prefect_test_harness).
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
+    }
+    _server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(origin).parent.parent),
+         "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=env,
+    )  # fmt: skip
+    os.environ[_SHARED_API] = f"http://127.0.0.1:{port}/api"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the shared Prefect server this process started."""
+    global _server, _server_folder  # noqa: PLW0603
+    if _server is not None:
+        _server.terminate()
+        try:
+            _server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _server.kill()
+            _server.wait()
+        _server = None
+        os.environ.pop(_SHARED_API, None)
+    if _server_folder is not None:
+        shutil.rmtree(_server_folder, ignore_errors=True)
+        _server_folder = None
 
 
 @pytest.fixture(scope="session")
@@ -109,3 +209,76 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         kept: dict[str, float] = cache.get(_FILE_SECONDS, {})
         kept.update({name: round(seconds, 2) for name, seconds in _timed.items()})
         cache.set(_FILE_SECONDS, dict(sorted(kept.items())))
+
+
+# -- the deal contract's verdict, once per process ---------------------------------------
+# Every new data root checks its deal terms against the deal contract once (seconds: a
+# Great Expectations run) and keeps the result in the root (flows.deals). Test data roots
+# are new by the hundred and hold the same few deal terms, so each test process keeps the
+# verdict on the same terms (with the same contract and code) and hands it to the next
+# root, which still writes its kept result as a real run does. A test about the checking
+# itself takes the `deal_checks_every_time` fixture.
+
+_deal_verdicts: dict[str, Any] = {}
+_remember_deal_verdicts = True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deal_verdicts_once_per_process() -> Iterator[None]:
+    from flows import deals
+
+    real = deals._deal_failures
+
+    def once(frame: str) -> Any:
+        if not _remember_deal_verdicts:
+            return real(frame)
+        if frame not in _deal_verdicts:
+            _deal_verdicts[frame] = real(frame)
+        return _deal_verdicts[frame]
+
+    deals._deal_failures = once
+    yield
+    deals._deal_failures = real
+
+
+@pytest.fixture
+def deal_checks_every_time() -> Iterator[None]:
+    """The deal contract runs on every check of this test, none remembered from others."""
+    global _remember_deal_verdicts  # noqa: PLW0603
+    _remember_deal_verdicts = False
+    try:
+        yield
+    finally:
+        _remember_deal_verdicts = True
+
+
+# -- the code version, once per process --------------------------------------------------
+# Manifests, kept results and report footers record the code version, which asks git for
+# the commit (a process of its own) each time: thousands of times a test run. The commit
+# cannot change while tests run, so each test process asks once.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _code_version_once_per_process() -> Iterator[None]:
+    # flows.version first: a module imported from now on takes the cached function; the
+    # ones imported already are given it (importing the others here would cost a quick
+    # test run Prefect and WeasyPrint).
+    import functools
+
+    from flows import version
+
+    cached = functools.cache(version.code_version)
+    real_function = version.code_version
+    users = [version] + [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("flows.")
+        and module is not version
+        and getattr(module, "code_version", None) is real_function
+    ]
+    real = {module: module.code_version for module in users}
+    for module in users:
+        module.code_version = cached  # type: ignore[attr-defined]
+    yield
+    for module, function in real.items():
+        module.code_version = function  # type: ignore[attr-defined]

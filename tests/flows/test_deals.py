@@ -61,6 +61,7 @@ def test_a_file_the_model_refuses_is_named_with_its_reason(tmp_path: Path) -> No
     assert book.errors[0].endswith("(got a list of 0)")
 
 
+@pytest.mark.usefixtures("deal_checks_every_time")
 def test_the_same_terms_are_checked_once_and_the_kept_result_judges_them_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

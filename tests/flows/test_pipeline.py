@@ -20,10 +20,11 @@ from tests.flows.books import data_root
 
 pytestmark = pytest.mark.flow
 
-# Nine months: the deal's cut-off is in June, so July to September are three published
-# periods, each with its archive PDF (laid out once, into v1, and copied to the latest).
-START, MONTHS = "2024-01", 9
-END = date(2024, 9, 30)
+# Eight months: the deal's cut-off is in June, so July and August are two published
+# periods that chain, each with its archive PDF (laid out once, into v1, and copied to the
+# latest). Every chunk and every archive PDF costs the run seconds: no more than that.
+START, MONTHS = "2024-01", 8
+END = date(2024, 8, 31)
 
 
 @pytest.fixture(scope="module")
