@@ -22,18 +22,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 
 from flows.catalog import Catalog
-from flows.curate import curate
 from flows.deals import load_deals
-from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics, load_metrics_book
 from flows.render import render_disclosures
-from flows.snapshots import build_loan_snapshots, snapshot_dates
 from reports.formatting import NOT_AVAILABLE
 from reports.labels import labels
-from tests.polars_warnings import fail_on_sortedness_warning, no_sortedness_warning
+from tests.flows.tape_books import build_tape_book
+from tests.polars_warnings import fail_on_sortedness_warning
 from tests.reports.html_tables import table
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
@@ -84,23 +81,9 @@ pytestmark = pytest.mark.usefixtures(fail_on_sortedness_warning.__name__)
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("revolving") / "data"
-    folder = root / "landing" / DAY.isoformat()
-    folder.mkdir(parents=True)
-    for name, text in (("loans.csv", LOANS), ("pool_assets.csv", POOL), ("loan_tape.csv", TAPE)):
-        (folder / name).write_text(text, encoding="utf-8")
-    catalog = Catalog(root)
-    catalog.deals_dir.mkdir(parents=True)
-    (catalog.deals_dir / "RV.yaml").write_text(yaml.safe_dump(DEAL), encoding="utf-8")
-    with no_sortedness_warning():
-        outcome = ingest_dates(catalog, [DAY])
-        assert all(f.rows_quarantined == 0 for f in outcome.files), outcome.rule_counts
-        curated = curate(catalog, DAY)
-        assert curated.schedule_rows == 0
-        assert curated.first_origination is not None
-        deals = load_deals(catalog).deals
-        build_loan_snapshots(
-            catalog, snapshot_dates(curated.first_origination, DAY, deals.values()), deals
-        )
+    files = {"loans.csv": LOANS, "pool_assets.csv": POOL, "loan_tape.csv": TAPE}
+    curated = build_tape_book(root, DAY, files, {"RV": DEAL})
+    assert curated.schedule_rows == 0
     return root
 
 

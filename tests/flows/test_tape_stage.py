@@ -8,16 +8,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 
 from flows.catalog import Catalog
-from flows.curate import curate
 from flows.deals import load_deals
-from flows.ingest import ingest_dates
 from flows.metrics import compute_pool_metrics
-from flows.snapshots import build_loan_snapshots, snapshot_dates
 from flows.tape import tape_sections
-from tests.polars_warnings import fail_on_sortedness_warning, no_sortedness_warning
+from tests.flows.tape_books import build_tape_book
+from tests.polars_warnings import fail_on_sortedness_warning
 from transforms.pool_metrics import pool_rollforward, rollforward_breaks
 
 DAY = date(2024, 3, 31)
@@ -79,28 +76,13 @@ ENGINE_DEAL = {
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tape") / "data"
-    folder = root / "landing" / DAY.isoformat()
-    folder.mkdir(parents=True)
-    for name, text in (
-        ("loans.csv", LOANS),
-        ("pool_assets.csv", POOL),
-        ("repayments.csv", REPAYMENTS),
-        ("loan_tape.csv", TAPE),
-    ):
-        (folder / name).write_text(text, encoding="utf-8")
-    catalog = Catalog(root)
-    catalog.deals_dir.mkdir(parents=True)
-    (catalog.deals_dir / "TP.yaml").write_text(yaml.safe_dump(DEAL), encoding="utf-8")
-    (catalog.deals_dir / "EP.yaml").write_text(yaml.safe_dump(ENGINE_DEAL), encoding="utf-8")
-    with no_sortedness_warning():
-        outcome = ingest_dates(catalog, [DAY])
-        assert all(f.rows_quarantined == 0 for f in outcome.files), outcome.rule_counts
-        curated = curate(catalog, DAY)
-        assert curated.first_origination is not None
-        deals = load_deals(catalog).deals
-        build_loan_snapshots(
-            catalog, snapshot_dates(curated.first_origination, DAY, deals.values()), deals
-        )
+    files = {
+        "loans.csv": LOANS,
+        "pool_assets.csv": POOL,
+        "repayments.csv": REPAYMENTS,
+        "loan_tape.csv": TAPE,
+    }
+    build_tape_book(root, DAY, files, {"TP": DEAL, "EP": ENGINE_DEAL})
     return root
 
 
