@@ -36,7 +36,7 @@ from transforms.metrics_document import dumps_metrics
 from transforms.periods import month_end, period_label
 from transforms.pool_marts import PoolTerms, metric_marts, metrics_document, reportable_periods
 from transforms.portfolio import portfolio_metrics
-from transforms.triggers import ThresholdStep, TriggerTerms
+from transforms.triggers import TRIGGER_PREFIX, ThresholdStep, TriggerTerms
 from transforms.waterfall import TrancheTerms, WaterfallTerms, early_amortisation_starts
 
 
@@ -161,7 +161,7 @@ def _definitions(deal: DealTerms) -> dict[str, Any]:
     """Every convention in use, from the deal (so a deal's own choice shows)."""
     terms = deal.definitions
     rule = deal.payment_rule
-    triggers = {f"trigger.{t.name}": _trigger_definition(t) for t in deal.triggers}
+    triggers = {f"{TRIGGER_PREFIX}{t.name}": _trigger_definition(t) for t in deal.triggers}
     return {
         **contract_conventions(),
         **triggers,

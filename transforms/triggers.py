@@ -31,6 +31,9 @@ TriggerMetric = Literal[
 TRIGGER_METRICS: Final = get_args(TriggerMetric)
 """Metrics a trigger may test (the deal model's choices)."""
 
+TRIGGER_PREFIX: Final = "trigger."
+"""A trigger's entry among a period's recorded conventions is ``trigger.<its name>``."""
+
 Comparison = Literal["above", "below"]
 Consequence = Literal["early_amortisation", "sequential_pay", "report_only"]
 

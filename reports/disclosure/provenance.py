@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Final
 
-from reports.deal_view import DealView
+from reports.deal_view import DealView, local_name
 from reports.disclosure.base import (
     Inputs,
     Report,
@@ -26,6 +26,7 @@ from reports.layout import (
 )
 from reports.sources import DataQuality, Provenance
 from transforms.metrics_document import PERFORMANCE_RATES
+from transforms.triggers import TRIGGER_PREFIX
 
 
 def _data_quality(quality: DataQuality | None, r: Report) -> Section:
@@ -156,13 +157,22 @@ def _definitions(
                 t("s17.recorded_caption"),
                 [(t("s17.term"), False), (t("col.value"), False)],
                 [
-                    row(t.get(f"definition.{key}", key), _recorded_value(value, r))
+                    row(_term(key, deal, r), _recorded_value(value, r))
                     for key, value in sorted(rest.items())
                 ],
             )
         )
     tables.append(reproducibility)
     return section(17, "definitions", t("s17.title"), tables)
+
+
+def _term(key: str, deal: DealView, r: Report) -> str:
+    """A recorded convention's name in the report's language; a trigger by its own name."""
+    if key.startswith(TRIGGER_PREFIX):
+        name = key.removeprefix(TRIGGER_PREFIX)
+        named = {trigger.name: trigger for trigger in deal.triggers}.get(name)
+        return r.t("definition.trigger", name=local_name(named, r.locale) if named else name)
+    return r.t.get(f"definition.{key}", key)
 
 
 def _recorded_value(value: object, r: Report) -> str:

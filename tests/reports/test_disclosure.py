@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
+from flows.metrics import pool_terms
 from reports.disclosure import DisclosureContext, build_context
 from reports.formatting import (
     format_amount,
@@ -500,6 +501,21 @@ def test_a_plan_without_numeric_triggers_says_so_rather_than_not_computed(
 def test_every_trigger_metric_a_deal_may_name_has_a_label(locale: str) -> None:
     texts = labels(locale, "disclosure")
     assert [m for m in TRIGGER_METRICS if f"metric.{m}" not in texts] == []
+
+
+@pytest.mark.parametrize("locale", ["en", "zh_CN"])
+def test_every_convention_a_period_records_is_named_in_the_report_language(locale: str) -> None:
+    deal = make_deal()
+    metrics = make_metrics()
+    metrics["definitions"] = pool_terms(deal).definitions
+    recorded = section(build(metrics, locale, deal=deal), "definitions")["tables"][1]
+    terms = [row["header"] for row in recorded["rows"]]
+    assert len(terms) == len(set(terms))
+    # No term is left as its key: every key has a label, a trigger goes by its own name.
+    assert [t for t in terms if t in metrics["definitions"]] == []
+    trigger = deal.triggers[0]
+    name = trigger.name_zh if locale == "zh_CN" and trigger.name_zh else trigger.name
+    assert labels(locale, "disclosure")["definition.trigger"].format(name=name) in terms
 
 
 def test_a_missing_trigger_figure_is_not_computed_when_the_plan_sets_triggers() -> None:
