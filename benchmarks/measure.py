@@ -20,3 +20,15 @@ def run_child(script: str, arguments: list[str], what: str) -> dict[str, float]:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate ``processes`` newest first, wait up to 30 s each, then kill what is left."""
+    for process in reversed(processes):
+        process.terminate()
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -36,12 +36,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.measure import stop_processes  # noqa: E402 -- after the checkout is on the path
 
 TARGET_SECONDS = 30.0
 
@@ -183,7 +190,6 @@ def nightly(loans: int, months: int, seed: int) -> None:
     import json
     import socket
     import subprocess
-    import sys
 
     work = Path(tempfile.mkdtemp(prefix="abs-nightly-"))
     root = work / "data"
@@ -257,14 +263,7 @@ def nightly(loans: int, months: int, seed: int) -> None:
         stages = [run.get("stage_seconds") or run["timings_seconds"] for run in runs[-2:]]
         _print_stages(stages[0], stages[1], backfill[1], one[1])
     finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in reversed(started):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(started)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 

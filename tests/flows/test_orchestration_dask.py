@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.measure import stop_processes
 from flows.cli import main
 from tests.flows.books import Backfilled, assert_same_outputs
 from tests.flows.conftest import TINY_END, TINY_START
@@ -105,14 +106,7 @@ def cluster(harness: str, tmp_path: Path) -> Iterator[str]:
             address = str(client.scheduler.address)
         yield address
     finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in reversed(started):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(started)
 
 
 def test_a_backfill_on_an_external_cluster_writes_the_same_outputs_as_a_local_run(
