@@ -487,13 +487,7 @@ def contract_from_odcs(document: OdcsContract) -> Contract:
         dataset=table.name,
         status=document.status,
         columns=tuple(
-            Column(
-                name=p.name,
-                logical_type=p.logical_type,
-                physical_type=p.physical_type,
-                required=p.required,
-                description=p.description,
-            )
+            Column.model_validate(p.model_dump(include=set(Column.model_fields)))
             for p in table.properties
         ),
         rules=tuple(rules),

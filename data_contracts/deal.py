@@ -404,48 +404,58 @@ class DealTerms(TapeTerms):
         return self
 
     @model_validator(mode="after")
-    def _dates_in_order(self) -> DealTerms:
-        if self.closing_date < self.cutoff_date:
-            raise ValueError("closing_date is before cutoff_date")
-        if self.revolving_period_end is not None and self.revolving_period_end < self.cutoff_date:
-            raise ValueError("revolving_period_end is before cutoff_date")
+    def _consistent(self) -> DealTerms:
+        # The rules between fields, in this order: the first one broken is the error.
+        for rule in (
+            self._dates_out_of_order,
+            self._payment_rule_disagreement,
+            self._first_payment_too_early,
+            self._trigger_that_cannot_fire,
+        ):
+            problem = rule()
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
-    @model_validator(mode="after")
-    def _payment_rule_agrees(self) -> DealTerms:
+    def _dates_out_of_order(self) -> str | None:
+        if self.closing_date < self.cutoff_date:
+            return "closing_date is before cutoff_date"
+        if self.revolving_period_end is not None and self.revolving_period_end < self.cutoff_date:
+            return "revolving_period_end is before cutoff_date"
+        return None
+
+    def _payment_rule_disagreement(self) -> str | None:
         rule = self.payment_date_rule
         if (
             rule is not None
             and "payment_day" in self.model_fields_set
             and rule.day_of_month != self.payment_day
         ):
-            raise ValueError(
+            return (
                 f"payment_day ({self.payment_day}) disagrees with "
                 f"payment_date_rule.day_of_month ({rule.day_of_month}); give one of them"
             )
-        return self
+        return None
 
-    @model_validator(mode="after")
-    def _interest_starts_before_the_first_payment(self) -> DealTerms:
+    def _first_payment_too_early(self) -> str | None:
         # Period 1 is the month after the cut-off month; its interest accrues from
         # the closing date to its payment date (before any business-day move).
         rule = self.payment_rule
         month = self.cutoff_date.year * 12 + self.cutoff_date.month + rule.months_after
         first_payment = date(month // 12, month % 12 + 1, rule.day_of_month)
         if self.closing_date >= first_payment:
-            raise ValueError(
+            return (
                 f"closing_date {self.closing_date} is not before the first payment date "
                 f"{first_payment}: period 1's interest would accrue over no time"
             )
-        return self
+        return None
 
-    @model_validator(mode="after")
-    def _triggers_can_fire(self) -> DealTerms:
+    def _trigger_that_cannot_fire(self) -> str | None:
         for trigger in self.triggers:
             reason = structurally_zero(trigger.metric, self.definitions.default_dpd)
             if reason is not None:
-                raise ValueError(f"trigger {trigger.name!r} can never fire: {reason}")
-        return self
+                return f"trigger {trigger.name!r} can never fire: {reason}"
+        return None
 
     @property
     def payment_rule(self) -> PaymentDateRule:

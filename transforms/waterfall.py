@@ -81,7 +81,7 @@ account.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from fractions import Fraction
 from typing import Any, Final, Literal
@@ -477,10 +477,7 @@ def step(
 
     tranches = tuple(
         TranchePayment(
-            class_name=t.class_name,
-            kind=t.kind,
-            original_balance=t.original_balance,
-            coupon_ppm=t.coupon_ppm,
+            **asdict(t),
             opening_balance=balances[i],
             interest_due=interest_due[i],
             interest_paid=interest_paid[i],
