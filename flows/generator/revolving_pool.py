@@ -37,17 +37,10 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from flows.generator.writer import (
-    ServicerLanding,
-    ServicerPool,
-    servicer_mapping,
-    two_class_deal,
-    write_servicer_delivery,
-    yuan_text,
-)
+from flows.generator import writer
 
 SOURCE: Final = "card_servicer"
-MAPPING: Final = servicer_mapping(SOURCE)
+MAPPING: Final = writer.servicer_mapping(SOURCE)
 
 _STATUS: Final = ("N", "O", "D", "W")
 """The servicer's codes: normal, overdue, defaulted (90+), written off."""
@@ -141,17 +134,8 @@ def _yyyymmdd(day: pl.Expr) -> pl.Expr:
     return day.dt.strftime("%Y%m%d")
 
 
-_AMOUNTS: Final = (
-    "STMT_BAL",
-    "MIN_DUE",
-    "CREDIT_LINE",
-    "PRIN_PAID_LTD",
-    "INT_PAID_LTD",
-    "FEES_PAID_LTD",
-    "WRITE_OFF_AMT",
-    "RECOVERED_LTD",
-)
-"""The tape's amounts, written as yuan with two decimals."""
+_AMOUNTS: Final = ("STMT_BAL", "MIN_DUE", "CREDIT_LINE")
+"""The tape's amounts besides its to-date totals; all are written as yuan with two decimals."""
 
 
 def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.DataFrame:
@@ -159,6 +143,7 @@ def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Data
     n = accounts.height
     balance = state["balance"]
     open_ = state["status"] != CHARGED_OFF
+    totals = writer.tape_totals(SOURCE, state)
     frame = pl.DataFrame(
         {
             "STMT_DATE": [as_of.strftime("%Y%m%d")] * n,
@@ -168,21 +153,17 @@ def _tape(accounts: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Data
             "CREDIT_LINE": state["limit"],
             "DPD": state["dpd"].astype(np.int64),
             "ACCT_STATUS": np.array(_STATUS)[state["status"]],
-            "PRIN_PAID_LTD": state["paid"],
-            "INT_PAID_LTD": state["interest"],
-            "FEES_PAID_LTD": state["fees"],
-            "WRITE_OFF_AMT": state["charged"],
-            "RECOVERED_LTD": state["recovered"],
+            **totals,
         }
     )
-    return frame.with_columns(yuan_text(column) for column in _AMOUNTS)
+    return frame.with_columns(writer.yuan_text(column) for column in (*_AMOUNTS, *totals))
 
 
-def write_revolving_pool(landing: ServicerLanding, *, accounts: int) -> ServicerPool:
-    """Write the card servicer's accounts, pool, month-end tapes, mapping and deal.
+def write_revolving_pool(landing: writer.ServicerLanding, *, accounts: int) -> writer.ServicerPool:
+    """Write the card servicer's accounts, pool, month-end statement tapes, mapping and deal.
 
     Args:
-        landing: Where and over which months the pool is delivered.
+        landing: The main book's landing folder and window; the cut-off is its first month-end.
         accounts: Card accounts in the pool.
     """
     rng = landing.rng(3)
@@ -201,21 +182,14 @@ def write_revolving_pool(landing: ServicerLanding, *, accounts: int) -> Servicer
             "province": regions,
         }
     )
-    zeros = np.zeros(accounts, dtype=np.int64)
     state: dict[str, Any] = {
         "balance": (limit * used).astype(np.int64),
         "limit": limit,
         "status": np.full(accounts, CURRENT),
-        "dpd": zeros.copy(),
-        "paid": zeros.copy(),
-        "interest": zeros.copy(),
-        "fees": zeros.copy(),
-        "charged": zeros.copy(),
-        "recovered": zeros.copy(),
         "frozen": np.zeros(accounts, dtype=np.bool_),
+        **writer.zero_totals(accounts, "dpd", "paid", "interest", "fees", "charged", "recovered"),
     }
-    cutoff_balance = int(state["balance"].sum())
-    return write_servicer_delivery(
+    return writer.write_servicer_delivery(
         landing,
         SOURCE,
         loans=book.select(
@@ -226,16 +200,10 @@ def write_revolving_pool(landing: ServicerLanding, *, accounts: int) -> Servicer
             pl.lit(_ANNUAL_RATE).alias("APR"),
             pl.col("province").alias("REGION"),
         ),
-        pool_assets=book.select(
-            pl.lit(pool_id).alias("POOL"),
-            pl.col("loan_id").alias("ACCT_NO"),
-            pl.lit(cutoff.strftime("%Y%m%d")).alias("EVENT_DATE"),
-            pl.lit("IN").alias("EVENT"),
-            pl.lit("CUTOFF").alias("REASON"),
-        ),
+        pool_assets=writer.cutoff_additions(SOURCE, book["loan_id"], pool_id, cutoff),
         tape=partial(_tape, book, state),
         advance=partial(_advance, state, rng),
-        deal=_deal(pool_id, cutoff, cutoff_balance),
+        deal=_deal(pool_id, cutoff, int(state["balance"].sum())),
     )
 
 
@@ -251,7 +219,7 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         f"Synthetic Huabei-style Revolving Card Receivables ABS {cutoff.year}-R",
         f"模拟花呗型循环信用账户资产支持专项计划{cutoff.year}年R期",
     )
-    deal = two_class_deal(
+    deal = writer.two_class_deal(
         pool_id,
         names,
         cutoff,
@@ -264,22 +232,11 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         # A card plan's early amortisation events: obligors paying too little, or too
         # much of the pool past due.
         triggers=[
-            {
-                "name": "Payment rate floor",
-                "name_zh": "月还款率低于下限",
-                "metric": "payment_rate",
-                "comparison": "below",
-                "threshold": "0.2000",
-                "consequence": "early_amortisation",
-            },
-            {
-                "name": "Delinquency ratio (31 DPD to default)",
-                "name_zh": "逾期率（逾期31天至违约）超标",
-                "metric": "delinquency_ratio",
-                "comparison": "above",
-                "threshold": "0.0500",
-                "consequence": "early_amortisation",
-            },
+            writer.trigger(("Payment rate floor", "月还款率低于下限"), "payment_rate below 0.2000"),
+            writer.trigger(
+                ("Delinquency ratio (31 DPD to default)", "逾期率（逾期31天至违约）超标"),
+                "delinquency_ratio above 0.0500",
+            ),
         ],
         closing_lag_days=_CLOSING_LAG_DAYS,
     )

@@ -28,17 +28,11 @@ import numpy as np
 import polars as pl
 import yaml
 
-from flows.generator.writer import (
-    ServicerLanding,
-    ServicerPool,
-    servicer_mapping,
-    two_class_deal,
-    write_servicer_delivery,
-)
+from flows.generator import writer
 from transforms.schedules import build_schedules
 
 SOURCE: Final = "second_servicer"
-MAPPING: Final = servicer_mapping(SOURCE)
+MAPPING: Final = writer.servicer_mapping(SOURCE)
 ENCODING: Final = "gbk"
 
 _STATUS: Final = ("正常", "逾期", "违约", "核销", "提前结清", "正常结清")
@@ -151,12 +145,13 @@ def _advance(
     state.update(balance=balance, status=new_status, dpd=dpd, reported=reported)
 
 
-_AMOUNTS: Final = ("本金余额", "已还本金", "已还利息", "核销本金", "累计回收")
-"""The tape's amounts, written as :func:`_amount` text."""
+_AMOUNTS: Final = ("本金余额",)
+"""The tape's amounts besides its to-date totals; all are written as :func:`_amount` text."""
 
 
 def _tape_rows(loans: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.DataFrame:
     """The servicer's tape rows of ``as_of`` for the loans it reports."""
+    totals = writer.tape_totals(SOURCE, state)
     rows = pl.DataFrame(
         {
             "数据日期": [as_of.strftime("%Y/%m/%d")] * loans.height,
@@ -164,16 +159,13 @@ def _tape_rows(loans: pl.DataFrame, state: dict[str, Any], as_of: date) -> pl.Da
             "本金余额": state["balance"],
             "逾期天数": state["dpd"].astype(np.int64),
             "贷款状态": np.array(_STATUS)[state["status"]],
-            "已还本金": state["paid"],
-            "已还利息": state["interest"],
-            "核销本金": state["charged"],
-            "累计回收": state["recovered"],
+            **totals,
         }
     ).filter(pl.Series(state["reported"]))
-    return rows.with_columns(_amount(column) for column in _AMOUNTS)
+    return rows.with_columns(_amount(column) for column in (*_AMOUNTS, *totals))
 
 
-def write_second_servicer(landing: ServicerLanding, *, loans: int) -> ServicerPool:
+def write_second_servicer(landing: writer.ServicerLanding, *, loans: int) -> writer.ServicerPool:
     """Write the second servicer's loans, pool, month-end tapes, mapping and deal.
 
     Args:
@@ -190,12 +182,8 @@ def write_second_servicer(landing: ServicerLanding, *, loans: int) -> ServicerPo
     state: dict[str, Any] = {
         "balance": book["principal"].to_numpy().copy(),
         "status": np.full(n, CURRENT),
-        "paid": np.zeros(n, dtype=np.int64),
-        "interest": np.zeros(n, dtype=np.int64),
-        "charged": np.zeros(n, dtype=np.int64),
-        "recovered": np.zeros(n, dtype=np.int64),
-        "dpd": np.zeros(n, dtype=np.int64),
         "reported": np.ones(n, dtype=np.bool_),
+        **writer.zero_totals(n, "paid", "interest", "charged", "recovered", "dpd"),
     }
     # Seasoning: the loans have paid their schedule up to the cut-off.
     due = (
@@ -206,8 +194,7 @@ def write_second_servicer(landing: ServicerLanding, *, loans: int) -> ServicerPo
     paid = book.select("loan_id").join(due, on="loan_id", how="left")["due"].fill_null(0).to_numpy()
     state["paid"] = paid.astype(np.int64)
     state["balance"] = state["balance"] - state["paid"]
-    cutoff_balance = int(state["balance"].sum())
-    return write_servicer_delivery(
+    return writer.write_servicer_delivery(
         landing,
         SOURCE,
         loans=book.select(
@@ -228,16 +215,10 @@ def write_second_servicer(landing: ServicerLanding, *, loans: int) -> ServicerPo
             pl.lit("等额本金").alias("还款方式"),
             pl.col("region_name").alias("地区"),
         ),
-        pool_assets=book.select(
-            pl.lit(pool_id).alias("资产池"),
-            pl.col("loan_id").alias("借据号"),
-            pl.lit(cutoff.strftime("%Y/%m/%d")).alias("入池日"),
-            pl.lit("入池").alias("事件"),
-            pl.lit("初始入池").alias("原因"),
-        ),
+        pool_assets=writer.cutoff_additions(SOURCE, book["loan_id"], pool_id, cutoff),
         tape=partial(_tape_rows, book, state),
         advance=partial(_advance, book, schedules, state, rng),
-        deal=_deal(pool_id, cutoff, cutoff_balance),
+        deal=_deal(pool_id, cutoff, int(state["balance"].sum())),
         encoding=ENCODING,
     )
 
@@ -247,7 +228,7 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         f"Synthetic Jiebei-style Seasoned Cash Loan ABS {cutoff.year}-2",
         f"模拟借呗型现金贷资产支持专项计划{cutoff.year}年第2期",
     )
-    return two_class_deal(
+    return writer.two_class_deal(
         pool_id,
         names,
         cutoff,
@@ -258,14 +239,11 @@ def _deal(pool_id: str, cutoff: date, balance: int) -> dict[str, Any]:
         short_name=f"借呗{cutoff.year % 100:02d}2",
         servicer={"name": "Demo Consumer Finance Co., Ltd.", "name_zh": "模拟消费金融有限公司"},
         triggers=[
-            {
-                "name": "Cumulative default rate",
-                "name_zh": "累计违约率超标",
-                "metric": "cumulative_default_rate",
-                "comparison": "above",
-                "threshold": "0.0800",
-                "consequence": "report_only",
-            },
+            writer.trigger(
+                ("Cumulative default rate", "累计违约率超标"),
+                "cumulative_default_rate above 0.0800",
+                consequence="report_only",
+            ),
         ],
         closing_lag_days=_CLOSING_LAG_DAYS,
     )

@@ -6,13 +6,14 @@ dataset is written once, whole.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -185,6 +186,56 @@ def write_servicer_csv(path: Path, frame: pl.DataFrame, encoding: str = "utf-8")
     temporary.replace(path)
 
 
+def zero_totals(n: int, *names: str) -> dict[str, I64]:
+    """Running totals in fen of ``n`` loans, all zero, by name (a simulation's state)."""
+    return {name: np.zeros(n, dtype=np.int64) for name in names}
+
+
+@functools.cache
+def _mapped(source: str, dataset: str) -> dict[str, Any]:
+    """A dataset's entry of a further servicer's mapping file."""
+    document = yaml.safe_load(servicer_mapping(source).read_text(encoding="utf-8"))
+    entry: dict[str, Any] = document["datasets"][dataset]
+    return entry
+
+
+def cutoff_additions(source: str, loan_ids: pl.Series, pool_id: str, cutoff: date) -> pl.DataFrame:
+    """The pool's additions at the cut-off in the columns, codes and date format that
+    ``source``'s mapping file translates from.
+    """
+    mapped = _mapped(source, "pool_assets")
+    name = {canonical: column for column, canonical in mapped["columns"].items()}
+    code = {field: {v: k for k, v in codes.items()} for field, codes in mapped["values"].items()}
+    return pl.DataFrame({name["loan_id"]: loan_ids}).select(
+        pl.lit(pool_id).alias(name["pool_id"]),
+        name["loan_id"],
+        pl.lit(cutoff.strftime(mapped["date_format"])).alias(name["event_date"]),
+        pl.lit(code["event"]["added"]).alias(name["event"]),
+        pl.lit(code["reason"]["cutoff"]).alias(name["reason"]),
+    )
+
+
+_TAPE_TOTALS: Final = {
+    "principal_paid_to_date": "paid",
+    "interest_paid_to_date": "interest",
+    "fees_paid_to_date": "fees",
+    "charged_off_principal": "charged",
+    "recoveries_to_date": "recovered",
+}
+"""The loan tape's to-date totals, each with the simulation's running total behind it."""
+
+
+def tape_totals(source: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    """The to-date totals ``source``'s tape carries, under its own column names in the order
+    of its mapping file, from the simulation's running totals."""
+    columns = _mapped(source, "loan_tape")["columns"]
+    return {
+        column: state[_TAPE_TOTALS[canonical]]
+        for column, canonical in columns.items()
+        if canonical in _TAPE_TOTALS
+    }
+
+
 def write_servicer_delivery(
     landing: ServicerLanding,
     source: str,
@@ -226,6 +277,27 @@ def write_servicer_delivery(
     pool_id = str(deal["pool_id"])
     write_deal(out, pool_id, deal)
     return ServicerPool(pool_id=pool_id, loans=loans.height, tape_rows=rows)
+
+
+def trigger(
+    names: tuple[str, str], test: str, consequence: str = "early_amortisation"
+) -> dict[str, str]:
+    """A deal trigger with a fixed threshold, named in English and Chinese.
+
+    Args:
+        names: The trigger's English and Chinese names.
+        test: ``"<metric> <above|below> <threshold>"``, e.g. ``"payment_rate below 0.2000"``.
+        consequence: What a breach does.
+    """
+    metric, comparison, threshold = test.split()
+    return {
+        "name": names[0],
+        "name_zh": names[1],
+        "metric": metric,
+        "comparison": comparison,
+        "threshold": threshold,
+        "consequence": consequence,
+    }
 
 
 def two_class_deal(
