@@ -130,10 +130,6 @@ def _advance(state: dict[str, Any], rng: np.random.Generator, as_of: date) -> No
     state.update(balance=balance, status=new_status, dpd=dpd, frozen=frozen)
 
 
-def _yyyymmdd(day: pl.Expr) -> pl.Expr:
-    return day.dt.strftime("%Y%m%d")
-
-
 _AMOUNTS: Final = ("STMT_BAL", "MIN_DUE", "CREDIT_LINE")
 """The tape's amounts besides its to-date totals; all are written as yuan with two decimals."""
 
@@ -192,15 +188,9 @@ def write_revolving_pool(landing: writer.ServicerLanding, *, accounts: int) -> w
     return writer.write_servicer_delivery(
         landing,
         SOURCE,
-        loans=book.select(
-            pl.col("loan_id").alias("ACCT_NO"),
-            pl.col("borrower_id").alias("CUST_NO"),
-            pl.lit("HUABEI").alias("PRODUCT"),
-            _yyyymmdd(pl.col("origination_date")).alias("OPEN_DATE"),
-            pl.lit(_ANNUAL_RATE).alias("APR"),
-            pl.col("province").alias("REGION"),
+        loans=book.with_columns(
+            product=pl.lit("revolving_credit"), annual_rate=pl.lit(_ANNUAL_RATE)
         ),
-        pool_assets=writer.cutoff_additions(SOURCE, book["loan_id"], pool_id, cutoff),
         tape=partial(_tape, book, state),
         advance=partial(_advance, state, rng),
         deal=_deal(pool_id, cutoff, int(state["balance"].sum())),

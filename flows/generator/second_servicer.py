@@ -54,13 +54,18 @@ def _amount(column: str) -> pl.Expr:
     )
 
 
-def _slash_date(day: pl.Expr) -> pl.Expr:
-    return day.dt.strftime("%Y/%m/%d")
+def _percent(column: str) -> pl.Expr:
+    """A rate as this servicer writes it: a percentage with no trailing zeros (10.95%)."""
+    return pl.concat_str(
+        (pl.col(column) * 100).cast(pl.String).str.strip_chars_end("0").str.strip_suffix("."),
+        pl.lit("%"),
+    )
 
 
 def _draw_loans(rng: np.random.Generator, n: int, cutoff: date, year: int) -> pl.DataFrame:
     mapping = yaml.safe_load(MAPPING.read_text(encoding="utf-8"))
-    provinces = sorted(mapping["datasets"]["loans"]["values"]["province"])
+    codes = mapping["datasets"]["loans"]["values"]["province"]
+    provinces = sorted(codes)
     seasoning = rng.integers(35, 200, n)
     principal = rng.integers(10, 300, n) * 10_000
     rate_bp = rng.integers(700, 1800, n)
@@ -79,7 +84,7 @@ def _draw_loans(rng: np.random.Generator, n: int, cutoff: date, year: int) -> pl
             "annual_rate": [Decimal(int(b)) / Decimal(10_000) for b in rate_bp],
             "term_months": term.astype(np.int32),
             "repayment_method": ["equal_principal"] * n,
-            "region_name": region,
+            "province": [codes[name] for name in region],
         }
     ).with_columns(pl.col("origination_date").dt.offset_by("1mo").alias("first_due_date"))
 
@@ -197,25 +202,7 @@ def write_second_servicer(landing: writer.ServicerLanding, *, loans: int) -> wri
     return writer.write_servicer_delivery(
         landing,
         SOURCE,
-        loans=book.select(
-            pl.col("loan_id").alias("借据号"),
-            pl.col("borrower_id").alias("客户号"),
-            pl.lit("现金贷").alias("产品"),
-            _slash_date(pl.col("origination_date")).alias("放款日"),
-            _slash_date(pl.col("first_due_date")).alias("首期还款日"),
-            _amount("principal").alias("合同金额"),
-            pl.concat_str(
-                (pl.col("annual_rate") * 100)
-                .cast(pl.String)
-                .str.strip_chars_end("0")
-                .str.strip_suffix("."),
-                pl.lit("%"),
-            ).alias("年化利率"),
-            pl.col("term_months").alias("期限"),
-            pl.lit("等额本金").alias("还款方式"),
-            pl.col("region_name").alias("地区"),
-        ),
-        pool_assets=writer.cutoff_additions(SOURCE, book["loan_id"], pool_id, cutoff),
+        loans=book.with_columns(_amount("principal"), _percent("annual_rate").alias("annual_rate")),
         tape=partial(_tape_rows, book, state),
         advance=partial(_advance, book, schedules, state, rng),
         deal=_deal(pool_id, cutoff, int(state["balance"].sum())),

@@ -199,20 +199,33 @@ def _mapped(source: str, dataset: str) -> dict[str, Any]:
     return entry
 
 
-def cutoff_additions(source: str, loan_ids: pl.Series, pool_id: str, cutoff: date) -> pl.DataFrame:
-    """The pool's additions at the cut-off in the columns, codes and date format that
-    ``source``'s mapping file translates from.
+def servicer_file(source: str, dataset: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` as ``source`` delivers ``dataset``, as its mapping file reads it back.
+
+    ``frame`` has the canonical columns and codes, its amounts and rates already written
+    as the servicer writes them; the file has the servicer's codes for every value its
+    mapping translates, dates in its date format, and its columns in its mapping's order.
     """
-    mapped = _mapped(source, "pool_assets")
-    name = {canonical: column for column, canonical in mapped["columns"].items()}
-    code = {field: {v: k for k, v in codes.items()} for field, codes in mapped["values"].items()}
-    return pl.DataFrame({name["loan_id"]: loan_ids}).select(
-        pl.lit(pool_id).alias(name["pool_id"]),
-        name["loan_id"],
-        pl.lit(cutoff.strftime(mapped["date_format"])).alias(name["event_date"]),
-        pl.lit(code["event"]["added"]).alias(name["event"]),
-        pl.lit(code["reason"]["cutoff"]).alias(name["reason"]),
+    mapped = _mapped(source, dataset)
+    codes = {
+        field: {canonical: code for code, canonical in translation.items()}
+        for field, translation in mapped.get("values", {}).items()
+    }
+    return frame.with_columns(
+        *(pl.col(field).replace_strict(code) for field, code in codes.items()),
+        pl.col(pl.Date).dt.strftime(mapped["date_format"]),
+    ).select(pl.col(canonical).alias(column) for column, canonical in mapped["columns"].items())
+
+
+def cutoff_additions(source: str, loan_ids: pl.Series, pool_id: str, cutoff: date) -> pl.DataFrame:
+    """The pool's additions at the cut-off as ``source`` delivers them (:func:`servicer_file`)."""
+    additions = pl.DataFrame({"loan_id": loan_ids}).with_columns(
+        pool_id=pl.lit(pool_id),
+        event_date=pl.lit(cutoff),
+        event=pl.lit("added"),
+        reason=pl.lit("cutoff"),
     )
+    return servicer_file(source, "pool_assets", additions)
 
 
 _TAPE_TOTALS: Final = {
@@ -241,7 +254,6 @@ def write_servicer_delivery(
     source: str,
     *,
     loans: pl.DataFrame,
-    pool_assets: pl.DataFrame,
     tape: Callable[[date], pl.DataFrame],
     advance: Callable[[date], None],
     deal: dict[str, Any],
@@ -249,19 +261,24 @@ def write_servicer_delivery(
 ) -> ServicerPool:
     """Write what a further servicer delivers, in its own columns and text encoding.
 
-    At the cut-off ``loans.<source>.csv`` and ``pool_assets.<source>.csv``; at every
-    month-end of the window ``loan_tape.<source>.csv``; its mapping in ``mappings/`` and
-    the pool's deal in ``deals/``.
+    At the cut-off ``loans.<source>.csv`` and ``pool_assets.<source>.csv`` (every loan
+    added to the deal's pool); at every month-end of the window ``loan_tape.<source>.csv``;
+    its mapping in ``mappings/`` and the pool's deal in ``deals/``.
 
     Args:
+        loans: The loans delivered at the cut-off, as :func:`servicer_file` takes them.
         tape: The tape rows of the simulated pool as it stands at a month-end.
         advance: Moves the simulated pool on to a month-end (called for each after the
             cut-off, in order, before its tape).
     """
     out = landing.out
     folder = out / landing.cutoff.isoformat()
-    write_servicer_csv(folder / f"loans.{source}.csv", loans, encoding)
-    write_servicer_csv(folder / f"pool_assets.{source}.csv", pool_assets, encoding)
+    pool_id = str(deal["pool_id"])
+    write_servicer_csv(
+        folder / f"loans.{source}.csv", servicer_file(source, "loans", loans), encoding
+    )
+    additions = cutoff_additions(source, loans["loan_id"], pool_id, landing.cutoff)
+    write_servicer_csv(folder / f"pool_assets.{source}.csv", additions, encoding)
     rows = 0
     for i, as_of in enumerate(landing.month_ends()):
         if i:
@@ -274,7 +291,6 @@ def write_servicer_delivery(
     mapping = servicer_mapping(source)
     (out / "mappings").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mapping, out / "mappings" / mapping.name)
-    pool_id = str(deal["pool_id"])
     write_deal(out, pool_id, deal)
     return ServicerPool(pool_id=pool_id, loans=loans.height, tape_rows=rows)
 
