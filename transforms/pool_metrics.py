@@ -129,18 +129,9 @@ def annualise_rate(monthly: float, name: str = "monthly rate") -> float:
 
 
 def deannualise_rate(annual: float, name: str = "annual rate") -> float:
-    """De-annualise a rate (CPR or CDR): ``1 - (1 - annual)^(1/12)``.
-
-    Args:
-        annual: The annualised rate as a fraction.
-        name: What the rate is, for the error message.
-
-    Returns:
-        The monthly rate (SMM or MDR) as a fraction.
-
-    Raises:
-        ValueError: If ``annual`` is outside ``[0, 1]``.
-    """
+    """The inverse of :func:`annualise_rate`: ``1 - (1 - annual)^(1/12)``, the monthly rate
+    (SMM or MDR) of an annualised one (CPR or CDR), both as fractions; ``name`` names the
+    rate in the error raised when ``annual`` is outside ``[0, 1]``."""
     _check_unit_interval(name, annual)
     return 1.0 - math.pow(1.0 - annual, 1.0 / MONTHS_PER_YEAR)
 
@@ -1144,23 +1135,13 @@ def pool_performance(
 ) -> pl.LazyFrame:
     """Period and cumulative performance per pool and period end.
 
-    Args:
-        snapshots: ``schema.LOAN_SNAPSHOTS`` rows, including each cut-off date.
-        period_ends: Month-end dates to report.
-        cutoffs: Cut-off date per pool_id; pools not listed are left out.
-        denominator: Cumulative default denominator (see
-            :func:`cumulative_performance`).
-        flows: Their :func:`pool_flows` with the same arguments, when already
-            computed.
+    Takes the arguments of :func:`cumulative_performance` and raises as it does.
 
     Returns:
         Columns ``pool_id``, ``period_end``, the opening-cohort amounts
         (:data:`COHORT_MONEY`), ``smm``, ``cpr``, ``mdr``, ``cdr``, ``payment_rate`` (from
         :func:`with_period_rates`) and every
         column of :func:`cumulative_performance`.
-
-    Raises:
-        ValueError: If a period end is not a month-end or ``denominator`` is unknown.
     """
     flows = _flows_or(flows, snapshots, period_ends, cutoffs)
     rates = with_period_rates(

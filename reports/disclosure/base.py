@@ -36,6 +36,7 @@ from reports.layout import (
     Section,
     Table,
     not_computed,
+    present,
     report_texts,
     table,
 )
@@ -195,6 +196,13 @@ class Report:
 
     def missing(self, number: int, key: str) -> Section:
         return not_computed(number, key, self.t(f"s{number}.title"), self.t("not_computed"))
+
+    def built_from(
+        self, metrics: Mapping[str, Any], number: int, key: str, build: Callable[[Any], Section]
+    ) -> Section:
+        """Section ``number`` built from ``metrics[key]``, 'not computed' where that is absent."""
+        part = metrics.get(key)
+        return build(part) if present(part) else self.missing(number, key)
 
     def percent_chart(
         self,

@@ -24,17 +24,7 @@ from reports.disclosure.base import (
     bucket_shares,
 )
 from reports.formatting import rate_to_decimal, to_decimal
-from reports.layout import (
-    Row,
-    Section,
-    Table,
-    Unavailable,
-    present,
-    require,
-    row,
-    section,
-    table,
-)
+from reports.layout import Row, Section, Table, Unavailable, present, require, row, section, table
 from transforms.schema import DPD_BUCKETS
 
 
@@ -88,12 +78,9 @@ def _percent_by_period(
 
 
 def _delinquency(
-    metrics: Mapping[str, Any], history: Sequence[Mapping[str, Any]], r: Report
+    buckets: Any, metrics: Mapping[str, Any], history: Sequence[Mapping[str, Any]], r: Report
 ) -> Section:
     t, f = r.t, r.f
-    buckets: Any = metrics.get("delinquency")
-    if not present(buckets):
-        return r.missing(7, "delinquency")
     order = {name: i for i, name in enumerate(DPD_BUCKETS)}
     names = [item.get("bucket") for item in buckets]
     unknown = sorted(str(name) for name in names if name not in order)
@@ -360,7 +347,12 @@ def _prepayment(
 
 def delinquency(inputs: Inputs, r: Report) -> Section:
     """Section 7: delinquency by bucket and in M-notation."""
-    return _delinquency(inputs.metrics, inputs.history, r)
+    return r.built_from(
+        inputs.metrics,
+        7,
+        "delinquency",
+        lambda buckets: _delinquency(buckets, inputs.metrics, inputs.history, r),
+    )
 
 
 def default_loss_recovery(inputs: Inputs, r: Report) -> Section:

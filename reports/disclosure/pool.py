@@ -175,11 +175,8 @@ def _purchased_beside_pool(metrics: Mapping[str, Any], r: Report) -> Table:
 
 
 # -- 4 -------------------------------------------------------------------------------------
-def _collections(metrics: Mapping[str, Any], r: Report) -> Section:
+def _collections(collections: Any, metrics: Mapping[str, Any], r: Report) -> Section:
     t, f = r.t, r.f
-    collections: Any = metrics.get("collections")
-    if not present(collections):
-        return r.missing(4, "collections")
     amounts: dict[str, Decimal | Unavailable] = {
         key: _collected(collections, key)
         for key in ("principal", "interest", "fees", "recoveries", "total")
@@ -347,11 +344,8 @@ def _waterfall(steps: Sequence[Mapping[str, Any]], r: Report) -> Table:
 
 
 # -- 5 -------------------------------------------------------------------------------------
-def _characteristics(metrics: Mapping[str, Any], r: Report) -> Section:
+def _characteristics(characteristics: Any, metrics: Mapping[str, Any], r: Report) -> Section:
     t, f = r.t, r.f
-    characteristics: Any = metrics.get("characteristics")
-    if not present(characteristics):
-        return r.missing(5, "characteristics")
     formatters: tuple[tuple[str, Callable[[Any], str]], ...] = (
         ("wac", lambda v: f.rate(v, 2)),
         ("wam_months", lambda v: f.number(v, 1)),
@@ -590,12 +584,16 @@ def pool_section(inputs: Inputs, r: Report) -> Section:
 
 def collections(inputs: Inputs, r: Report) -> Section:
     """Section 4: collections, expenses and accounts."""
-    return _collections(inputs.metrics, r)
+    return r.built_from(
+        inputs.metrics, 4, "collections", lambda part: _collections(part, inputs.metrics, r)
+    )
 
 
 def characteristics(inputs: Inputs, r: Report) -> Section:
     """Section 5: pool characteristics."""
-    return _characteristics(inputs.metrics, r)
+    return r.built_from(
+        inputs.metrics, 5, "characteristics", lambda part: _characteristics(part, inputs.metrics, r)
+    )
 
 
 def stratifications(inputs: Inputs, r: Report) -> Section:
