@@ -185,10 +185,8 @@ def _deal_failures(frame: str) -> pl.DataFrame:
 
 
 def performance_rules(deal: DealTerms) -> PerformanceRules:
-    d = deal.definitions
-    return PerformanceRules(
-        default_dpd=d.default_dpd,
-        charge_off_dpd=d.charge_off_dpd,
-        tolerance_fen=d.dpd_tolerance,
-        advance_payment_days=d.advance_payment_days,
+    """The deal's definitions the engine applies (its DPD tolerance is in fen)."""
+    shared = deal.definitions.model_dump(
+        include={"default_dpd", "charge_off_dpd", "advance_payment_days"}
     )
+    return PerformanceRules(**shared, tolerance_fen=deal.definitions.dpd_tolerance)

@@ -833,14 +833,7 @@ def outcome_frames(pool_id: str, outcomes: Sequence[PeriodOutcome]) -> Waterfall
                 {
                     "pool_id": pool_id,
                     "period_end": outcome.period_end,
-                    "period_number": outcome.period_number,
-                    "name": result.name,
-                    "metric": result.metric,
-                    "comparison": result.comparison,
-                    "consequence": result.consequence,
-                    "threshold": result.threshold,
-                    "actual": result.actual,
-                    "breached": result.breached,
+                    **asdict(result),
                     # The consequence binds from the breach period; "in effect" says
                     # whether this period's payments followed it.
                     "in_effect": (in_effect or outcome.early_amortisation_breach)
