@@ -118,6 +118,14 @@ class Texts:
     def __call__(self, key: str, **values: str) -> str:
         return self._labels[key].format(**values) if values else self._labels[key]
 
+    def text_columns(self, *keys: str) -> list[tuple[str, bool]]:
+        """Table columns of text, headed by the texts of ``keys``."""
+        return [(self(key), False) for key in keys]
+
+    def number_columns(self, *keys: str) -> list[tuple[str, bool]]:
+        """Table columns of figures (aligned right), headed by the texts of ``keys``."""
+        return [(self(key), True) for key in keys]
+
     def get(self, key: str, default: str, **values: str) -> str:
         """The text of ``key``, or ``default`` when there is none."""
         return self(key, **values) if key in self._labels else default

@@ -162,18 +162,11 @@ def build_context(
             )
         )
     columns = [
-        (t("deal"), False),
-        (t("pool"), False),
-        (t("period"), False),
+        *t.text_columns("deal", "pool", "period"),
         (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
-        (t("pool_factor"), True),
-        (t("loans"), True),
-        (t("wac"), True),
-        (t("dpd30"), True),
-        (t("dpd90"), True),
-        (t("cpr"), True),
-        (t("cdr"), True),
-        (t("cumulative_default_rate"), True),
+        *t.number_columns(
+            "pool_factor", "loans", "wac", "dpd30", "dpd90", "cpr", "cdr", "cumulative_default_rate"
+        ),
     ]
     links: list[Link] = [
         {

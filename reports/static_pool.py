@@ -130,13 +130,9 @@ def build_context(
             )
         )
     columns = [
-        (t("col.period"), False),
+        *t.text_columns("col.period"),
         (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
-        (t("pool_factor"), True),
-        (t("dpd30"), True),
-        (t("cpr"), True),
-        (t("cdr"), True),
-        (t("cumulative_default_rate"), True),
+        *t.number_columns("pool_factor", "dpd30", "cpr", "cdr", "cumulative_default_rate"),
     ]
     history_section = (
         section(2, "history", t("history_title"), [table(t("history_caption"), columns, rows)])

@@ -188,12 +188,9 @@ def _triggers(metrics: Mapping[str, Any], deal: DealView, period_number: int, r:
             )
         rows.append(row(shown, *cells))
     columns = [
-        (t("s12.name"), False),
-        (t("s12.test"), False),
-        (t("s12.threshold"), True),
-        (t("s12.actual"), True),
-        (t("s12.status"), False),
-        (t("s12.consequence"), False),
+        *t.text_columns("s12.name", "s12.test"),
+        *t.number_columns("s12.threshold", "s12.actual"),
+        *t.text_columns("s12.status", "s12.consequence"),
     ]
     if with_effect:
         columns.append((t("s12.in_effect"), False))

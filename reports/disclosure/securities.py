@@ -62,16 +62,17 @@ def _notes_issued(deal: DealView, r: Report) -> Table:
         for tranche in deal.tranches
     ]
     columns = [
-        (t("s2.class"), False),
-        (t("s2.code"), False),
-        (t("s2.short_name"), False),
-        (t("s2.kind"), False),
-        (t("s2.rating_initial"), False),
-        (t("s2.rating_current"), False),
-        (t("s2.rating_agency"), False),
-        (t("s2.coupon"), True),
-        (t("s2.interest_start"), False),
-        (t("s2.expected_maturity"), False),
+        *t.text_columns(
+            "s2.class",
+            "s2.code",
+            "s2.short_name",
+            "s2.kind",
+            "s2.rating_initial",
+            "s2.rating_current",
+            "s2.rating_agency",
+        ),
+        *t.number_columns("s2.coupon"),
+        *t.text_columns("s2.interest_start", "s2.expected_maturity"),
         (r.c("s2.original_balance"), True),
     ]
     return table(t("s2.notes_caption"), columns, rows)
