@@ -991,8 +991,7 @@ def _pool_events(book: pl.LazyFrame, pool_assets: pl.LazyFrame) -> pl.LazyFrame:
     added = pl.col("event") == "added"
     return (
         pool_assets.select(
-            pl.col("loan_id").cast(pl.String),
-            pl.col("pool_id").cast(pl.String),
+            pl.col("loan_id", "pool_id").cast(pl.String),
             _day("event_date").alias("day"),
             pl.col("event").cast(pl.String),
         )
