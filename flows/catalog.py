@@ -58,6 +58,16 @@ SNAPSHOT_FOLDERS = ("staged", "quarantine", "curated", "marts", "state")
 """The data outputs a rollback restores (``flows.state``); reports are versioned instead."""
 
 
+class _StateFile:
+    """A file under the data root's ``state/`` folder, read as an attribute of a catalog."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, catalog: Catalog, _owner: type[Catalog] | None = None) -> Path:
+        return catalog.root / "state" / self.name
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Dataset locations under one data root."""
@@ -258,31 +268,17 @@ class Catalog:
         folder = self.root / "runs"
         return sorted(folder.glob(f"*{FAILURE_SUFFIX}")) if folder.is_dir() else []
 
-    # -- orchestration state -----------------------------------------------------------
-    @property
-    def business_date_state(self) -> Path:
-        """Per business date: the input key it was processed with, its run id and outcome."""
-        return self.root / "state" / "business_dates.json"
-
-    @property
-    def curate_state(self) -> Path:
-        """What the curated datasets were built from."""
-        return self.root / "state" / "curate.json"
-
-    @property
-    def metrics_marts_state(self) -> Path:
-        """What the marts on disk were computed from."""
-        return self.root / "state" / "metrics_marts.json"
-
-    @property
-    def file_hashes_state(self) -> Path:
-        """The sha256 of every file hashed so far, with the size and mtime it was taken at."""
-        return self.root / "state" / "file_hashes.json"
-
-    @property
-    def data_root_lock(self) -> Path:
-        """Held by the run that is writing under this data root."""
-        return self.root / "state" / "data-root.lock"
+    # -- orchestration state: one file each under state/ ---------------------------------
+    # business_dates.json: per business date, the input key it was processed with, its run
+    # id and outcome; curate.json: what the curated datasets were built from;
+    # metrics_marts.json: what the marts on disk were computed from; file_hashes.json: the
+    # sha256 of every file hashed so far, with the size and mtime it was taken at;
+    # data-root.lock: held by the run that is writing under this data root.
+    business_date_state = _StateFile("business_dates.json")
+    curate_state = _StateFile("curate.json")
+    metrics_marts_state = _StateFile("metrics_marts.json")
+    file_hashes_state = _StateFile("file_hashes.json")
+    data_root_lock = _StateFile("data-root.lock")
 
     # -- deliveries, versions, snapshots (publication gate) ------------------------------
     def delivery_manifest(self, business_date: date) -> Path:
