@@ -59,7 +59,7 @@ def _percent(column: str) -> pl.Expr:
     return pl.concat_str(
         (pl.col(column) * 100).cast(pl.String).str.strip_chars_end("0").str.strip_suffix("."),
         pl.lit("%"),
-    )
+    ).alias(column)
 
 
 def _draw_loans(rng: np.random.Generator, n: int, cutoff: date, year: int) -> pl.DataFrame:
@@ -202,7 +202,7 @@ def write_second_servicer(landing: writer.ServicerLanding, *, loans: int) -> wri
     return writer.write_servicer_delivery(
         landing,
         SOURCE,
-        loans=book.with_columns(_amount("principal"), _percent("annual_rate").alias("annual_rate")),
+        loans=book.with_columns(_amount("principal"), _percent("annual_rate")),
         tape=partial(_tape_rows, book, state),
         advance=partial(_advance, book, schedules, state, rng),
         deal=_deal(pool_id, cutoff, int(state["balance"].sum())),
