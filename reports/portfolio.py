@@ -14,7 +14,12 @@ from typing import Any, Final
 
 from reports.deal_view import DealView, local_name
 from reports.disclosure import DPD30, DPD90, delinquency_share
-from reports.disclosure.source import hidden_figures, mask
+from reports.disclosure.source import (
+    PERFORMANCE_RATES,
+    mask,
+    not_applicable_reasons,
+    rate_cells,
+)
 from reports.formatting import (
     NOT_AVAILABLE,
     check_locale,
@@ -37,8 +42,6 @@ from reports.layout import (
 from reports.sources import check_href
 
 REPORT: Final = "portfolio"
-PERFORMANCE_FIGURES: Final = (("cpr", 2), ("cdr", 2), ("cumulative_default_rate", 4))
-"""The performance columns of the overview, with their decimals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +112,8 @@ def build_context(
     for item in ordered:
         # A figure the pool's source cannot give, or that does not apply to it, is no 0.
         doc = mask(item.metrics)
-        hidden = hidden_figures(doc)
         pool = doc.get("pool") or {}
         characteristics = doc.get("characteristics") or {}
-        performance = doc.get("performance") or {}
         name = local_name(item.deal, locale)
         closing = pool.get("closing_balance")
         shares = {
@@ -131,23 +132,17 @@ def build_context(
                 f.rate(shares["wac"], 2),
                 f.rate(shares["dpd30"], 2),
                 f.rate(shares["dpd90"], 2),
-                *(
-                    t("not_applicable")
-                    if f"performance.{key}" in hidden
-                    else f.rate(performance.get(key), places)
-                    for key, places in PERFORMANCE_FIGURES
-                ),
+                *rate_cells(doc, PERFORMANCE_RATES, f, t("not_applicable")),
             )
         )
         not_applicable.extend(
             t(
                 "not_applicable_note",
                 pool=item.deal.pool_id,
-                figure=t(key),
-                reason=reasons.get(f"hidden.performance.{key}", hidden[f"performance.{key}"]),
+                figure=t(key.removeprefix("performance.")),
+                reason=reason,
             )
-            for key, _ in PERFORMANCE_FIGURES
-            if f"performance.{key}" in hidden
+            for key, reason in not_applicable_reasons(doc, PERFORMANCE_RATES, reasons).items()
         )
         if doc.get("currency") != currency or closing is None:
             continue
