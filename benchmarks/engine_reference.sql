@@ -2,8 +2,12 @@
 -- loan-level computation as transforms/performance.py, written independently in SQL
 -- from DOMAIN.md's definitions, for one run from nothing with one set of rules.
 --
--- Loans are numbered (k) before anything else, so every window, join and group works
--- on integers; the text loan_id is joined back at the end. Four tables are kept (the
+-- Loans are numbered (k) before anything else, so every window, join, group and the
+-- final sort work on integers; the text loan_id is joined back at the end. Sums of fen
+-- are cast back to BIGINT (DuckDB sums BIGINT into 128-bit HUGEINT, which costs in
+-- every later window, join and sort and would be written to Parquet as DOUBLE), and the
+-- two as-of joins for purchase and removal days read only the day rows of loans that
+-- have one. Four tables are kept (the
 -- book, the schedule, the day rows and the pool membership: each is read by several
 -- later steps); everything else is a CTE.
 --
@@ -18,8 +22,8 @@ FROM read_parquet('{folder}/loans/*.parquet');
 -- Schedule: cumulative principal and amount due by instalment.
 CREATE TEMP TABLE sched AS
 SELECT b.k, s.instalment_no, s.due_date AS due, s.principal_due + s.interest_due AS amount,
-       SUM(s.principal_due) OVER w AS cum_pdue,
-       SUM(s.principal_due + s.interest_due) OVER w AS cum_due,
+       (SUM(s.principal_due) OVER w)::BIGINT AS cum_pdue,
+       (SUM(s.principal_due + s.interest_due) OVER w)::BIGINT AS cum_due,
        COUNT(*) OVER (PARTITION BY b.k) AS instalments,
        MAX(s.due_date) OVER (PARTITION BY b.k) AS final_due
 FROM read_parquet('{folder}/schedules/*.parquet') s JOIN book b ON s.loan_id = b.lid
@@ -35,7 +39,7 @@ WITH ev AS (
          LEAST(GREATEST(e.raw - e.p, 0), e.lp) AS c_before, COALESCE(s.cum_pdue, 0) AS d
   FROM (
     SELECT k, lp, day, rev, n, p, i, f,
-           SUM(p) OVER (PARTITION BY k ORDER BY n ROWS UNBOUNDED PRECEDING) AS raw
+           (SUM(p) OVER (PARTITION BY k ORDER BY n ROWS UNBOUNDED PRECEDING))::BIGINT AS raw
     FROM (
       SELECT b.k, b.lp, r.value_date AS day, r.kind = 'reversal' AS rev,
              ROW_NUMBER() OVER (PARTITION BY b.k ORDER BY r.value_date, r.repayment_id) AS n,
@@ -76,14 +80,16 @@ WITH ev AS (
                                    ROWS UNBOUNDED PRECEDING)) AS u
   FROM seg LEFT JOIN walk ON walk.k = seg.k AND walk.sg = seg.sg
 ), cash AS (
-  SELECT k, day, lp, SUM(p) AS p, SUM(p + i) AS cash, SUM(i) AS i, SUM(f) AS f,
-         SUM(paid) AS paid, SUM(paid - unsched) AS sched, SUM(unsched) AS unsched
+  SELECT k, day, lp, SUM(p)::BIGINT AS p, SUM(p + i)::BIGINT AS cash, SUM(i)::BIGINT AS i,
+         SUM(f)::BIGINT AS f, SUM(paid)::BIGINT AS paid, SUM(paid - unsched)::BIGINT AS sched,
+         SUM(unsched)::BIGINT AS unsched
   FROM (SELECT *, u - LAG(u, 1, 0) OVER (PARTITION BY k ORDER BY n) AS unsched FROM split)
   GROUP BY k, day, lp
   UNION ALL
   SELECT k, DATE '1900-01-01', lp, 0, 0, 0, 0, 0, 0, 0 FROM book
 ), running AS (
-  SELECT *, LEAST(GREATEST(SUM(p) OVER w, 0), lp) AS cum_paid, SUM(cash) OVER w AS cum_cash,
+  SELECT *, LEAST(GREATEST((SUM(p) OVER w)::BIGINT, 0), lp) AS cum_paid,
+         (SUM(cash) OVER w)::BIGINT AS cum_cash,
          LEAD(day) OVER (PARTITION BY k ORDER BY day) AS next_day
   FROM cash WINDOW w AS (PARTITION BY k ORDER BY day ROWS UNBOUNDED PRECEDING)
 ), unpaid AS (
@@ -111,12 +117,12 @@ WITH ev AS (
   SELECT *, default_day IS NULL OR day <= default_day AS perf FROM marked
 )
 SELECT k, day, repaid, oldest_unpaid, cum_paid, default_day, charge_off_day,
-  SUM(CASE WHEN perf THEN sched ELSE 0 END) OVER w AS c_sched,
-  SUM(CASE WHEN perf THEN unsched ELSE 0 END) OVER w AS c_unsched,
-  SUM(CASE WHEN perf THEN i ELSE 0 END) OVER w AS c_interest,
-  SUM(CASE WHEN perf THEN f ELSE 0 END) OVER w AS c_fees,
-  SUM(CASE WHEN perf THEN paid ELSE 0 END) OVER w AS c_paid_perf,
-  SUM(CASE WHEN perf THEN 0 ELSE paid + i + f END) OVER w AS c_recoveries,
+  (SUM(CASE WHEN perf THEN sched ELSE 0 END) OVER w)::BIGINT AS c_sched,
+  (SUM(CASE WHEN perf THEN unsched ELSE 0 END) OVER w)::BIGINT AS c_unsched,
+  (SUM(CASE WHEN perf THEN i ELSE 0 END) OVER w)::BIGINT AS c_interest,
+  (SUM(CASE WHEN perf THEN f ELSE 0 END) OVER w)::BIGINT AS c_fees,
+  (SUM(CASE WHEN perf THEN paid ELSE 0 END) OVER w)::BIGINT AS c_paid_perf,
+  (SUM(CASE WHEN perf THEN 0 ELSE paid + i + f END) OVER w)::BIGINT AS c_recoveries,
   MAX(CASE WHEN reached THEN day END) OVER w AS zero_day
 FROM flagged WINDOW w AS (PARTITION BY k ORDER BY day ROWS UNBOUNDED PRECEDING);
 
@@ -207,12 +213,15 @@ WITH periods AS (
   SELECT p.k, p.as_of, s.cum_paid AS s_paid, s.c_sched AS s_sched, s.c_unsched AS s_unsched,
          s.c_interest AS s_interest, s.c_fees AS s_fees, s.c_recoveries AS s_recoveries
   FROM (SELECT k, as_of, start_day FROM pooled WHERE start_day IS NOT NULL) p
-  ASOF JOIN days s ON p.k = s.k AND p.start_day >= s.day
+  ASOF JOIN (SELECT * FROM days
+             WHERE k IN (SELECT k FROM pooled WHERE start_day IS NOT NULL)) s
+    ON p.k = s.k AND p.start_day >= s.day
 ), at_end AS (
   SELECT p.k, p.as_of, e.cum_paid AS e_paid, e.c_sched AS e_sched, e.c_unsched AS e_unsched,
          e.c_interest AS e_interest, e.c_fees AS e_fees, e.c_recoveries AS e_recoveries
   FROM (SELECT k, as_of, end_day FROM pooled WHERE end_day IS NOT NULL) p
-  ASOF JOIN days e ON p.k = e.k AND p.end_day >= e.day
+  ASOF JOIN (SELECT * FROM days WHERE k IN (SELECT k FROM pooled WHERE end_day IS NOT NULL)) e
+    ON p.k = e.k AND p.end_day >= e.day
 ), bounded AS (
   SELECT * FROM pooled LEFT JOIN at_start USING (k, as_of) LEFT JOIN at_end USING (k, as_of)
 ), rows AS (
@@ -266,5 +275,5 @@ FROM rows r JOIN book b USING (k)
 WHERE opening_principal > 0 OR closing_principal > 0 OR defaulted OR removed
    OR sched <> 0 OR unsched <> 0 OR interest <> 0 OR fees <> 0 OR recoveries <> 0
    OR purchased_principal <> 0
-ORDER BY as_of, b.lid
+ORDER BY as_of, k
 ) TO '{output}' (FORMAT parquet);

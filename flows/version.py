@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 
+@cache
 def code_version() -> str:
-    """The package version, plus the git commit when running from a checkout."""
+    """The package version, plus the git commit when running from a checkout.
+
+    Read once per process: the code a process runs is the code it imported,
+    whatever the checkout moves to while it runs.
+    """
     try:
         base = version("abs-pipeline")
     except PackageNotFoundError:

@@ -14,7 +14,14 @@ from typing import Any, Final
 
 from reports.deal_view import DealView, local_name
 from reports.disclosure import DPD30, DPD90, delinquency_share
+from reports.disclosure.source import (
+    PERFORMANCE_RATES,
+    mask,
+    not_applicable_reasons,
+    rate_cells,
+)
 from reports.formatting import (
+    NOT_AVAILABLE,
     check_locale,
     format_beijing_time,
     html_lang,
@@ -26,6 +33,7 @@ from reports.layout import (
     Fmt,
     Link,
     Row,
+    Unavailable,
     report_texts,
     row,
     section,
@@ -88,7 +96,9 @@ def build_context(
     if alternate_href is not None:
         check_href(alternate_href)
     t = report_texts(REPORT, locale, labels)
-    f = Fmt(locale, t("not_available"))
+    f = Fmt(locale, t("not_available"), NOT_AVAILABLE[locale])
+    # A figure that does not apply to a pool keeps the reason its disclosure states.
+    reasons = report_texts("disclosure", locale)
     ids = [item.deal.pool_id for item in pools]
     if len(set(ids)) != len(ids):
         raise ValueError("a pool is listed twice in the portfolio overview")
@@ -98,11 +108,12 @@ def build_context(
     total_loans = 0
     weighted: dict[str, Decimal] = {"wac": Decimal(0), "dpd30": Decimal(0), "dpd90": Decimal(0)}
     complete = dict.fromkeys(weighted, True)
+    not_applicable: list[str] = []
     for item in ordered:
-        doc = item.metrics
+        # A figure the pool's source cannot give, or that does not apply to it, is no 0.
+        doc = mask(item.metrics)
         pool = doc.get("pool") or {}
         characteristics = doc.get("characteristics") or {}
-        performance = doc.get("performance") or {}
         name = local_name(item.deal, locale)
         closing = pool.get("closing_balance")
         shares = {
@@ -121,10 +132,17 @@ def build_context(
                 f.rate(shares["wac"], 2),
                 f.rate(shares["dpd30"], 2),
                 f.rate(shares["dpd90"], 2),
-                f.rate(performance.get("cpr"), 2),
-                f.rate(performance.get("cdr"), 2),
-                f.rate(performance.get("cumulative_default_rate"), 4),
+                *rate_cells(doc, PERFORMANCE_RATES, f, t("not_applicable")),
             )
+        )
+        not_applicable.extend(
+            t(
+                "not_applicable_note",
+                pool=item.deal.pool_id,
+                figure=t(key.removeprefix("performance.")),
+                reason=reason,
+            )
+            for key, reason in not_applicable_reasons(doc, PERFORMANCE_RATES, reasons).items()
         )
         if doc.get("currency") != currency or closing is None:
             continue
@@ -132,7 +150,7 @@ def build_context(
         total_balance += balance
         total_loans += int(pool.get("closing_count") or 0)
         for key, value in shares.items():
-            if value is None:
+            if value is None or isinstance(value, Unavailable):
                 complete[key] = False
             else:
                 weighted[key] += rate_to_decimal(value) * balance
@@ -142,7 +160,7 @@ def build_context(
             return f.na
         return f.rate(weighted[key] / total_balance, 2)
 
-    notes = [t("total_note", currency=t.get(f"unit.{currency}", currency))]
+    notes = [t("total_note", currency=t.get(f"unit.{currency}", currency)), *not_applicable]
     if rows:
         rows.append(
             row(

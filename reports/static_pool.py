@@ -15,7 +15,8 @@ from typing import Any, Final
 from reports.charts import ChartTexts
 from reports.deal_view import DealView, local_name
 from reports.disclosure import DPD30, delinquency_share, vintage_curves
-from reports.formatting import check_locale, format_beijing_time, html_lang
+from reports.disclosure.source import PERFORMANCE_RATES, not_applicable_reasons, rate_cells
+from reports.formatting import NOT_AVAILABLE, check_locale, format_beijing_time, html_lang
 from reports.layout import (
     DocumentContext,
     Fmt,
@@ -66,7 +67,7 @@ def build_context(
     if alternate_href is not None:
         check_href(alternate_href)
     t = report_texts(REPORT, locale, labels)
-    f = Fmt(locale, t("not_available"))
+    f = Fmt(locale, t("not_available"), NOT_AVAILABLE[locale])
     currency = deal.currency
     documents = sorted(
         (doc for doc in history if doc.get("pool_id") == deal.pool_id),
@@ -115,27 +116,37 @@ def build_context(
         )
 
     rows = []
+    # A figure that does not apply to the pool keeps the reason its disclosure states.
+    reasons = report_texts("disclosure", locale)
+    not_applicable: dict[str, str] = {}
     for doc in documents:
         pool = doc.get("pool") or {}
-        performance = doc.get("performance") or {}
         rows.append(
             row(
                 str(doc["period"]),
                 f.amount(pool.get("closing_balance")),
                 f.number(pool.get("pool_factor"), 6),
                 f.rate(delinquency_share(doc, DPD30), 2),
-                f.rate(performance.get("cpr"), 2),
-                f.rate(performance.get("cdr"), 2),
-                f.rate(performance.get("cumulative_default_rate"), 4),
+                *rate_cells(doc, PERFORMANCE_RATES, f, t("not_applicable")),
             )
         )
+        not_applicable |= not_applicable_reasons(doc, PERFORMANCE_RATES, reasons)
     columns = [
         *t.text_columns("col.period"),
         (t("closing_balance", currency=t.get(f"unit.{currency}", currency)), True),
         *t.number_columns("pool_factor", "dpd30", "cpr", "cdr", "cumulative_default_rate"),
     ]
     history_section = (
-        section(2, "history", t("history_title"), [table(t("history_caption"), columns, rows)])
+        section(
+            2,
+            "history",
+            t("history_title"),
+            [table(t("history_caption"), columns, rows)],
+            notes=[
+                t("not_applicable_note", figure=t(key.removeprefix("performance.")), reason=reason)
+                for key, reason in sorted(not_applicable.items())
+            ],
+        )
         if rows
         else section(2, "history", t("history_title"), notes=[t("not_computed")], computed=False)
     )

@@ -79,6 +79,7 @@ def roll_rates(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyF
         "bucket",
         "default_date",
         pl.col("closing_principal").alias("to_balance"),
+        pl.col("outside_defaulted_principal").alias("defaulted_outside"),
     )
     left_pool = (pl.col("status") == "repurchased") | (
         pl.col("pool_at_t").is_null() | (pl.col("pool_at_t") != pl.col("pool_id"))
@@ -86,6 +87,10 @@ def roll_rates(snapshots: pl.LazyFrame, period_ends: Sequence[date]) -> pl.LazyF
     to_state = (
         pl.when(pl.col("to_balance").is_null())
         .then(pl.lit("unobserved"))
+        # A loan that left the pool performing and defaulted afterwards was
+        # removed from the pool; its default is not the pool's.
+        .when(~book & left_pool & (pl.col("defaulted_outside") > 0))
+        .then(pl.lit("removed"))
         .when(pl.col("default_date").is_not_null())
         .then(pl.lit("default"))
         .when(~book & left_pool)

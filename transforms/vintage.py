@@ -22,7 +22,7 @@ from typing import Final
 
 import polars as pl
 
-from transforms.pool_metrics import ratio
+from transforms.pool_metrics import pool_cash, ratio
 from transforms.portfolio import BOOK, POOL, previous_month_end
 
 CURVE_KEYS: Final = ["scope", "pool_id", "vintage"]
@@ -115,8 +115,12 @@ def vintage_curves(
     at_ends = snapshots.filter(pl.col("as_of_date").is_in(ends))
     scoped = [at_ends.with_columns(scope=pl.lit(BOOK), pool_id=pl.lit(None, pl.String))]
     if pool_assets is not None:
+        # The pool's own defaults and recoveries: a default after the loan
+        # left the pool is not the pool's (transforms.pool_metrics.pool_cash).
         scoped.append(
-            at_ends.filter(pl.col("pool_id").is_not_null()).with_columns(scope=pl.lit(POOL))
+            pool_cash(at_ends.filter(pl.col("pool_id").is_not_null())).with_columns(
+                scope=pl.lit(POOL)
+            )
         )
     flows = (
         pl.concat(scoped, how="vertical")

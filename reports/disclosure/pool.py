@@ -520,6 +520,7 @@ def _revolving(metrics: Mapping[str, Any], deal: DealView, r: Report) -> Section
     tables = [table(t("s10.caption"), columns, rows)]
     if present(accounts):
         tables.append(_revolving_accounts(accounts, r))
+        notes.append(t("s10.accounts_basis"))
     return section(10, "revolving", t("s10.title"), tables, notes=notes)
 
 

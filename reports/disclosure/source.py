@@ -11,9 +11,16 @@ it, so no section can print it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
-from reports.layout import UNAVAILABLE
+from reports.layout import UNAVAILABLE, Fmt, Texts
+
+PERFORMANCE_RATES: Final = (
+    ("performance.cpr", 2),
+    ("performance.cdr", 2),
+    ("performance.cumulative_default_rate", 4),
+)
+"""The rates the portfolio overview and the static-pool history print, with their decimals."""
 
 
 def data_source(metrics: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -65,3 +72,32 @@ def mask(metrics: Mapping[str, Any], *, shown_as: object = UNAVAILABLE) -> dict[
 def mask_history(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Earlier documents with the figures their own data source could not give set to None."""
     return [mask(document, shown_as=None) for document in history]
+
+
+def rate_cells(
+    metrics: Mapping[str, Any], figures: Sequence[tuple[str, int]], fmt: Fmt, not_applicable: str
+) -> list[str]:
+    """Table cells of the rates ``figures`` (``("performance.cpr", 2)``: key and decimals).
+
+    A figure that does not apply to the pool prints ``not_applicable``, one its
+    source cannot give the formatter's 'not available' mark: neither is a 0.
+    """
+    masked, hidden = mask(metrics), hidden_figures(metrics)
+    cells = []
+    for key, places in figures:
+        group, _, figure = key.partition(".")
+        value = (masked.get(group) or {}).get(figure)
+        cells.append(not_applicable if key in hidden else fmt.rate(value, places))
+    return cells
+
+
+def not_applicable_reasons(
+    metrics: Mapping[str, Any], figures: Sequence[tuple[str, int]], reasons: Texts
+) -> dict[str, str]:
+    """The ``figures`` that do not apply to the pool, each with its stated reason.
+
+    The reason is the disclosure's own text for it in ``reasons`` (the
+    disclosure's texts), else the one the document gives.
+    """
+    hidden = hidden_figures(metrics)
+    return {key: reasons.get(f"hidden.{key}", hidden[key]) for key, _ in figures if key in hidden}

@@ -188,3 +188,5 @@ def test_the_report_shows_the_drawings_in_the_roll_forward_and_the_revolving_sec
     seller = t["s10.drawings_seller_funded"].format(currency=currency)
     assert _figure(html, revolving, seller) == Decimal("200.00")
     assert t["s10.drawings_rule"] in unescape(html)
+    # The servicer-statement account figures say why they differ from the pool's.
+    assert t["s10.accounts_basis"] in unescape(html)

@@ -207,7 +207,8 @@ def test_a_revolving_pool_hides_wam_and_prepayment_with_the_reason() -> None:
         ("en", "Utilisation (balance / credit limit of open accounts)", "40.25%"),
         (
             "en",
-            "Monthly payment rate ((principal + interest + fees collected) / opening balance)",
+            "Monthly payment rate of the accounts"
+            " ((principal + interest + fees collected) / opening balance of the accounts)",
             "14.00%",
         ),
         ("en", "Accounts above their credit limit", "2"),

@@ -57,3 +57,32 @@ def test_a_pool_listed_twice_or_with_foreign_metrics_is_refused() -> None:
 def test_an_empty_portfolio_says_so() -> None:
     context = portfolio.build_context([], generated_at=GENERATED_AT, code_version="v")
     assert context["sections"][0]["notes"] == ["No pool has a reported period yet."]
+
+
+def test_a_figure_that_does_not_apply_or_is_not_delivered_is_never_printed_as_zero() -> None:
+    card = make_metrics()
+    card["performance"]["cpr"] = 0.0
+    card["characteristics"]["wac"] = 0.0
+    card["data_source"] = {
+        "hidden_sections": [
+            {
+                "section": "performance.cpr",
+                "reason": "schedule-based prepayment does not apply to revolving accounts",
+            }
+        ],
+        "not_available": ["characteristics.wac"],
+    }
+    listed = [pools()[0], portfolio.PoolLatest(make_deal(), card, "a.html")]
+    context = portfolio.build_context(listed, generated_at=GENERATED_AT, code_version="v")
+    overview = context["sections"][0]
+    table = overview["tables"][0]
+    labels = [column["label"] for column in table["columns"][1:]]
+    cells = dict(zip(labels, table["rows"][0]["cells"], strict=True))
+    assert cells["CPR"] == "not applicable"
+    assert cells["WAC"] == "not available from this source"
+    # The totals' WAC would leave the pool out: it is not computed.
+    assert dict(zip(labels, table["rows"][-1]["cells"], strict=True))["WAC"] == "not computed"
+    assert (
+        "HB-2025-1: CPR is not applicable; schedule-based prepayment does not apply"
+        " to revolving accounts." in overview["notes"]
+    )

@@ -50,3 +50,31 @@ def test_absent_vintages_are_stated_not_invented() -> None:
 
 def test_rendering_is_byte_identical() -> None:
     assert render_static_pool(build(make_vintages())) == render_static_pool(build(make_vintages()))
+
+
+def test_a_prepayment_rate_that_does_not_apply_is_marked_in_the_history() -> None:
+    history = make_history()
+    for document in history:
+        document["performance"]["cpr"] = 0.0
+        document["data_source"] = {
+            "hidden_sections": [
+                {
+                    "section": "performance.cpr",
+                    "reason": "schedule-based prepayment does not apply to revolving accounts",
+                }
+            ]
+        }
+    context = static_pool.build_context(
+        make_deal(),
+        vintages=make_vintages(),
+        history=history,
+        generated_at=GENERATED_AT,
+        provenance=PROVENANCE,
+        locale="zh_CN",
+    )
+    table = context["sections"][1]["tables"][0]
+    labels = [column["label"] for column in table["columns"][1:]]
+    assert {dict(zip(labels, r["cells"], strict=True))["CPR"] for r in table["rows"]} == {"不适用"}
+    assert context["sections"][1]["notes"] == [
+        "CPR不适用于本资产池，基于还款计划的提前还款指标不适用于循环账户。"
+    ]

@@ -76,6 +76,22 @@ class TestRollRates:
         assert pool.filter(pl.col("to_state") == "removed")["to_balance"].to_list() == [210_000]
         assert "removed" not in got.filter(pl.col("scope") == "book")["to_state"].to_list()
 
+    def test_a_default_after_leaving_the_pool_is_a_removal_in_the_pool(self) -> None:
+        # X left P performing on 10 March and defaulted on 25 March.
+        rows = [
+            snap(FEB, "X", "P", 100_000, 100_000),
+            {
+                **snap(MAR, "X", "P", 100_000, 100_000, status="repurchased", removed=100_000,
+                       default_date=date(2024, 3, 25), defaulted=100_000),
+                "outside_defaulted_principal": 100_000,
+            },
+        ]  # fmt: skip
+        got = roll_rates(frame(rows), [MAR]).filter(pl.col("count") > 0).collect()
+        assert got.select("scope", "to_state", "count").rows() == [
+            ("book", "default", 1),
+            ("pool", "removed", 1),
+        ]
+
     def test_the_matrix_is_complete(self) -> None:
         got = roll_rates(frame(ROWS), [date(2024, 3, 31)]).collect()
         per_key = got.group_by("scope", "pool_id").len()
@@ -160,4 +176,39 @@ class TestVintage:
             (date(2024, 1, 1), 2, 0.25, 0.25),
             (date(2024, 2, 1), 0, 0.0, 0.0),
             (date(2024, 2, 1), 1, 1.0, 0.8),
+        ]
+
+    def test_the_pool_curve_leaves_out_a_default_after_the_loan_left_the_pool(self) -> None:
+        loans = pl.LazyFrame(
+            {
+                "loan_id": ["A", "B"],
+                "origination_date": [date(2024, 1, 10), date(2024, 1, 20)],
+                "principal": [100_000, 300_000],
+            }
+        )
+        pool_assets = pl.LazyFrame(
+            {"pool_id": ["P", "P"], "loan_id": ["A", "B"], "event": ["added", "added"]}
+        )
+        # A left P on 5 March and defaulted on 20 March; B defaulted in P.
+        rows = [
+            snap(JAN, "A", "P", 100_000, 100_000, mob=0),
+            snap(JAN, "B", "P", 300_000, 300_000, mob=0),
+            snap(FEB, "A", "P", 100_000, 100_000),
+            snap(FEB, "B", "P", 300_000, 300_000),
+            {
+                **snap(MAR, "A", "P", 100_000, 100_000, mob=2, status="repurchased",
+                       removed=100_000, default_date=date(2024, 3, 20), defaulted=100_000),
+                "outside_defaulted_principal": 100_000,
+            },
+            snap(MAR, "B", "P", 300_000, 300_000, mob=2, status="defaulted",
+                 default_date=date(2024, 3, 2), defaulted=300_000),
+        ]  # fmt: skip
+        got = (
+            vintage_curves(frame(rows), loans, [JAN, FEB, MAR], pool_assets)
+            .filter(pl.col("as_of_date") == MAR)
+            .collect()
+        )
+        assert got.select("scope", "cumulative_defaulted_principal").rows() == [
+            ("book", 400_000),
+            ("pool", 300_000),
         ]
