@@ -252,6 +252,64 @@ def deal_checks_every_time() -> Iterator[None]:
         _remember_deal_verdicts = True
 
 
+# -- a landing batch's contract check, once per process ------------------------------------
+# Ingest checks every batch of landing rows against its contract with Great Expectations,
+# about a second a batch whatever its size. Flow tests ingest copies of the same few tapes
+# again and again, so each test process keeps the outcome of a batch it has checked, keyed
+# by the contract and the batch's content (every column and row), and hands it back when
+# the same batch comes again. A new batch (a test's own bad rows, a corrected delivery) is
+# checked for real. validate_frame reads nothing but its two arguments; a test about the
+# checking itself takes the `ingest_checks_every_time` fixture (the contract tests in
+# tests/data_contracts call the checker directly and are never answered from here).
+
+_ingest_outcomes: dict[tuple[str, str], Any] = {}
+_remember_ingest_outcomes = True
+
+
+def _batch_key(contract: Any, frame: Any) -> tuple[str, str]:
+    import hashlib
+
+    digest = hashlib.sha256(repr((frame.schema, frame.height)).encode())
+    for seed in (0, 1):  # two 64-bit hashes a row
+        digest.update(frame.hash_rows(seed=seed).to_numpy().tobytes())
+    return contract.model_dump_json(), digest.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ingest_checks_once_per_process() -> Iterator[None]:
+    import dataclasses
+
+    import polars as pl
+
+    from data_contracts.contract import Contract
+    from data_contracts.validate import ValidationOutcome, validate_frame
+    from flows import ingest
+
+    def once(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
+        if not _remember_ingest_outcomes:
+            return validate_frame(contract, frame)
+        key = _batch_key(contract, frame)
+        if key not in _ingest_outcomes:
+            _ingest_outcomes[key] = validate_frame(contract, frame)
+        kept: ValidationOutcome = _ingest_outcomes[key]
+        return dataclasses.replace(kept, rule_results=[r.copy() for r in kept.rule_results])
+
+    setattr(ingest, "validate_frame", once)  # noqa: B010 - a name it imported
+    yield
+    setattr(ingest, "validate_frame", validate_frame)  # noqa: B010
+
+
+@pytest.fixture
+def ingest_checks_every_time() -> Iterator[None]:
+    """Ingest checks every batch of this test against its contract, none remembered."""
+    global _remember_ingest_outcomes  # noqa: PLW0603
+    _remember_ingest_outcomes = False
+    try:
+        yield
+    finally:
+        _remember_ingest_outcomes = True
+
+
 # -- the code version, once per process --------------------------------------------------
 # Manifests, kept results and report footers record the code version, which asks git for
 # the commit (a process of its own) each time: thousands of times a test run. The commit
