@@ -252,32 +252,43 @@ def deal_checks_every_time() -> Iterator[None]:
         _remember_deal_verdicts = True
 
 
-# -- a landing batch's contract check, once per process ------------------------------------
+# -- a landing batch's contract check, once per test run -------------------------------------
 # Ingest checks every batch of landing rows against its contract with Great Expectations,
 # about a second a batch whatever its size. Flow tests ingest copies of the same few tapes
-# again and again, so each test process keeps the outcome of a batch it has checked, keyed
-# by the contract and the batch's content (every column and row), and hands it back when
-# the same batch comes again. A new batch (a test's own bad rows, a corrected delivery) is
-# checked for real. validate_frame reads nothing but its two arguments; a test about the
-# checking itself takes the `ingest_checks_every_time` fixture (the contract tests in
-# tests/data_contracts call the checker directly and are never answered from here).
+# again and again, so the outcome of a batch checked once is kept, keyed by the contract
+# and the batch's content (every column and row), and handed back when the same batch
+# comes again: in the process, and in a folder both xdist workers share. A new batch (a
+# test's own bad rows, a corrected delivery) is checked for real. validate_frame reads
+# nothing but its two arguments; a test about the checking itself takes the
+# `ingest_checks_every_time` fixture (the contract tests in tests/data_contracts call the
+# checker directly and are never answered from here).
 
-_ingest_outcomes: dict[tuple[str, str], Any] = {}
+_ingest_outcomes: dict[str, Any] = {}
 _remember_ingest_outcomes = True
 
 
-def _batch_key(contract: Any, frame: Any) -> tuple[str, str]:
+def _batch_key(contract: Any, frame: Any) -> str:
     import hashlib
 
-    digest = hashlib.sha256(repr((frame.schema, frame.height)).encode())
+    digest = hashlib.sha256(contract.model_dump_json().encode())
+    digest.update(repr((frame.schema, frame.height)).encode())
     for seed in (0, 1):  # two 64-bit hashes a row
         digest.update(frame.hash_rows(seed=seed).to_numpy().tobytes())
-    return contract.model_dump_json(), digest.hexdigest()
+    return digest.hexdigest()
+
+
+def shared_run_folder(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run that every xdist worker sees (the workers' bases' parent)."""
+    base = factory.getbasetemp()
+    folder = (base.parent if _WORKER else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _ingest_checks_once_per_process() -> Iterator[None]:
+def _ingest_checks_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import dataclasses
+    import pickle
 
     import polars as pl
 
@@ -285,13 +296,28 @@ def _ingest_checks_once_per_process() -> Iterator[None]:
     from data_contracts.validate import ValidationOutcome, validate_frame
     from flows import ingest
 
+    folder = shared_run_folder(tmp_path_factory, "ingest-outcomes")
+
+    def kept_outcome(key: str, contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
+        if key in _ingest_outcomes:
+            found: ValidationOutcome = _ingest_outcomes[key]
+            return found
+        path = folder / f"{key}.pickle"
+        outcome: ValidationOutcome
+        try:
+            outcome = pickle.loads(path.read_bytes())  # this run's own files
+        except FileNotFoundError:
+            outcome = validate_frame(contract, frame)
+            part = folder / f"{key}.{os.getpid()}.part"
+            part.write_bytes(pickle.dumps(outcome))
+            part.replace(path)  # whole or absent for the other worker
+        _ingest_outcomes[key] = outcome
+        return outcome
+
     def once(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
         if not _remember_ingest_outcomes:
             return validate_frame(contract, frame)
-        key = _batch_key(contract, frame)
-        if key not in _ingest_outcomes:
-            _ingest_outcomes[key] = validate_frame(contract, frame)
-        kept: ValidationOutcome = _ingest_outcomes[key]
+        kept = kept_outcome(_batch_key(contract, frame), contract, frame)
         return dataclasses.replace(kept, rule_results=[r.copy() for r in kept.rule_results])
 
     setattr(ingest, "validate_frame", once)  # noqa: B010 - a name it imported
