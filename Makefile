@@ -68,7 +68,8 @@ pdf-deps:
 TEST_WORKERS ?= 2
 
 test: $(STAMP) pdf-deps
-	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--hypothesis-profile=ci
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

@@ -28,6 +28,17 @@ for _service in ("EVENT_PERSISTER", "TRIGGERS"):
 # end-to-end pipeline test (tests/flows/test_pipeline.py) turn them on.
 os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
 
+# -- property tests' example counts ------------------------------------------------------
+# A property test whose examples each cost a pipeline stage leaves its count to the
+# profile: `make test` (and CI) load "ci", a quick feedback loop; a plain `pytest` run
+# loads "thorough". Its @example cases run under both.
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("thorough", max_examples=60)
+_hypothesis_settings.register_profile("ci", max_examples=15)
+_hypothesis_settings.load_profile("thorough")
+
 # -- shared fixtures --------------------------------------------------------------------
 # One Prefect test server and one tiny tape for the whole session (per xdist worker):
 # starting a server takes seconds, and several modules run flows against the same small
