@@ -19,9 +19,10 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-# The test server keeps flow runs, task runs (the Dask tests read them back),
-# deployments and artifacts; it leaves out the event bookkeeping no test reads (stored
-# events, automations), which costs it CPU on every flow run.
+# The test server keeps flow runs, task runs (the Dask tests read them back; `make test`,
+# which runs none of them, leaves task runs out too), deployments and artifacts; it leaves
+# out the event bookkeeping no test reads (stored events, automations), which costs it
+# CPU on every flow run.
 for _service in ("EVENT_PERSISTER", "TRIGGERS"):
     os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{_service}_ENABLED", "false")
 # Archive PDFs take seconds each: flow tests leave them out; the PDF tests and the
