@@ -51,7 +51,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -223,10 +223,44 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         cache.set(_FILE_SECONDS, dict(sorted(kept.items())))
 
 
-# -- the deal contract's verdict, once per process ---------------------------------------
+# -- results kept for the whole test run --------------------------------------------------
+# A few pure, costly checks (below) are computed once per test run: the first process to
+# need one computes it and leaves it in a folder both xdist workers see; the other reads
+# it back. Each process also keeps what it computed or read.
+
+
+def shared_run_folder(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run that every xdist worker sees (the workers' bases' parent)."""
+    base = factory.getbasetemp()
+    folder = (base.parent if _WORKER else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def kept_for_the_run(
+    folder: Path, memory: dict[str, Any], key: str, compute: Callable[[], Any]
+) -> Any:
+    """``compute()``'s value for ``key`` (a hex digest), computed once per test run."""
+    import pickle
+
+    if key in memory:
+        return memory[key]
+    path = folder / f"{key}.pickle"
+    try:
+        value = pickle.loads(path.read_bytes())  # this run's own files
+    except FileNotFoundError:
+        value = compute()
+        part = folder / f"{key}.{os.getpid()}.part"
+        part.write_bytes(pickle.dumps(value))
+        part.replace(path)  # whole or absent for the other worker
+    memory[key] = value
+    return value
+
+
+# -- the deal contract's verdict, once per test run ------------------------------------
 # Every new data root checks its deal terms against the deal contract once (seconds: a
 # Great Expectations run) and keeps the result in the root (flows.deals). Test data roots
-# are new by the hundred and hold the same few deal terms, so each test process keeps the
+# are new by the hundred and hold the same few deal terms, so the test run keeps the
 # verdict on the same terms (with the same contract and code) and hands it to the next
 # root, which still writes its kept result as a real run does. A test about the checking
 # itself takes the `deal_checks_every_time` fixture.
@@ -236,17 +270,19 @@ _remember_deal_verdicts = True
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _deal_verdicts_once_per_process() -> Iterator[None]:
+def _deal_verdicts_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import hashlib
+
     from flows import deals
 
     real = deals._deal_failures
+    folder = shared_run_folder(tmp_path_factory, "deal-verdicts")
 
     def once(frame: str) -> Any:
         if not _remember_deal_verdicts:
             return real(frame)
-        if frame not in _deal_verdicts:
-            _deal_verdicts[frame] = real(frame)
-        return _deal_verdicts[frame]
+        key = hashlib.sha256(frame.encode()).hexdigest()
+        return kept_for_the_run(folder, _deal_verdicts, key, lambda: real(frame))
 
     deals._deal_failures = once
     yield
@@ -289,18 +325,9 @@ def _batch_key(contract: Any, frame: Any) -> str:
     return digest.hexdigest()
 
 
-def shared_run_folder(factory: pytest.TempPathFactory, name: str) -> Path:
-    """A folder of this test run that every xdist worker sees (the workers' bases' parent)."""
-    base = factory.getbasetemp()
-    folder = (base.parent if _WORKER else base) / name
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _ingest_checks_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     import dataclasses
-    import pickle
 
     import polars as pl
 
@@ -310,26 +337,15 @@ def _ingest_checks_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     folder = shared_run_folder(tmp_path_factory, "ingest-outcomes")
 
-    def kept_outcome(key: str, contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
-        if key in _ingest_outcomes:
-            found: ValidationOutcome = _ingest_outcomes[key]
-            return found
-        path = folder / f"{key}.pickle"
-        outcome: ValidationOutcome
-        try:
-            outcome = pickle.loads(path.read_bytes())  # this run's own files
-        except FileNotFoundError:
-            outcome = validate_frame(contract, frame)
-            part = folder / f"{key}.{os.getpid()}.part"
-            part.write_bytes(pickle.dumps(outcome))
-            part.replace(path)  # whole or absent for the other worker
-        _ingest_outcomes[key] = outcome
-        return outcome
-
     def once(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
         if not _remember_ingest_outcomes:
             return validate_frame(contract, frame)
-        kept = kept_outcome(_batch_key(contract, frame), contract, frame)
+        kept: ValidationOutcome = kept_for_the_run(
+            folder,
+            _ingest_outcomes,
+            _batch_key(contract, frame),
+            lambda: validate_frame(contract, frame),
+        )
         return dataclasses.replace(kept, rule_results=[r.copy() for r in kept.rule_results])
 
     setattr(ingest, "validate_frame", once)  # noqa: B010 - a name it imported
