@@ -307,7 +307,8 @@ def deal_checks_every_time() -> Iterator[None]:
 # and the batch's content (every column and row), and handed back when the same batch
 # comes again: in the process, and in a folder both xdist workers share. A new batch (a
 # test's own bad rows, a corrected delivery) is checked for real. validate_frame reads
-# nothing but its two arguments; a test about the checking itself takes the
+# nothing but its two arguments; a test about the checking itself, or about running it
+# again (the byte-identical re-run in tests/flows/test_ingest.py), takes the
 # `ingest_checks_every_time` fixture (the contract tests in tests/data_contracts call the
 # checker directly and are never answered from here).
 
