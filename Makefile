@@ -65,10 +65,18 @@ pdf-deps:
 # The fast suite runs on TEST_WORKERS processes (pytest-xdist), a test file per worker at a
 # time so module fixtures are built once, the costliest files first (tests/conftest.py
 # orders them by their seconds in the last run); TEST_WORKERS=0 runs it in this process.
+# Property tests whose examples each cost a pipeline stage take their count from the
+# "ci" profile (tests/conftest.py). The fast suite reads no task runs back (the Dask tests
+# that do are slow), so its shared Prefect test server does not record them. Each test
+# process (the workers, the command lines the tests start) imports the project afresh:
+# its bytecode and pytest's rewritten test modules are kept in __pycache__ even where the
+# environment says not to write bytecode (PYTHONDONTWRITEBYTECODE), seconds a process.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) pdf-deps
-	$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED=false PYTHONDONTWRITEBYTECODE= \
+		$(BIN)/python -m pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--hypothesis-profile=ci
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

@@ -19,14 +19,26 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-# The test server keeps flow runs, task runs (the Dask tests read them back),
-# deployments and artifacts; it leaves out the event bookkeeping no test reads (stored
-# events, automations), which costs it CPU on every flow run.
+# The test server keeps flow runs, task runs (the Dask tests read them back; `make test`,
+# which runs none of them, leaves task runs out too), deployments and artifacts; it leaves
+# out the event bookkeeping no test reads (stored events, automations), which costs it
+# CPU on every flow run.
 for _service in ("EVENT_PERSISTER", "TRIGGERS"):
     os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{_service}_ENABLED", "false")
 # Archive PDFs take seconds each: flow tests leave them out; the PDF tests and the
 # end-to-end pipeline test (tests/flows/test_pipeline.py) turn them on.
 os.environ["ABS_PIPELINE_ARCHIVE_PDF"] = "false"
+
+# -- property tests' example counts ------------------------------------------------------
+# A property test whose examples each cost a pipeline stage leaves its count to the
+# profile: `make test` (and CI) load "ci", a quick feedback loop; a plain `pytest` run
+# loads "thorough". Its @example cases run under both.
+
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("thorough", max_examples=60)
+_hypothesis_settings.register_profile("ci", max_examples=15)
+_hypothesis_settings.load_profile("thorough")
 
 # -- shared fixtures --------------------------------------------------------------------
 # One Prefect test server and one tiny tape for the whole session (per xdist worker):
@@ -39,7 +51,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -211,10 +223,44 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         cache.set(_FILE_SECONDS, dict(sorted(kept.items())))
 
 
-# -- the deal contract's verdict, once per process ---------------------------------------
+# -- results kept for the whole test run --------------------------------------------------
+# A few pure, costly checks (below) are computed once per test run: the first process to
+# need one computes it and leaves it in a folder both xdist workers see; the other reads
+# it back. Each process also keeps what it computed or read.
+
+
+def shared_run_folder(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run that every xdist worker sees (the workers' bases' parent)."""
+    base = factory.getbasetemp()
+    folder = (base.parent if _WORKER else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def kept_for_the_run(
+    folder: Path, memory: dict[str, Any], key: str, compute: Callable[[], Any]
+) -> Any:
+    """``compute()``'s value for ``key`` (a hex digest), computed once per test run."""
+    import pickle
+
+    if key in memory:
+        return memory[key]
+    path = folder / f"{key}.pickle"
+    try:
+        value = pickle.loads(path.read_bytes())  # this run's own files
+    except FileNotFoundError:
+        value = compute()
+        part = folder / f"{key}.{os.getpid()}.part"
+        part.write_bytes(pickle.dumps(value))
+        part.replace(path)  # whole or absent for the other worker
+    memory[key] = value
+    return value
+
+
+# -- the deal contract's verdict, once per test run ------------------------------------
 # Every new data root checks its deal terms against the deal contract once (seconds: a
 # Great Expectations run) and keeps the result in the root (flows.deals). Test data roots
-# are new by the hundred and hold the same few deal terms, so each test process keeps the
+# are new by the hundred and hold the same few deal terms, so the test run keeps the
 # verdict on the same terms (with the same contract and code) and hands it to the next
 # root, which still writes its kept result as a real run does. A test about the checking
 # itself takes the `deal_checks_every_time` fixture.
@@ -224,17 +270,19 @@ _remember_deal_verdicts = True
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _deal_verdicts_once_per_process() -> Iterator[None]:
+def _deal_verdicts_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import hashlib
+
     from flows import deals
 
     real = deals._deal_failures
+    folder = shared_run_folder(tmp_path_factory, "deal-verdicts")
 
     def once(frame: str) -> Any:
         if not _remember_deal_verdicts:
             return real(frame)
-        if frame not in _deal_verdicts:
-            _deal_verdicts[frame] = real(frame)
-        return _deal_verdicts[frame]
+        key = hashlib.sha256(frame.encode()).hexdigest()
+        return kept_for_the_run(folder, _deal_verdicts, key, lambda: real(frame))
 
     deals._deal_failures = once
     yield
@@ -250,6 +298,71 @@ def deal_checks_every_time() -> Iterator[None]:
         yield
     finally:
         _remember_deal_verdicts = True
+
+
+# -- a landing batch's contract check, once per test run -------------------------------------
+# Ingest checks every batch of landing rows against its contract with Great Expectations,
+# about a second a batch whatever its size. Flow tests ingest copies of the same few tapes
+# again and again, so the outcome of a batch checked once is kept, keyed by the contract
+# and the batch's content (every column and row), and handed back when the same batch
+# comes again: in the process, and in a folder both xdist workers share. A new batch (a
+# test's own bad rows, a corrected delivery) is checked for real. validate_frame reads
+# nothing but its two arguments; a test about the checking itself, or about running it
+# again (the byte-identical re-run in tests/flows/test_ingest.py), takes the
+# `ingest_checks_every_time` fixture (the contract tests in tests/data_contracts call the
+# checker directly and are never answered from here).
+
+_ingest_outcomes: dict[str, Any] = {}
+_remember_ingest_outcomes = True
+
+
+def _batch_key(contract: Any, frame: Any) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(contract.model_dump_json().encode())
+    digest.update(repr((frame.schema, frame.height)).encode())
+    for seed in (0, 1):  # two 64-bit hashes a row
+        digest.update(frame.hash_rows(seed=seed).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ingest_checks_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import dataclasses
+
+    import polars as pl
+
+    from data_contracts.contract import Contract
+    from data_contracts.validate import ValidationOutcome, validate_frame
+    from flows import ingest
+
+    folder = shared_run_folder(tmp_path_factory, "ingest-outcomes")
+
+    def once(contract: Contract, frame: pl.DataFrame) -> ValidationOutcome:
+        if not _remember_ingest_outcomes:
+            return validate_frame(contract, frame)
+        kept: ValidationOutcome = kept_for_the_run(
+            folder,
+            _ingest_outcomes,
+            _batch_key(contract, frame),
+            lambda: validate_frame(contract, frame),
+        )
+        return dataclasses.replace(kept, rule_results=[r.copy() for r in kept.rule_results])
+
+    setattr(ingest, "validate_frame", once)  # noqa: B010 - a name it imported
+    yield
+    setattr(ingest, "validate_frame", validate_frame)  # noqa: B010
+
+
+@pytest.fixture
+def ingest_checks_every_time() -> Iterator[None]:
+    """Ingest checks every batch of this test against its contract, none remembered."""
+    global _remember_ingest_outcomes  # noqa: PLW0603
+    _remember_ingest_outcomes = False
+    try:
+        yield
+    finally:
+        _remember_ingest_outcomes = True
 
 
 # -- the code version, once per process --------------------------------------------------

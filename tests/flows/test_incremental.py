@@ -90,9 +90,14 @@ class Twin:
         for catalog in (self.nightly, self.scratch):
             _stage(catalog, self.landing, day, edit)
 
-    def run(self, until: date) -> tuple[SnapshotOutcome, SnapshotOutcome]:
+    def run(self, until: date, *, scratch: bool = True) -> tuple[SnapshotOutcome, SnapshotOutcome]:
+        """The engine stage on both sides: their outcomes, nightly then scratch.
+
+        With ``scratch=False`` only the nightly side runs (its outcome is given twice).
+        """
         outcomes = []
-        for catalog, recompute in ((self.nightly, False), (self.scratch, True)):
+        sides = ((self.nightly, False), (self.scratch, True))
+        for catalog, recompute in sides if scratch else sides[:1]:
             if recompute:  # the curated views too are rebuilt from every staged partition
                 catalog.business_date_state.with_name("curate.json").unlink(missing_ok=True)
             curated = curate(catalog, until)
@@ -106,7 +111,7 @@ class Twin:
                     catalog, dates, deals, recompute=recompute, batch_loans=batch_loans
                 )
             )
-        return outcomes[0], outcomes[1]
+        return outcomes[0], outcomes[-1]
 
     def assert_identical(self) -> None:
         dates = self.scratch.snapshot_dates()
@@ -281,11 +286,15 @@ def test_one_night_at_a_time_computes_only_the_active_loans_and_equals_a_recompu
         twin.deliver(day)
     twin.run(days[cut - 1])
     nights = []
-    for day in days[cut : cut + 12]:
+    twelve = days[cut : cut + 12]
+    for day in twelve:
         twin.deliver(day)
-        nightly, _ = twin.run(day)
+        # Each night writes only its own dates: after the last, every partition the
+        # nights wrote, the engine state and the curated views equal one recomputation
+        # (each night's equality is tested above, in runs of one to thirty days).
+        nightly, _ = twin.run(day, scratch=day == twelve[-1])
         nights.append(nightly)
-        twin.assert_identical()
+    twin.assert_identical()
     carried = [n for n in nights if n.carried]
     assert len(carried) >= len(nights) - 2  # every night but the month's first
     for night in carried:

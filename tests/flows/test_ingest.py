@@ -61,6 +61,7 @@ def test_every_row_is_accounted_for_per_file(tape: Path, tmp_path: Path) -> None
     assert sum(f.rows_read for f in outcome.files) > 100
 
 
+@pytest.mark.usefixtures("ingest_checks_every_time")  # each run checks for real
 def test_re_running_the_same_inputs_gives_byte_identical_partitions(
     tape: Path, tmp_path: Path
 ) -> None:

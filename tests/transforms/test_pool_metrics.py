@@ -785,7 +785,7 @@ def loan_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
     return rows
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # its example count is the profile's (tests/conftest.py)
 @given(loan_histories())
 def test_any_history_rolls_forward_exactly_and_buckets_add_up(rows: list[dict[str, Any]]) -> None:
     snapshots = frame(rows)
