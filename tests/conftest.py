@@ -363,35 +363,3 @@ def ingest_checks_every_time() -> Iterator[None]:
         yield
     finally:
         _remember_ingest_outcomes = True
-
-
-# -- the code version, once per process --------------------------------------------------
-# Manifests, kept results and report footers record the code version, which asks git for
-# the commit (a process of its own) each time: thousands of times a test run. The commit
-# cannot change while tests run, so each test process asks once.
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _code_version_once_per_process() -> Iterator[None]:
-    # flows.version first: a module imported from now on takes the cached function; the
-    # ones imported already are given it (importing the others here would cost a quick
-    # test run Prefect and WeasyPrint).
-    import functools
-
-    from flows import version
-
-    cached = functools.cache(version.code_version)
-    real_function = version.code_version
-    users = [version] + [
-        module
-        for name, module in list(sys.modules.items())
-        if name.startswith("flows.")
-        and module is not version
-        and getattr(module, "code_version", None) is real_function
-    ]
-    real = {module: module.code_version for module in users}
-    for module in users:
-        module.code_version = cached  # type: ignore[attr-defined]
-    yield
-    for module, function in real.items():
-        module.code_version = function  # type: ignore[attr-defined]
