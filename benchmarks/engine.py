@@ -42,9 +42,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -70,6 +69,9 @@ REFERENCE_SQL = Path(__file__).with_name("engine_reference.sql")
 INPUTS = ("loans", "schedules", "repayments", "pool_assets")
 OUTPUT_PARQUET: dict[str, Any] = {"compression": "zstd", "statistics": True}
 """How each as-of date's file is written (as the pipeline writes its partitions)."""
+IpcCompression = Literal["uncompressed", "lz4"]
+SCRATCH_UNCOMPRESSED_LOANS = 2_000_000
+"""Up to this many loans the batches' parts are uncompressed Arrow IPC; beyond, LZ4."""
 DRAW_LOANS = 1_000_000
 """Loans drawn (and written) at a time."""
 WORKER_ENVIRONMENT = {
@@ -79,7 +81,7 @@ WORKER_ENVIRONMENT = {
     # returning them at once: the engine's steps free and allocate columns of
     # the same sizes over and over, and each fresh page costs a page fault
     # (a tenth or more of a batch's CPU time with the default).
-    "_RJEM_MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000",
+    "_RJEM_MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1,narenas:1,oversize_threshold:0",
 }
 """Environment of the engine's worker processes."""
 
@@ -298,6 +300,7 @@ def _batch_job(
     *,
     target: str,
     single: bool,
+    scratch: IpcCompression,
 ) -> dict[str, float]:
     """One batch: the engine on one loan range, its snapshots cut by as-of date.
 
@@ -305,7 +308,8 @@ def _batch_job(
     (sorted by ``loan_id``, so the range filter skips the other row groups).
     With ``single`` (the only batch) each date goes straight to ``target`` as
     the output; otherwise to ``target/<date>-<bucket>.arrow``, an Arrow IPC
-    file (LZ4) read back once when the date is put together.
+    file (``scratch``: its compression) read back once when the date is put
+    together.
     """
     began, cpu = time.perf_counter(), _cpu()
     rules = PerformanceRules(DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE, ADVANCE_DAYS)
@@ -331,7 +335,9 @@ def _batch_job(
         if single:
             part.write_parquet(Path(target) / f"{as_of.isoformat()}.parquet", **OUTPUT_PARQUET)
         else:
-            part.write_ipc(Path(target) / f"{as_of.isoformat()}-{bucket}.arrow", compression="lz4")
+            part.write_ipc(
+                Path(target) / f"{as_of.isoformat()}-{bucket}.arrow", compression=scratch
+            )
     return _job_figures(began, cpu)
 
 
@@ -386,17 +392,31 @@ def run_polars(
         phases[f"{phase}_cpu"] = phases.get(f"{phase}_cpu", 0.0) + figures["cpu"]
 
     with tempfile.TemporaryDirectory(dir=output.parent) as scratch, _pool(workers) as pool:
-        ready = [pool.submit(_ready) for _ in range(workers)]
+        for _ in range(workers):
+            pool.submit(_ready)
         ids = pl.scan_parquet(folder / "loans" / "*.parquet").select("loan_id").collect()
         ranges = loan_ranges(ids.get_column("loan_id"), batch_loans)
+        loans = ids.height
         del ids
         phases["ranges_seconds"] = time.perf_counter() - began
-        for job in ready:
-            job.result()
         single = len(ranges) == 1
+        # Uncompressed parts cost the least to write and read (1.7 GiB of
+        # scratch at 1M loans); beyond SCRATCH_UNCOMPRESSED_LOANS, LZ4 keeps
+        # them to a tenth of that.
+        small = loans <= SCRATCH_UNCOMPRESSED_LOANS
+        compression: IpcCompression = "uncompressed" if small else "lz4"
         target = str(output if single else scratch)
         jobs = [
-            pool.submit(_batch_job, str(folder), r, b, dates, target=target, single=single)
+            pool.submit(
+                _batch_job,
+                str(folder),
+                r,
+                b,
+                dates,
+                target=target,
+                single=single,
+                scratch=compression,
+            )
             for b, r in enumerate(ranges)
         ]
         for job in jobs:
@@ -451,6 +471,8 @@ def run_duckdb(
     DuckDB spills to a folder beside the output beyond ``memory_limit``
     (its default, 80 % of RAM, is more than a shared machine can give).
     """
+    import duckdb  # noqa: PLC0415 -- only the reference's process needs it (0.3 s to import)
+
     connection = duckdb.connect()
     connection.execute(f"SET threads = {threads}")
     connection.execute(f"SET memory_limit = '{memory_limit}'")
