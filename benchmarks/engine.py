@@ -271,11 +271,12 @@ def _draw(n: int, seed: int, first_loan: int, out: Path, part: int) -> dict[str,
             ),
         ]
     )
+    # Stored in the order the pipeline's curated datasets keep (flows/curate.py).
     frames = {
         "loans": loans,
         "schedules": schedules,
-        "repayments": repayments,
-        "pool_assets": pool_assets,
+        "repayments": repayments.sort("loan_id", "value_date", "repayment_id"),
+        "pool_assets": pool_assets.sort("pool_id", "event_date", "loan_id", "event"),
     }
     for name, frame in frames.items():
         (out / name).mkdir(parents=True, exist_ok=True)

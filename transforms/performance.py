@@ -270,6 +270,28 @@ def _in_order(frame: pl.LazyFrame, key: str, *ties: str) -> pl.LazyFrame:
     return data.lazy()
 
 
+def _numbered(rows: pl.LazyFrame, book: pl.LazyFrame) -> pl.LazyFrame:
+    """``rows`` with their loan's book columns (``book``: ``loan_id``, ``k``, ...), in place.
+
+    A row whose loan is not in the book gets nulls. Inputs come grouped by
+    loan (sorted by ``loan_id``), so only the first row of each run of one
+    ``loan_id`` is looked up in the book, about one string per loan instead
+    of one per row, and the run's rows take its values by position; rows in
+    any order get the same values.
+    """
+    data = _collect(rows)
+    ids = data.get_column("loan_id")
+    starts = ids.ne_missing(ids.shift(1))
+    run = starts.cum_sum() - 1
+    found = (
+        ids.filter(starts)
+        .to_frame()
+        .join(_collect(book), on="loan_id", how="left", maintain_order="left")
+        .drop("loan_id")
+    )
+    return data.with_columns(found.get_column(c).gather(run) for c in found.columns).lazy()
+
+
 def _sorted_join(rows: pl.LazyFrame, found: pl.LazyFrame) -> pl.LazyFrame:
     """``rows`` with ``found``'s columns where its ``key`` matches (a left join).
 
@@ -505,9 +527,9 @@ def _schedule(book: pl.LazyFrame, schedules: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("principal_due").cast(pl.Int64),
             (pl.col("principal_due") + pl.col("interest_due")).cast(pl.Int64).alias("amount"),
         )
-        # A left join keeps the rows where they are (an inner one gathers
-        # every column); the sort below puts them in order once.
-        .join(book.select("loan_id", "k"), on="loan_id", how="left", maintain_order="left")
+        # Numbered in place (an inner join would gather every column); the
+        # sort below puts them in order once.
+        .pipe(_numbered, book.select("loan_id", "k"))
         .filter(pl.col("k").is_not_null())
         .select(pl.exclude("loan_id"), _day_key(pl.col("instalment_no")).alias("order"))
         .pipe(_in_order, "order")
@@ -676,7 +698,8 @@ def _events(
     """
     events = (
         _signed_cash(repayments)
-        .join(
+        .pipe(
+            _numbered,
             book.select(
                 "loan_id",
                 "k",
@@ -686,9 +709,6 @@ def _events(
                 "o_u",
                 "advance_days",
             ),
-            on="loan_id",
-            how="left",
-            maintain_order="left",
         )
         # Rows of unknown loans have no opening day: the filter drops them.
         .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
