@@ -1354,10 +1354,9 @@ def _snapshot_rows(
     """
     rows = _at_each_date(grid, days, due_by_day, membership)
     rows = _period_flows(rows, carried=carried)
-    rows = _with_pool_days(rows, _entered_pool())
-    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
-    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
-    return _shown(_terms_and_status(_pool_flows(rows)))
+    # Computed once: the rows with a pool day are taken from them apart.
+    rows = _materialise(_with_pool_days(rows, _entered_pool()))
+    return _shown(_terms_and_status(_pool_flows(rows, book, days)))
 
 
 def _at_each_date(
@@ -1415,11 +1414,14 @@ def _period_flows(rows: pl.LazyFrame, *, carried: bool) -> pl.LazyFrame:
     ).with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
 
 
-def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
+def _pool_flows(rows: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
     """Each flow's part outside the pool, and the purchased and removed principal.
 
     The loan's flows while in the pool run from the end of its purchase day
     (or the period start) to the end of its removal day (or the period end).
+    So only a row with a purchase or removal day inside its period has a part
+    outside; those rows are computed apart, with the loan's totals on those
+    days (``s_*``, ``e_*``), and every other row's parts outside are 0.
     """
     from_start = pl.col("pool_start_day").is_not_null()
     to_end = pl.col("pool_end_day").is_not_null()
@@ -1429,11 +1431,20 @@ def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
         end = pl.when(to_end).then(pl.col(f"e_{c}")).otherwise(pl.col(f"cum_{c}"))
         return end - start
 
+    with_days = rows.filter(from_start | to_end)
+    with_days = _totals_on(with_days, book, days, "pool_start_day", "s_")
+    with_days = _totals_on(with_days, book, days, "pool_end_day", "e_")
+    outside = with_days.select(
+        "key",
+        *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
+        "s_paid",
+        "e_paid",
+    )
     # A loan already defaulted at the period start was never performing in the pool.
     defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
     joined_pool = _entered_pool() & ~defaulted_before_period
-    return rows.with_columns(
-        *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
+    return _sorted_join(rows, outside).with_columns(
+        *(pl.col(f"outside_{c}").fill_null(0) for c in _BASE_FLOWS),
         # A purchase takes effect on its day: the balance at the end of it.
         pl.when(joined_pool & from_start)
         .then(pl.col("principal") - pl.col("s_paid"))
