@@ -832,13 +832,14 @@ def _day_rows(
     opening = _opening_rows(book)
     cash = _cash_by_day(events)
     parts = [cash]
-    if rule_changes is not None:
-        rule_changes = _materialise(rule_changes)
+    changes = None if rule_changes is None else _collect(rule_changes)
+    # Without a change (a pool with the rules already in force) the cash rows stand alone.
+    if changes is not None and changes.height:
+        rule_changes = changes.lazy()
+        with_cash = _sorted_join(rule_changes, cash.select("key", pl.lit(True).alias("cash_day")))
         parts = [
-            cash.join(
-                rule_changes.select("key", *_DAY_RULES), on="key", how="left", maintain_order="left"
-            ),
-            rule_changes.join(cash.select("key"), on="key", how="anti").sort("key"),
+            _sorted_join(cash, rule_changes.select("key", *_DAY_RULES)),
+            with_cash.filter(pl.col("cash_day").is_null()).drop("cash_day"),
         ]
     columns = opening.collect_schema()
     aligned = [
