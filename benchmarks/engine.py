@@ -10,11 +10,12 @@ peak resident memory are its own. The outputs are compared row for row, and
 the line ends with engine time / DuckDB time.
 
 The engine runs the way the pipeline runs it on a Dask cluster: in loan
-batches (``transforms.batches``, loan_id hash buckets of about
-``--batch-loans`` loans) taken by ``--workers`` processes. With more than one
-batch the inputs are first split by bucket in one streaming pass, then each
-batch is computed and written on its own, and each as-of date is put
-together from the batches; the split, the assembly and the workers' CPU time
+batches (``transforms.batches``, contiguous loan_id ranges of about
+``--batch-loans`` loans) taken by ``--workers`` processes. Each batch reads
+its range straight from the book (stored in the curated datasets' order, so
+the range filter skips the other row groups), is computed and cut by as-of
+date on its own, and each as-of date is then the concatenation of the
+batches' parts; cutting the ranges, the assembly and the workers' CPU time
 are part of the engine's time, and its peak memory is the sum of every
 process's own. Books are drawn a million loans at a time (one Parquet file
 each), so a 10M book never has to fit in memory either.

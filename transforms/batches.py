@@ -111,6 +111,7 @@ def concat_ranges(parts: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
 
     Within one as-of date each part is in ``loan_id`` order and the ranges
     follow each other, so their concatenation is in ``loan_id`` order too.
+    Without parts: no snapshots.
     """
     if not parts:
         return pl.LazyFrame(schema=schema.LOAN_SNAPSHOTS)

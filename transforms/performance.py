@@ -836,10 +836,10 @@ def _day_rows(
     # Without a change (a pool with the rules already in force) the cash rows stand alone.
     if changes is not None and changes.height:
         rule_changes = changes.lazy()
-        with_cash = _sorted_join(rule_changes, cash.select("key", pl.lit(True).alias("cash_day")))
+        flagged = _sorted_join(rule_changes, cash.select("key", pl.lit(True).alias("cash_day")))
         parts = [
             _sorted_join(cash, rule_changes.select("key", *_DAY_RULES)),
-            with_cash.filter(pl.col("cash_day").is_null()).drop("cash_day"),
+            flagged.filter(pl.col("cash_day").is_null()).drop("cash_day"),
         ]
     columns = opening.collect_schema()
     aligned = [
