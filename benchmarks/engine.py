@@ -10,11 +10,12 @@ peak resident memory are its own. The outputs are compared row for row, and
 the line ends with engine time / DuckDB time.
 
 The engine runs the way the pipeline runs it on a Dask cluster: in loan
-batches (``transforms.batches``, loan_id hash buckets of about
-``--batch-loans`` loans) taken by ``--workers`` processes. With more than one
-batch the inputs are first split by bucket in one streaming pass, then each
-batch is computed and written on its own, and each as-of date is put
-together from the batches; the split, the assembly and the workers' CPU time
+batches (``transforms.batches``, contiguous loan_id ranges of about
+``--batch-loans`` loans) taken by ``--workers`` processes. Each batch reads
+its range straight from the book (stored in the curated datasets' order, so
+the range filter skips the other row groups), is computed and cut by as-of
+date on its own, and each as-of date is then the concatenation of the
+batches' parts; cutting the ranges, the assembly and the workers' CPU time
 are part of the engine's time, and its peak memory is the sum of every
 process's own. Books are drawn a million loans at a time (one Parquet file
 each), so a 10M book never has to fit in memory either.
@@ -42,8 +43,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any, Literal
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -54,10 +55,10 @@ if str(ROOT) not in sys.path:
 from benchmarks.measure import run_child  # noqa: E402 -- after the checkout is on the path
 from transforms import schema  # noqa: E402
 from transforms.batches import (  # noqa: E402
-    bucket_count,
+    LoanRange,
+    concat_ranges,
     engine_batch,
-    loan_bucket,
-    merge_snapshots,
+    loan_ranges,
 )
 from transforms.performance import PerformanceRules  # noqa: E402
 from transforms.schedules import build_schedules  # noqa: E402
@@ -67,6 +68,11 @@ DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE, ADVANCE_DAYS = 90, 180, 100, 7
 REFERENCE_SQL = Path(__file__).with_name("engine_reference.sql")
 """The DuckDB SQL reference of the same loan-level computation."""
 INPUTS = ("loans", "schedules", "repayments", "pool_assets")
+OUTPUT_PARQUET: dict[str, Any] = {"compression": "zstd", "statistics": True}
+"""How each as-of date's file is written (as the pipeline writes its partitions)."""
+IpcCompression = Literal["uncompressed", "lz4"]
+SCRATCH_UNCOMPRESSED_LOANS = 2_000_000
+"""Up to this many loans the batches' parts are uncompressed Arrow IPC; beyond, LZ4."""
 DRAW_LOANS = 1_000_000
 """Loans drawn (and written) at a time."""
 WORKER_ENVIRONMENT = {
@@ -76,7 +82,7 @@ WORKER_ENVIRONMENT = {
     # returning them at once: the engine's steps free and allocate columns of
     # the same sizes over and over, and each fresh page costs a page fault
     # (a tenth or more of a batch's CPU time with the default).
-    "_RJEM_MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000",
+    "_RJEM_MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1,narenas:1,oversize_threshold:0",
 }
 """Environment of the engine's worker processes."""
 
@@ -266,11 +272,12 @@ def _draw(n: int, seed: int, first_loan: int, out: Path, part: int) -> dict[str,
             ),
         ]
     )
+    # Stored in the order the pipeline's curated datasets keep (flows/curate.py).
     frames = {
         "loans": loans,
         "schedules": schedules,
-        "repayments": repayments,
-        "pool_assets": pool_assets,
+        "repayments": repayments.sort("loan_id", "value_date", "repayment_id"),
+        "pool_assets": pool_assets.sort("pool_id", "event_date", "loan_id", "event"),
     }
     for name, frame in frames.items():
         (out / name).mkdir(parents=True, exist_ok=True)
@@ -281,139 +288,161 @@ def _draw(n: int, seed: int, first_loan: int, out: Path, part: int) -> dict[str,
 # -- the two implementations (each run in a child process) -----------------------------
 
 
-def _split(folder: Path, scratch: Path, buckets: int) -> None:
-    """Each input split by loan bucket in one streaming pass (``<input>/bucket=<b>/``).
-
-    The parts are Arrow IPC files (LZ4: a 10M-loan book's parts would take
-    some 20 GB of scratch space uncompressed), each read once by its batch.
-    """
-    for name in INPUTS:
-        key = loan_bucket(pl.col("loan_id"), buckets).alias("bucket")
-        pl.scan_parquet(folder / name / "*.parquet").sink_ipc(
-            pl.PartitionBy(scratch / name, key=key, include_key=False),
-            compression="lz4",
-            mkdir=True,
-        )
+def _ready() -> int:
+    """Nothing: started as soon as the pool opens, so each worker imports while the
+    parent cuts the book into ranges."""
+    return os.getpid()
 
 
-def _engine_job(
-    inputs: dict[str, list[str]], bucket: int, dates: list[date], target: str, single: bool
-) -> tuple[int, int]:
-    """One batch: the engine on the bucket's inputs, its snapshots cut by as-of date.
+def _batch_job(
+    folder: str,
+    loan_range: LoanRange,
+    bucket: int,
+    dates: list[date],
+    *,
+    target: str,
+    single: bool,
+    scratch: IpcCompression,
+) -> dict[str, float]:
+    """One batch: the engine on one loan range, its snapshots cut by as-of date.
 
+    The batch reads its loans' rows straight from the book's Parquet files
+    (sorted by ``loan_id``, so the range filter skips the other row groups).
     With ``single`` (the only batch) each date goes straight to ``target`` as
     the output; otherwise to ``target/<date>-<bucket>.arrow``, an Arrow IPC
-    file (LZ4) read back once by the merge.
-
-    Returns:
-        The worker's process id and its peak resident memory so far.
+    file (``scratch``: its compression) read back once when the date is put
+    together.
     """
+    began, cpu = time.perf_counter(), _cpu()
     rules = PerformanceRules(DEFAULT_DPD, CHARGE_OFF_DPD, TOLERANCE, ADVANCE_DAYS)
     loans, schedules, repayments, pool_assets = (
-        _scan(inputs[name]) if inputs[name] else _empty(name) for name in INPUTS
+        pl.scan_parquet(Path(folder) / name / "*.parquet") for name in INPUTS
     )
-    # Split inputs are the bucket already: each batch runs as one bucket.
     run = engine_batch(
         loans,
         schedules,
         repayments,
         pool_assets,
         dates,
-        bucket=0,
-        buckets=1,
+        loan_range=loan_range,
         rules=rules,
         rules_by_pool={POOL: rules},
     )
     frame = run.snapshots.collect()
-    for (as_of,), part in frame.partition_by(
-        "as_of_date", maintain_order=True, as_dict=True
-    ).items():
+    # The snapshots are in (as-of date, loan_id) order: each date is a slice.
+    offset = 0
+    for as_of, rows in frame.group_by("as_of_date", maintain_order=True).len().iter_rows():
+        part = frame.slice(offset, rows)
+        offset += rows
         if single:
-            part.write_parquet(Path(target) / f"{as_of.isoformat()}.parquet")
+            part.write_parquet(Path(target) / f"{as_of.isoformat()}.parquet", **OUTPUT_PARQUET)
         else:
-            part.write_ipc(Path(target) / f"{as_of.isoformat()}-{bucket}.arrow", compression="lz4")
-    return os.getpid(), _peak_bytes()
+            part.write_ipc(
+                Path(target) / f"{as_of.isoformat()}-{bucket}.arrow", compression=scratch
+            )
+    return _job_figures(began, cpu)
 
 
-def _merge_job(parts: list[str], target: str) -> tuple[int, int]:
-    """One as-of date put together from its batches' parts, each in ``loan_id`` order."""
-    merged = merge_snapshots([pl.scan_ipc(path) for path in parts])
-    merged.collect().write_parquet(target)
-    return os.getpid(), _peak_bytes()
+def _date_job(parts: list[str], target: str) -> dict[str, float]:
+    """One as-of date put together from its batches' parts, taken in range order."""
+    began, cpu = time.perf_counter(), _cpu()
+    concat_ranges([pl.scan_ipc(path) for path in parts]).sink_parquet(target, **OUTPUT_PARQUET)
+    return _job_figures(began, cpu)
 
 
-def _scan(paths: list[str]) -> pl.LazyFrame:
-    return pl.scan_ipc(paths) if paths[0].endswith(".ipc") else pl.scan_parquet(paths)
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
-def _empty(name: str) -> pl.LazyFrame:
-    columns = {
-        "loans": schema.LOANS,
-        "schedules": schema.SCHEDULES,
-        "repayments": schema.REPAYMENTS,
-        "pool_assets": schema.POOL_ASSETS,
-    }[name]
-    return pl.LazyFrame(schema=columns)
+def _job_figures(began: float, cpu: float) -> dict[str, float]:
+    """The job's process, its wall and CPU time, and the process's peak memory so far."""
+    return {
+        "pid": os.getpid(),
+        "seconds": time.perf_counter() - began,
+        "cpu": _cpu() - cpu,
+        "peak": _peak_bytes(),
+    }
 
 
 def run_polars(
     folder: Path, output: Path, batch_loans: int, dates: list[date], workers: int
-) -> tuple[int, int]:
+) -> tuple[int, int, dict[str, float]]:
     """The engine under test, in batches; one Parquet file per as-of date under ``output``.
 
-    The inputs are split by bucket in one streaming pass (with more than one
-    batch); then ``workers`` processes (one Polars thread each) take the
-    batches, and then the as-of dates, as a Dask cluster's workers take the
-    pipeline's bucket jobs. Each batch's snapshots are cut by as-of date as
-    soon as they are computed (with one batch, straight into the output);
-    each date is then put together by merging the batches' parts, each
-    already in ``loan_id`` order.
+    The book is cut into contiguous ``loan_id`` ranges of about
+    ``batch_loans`` loans (:func:`transforms.batches.loan_ranges`), as the
+    pipeline's snapshot stage cuts it; then ``workers`` processes (one Polars
+    thread each) take the batches, and then the as-of dates, as a Dask
+    cluster's workers take the pipeline's bucket jobs. Each batch's snapshots
+    are cut by as-of date as soon as they are computed (with one batch,
+    straight into the output); each date is then the concatenation of its
+    batches' parts in range order.
 
     Returns:
-        The number of batches, and the sum of the workers' peak memory.
+        The number of batches, the sum of the workers' peak memory, and the
+        phases' figures (wall and CPU seconds).
     """
-    scans = {name: pl.scan_parquet(folder / name / "*.parquet") for name in INPUTS}
-    buckets = bucket_count(scans["loans"].select(pl.len()).collect().item(), batch_loans)
+    began = time.perf_counter()
     output.mkdir(parents=True)
     peaks: dict[int, int] = {}
+    phases: dict[str, float] = {}
+
+    def finished(figures: dict[str, float], phase: str) -> None:
+        pid = int(figures["pid"])
+        peaks[pid] = max(peaks.get(pid, 0), int(figures["peak"]))
+        phases[f"{phase}_cpu"] = phases.get(f"{phase}_cpu", 0.0) + figures["cpu"]
+
     with tempfile.TemporaryDirectory(dir=output.parent) as scratch, _pool(workers) as pool:
-        spill = Path(scratch)
-        if buckets > 1:
-            _split(folder, spill, buckets)
-            inputs = [
-                {name: _parts(spill / name / f"bucket={b}") for name in INPUTS}
-                for b in range(buckets)
-            ]
-        else:
-            inputs = [{name: _parts(folder / name) for name in INPUTS}]
-        target = str(output if buckets == 1 else spill)
+        for _ in range(workers):
+            pool.submit(_ready)
+        ids = pl.scan_parquet(folder / "loans" / "*.parquet").select("loan_id").collect()
+        ranges = loan_ranges(ids.get_column("loan_id"), batch_loans)
+        loans = ids.height
+        del ids
+        phases["ranges_seconds"] = time.perf_counter() - began
+        single = len(ranges) == 1
+        # Uncompressed parts cost the least to write and read (1.7 GiB of
+        # scratch at 1M loans); beyond SCRATCH_UNCOMPRESSED_LOANS, LZ4 keeps
+        # them to a tenth of that.
+        small = loans <= SCRATCH_UNCOMPRESSED_LOANS
+        compression: IpcCompression = "uncompressed" if small else "lz4"
+        target = str(output if single else scratch)
         jobs = [
-            pool.submit(_engine_job, inputs[b], b, dates, target, buckets == 1)
-            for b in range(buckets)
+            pool.submit(
+                _batch_job,
+                str(folder),
+                r,
+                b,
+                dates,
+                target=target,
+                single=single,
+                scratch=compression,
+            )
+            for b, r in enumerate(ranges)
         ]
         for job in jobs:
-            pid, peak = job.result()
-            peaks[pid] = max(peaks.get(pid, 0), peak)
-        if buckets > 1:
-            merges = [
+            finished(job.result(), "batches")
+        phases["batches_seconds"] = time.perf_counter() - began - phases["ranges_seconds"]
+        if not single:
+            assembly = [
                 pool.submit(
-                    _merge_job,
-                    [str(spill / f"{as_of.isoformat()}-{b}.arrow") for b in range(buckets)],
+                    _date_job,
+                    [
+                        str(part)
+                        for b in range(len(ranges))
+                        if (part := Path(scratch) / f"{as_of.isoformat()}-{b}.arrow").exists()
+                    ],
                     str(output / f"{as_of.isoformat()}.parquet"),
                 )
                 for as_of in dates
             ]
-            for job in merges:
-                pid, peak = job.result()
-                peaks[pid] = max(peaks.get(pid, 0), peak)
-    return buckets, sum(peaks.values())
-
-
-def _parts(folder: Path) -> list[str]:
-    """The Parquet (or, once split, Arrow IPC) files of one input, in name order."""
-    if not folder.is_dir():
-        return []
-    return [str(path) for path in sorted(folder.iterdir()) if path.suffix in (".parquet", ".ipc")]
+            for job in assembly:
+                finished(job.result(), "dates")
+            phases["dates_seconds"] = (
+                time.perf_counter() - began - phases["ranges_seconds"] - phases["batches_seconds"]
+            )
+    return len(ranges), sum(peaks.values()), phases
 
 
 @contextmanager
@@ -444,6 +473,8 @@ def run_duckdb(
     DuckDB spills to a folder beside the output beyond ``memory_limit``
     (its default, 80 % of RAM, is more than a shared machine can give).
     """
+    import duckdb  # noqa: PLC0415 -- only the reference's process needs it (0.3 s to import)
+
     connection = duckdb.connect()
     connection.execute(f"SET threads = {threads}")
     connection.execute(f"SET memory_limit = '{memory_limit}'")
@@ -480,9 +511,9 @@ def _peak_bytes() -> int:
 def _child(args: argparse.Namespace) -> None:
     dates = MONTH_ENDS[: args.months]
     began = time.perf_counter()
-    batches, worker_peaks = 1, 0
+    batches, worker_peaks, phases = 1, 0, {}
     if args.child == "polars":
-        batches, worker_peaks = run_polars(
+        batches, worker_peaks, phases = run_polars(
             Path(args.folder), Path(args.output), args.batch_loans, dates, args.workers
         )
     else:
@@ -496,10 +527,15 @@ def _child(args: argparse.Namespace) -> None:
     # A bound on the peak: this process's and every worker's, as if all at once.
     own = _peak_bytes()
     result = {"seconds": seconds, "cpu": cpu, "peak_bytes": own + worker_peaks, "batches": batches}
+    if phases:
+        # The rest of the CPU time: this process (the ranges, the pool) and the
+        # workers' start-up and imports.
+        phases["other_cpu"] = cpu - phases.get("batches_cpu", 0) - phases.get("dates_cpu", 0)
+        result["phases"] = phases
     print(json.dumps(result | {"own_peak_bytes": own, "worker_peak_bytes": worker_peaks}))
 
 
-def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) -> dict[str, float]:
+def _measure(kind: str, folder: Path, output: Path, args: argparse.Namespace) -> dict[str, Any]:
     arguments = [
         "--child",
         kind,
@@ -618,6 +654,12 @@ def main() -> None:
                 f"{tail}  (book drawn in {built:.1f}s)",
                 flush=True,
             )
+            if "phases" in engine:
+                print(
+                    "{:>10} engine phases: ".format("")
+                    + ", ".join(f"{name} {value:.1f}s" for name, value in engine["phases"].items()),
+                    flush=True,
+                )
             if args.json is not None:
                 with args.json.open("a", encoding="utf-8") as sink:
                     sink.write(json.dumps(result, sort_keys=True) + "\n")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 
-def run_child(script: str, arguments: list[str], what: str) -> dict[str, float]:
+def run_child(script: str, arguments: list[str], what: str) -> dict[str, Any]:
     """Run ``script`` with ``arguments`` in a child Python; return the JSON of its last line.
 
     Raises:
@@ -18,7 +19,7 @@ def run_child(script: str, arguments: list[str], what: str) -> dict[str, float]:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 

@@ -58,10 +58,13 @@ from flows.tape import prepare_tape
 from flows.version import code_version
 from transforms import schema
 from transforms.batches import (
+    LoanRange,
     bucket_count,
     combine_snapshots,
     combine_states,
+    concat_ranges,
     engine_batch,
+    loan_ranges,
     merge_snapshots,
 )
 from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules
@@ -359,14 +362,16 @@ def update_loan_snapshots(
             if state is not None:
                 kept = state.loans.join(ids, on="loan_id", how="anti")
                 from_state = EngineState(state.as_of, state.base, kept)
-        buckets = bucket_count(frames["loans"].select(pl.len()).collect().item(), batch)
-        if buckets == 1:
+        loan_ids = frames["loans"].select("loan_id").collect().get_column("loan_id")
+        if bucket_count(loan_ids.len(), batch) == 1:
             snapshots, new_state = _run_here(
                 frames, pool_assets, chain, state=from_state, base=base, rules_by_pool=rules_by_pool
             )
         else:
+            # Buckets are loan_id ranges: the curated data is in loan_id order.
+            ranges = loan_ranges(loan_ids, batch)
             snapshots, new_state = runner.run(
-                chain, state=state, base=base, buckets=buckets, leave_out=leave_out, spill=spill
+                chain, state=state, base=base, ranges=ranges, leave_out=leave_out, spill=spill
             )
         if tape.tape.height == 0:
             return snapshots, new_state
@@ -570,6 +575,8 @@ class _Snapshots:
 
     parts: dict[date, list[pl.LazyFrame]] = field(default_factory=dict)
     """Per as-of date, each bucket's rows (in memory, or written under the data root)."""
+    in_ranges: bool = False
+    """The parts are consecutive loan_id ranges, in range order."""
 
     def add(self, frame: pl.DataFrame) -> None:
         """Add a frame of snapshots (of any as-of dates) held in memory."""
@@ -587,11 +594,14 @@ class _Snapshots:
         """The snapshots of ``as_of`` in the order of a single run (``loan_id``).
 
         Each part (a bucket's rows of the date) is in ``loan_id`` order
-        already: the parts are merged, not sorted again.
+        already: the parts are merged, not sorted again, and parts of
+        consecutive loan ranges are only concatenated.
         """
         parts = self.parts.get(as_of, [])
         if len(parts) == 1:
             return parts[0].collect()
+        if self.in_ranges:
+            return concat_ranges(parts).collect()
         return merge_snapshots(parts).collect()
 
 
@@ -653,6 +663,9 @@ class BucketJob:
     carried: str | None = None
     """A Parquet file (relative) of the ``loan_id`` carried forward: not run, and left out
     of the state too."""
+    loan_range: LoanRange | None = None
+    """The bucket's loans: this ``loan_id`` range (``bucket`` is then its position among
+    the run's ranges), else hash bucket ``bucket`` of ``buckets``."""
 
 
 @dataclass(frozen=True)
@@ -701,8 +714,9 @@ def run_bucket(job: BucketJob) -> BucketOutput:
         frames["repayments"],
         frames["pool_assets"],
         list(job.chain),
-        bucket=job.bucket,
-        buckets=job.buckets,
+        bucket=job.bucket if job.loan_range is None else 0,
+        buckets=job.buckets if job.loan_range is None else 1,
+        loan_range=job.loan_range,
         state=state,
         base=job.base,
         rules_by_pool=job.rules_by_pool,
@@ -740,11 +754,11 @@ class _BucketRunner:
         *,
         state: EngineState | None,
         base: date | None,
-        buckets: int,
+        ranges: Sequence[LoanRange],
         leave_out: pl.DataFrame | None,
         spill: ExitStack,
     ) -> tuple[_Snapshots, EngineState]:
-        """The engine over ``buckets`` buckets; ``state`` must be the stored one (or None).
+        """The engine over one bucket per loan range; ``state`` must be the stored one (or None).
 
         The outputs stay under the data root until the stage ends (``spill`` removes
         them), so the memory in use is one bucket's engine run, then one as-of date.
@@ -768,17 +782,18 @@ class _BucketRunner:
                 data_root=root,
                 work=work,
                 bucket=bucket,
-                buckets=buckets,
+                buckets=len(ranges),
                 chain=tuple(chain),
                 base=base,
                 rules_by_pool=dict(self.rules_by_pool),
                 state=None if state is None else (state.as_of, state.base),
                 left_out=left_out,
                 carried=carried,
+                loan_range=loan_range,
             )
-            for bucket in range(buckets)
+            for bucket, loan_range in enumerate(ranges)
         ]
-        snapshots = _Snapshots()
+        snapshots = _Snapshots(in_ranges=True)
         states = []
         for output in self.dispatch(jobs):
             for as_of, relative in output.snapshots.items():
@@ -786,7 +801,7 @@ class _BucketRunner:
                     scan_parquet_at(located(root, relative))
                 )
             states.append(scan_parquet_at(located(root, output.state)))
-        return snapshots, EngineState(max(chain), base, combine_states(states))
+        return snapshots, EngineState(max(chain), base, concat_ranges(states))
 
 
 def _lead_in(first: date) -> list[date]:

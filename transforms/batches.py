@@ -7,16 +7,22 @@ another machine), and the outputs put back together; the result is exactly
 the one of a single run over the whole book. Memory then follows the size of
 a bucket, not of the book.
 
-A loan's bucket is a hash of its ``loan_id`` with a fixed seed, taken modulo
-the number of buckets: the same id always falls in the same bucket for a
-given bucket count, and the buckets are about equally large whatever the ids
-look like. Which bucket a loan falls in never changes a result, only where
-and when it is computed.
+A bucket is either a contiguous range of ``loan_id`` (:class:`LoanRange`,
+cut by :func:`loan_ranges` at every ``batch_loans``-th id of the sorted
+book) or a hash of the ``loan_id`` with a fixed seed, taken modulo the number
+of buckets. Ranges are what the pipeline runs: the curated datasets are
+sorted by ``loan_id``, so a range job reads only the Parquet row groups that
+hold its loans, and the ranges' outputs of one as-of date, taken in range
+order, are already in ``loan_id`` order (a concatenation, not a merge). Hash
+buckets need no look at the ids first: the same id always falls in the same
+bucket for a given bucket count. Which bucket a loan falls in never changes a
+result, only where and when it is computed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
@@ -52,6 +58,66 @@ def in_bucket(frame: pl.LazyFrame, bucket: int, buckets: int) -> pl.LazyFrame:
     return frame.filter(loan_bucket(pl.col("loan_id"), buckets) == bucket)
 
 
+@dataclass(frozen=True)
+class LoanRange:
+    """The loans with ``lower <= loan_id < upper``; None leaves that side open."""
+
+    lower: str | None = None
+    upper: str | None = None
+
+    def holds(self, loan_id: pl.Expr) -> pl.Expr:
+        """Whether each ``loan_id`` is in the range (a filter Parquet scans push down)."""
+        bounds = []
+        if self.lower is not None:
+            bounds.append(loan_id >= self.lower)
+        if self.upper is not None:
+            bounds.append(loan_id < self.upper)
+        return pl.all_horizontal(bounds) if bounds else pl.lit(True)
+
+    def rows(self, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """The rows of ``frame`` whose ``loan_id`` is in the range."""
+        if self.lower is None and self.upper is None:
+            return frame
+        return frame.filter(self.holds(pl.col("loan_id")))
+
+
+def loan_ranges(loan_ids: pl.Series, batch_loans: int) -> list[LoanRange]:
+    """Contiguous ``loan_id`` ranges of about ``batch_loans`` loans each, in id order.
+
+    The ranges cover every string (the first is open below, the last above),
+    so a loan missing from ``loan_ids`` still falls in exactly one; they are
+    cut at every ``batch_loans``-th id of the sorted ids (an id repeated
+    across a cut stays in one range).
+
+    Raises:
+        ValueError: If ``batch_loans`` is not positive.
+    """
+    buckets = bucket_count(loan_ids.len(), batch_loans)
+    ids = loan_ids.cast(pl.String).drop_nulls()
+    if not ids.is_sorted():
+        ids = ids.sort()
+    cuts: list[str] = []
+    for b in range(1, buckets):
+        cut = ids[b * ids.len() // buckets]
+        if not cuts or cut > cuts[-1]:
+            cuts.append(cut)
+    return [
+        LoanRange(lower, upper) for lower, upper in zip([None, *cuts], [*cuts, None], strict=True)
+    ]
+
+
+def concat_ranges(parts: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
+    """Snapshots (or states) of consecutive loan ranges, taken in range order, as one run's.
+
+    Within one as-of date each part is in ``loan_id`` order and the ranges
+    follow each other, so their concatenation is in ``loan_id`` order too.
+    Without parts: no snapshots.
+    """
+    if not parts:
+        return pl.LazyFrame(schema=schema.LOAN_SNAPSHOTS)
+    return pl.concat(parts, how="vertical")
+
+
 def engine_batch(
     loans: pl.LazyFrame,
     schedules: pl.LazyFrame,
@@ -59,8 +125,9 @@ def engine_batch(
     pool_assets: pl.LazyFrame,
     as_of_dates: Sequence[date],
     *,
-    bucket: int,
-    buckets: int,
+    bucket: int = 0,
+    buckets: int = 1,
+    loan_range: LoanRange | None = None,
     state: EngineState | None = None,
     base: date | None = None,
     rules: PerformanceRules = _DEFAULT_RULES,
@@ -68,8 +135,9 @@ def engine_batch(
 ) -> EngineRun:
     """Run the engine (:func:`transforms.performance.run_engine`) on one bucket of loans.
 
-    Every input, and the state when given, is restricted to the bucket's loans;
-    the arguments are otherwise those of ``run_engine``.
+    Every input, and the state when given, is restricted to the bucket's loans:
+    hash bucket ``bucket`` of ``buckets`` and, when given, ``loan_range``; the
+    arguments are otherwise those of ``run_engine``.
 
     Returns:
         The bucket's snapshots (sorted by ``as_of_date``, ``loan_id``) and the
@@ -79,6 +147,8 @@ def engine_batch(
         raise ValueError(f"bucket {bucket} is not one of 0..{buckets - 1}")
 
     def part(frame: pl.LazyFrame) -> pl.LazyFrame:
+        if loan_range is not None:
+            frame = loan_range.rows(frame)
         return frame if buckets == 1 else in_bucket(frame, bucket, buckets)
 
     batch_state = None if state is None else EngineState(state.as_of, state.base, part(state.loans))

@@ -270,6 +270,28 @@ def _in_order(frame: pl.LazyFrame, key: str, *ties: str) -> pl.LazyFrame:
     return data.lazy()
 
 
+def _numbered(rows: pl.LazyFrame, book: pl.LazyFrame) -> pl.LazyFrame:
+    """``rows`` with their loan's book columns (``book``: ``loan_id``, ``k``, ...), in place.
+
+    A row whose loan is not in the book gets nulls. Inputs come grouped by
+    loan (sorted by ``loan_id``), so only the first row of each run of one
+    ``loan_id`` is looked up in the book, about one string per loan instead
+    of one per row, and the run's rows take its values by position; rows in
+    any order get the same values.
+    """
+    data = _collect(rows)
+    ids = data.get_column("loan_id")
+    starts = ids.ne_missing(ids.shift(1))
+    run = starts.cum_sum() - 1
+    found = (
+        ids.filter(starts)
+        .to_frame()
+        .join(_collect(book), on="loan_id", how="left", maintain_order="left")
+        .drop("loan_id")
+    )
+    return data.with_columns(found.get_column(c).gather(run) for c in found.columns).lazy()
+
+
 def _sorted_join(rows: pl.LazyFrame, found: pl.LazyFrame) -> pl.LazyFrame:
     """``rows`` with ``found``'s columns where its ``key`` matches (a left join).
 
@@ -505,9 +527,9 @@ def _schedule(book: pl.LazyFrame, schedules: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("principal_due").cast(pl.Int64),
             (pl.col("principal_due") + pl.col("interest_due")).cast(pl.Int64).alias("amount"),
         )
-        # A left join keeps the rows where they are (an inner one gathers
-        # every column); the sort below puts them in order once.
-        .join(book.select("loan_id", "k"), on="loan_id", how="left", maintain_order="left")
+        # Numbered in place (an inner join would gather every column); the
+        # sort below puts them in order once.
+        .pipe(_numbered, book.select("loan_id", "k"))
         .filter(pl.col("k").is_not_null())
         .select(pl.exclude("loan_id"), _day_key(pl.col("instalment_no")).alias("order"))
         .pipe(_in_order, "order")
@@ -676,7 +698,8 @@ def _events(
     """
     events = (
         _signed_cash(repayments)
-        .join(
+        .pipe(
+            _numbered,
             book.select(
                 "loan_id",
                 "k",
@@ -686,9 +709,6 @@ def _events(
                 "o_u",
                 "advance_days",
             ),
-            on="loan_id",
-            how="left",
-            maintain_order="left",
         )
         # Rows of unknown loans have no opening day: the filter drops them.
         .filter((pl.col("day") > pl.col("open_day")) & (pl.col("day") <= last_day))
@@ -812,13 +832,14 @@ def _day_rows(
     opening = _opening_rows(book)
     cash = _cash_by_day(events)
     parts = [cash]
-    if rule_changes is not None:
-        rule_changes = _materialise(rule_changes)
+    changes = None if rule_changes is None else _collect(rule_changes)
+    # Without a change (a pool with the rules already in force) the cash rows stand alone.
+    if changes is not None and changes.height:
+        rule_changes = changes.lazy()
+        flagged = _sorted_join(rule_changes, cash.select("key", pl.lit(True).alias("cash_day")))
         parts = [
-            cash.join(
-                rule_changes.select("key", *_DAY_RULES), on="key", how="left", maintain_order="left"
-            ),
-            rule_changes.join(cash.select("key"), on="key", how="anti").sort("key"),
+            _sorted_join(cash, rule_changes.select("key", *_DAY_RULES)),
+            flagged.filter(pl.col("cash_day").is_null()).drop("cash_day"),
         ]
     columns = opening.collect_schema()
     aligned = [
@@ -1333,10 +1354,9 @@ def _snapshot_rows(
     """
     rows = _at_each_date(grid, days, due_by_day, membership)
     rows = _period_flows(rows, carried=carried)
-    rows = _with_pool_days(rows, _entered_pool())
-    rows = _totals_on(rows, book, days, "pool_start_day", "s_")
-    rows = _totals_on(rows, book, days, "pool_end_day", "e_")
-    return _shown(_terms_and_status(_pool_flows(rows)))
+    # Computed once: the rows with a pool day are taken from them apart.
+    rows = _materialise(_with_pool_days(rows, _entered_pool()))
+    return _shown(_terms_and_status(_pool_flows(rows, book, days)))
 
 
 def _at_each_date(
@@ -1394,11 +1414,14 @@ def _period_flows(rows: pl.LazyFrame, *, carried: bool) -> pl.LazyFrame:
     ).with_columns(previous("member_pool", "b_member_pool").alias("previous_member"))
 
 
-def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
+def _pool_flows(rows: pl.LazyFrame, book: pl.LazyFrame, days: pl.LazyFrame) -> pl.LazyFrame:
     """Each flow's part outside the pool, and the purchased and removed principal.
 
     The loan's flows while in the pool run from the end of its purchase day
     (or the period start) to the end of its removal day (or the period end).
+    So only a row with a purchase or removal day inside its period has a part
+    outside; those rows are computed apart, with the loan's totals on those
+    days (``s_*``, ``e_*``), and every other row's parts outside are 0.
     """
     from_start = pl.col("pool_start_day").is_not_null()
     to_end = pl.col("pool_end_day").is_not_null()
@@ -1408,11 +1431,20 @@ def _pool_flows(rows: pl.LazyFrame) -> pl.LazyFrame:
         end = pl.when(to_end).then(pl.col(f"e_{c}")).otherwise(pl.col(f"cum_{c}"))
         return end - start
 
+    with_days = rows.filter(from_start | to_end)
+    with_days = _totals_on(with_days, book, days, "pool_start_day", "s_")
+    with_days = _totals_on(with_days, book, days, "pool_end_day", "e_")
+    outside = with_days.select(
+        "key",
+        *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
+        "s_paid",
+        "e_paid",
+    )
     # A loan already defaulted at the period start was never performing in the pool.
     defaulted_before_period = (pl.col("default_day") <= pl.col("previous_as_of")).fill_null(False)
     joined_pool = _entered_pool() & ~defaulted_before_period
-    return rows.with_columns(
-        *((pl.col(c) - in_pool(c)).alias(f"outside_{c}") for c in _BASE_FLOWS),
+    return _sorted_join(rows, outside).with_columns(
+        *(pl.col(f"outside_{c}").fill_null(0) for c in _BASE_FLOWS),
         # A purchase takes effect on its day: the balance at the end of it.
         pl.when(joined_pool & from_start)
         .then(pl.col("principal") - pl.col("s_paid"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import polars as pl
@@ -11,12 +12,15 @@ from hypothesis import strategies as st
 
 from tests.transforms.test_performance import MONTH_ENDS, _cash, _loans, _pool, _random_book
 from transforms.batches import (
+    LoanRange,
     bucket_count,
     combine_snapshots,
     combine_states,
+    concat_ranges,
     engine_batch,
     in_bucket,
     loan_bucket,
+    loan_ranges,
     merge_snapshots,
 )
 from transforms.performance import EngineState, PerformanceRules, run_engine
@@ -104,3 +108,47 @@ def test_the_bucket_count_covers_the_book_in_batches_of_the_given_size() -> None
     assert bucket_count(501, 500) == 2
     with pytest.raises(ValueError, match="positive"):
         bucket_count(10, 0)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32), st.sampled_from([1, 2, 3, 7]))
+def test_loan_ranges_concatenate_to_exactly_the_single_run(seed: int, buckets: int) -> None:
+    inputs = _inputs(seed)
+    single = run_engine(*inputs, MONTH_ENDS, base=MONTH_ENDS[-1], rules_by_pool=POOL_RULES)
+    ids = inputs[0].select("loan_id").collect().get_column("loan_id")
+    ranges = loan_ranges(ids, -(-ids.len() // buckets))
+    runs = [
+        engine_batch(
+            *inputs, MONTH_ENDS, loan_range=r, base=MONTH_ENDS[-1], rules_by_pool=POOL_RULES
+        )
+        for r in ranges
+    ]
+    expected = single.snapshots.collect()
+    for as_of in MONTH_ENDS:
+        parts = [r.snapshots.filter(pl.col("as_of_date") == as_of) for r in runs]
+        assert concat_ranges(parts).collect().equals(expected.filter(pl.col("as_of_date") == as_of))
+    state = concat_ranges([r.state.loans for r in runs]).collect()
+    assert state.equals(single.state.loans.collect())
+
+
+def test_loan_ranges_cut_the_sorted_ids_into_batches_that_cover_every_id() -> None:
+    ids = pl.Series("loan_id", [f"L{i:06d}" for i in range(5_000)]).shuffle(seed=7)
+    ranges = loan_ranges(ids, 1_000)
+    assert len(ranges) == 5
+    assert ranges[0].lower is None
+    assert ranges[-1].upper is None
+    frame = pl.LazyFrame({"loan_id": ids})
+    parts = [r.rows(frame).collect().get_column("loan_id") for r in ranges]
+    assert [p.len() for p in parts] == [1_000] * 5
+    # Consecutive ranges: each part's ids all come before the next part's.
+    assert all(a.max() < b.min() for a, b in itertools.pairwise(parts))  # type: ignore[operator]
+    # An id not in the book still falls in exactly one range.
+    unknown = pl.LazyFrame({"loan_id": ["A", "L0009999", "Z"]})
+    assert sum(r.rows(unknown).collect().height for r in ranges) == 3
+
+
+def test_an_id_repeated_across_a_cut_stays_in_one_range() -> None:
+    ids = pl.Series("loan_id", ["A", "B", "B", "B", "B", "C"])
+    ranges = loan_ranges(ids, 2)
+    # Cut at the third id and the fifth: both "B", so one cut and two ranges.
+    assert ranges == [LoanRange(None, "B"), LoanRange("B", None)]
