@@ -26,24 +26,22 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import Client, Listener
+from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import polars as pl
 
 from data_contracts.contract import Contract
 from data_contracts.validate import ValidationOutcome, validate_frame
 from flows.version import code_version
-
-if TYPE_CHECKING:
-    from multiprocessing.synchronize import Event
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +116,16 @@ def validation_host() -> Iterator[str | None]:
     address = str(folder / "host.sock")
     key = secrets.token_bytes(32)
     context = multiprocessing.get_context("spawn")
-    ready = context.Event()
+    reader, writer = context.Pipe(duplex=False)
     process = context.Process(
         target=_serve,
-        args=(address, key, os.getpid(), ready),
+        args=(address, key, os.getpid(), writer),
         name="abs-pipeline-validation-host",
         daemon=True,
     )
     process.start()
-    started = ready.wait(HOST_START_SECONDS)
+    writer.close()  # the host holds the other end: a host that dies ends the wait
+    started = _ready(reader)
     if started:
         os.environ[ADDRESS_VARIABLE] = address
         os.environ[KEY_VARIABLE] = key.hex()
@@ -145,14 +144,27 @@ def validation_host() -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _serve(address: str, key: bytes, parent: int, ready: Event) -> None:
+def _ready(reader: Connection) -> bool:
+    """Whether the host said it listens within ``HOST_START_SECONDS``."""
+    with reader:
+        try:
+            return reader.poll(HOST_START_SECONDS) and reader.recv() == "ready"
+        except (OSError, EOFError):
+            return False
+
+
+def _serve(address: str, key: bytes, parent: int, ready: Connection) -> None:
     """The host: import Great Expectations, then answer one request at a time."""
     import great_expectations  # noqa: F401, PLC0415 - imported once here: the host's purpose
 
     version = code_version()
+    # Stopped by ``serve``: leave through SystemExit, so that what the libraries hold
+    # (semaphores, temporary files) is released as at any normal exit.
+    signal.signal(signal.SIGTERM, _leave)
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     with Listener(address, family="AF_UNIX", authkey=key) as listener:
-        ready.set()
+        with ready:
+            ready.send("ready")
         while True:
             try:
                 connection = listener.accept()
@@ -175,6 +187,10 @@ def _answer(request: object, version: str) -> tuple[str, object]:
         return "ok", validate_frame(request.contract, request.frame)
     except Exception as exc:  # the run validates by itself and raises it there
         return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def _leave(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _end_with(parent: int) -> None:
