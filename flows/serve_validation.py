@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import secrets
 import shutil
 import signal
@@ -89,7 +90,13 @@ def _ask(address: str, key: str, request: _Request) -> ValidationOutcome | None:
                 )
                 return None
             status, answer = connection.recv()
-    except (OSError, EOFError, ValueError, multiprocessing.AuthenticationError) as exc:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        pickle.PickleError,
+        multiprocessing.AuthenticationError,
+    ) as exc:
         logger.warning(
             "validation host %s unreachable (%s: %s); validating in this process",
             address,
@@ -123,7 +130,15 @@ def validation_host() -> Iterator[str | None]:
         name="abs-pipeline-validation-host",
         daemon=True,
     )
-    process.start()
+    try:
+        process.start()
+    except (OSError, RuntimeError) as exc:
+        logger.warning("validation host not started (%s); flow runs validate themselves", exc)
+        reader.close()
+        writer.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        yield None
+        return
     writer.close()  # the host holds the other end: a host that dies ends the wait
     started = _ready(reader)
     if started:
@@ -173,7 +188,14 @@ def _serve(address: str, key: bytes, parent: int, ready: Connection) -> None:
             with connection:
                 try:
                     request = connection.recv()
-                    connection.send(_answer(request, version))
+                except (OSError, EOFError):
+                    continue
+                except Exception as exc:  # a request this code cannot read: another version's
+                    answer: tuple[str, object] = ("refused", f"unreadable request: {exc!r}")
+                else:
+                    answer = _answer(request, version)
+                try:
+                    connection.send(answer)
                 except (OSError, EOFError):
                     continue
 

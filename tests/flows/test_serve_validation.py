@@ -105,3 +105,19 @@ def test_the_host_refuses_what_is_not_a_validation_request() -> None:
     status, reason = serve_validation._answer({"frame": None}, "0.1.0")
     assert status == "refused"
     assert "not a validation request" in str(reason)
+
+
+def test_serve_goes_on_without_a_host_that_is_not_ready_in_time(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another host of this module may be named: the variables come back after the test.
+    monkeypatch.delenv(ADDRESS_VARIABLE, raising=False)
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    monkeypatch.setattr(serve_validation, "HOST_START_SECONDS", 0.0)
+    with (
+        caplog.at_level(logging.WARNING, logger=serve_validation.__name__),
+        validation_host() as address,
+    ):
+        assert address is None
+        assert ADDRESS_VARIABLE not in os.environ
+    assert "did not start" in caplog.text
