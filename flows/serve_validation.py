@@ -176,7 +176,7 @@ def _serve(address: str, key: bytes, parent: int, ready: Connection) -> None:
     # Stopped by ``serve``: leave through SystemExit, so that what the libraries hold
     # (semaphores, temporary files) is released as at any normal exit.
     signal.signal(signal.SIGTERM, _leave)
-    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+    threading.Thread(target=_end_with, args=(parent, address), daemon=True).start()
     with Listener(address, family="AF_UNIX", authkey=key) as listener:
         with ready:
             ready.send("ready")
@@ -215,8 +215,10 @@ def _leave(_signal: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _end_with(parent: int) -> None:
-    """End the host when the process that started it is gone (even killed)."""
+def _end_with(parent: int, address: str) -> None:
+    """End the host when the process that started it is gone (even killed), removing
+    the socket's folder that process would have removed."""
     while os.getppid() == parent:
         time.sleep(_PARENT_CHECK_SECONDS)
+    shutil.rmtree(Path(address).parent, ignore_errors=True)
     os._exit(0)
