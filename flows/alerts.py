@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
 
-import apprise
-
 from flows.catalog import Catalog
 
 AlertKind = Literal["failed", "missing_delivery", "late"]
@@ -45,6 +43,11 @@ def send_alert(
     }
     line = json.dumps(record, ensure_ascii=False, sort_keys=True)
     delivered = True
+    # Imported here: apprise loads its notification plugins (a third of a second); every
+    # flow run imports this module (flows.status reads the alert log), only a failed or
+    # late run sends an alert.
+    import apprise  # noqa: PLC0415
+
     notifier = apprise.Apprise()
     for url in urls:
         if url.startswith("file://"):

@@ -524,9 +524,15 @@ def serve(data_root: DataRoot = None) -> int:
             "--port 4200`, then run `PREFECT_API_URL=http://127.0.0.1:4200/api "
             "abs-pipeline serve`"
         )
-    prefect_serve(
-        nightly_deployment(settings), backfill_deployment(settings), late_check_deployment(settings)
-    )
+    from flows.serve_validation import validation_host  # noqa: PLC0415
+
+    # One process keeps Great Expectations imported for every served flow run.
+    with validation_host():
+        prefect_serve(
+            nightly_deployment(settings),
+            backfill_deployment(settings),
+            late_check_deployment(settings),
+        )
     return EXIT_OK
 
 

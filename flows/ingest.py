@@ -40,7 +40,6 @@ from pydantic import ValidationError
 
 from data_contracts.contract import Contract, Rule, load_contract
 from data_contracts.deal import is_iso_region
-from data_contracts.validate import validate_frame
 from flows.catalog import Catalog, parse_landing_name, remove_stale_temporaries, sha256_file
 from flows.deals import deal_pool_ids
 from flows.errors import InputRejectedError
@@ -57,6 +56,7 @@ from flows.landing import (
 )
 from flows.limits import Limits, current_limits, refusal
 from flows.mapping import SourceMapping, load_mapping
+from flows.serve_validation import validate
 from flows.state import cached_sha256
 from transforms import schema
 from transforms.joins import latest_per_loan
@@ -529,8 +529,13 @@ def _reject_listed(rejections: _Rejections, listed: pl.DataFrame) -> None:
 
 
 def _run_suite(contract: Contract, candidates: pl.DataFrame, rejections: _Rejections) -> None:
-    """Validate with the compiled suite; add errors and count warnings."""
-    result = validate_frame(contract, candidates.drop("row"))
+    """Validate with the compiled suite; add errors and count warnings.
+
+    A served flow run hands the rows to the validation host when ``serve`` started one
+    (``flows.serve_validation``): the same suite and outcome without importing Great
+    Expectations into every run's process.
+    """
+    result = validate(contract, candidates.drop("row"))
     failures = result.failures.select(
         "rule_id",
         "severity",

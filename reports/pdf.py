@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import re
 
-# WeasyPrint ships no type information.
-from weasyprint import HTML  # type: ignore[import-untyped]
-
 _LINK_TO_ANOTHER_FILE = re.compile(r'\shref="(?!#)[^"]*"')
 """An ``href`` attribute that does not point within the page (the report's own markup)."""
 
@@ -31,6 +28,11 @@ def render_pdf(html: str) -> bytes:
     Returns:
         The PDF bytes, with every font used embedded.
     """
+    # Imported here: WeasyPrint (Pango, fontconfig, its CSS engine) takes a second to
+    # import, and a run that writes no PDF (a night inside a collection period) never
+    # needs it. WeasyPrint ships no type information.
+    from weasyprint import HTML  # type: ignore[import-untyped]  # noqa: PLC0415
+
     document = HTML(string=_LINK_TO_ANOTHER_FILE.sub("", html), base_url=None).render()
     # A fixed identifier: the default derives one from the content, which is what we want,
     # but pinning the version and option set keeps the bytes stable across runs.

@@ -36,8 +36,6 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Final, Literal
 
-import exchange_calendars  # type: ignore[import-untyped]  # the library ships no type information
-
 DayCount = Literal["ACT/365", "ACT/360", "30/360"]
 """Day-count conventions a deal may choose."""
 
@@ -113,6 +111,10 @@ class _Sessions:
 @lru_cache(maxsize=1)
 def _sessions() -> _Sessions:
     """The exchange's open days, read once from the library."""
+    # Imported here: the library (with pandas) takes most of a second to import, and
+    # only a run that dates payments needs it. It ships no type information.
+    import exchange_calendars  # type: ignore[import-untyped]  # noqa: PLC0415
+
     with warnings.catch_warnings():
         # exchange-calendars builds its tables with a pandas call that newer pandas
         # deprecates; the warning concerns the library's internals, not these dates.
