@@ -301,7 +301,8 @@ def deal_checks_every_time() -> Iterator[None]:
 
 
 # -- a landing batch's contract check, once per test run -------------------------------------
-# Ingest checks every batch of landing rows against its contract with Great Expectations,
+# Ingest checks every batch of landing rows against its contract with Great Expectations
+# (through flows.serve_validation, which calls validate_frame when no validation host runs),
 # about a second a batch whatever its size. Flow tests ingest copies of the same few tapes
 # again and again, so the outcome of a batch checked once is kept, keyed by the contract
 # and the batch's content (every column and row), and handed back when the same batch
@@ -334,7 +335,7 @@ def _ingest_checks_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     from data_contracts.contract import Contract
     from data_contracts.validate import ValidationOutcome, validate_frame
-    from flows import ingest
+    from flows import serve_validation
 
     folder = shared_run_folder(tmp_path_factory, "ingest-outcomes")
 
@@ -349,9 +350,9 @@ def _ingest_checks_once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
         return dataclasses.replace(kept, rule_results=[r.copy() for r in kept.rule_results])
 
-    setattr(ingest, "validate_frame", once)  # noqa: B010 - a name it imported
+    setattr(serve_validation, "validate_frame", once)  # noqa: B010 - a name it imported
     yield
-    setattr(ingest, "validate_frame", validate_frame)  # noqa: B010
+    setattr(serve_validation, "validate_frame", validate_frame)  # noqa: B010
 
 
 @pytest.fixture
