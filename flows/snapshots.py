@@ -298,7 +298,7 @@ def update_loan_snapshots(
         deals: Deal terms by pool (their definitions set the DPD rules).
         recompute: Recompute every date from scratch, whatever the stored state.
         batch_loans: About how many loans the engine computes at a time (loan_id
-            hash buckets, see :mod:`transforms.batches`); default the setting
+            ranges, see :mod:`transforms.batches`); default the setting
             ``ABS_PIPELINE_ENGINE_BATCH_LOANS``. The snapshots do not depend on it.
         dispatch: Runs the buckets' jobs when there is more than one bucket (default
             :func:`run_buckets_here`; the flow passes one that runs them as Prefect
@@ -801,7 +801,7 @@ class _BucketRunner:
                     scan_parquet_at(located(root, relative))
                 )
             states.append(scan_parquet_at(located(root, output.state)))
-        return snapshots, EngineState(max(chain), base, concat_ranges(states))
+        return snapshots, EngineState(max(chain), base, concat_ranges(states, ENGINE_STATE))
 
 
 def _lead_in(first: date) -> list[date]:

@@ -106,15 +106,17 @@ def loan_ranges(loan_ids: pl.Series, batch_loans: int) -> list[LoanRange]:
     ]
 
 
-def concat_ranges(parts: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
+def concat_ranges(
+    parts: Sequence[pl.LazyFrame], columns: schema.Columns = schema.LOAN_SNAPSHOTS
+) -> pl.LazyFrame:
     """Snapshots (or states) of consecutive loan ranges, taken in range order, as one run's.
 
     Within one as-of date each part is in ``loan_id`` order and the ranges
     follow each other, so their concatenation is in ``loan_id`` order too.
-    Without parts: no snapshots.
+    Without parts: no rows of ``columns`` (the snapshots', unless given).
     """
     if not parts:
-        return pl.LazyFrame(schema=schema.LOAN_SNAPSHOTS)
+        return pl.LazyFrame(schema=columns)
     return pl.concat(parts, how="vertical")
 
 

@@ -3,7 +3,7 @@
 Two data roots receive the same generated deliveries: one runs the engine
 stage incrementally after each delivery, the other recomputes everything from
 scratch. The nightly side also computes the book in loan batches (up to three
-hash buckets), the scratch side in one. Their snapshot partitions and
+loan_id ranges), the scratch side in one. Their snapshot partitions and
 engine states must be byte-identical after every run, including after a late
 correction to an already processed date, which must send the incremental side
 back to that date (and no earlier).
@@ -43,7 +43,7 @@ from transforms.batches import combine_snapshots, combine_states, engine_batch
 
 START, MONTHS = "2024-01", 9
 NIGHTLY_BATCH_LOANS = 100
-"""Up to three hash buckets of the 250 loans on the nightly side; one on the scratch side."""
+"""Up to three loan_id ranges of the 250 loans on the nightly side; one on the scratch side."""
 
 
 def _typed(frame: pl.DataFrame, columns: schema.Columns) -> pl.DataFrame:

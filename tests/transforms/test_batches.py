@@ -1,4 +1,4 @@
-"""Loan batches: the engine over loan_id hash buckets gives exactly the single run."""
+"""Loan batches: the engine over hash buckets or loan_id ranges gives exactly the single run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.transforms.test_performance import MONTH_ENDS, _cash, _loans, _pool, _random_book
+from transforms import schema
 from transforms.batches import (
     LoanRange,
     bucket_count,
@@ -23,7 +24,7 @@ from transforms.batches import (
     loan_ranges,
     merge_snapshots,
 )
-from transforms.performance import EngineState, PerformanceRules, run_engine
+from transforms.performance import ENGINE_STATE, EngineState, PerformanceRules, run_engine
 from transforms.schedules import build_schedules
 
 POOL_RULES = {"P2": PerformanceRules(default_dpd=60, charge_off_dpd=90, tolerance_fen=0)}
@@ -127,7 +128,7 @@ def test_loan_ranges_concatenate_to_exactly_the_single_run(seed: int, buckets: i
     for as_of in MONTH_ENDS:
         parts = [r.snapshots.filter(pl.col("as_of_date") == as_of) for r in runs]
         assert concat_ranges(parts).collect().equals(expected.filter(pl.col("as_of_date") == as_of))
-    state = concat_ranges([r.state.loans for r in runs]).collect()
+    state = concat_ranges([r.state.loans for r in runs], ENGINE_STATE).collect()
     assert state.equals(single.state.loans.collect())
 
 
@@ -152,3 +153,8 @@ def test_an_id_repeated_across_a_cut_stays_in_one_range() -> None:
     ranges = loan_ranges(ids, 2)
     # Cut at the third id and the fifth: both "B", so one cut and two ranges.
     assert ranges == [LoanRange(None, "B"), LoanRange("B", None)]
+
+
+def test_no_ranges_give_no_rows_of_the_columns_asked_for() -> None:
+    assert concat_ranges([]).collect().schema == pl.Schema(schema.LOAN_SNAPSHOTS)
+    assert concat_ranges([], ENGINE_STATE).collect().schema == pl.Schema(ENGINE_STATE)
